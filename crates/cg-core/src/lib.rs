@@ -1,0 +1,18 @@
+//! Domain types shared by every cg crate: the run configuration (the run-file schema), the result of
+//! one training run, jobs and their states. This crate does no IO and knows no framework: it is
+//! plain data with serde, defaults from `METHOD.md`, and validation that returns every problem at once.
+
+mod config;
+mod error;
+mod job;
+mod result;
+mod sweep;
+
+pub use config::{
+    DatasetKind, DatasetSpec, GateMode, GateSpec, LossSpec, ModelKind, ModelSpec, Problem, RunConfig,
+    Schedule, Shortcut, SyntheticSpec, TrainSpec, closest, known_keys, parse_set_value,
+};
+pub use error::{Error, Result};
+pub use job::{JobId, JobSpec, JobStatus};
+pub use result::{BlockGateStats, EpochRecord, Provenance, RunResult};
+pub use sweep::{Direction, JobRecord, Objective, SweepInfo};
