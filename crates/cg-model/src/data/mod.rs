@@ -1,0 +1,157 @@
+//! Data sets, decoded once into memory as u8, and the batches built from them.
+//!
+//! Loaders: IDX (MNIST layout, `.gz` or raw), the CIFAR-10 binary format, image folders
+//! (`train|test/<class>/*.jpg|png`) and a seeded synthetic set. Every malformed input is an
+//! [`Error::Data`] naming the file and the problem; nothing here panics on bad bytes.
+
+mod batch;
+mod cifar;
+pub mod fetch;
+mod folder;
+mod idx;
+mod synthetic;
+
+use std::path::{Path, PathBuf};
+
+use cg_core::{DatasetKind, DatasetSpec};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::index::sample;
+
+pub use batch::{Batch, Batcher, Normalisation};
+pub use cifar::{load_cifar_bin, write_cifar_bin};
+pub use folder::load_image_folder;
+pub use idx::{load_idx_dir, write_idx_images, write_idx_labels};
+pub use synthetic::synthetic;
+
+use crate::{Error, Result};
+
+/// Images of one split, N×C×H×W bytes, with their labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+    pub channels: usize,
+    pub side: usize,
+    pub classes: usize,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn image_len(&self) -> usize {
+        self.channels * self.side * self.side
+    }
+
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.images[i * n..(i + 1) * n]
+    }
+
+    /// A seeded random subset of `limit` images (all of them when `limit` is None or too large), kept in
+    /// their original order.
+    pub fn subset(self, limit: Option<usize>, seed: u64) -> Self {
+        let Some(limit) = limit.filter(|l| *l < self.len()) else {
+            return self;
+        };
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut idx = sample(&mut rng, self.len(), limit).into_vec();
+        idx.sort_unstable();
+        let mut images = Vec::with_capacity(limit * self.image_len());
+        let mut labels = Vec::with_capacity(limit);
+        for i in idx {
+            images.extend_from_slice(self.image(i));
+            labels.push(self.labels[i]);
+        }
+        Self {
+            images,
+            labels,
+            ..self
+        }
+    }
+
+    /// Zero-pads every image to `side × side` (centred), e.g. 28 → 32 for MNIST.
+    pub fn pad_to(self, side: usize) -> Self {
+        if self.side >= side {
+            return self;
+        }
+        let (old, c) = (self.side, self.channels);
+        let off = (side - old) / 2;
+        let mut images = vec![0u8; self.len() * c * side * side];
+        for i in 0..self.len() {
+            let src = self.image(i);
+            for ch in 0..c {
+                for y in 0..old {
+                    let s = ch * old * old + y * old;
+                    let d = i * c * side * side + ch * side * side + (y + off) * side + off;
+                    images[d..d + old].copy_from_slice(&src[s..s + old]);
+                }
+            }
+        }
+        Self { images, side, ..self }
+    }
+}
+
+/// A training and a test split.
+#[derive(Debug, Clone)]
+pub struct DataSplits {
+    pub train: Dataset,
+    pub test: Dataset,
+    /// Where the data came from, for messages.
+    pub source: String,
+}
+
+/// Loads the data set a run file names. `path` must already be resolved (absolute or relative to the
+/// working directory). 28-pixel images (MNIST-like sets) are zero-padded to 32.
+pub fn load(spec: &DatasetSpec, seed: u64) -> Result<DataSplits> {
+    let path = || -> Result<PathBuf> {
+        spec.path
+            .as_ref()
+            .map(PathBuf::from)
+            .ok_or_else(|| Error::Config("dataset.path is required for this dataset kind".into()))
+    };
+    let (train, test, source) = match spec.kind {
+        DatasetKind::Idx => {
+            let p = path()?;
+            let (a, b) = load_idx_dir(&p)?;
+            (a, b, p.display().to_string())
+        }
+        DatasetKind::CifarBin => {
+            let p = path()?;
+            let (a, b) = load_cifar_bin(&p)?;
+            (a, b, p.display().to_string())
+        }
+        DatasetKind::ImageFolder => {
+            let p = path()?;
+            let (a, b) = load_image_folder(&p)?;
+            (a, b, p.display().to_string())
+        }
+        DatasetKind::Synthetic => {
+            let s = spec.synthetic.clone().unwrap_or_default();
+            let (a, b) = synthetic(&s, seed);
+            (a, b, "synthetic".to_string())
+        }
+    };
+    if train.is_empty() || test.is_empty() {
+        return Err(Error::Data {
+            path: PathBuf::from(&source),
+            message: format!("empty split: {} training and {} test images", train.len(), test.len()),
+        });
+    }
+    let side = if train.side == 28 { 32 } else { train.side };
+    Ok(DataSplits {
+        train: train.pad_to(side),
+        test: test.pad_to(side),
+        source,
+    })
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(crate::error::io_err(path))
+}

@@ -1,0 +1,15 @@
+//! The scientific core of cg: CosineGate ResNets in burn, exact MAC accounting, data loading, training
+//! and evaluation, benchmarks. It knows nothing of databases, YAML or processes: it takes a
+//! [`cg_core::RunConfig`] and returns a [`cg_core::RunResult`].
+
+pub mod bench;
+pub mod data;
+mod device;
+mod error;
+pub mod macs;
+pub mod model;
+pub mod schedule;
+pub mod train;
+
+pub use device::{DeviceSpec, burn_version, run};
+pub use error::{Error, Result};

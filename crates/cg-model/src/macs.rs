@@ -1,0 +1,194 @@
+//! Analytic multiply-accumulate counts per sample: the backbone, each block, and the gates' own cost.
+//! Conv and linear layers only (FLOPs = 2·MACs); batch norm, ReLU, adds and pooling are not counted in
+//! the backbone. Gate overhead counts the cosine (3 MACs per element: dot product and two norms), the
+//! global average pool (1 per element) and the controller MLP.
+
+use cg_core::{GateMode, ModelSpec, Shortcut};
+
+/// Shape of one residual block, enough to count its cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockShape {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub stride: usize,
+    /// Side length of the block's output feature map.
+    pub out_side: usize,
+    pub gated: bool,
+}
+
+impl BlockShape {
+    pub fn downsamples(&self) -> bool {
+        self.stride != 1 || self.in_channels != self.out_channels
+    }
+}
+
+/// Per-sample MAC accounting of one network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MacsTable {
+    pub stem: u64,
+    /// Residual branch F(x) of each block (two 3×3 convs).
+    pub branch: Vec<u64>,
+    /// Shortcut of each block (non-zero only for option-B projections).
+    pub shortcut: Vec<u64>,
+    pub head: u64,
+    pub blocks: Vec<BlockShape>,
+    /// Gate cost of each block when its decision needs F(x) (cosine + pool + controller), else pool + controller.
+    pub gate_overhead: Vec<u64>,
+}
+
+fn conv_macs(cin: usize, cout: usize, k: usize, out_side: usize) -> u64 {
+    (cin * cout * k * k * out_side * out_side) as u64
+}
+
+/// The blocks of a CIFAR ResNet of the given depth and width on `side × side` inputs.
+pub fn block_shapes(spec: &ModelSpec, side: usize, gate_downsample: bool) -> Vec<BlockShape> {
+    let n = (spec.depth.saturating_sub(2)) / 6;
+    let mut blocks = Vec::with_capacity(3 * n);
+    let mut in_ch = spec.width;
+    let mut cur_side = side;
+    for stage in 0..3 {
+        let out_ch = spec.width << stage;
+        for i in 0..n {
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            cur_side = cur_side.div_ceil(stride);
+            let shape = BlockShape {
+                in_channels: in_ch,
+                out_channels: out_ch,
+                stride,
+                out_side: cur_side,
+                gated: false,
+            };
+            let gated = spec.kind == cg_core::ModelKind::Cosinegate && (gate_downsample || !shape.downsamples());
+            blocks.push(BlockShape { gated, ..shape });
+            in_ch = out_ch;
+        }
+    }
+    blocks
+}
+
+impl MacsTable {
+    pub fn new(spec: &ModelSpec, in_channels: usize, side: usize, gate_downsample: bool, mode: GateMode, hidden: usize) -> Self {
+        let blocks = block_shapes(spec, side, gate_downsample);
+        let stem = conv_macs(in_channels, spec.width, 3, side);
+        let mut branch = Vec::new();
+        let mut shortcut = Vec::new();
+        let mut gate_overhead = Vec::new();
+        for b in &blocks {
+            branch.push(
+                conv_macs(b.in_channels, b.out_channels, 3, b.out_side) + conv_macs(b.out_channels, b.out_channels, 3, b.out_side),
+            );
+            shortcut.push(if b.downsamples() && spec.shortcut == Shortcut::B {
+                conv_macs(b.in_channels, b.out_channels, 1, b.out_side)
+            } else {
+                0
+            });
+            let elems = (b.out_channels * b.out_side * b.out_side) as u64;
+            let overhead = if !b.gated {
+                0
+            } else {
+                let ctrl = if mode.has_controller() {
+                    elems + (b.out_channels * hidden + hidden) as u64
+                } else {
+                    0
+                };
+                let cos = if mode.needs_branch() { 3 * elems } else { 0 };
+                ctrl + cos
+            };
+            gate_overhead.push(overhead);
+        }
+        let head = (4 * spec.width * spec.num_classes) as u64;
+        Self {
+            stem,
+            branch,
+            shortcut,
+            head,
+            blocks,
+            gate_overhead,
+        }
+    }
+
+    /// The backbone alone, every block executed, no gate heads.
+    pub fn full(&self) -> u64 {
+        self.stem + self.branch.iter().sum::<u64>() + self.shortcut.iter().sum::<u64>() + self.head
+    }
+
+    /// Everything that runs whatever the gates say: stem, shortcuts, ungated branches, head.
+    pub fn fixed(&self) -> u64 {
+        let ungated: u64 = self.blocks.iter().zip(&self.branch).filter(|(b, _)| !b.gated).map(|(_, m)| *m).sum();
+        self.stem + self.shortcut.iter().sum::<u64>() + ungated + self.head
+    }
+
+    /// Indices of the gated blocks, in order.
+    pub fn gated_blocks(&self) -> Vec<usize> {
+        self.blocks.iter().enumerate().filter(|(_, b)| b.gated).map(|(i, _)| i).collect()
+    }
+
+    /// Nominal executed MACs of one sample: a skipped block costs zero. `open[k]` is the gate of the k-th
+    /// gated block.
+    pub fn executed_nominal(&self, open: &[bool]) -> u64 {
+        let gated = self.gated_blocks();
+        debug_assert_eq!(gated.len(), open.len());
+        self.fixed() + gated.iter().zip(open).filter(|(_, o)| **o).map(|(b, _)| self.branch[*b]).sum::<u64>()
+    }
+
+    /// MACs really computed for one sample: in the CIR modes every gated branch runs to decide, and each
+    /// gate adds its own cost.
+    pub fn executed_actual(&self, open: &[bool], mode: GateMode) -> u64 {
+        let gated = self.gated_blocks();
+        let overhead: u64 = gated.iter().map(|b| self.gate_overhead[*b]).sum();
+        if mode.needs_branch() {
+            self.full() + overhead
+        } else {
+            self.executed_nominal(open) + overhead
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cg_core::ModelKind;
+
+    fn spec(kind: ModelKind, shortcut: Shortcut) -> ModelSpec {
+        ModelSpec {
+            kind,
+            shortcut,
+            ..ModelSpec::default()
+        }
+    }
+
+    /// Checks a network's full MACs against METHOD.md's oracle table.
+    fn check(kind: ModelKind, shortcut: Shortcut, in_channels: usize, expected: u64) {
+        let t = MacsTable::new(&spec(kind, shortcut), in_channels, 32, false, GateMode::CirCtrl, 16);
+        assert_eq!(t.full(), expected, "{kind:?} {shortcut:?} {in_channels}ch");
+    }
+
+    #[test]
+    fn method_md_oracles() {
+        check(ModelKind::Resnet, Shortcut::A, 3, 40_551_040);
+        check(ModelKind::Resnet, Shortcut::B, 3, 40_813_184);
+        check(ModelKind::Resnet, Shortcut::A, 1, 40_256_128);
+        check(ModelKind::Cosinegate, Shortcut::A, 3, 40_551_040);
+        let t = MacsTable::new(&spec(ModelKind::Cosinegate, Shortcut::A), 3, 32, false, GateMode::CirCtrl, 16);
+        assert_eq!(t.stem, 442_368);
+        assert_eq!(t.branch[0], 4_718_592);
+        assert_eq!(t.branch[3], 3_538_944);
+        assert_eq!(t.head, 640);
+        assert_eq!(t.gated_blocks(), [0, 1, 2, 4, 5, 7, 8]);
+    }
+
+    #[test]
+    fn nominal_and_actual_cost() {
+        let t = MacsTable::new(&spec(ModelKind::Cosinegate, Shortcut::A), 3, 32, false, GateMode::CirCtrl, 16);
+        let all = [true; 7];
+        let none = [false; 7];
+        assert_eq!(t.executed_nominal(&all), t.full());
+        assert_eq!(t.executed_nominal(&none), t.full() - 7 * 4_718_592);
+        // CIR modes compute every branch: actual cost exceeds the full network.
+        assert!(t.executed_actual(&none, GateMode::CirCtrl) > t.full());
+        let ctrl = MacsTable::new(&spec(ModelKind::Cosinegate, Shortcut::A), 3, 32, false, GateMode::Ctrl, 16);
+        // Stage-1 gate: pool over 16·32·32 elements + controller 16·16+16.
+        assert_eq!(ctrl.gate_overhead[0], 16_384 + 272);
+        assert!(ctrl.executed_actual(&none, GateMode::Ctrl) < ctrl.full());
+    }
+}

@@ -1,0 +1,393 @@
+//! CIFAR-style ResNets of depth 6n+2 and their CosineGate variant.
+//!
+//! One module serves both: a plain ResNet is a [`CgResNet`] whose blocks carry no gate. A gated block
+//! computes `y = relu(s(x) + g·F(x))` where `s` is the shortcut, `F` the residual branch and `g` a
+//! per-sample gate from the Cosine Incompatibility Ratio `CIR = 1 − cos(s(x), F(x))` and/or a small
+//! controller on the pooled input (see `METHOD.md`). This module does no IO and holds no randomness:
+//! Gumbel noise comes in from the caller so that training is reproducible from a seed.
+
+use burn::module::{Initializer, Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::backend::Backend;
+use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData, s};
+use cg_core::{GateMode, GateSpec, ModelKind, ModelSpec, Shortcut};
+
+use crate::macs::{BlockShape, block_shapes};
+
+/// Everything needed to build a network: the model and gate sections of a run file and the input shape.
+#[derive(Debug, Clone)]
+pub struct NetSpec {
+    pub model: ModelSpec,
+    pub gate: GateSpec,
+    pub in_channels: usize,
+    pub side: usize,
+}
+
+impl NetSpec {
+    pub fn blocks(&self) -> Vec<BlockShape> {
+        block_shapes(&self.model, self.side, self.gate.gate_downsample)
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> CgResNet<B> {
+        let w = self.model.width;
+        let stem_conv = conv3x3(self.in_channels, w, 1).init(device);
+        let stem_bn = BatchNormConfig::new(w).init(device);
+        let blocks = self
+            .blocks()
+            .into_iter()
+            .map(|shape| BasicBlock::new(shape, &self.model, &self.gate, device))
+            .collect();
+        let fc = LinearConfig::new(4 * w, self.model.num_classes).init(device);
+        CgResNet {
+            stem_conv,
+            stem_bn,
+            blocks,
+            fc,
+        }
+    }
+}
+
+fn conv3x3(cin: usize, cout: usize, stride: usize) -> Conv2dConfig {
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .with_initializer(Initializer::KaimingNormal {
+            gain: std::f64::consts::SQRT_2,
+            fan_out_only: true,
+        })
+}
+
+/// How gates decide in one forward pass.
+#[derive(Debug, Clone)]
+pub enum GateCtx<B: Backend> {
+    /// Training: binary-concrete relaxation. `noise` holds logistic noise `log u − log(1−u)`, one row of
+    /// `[batch]` per gated block (shape `[n_gated, batch]`).
+    Train { tau: f64, hard: bool, noise: Tensor<B, 2> },
+    /// Inference: open iff σ(z) ≥ p_threshold.
+    Eval { p_threshold: f64 },
+    /// Every gate open (g = 1).
+    Open,
+}
+
+/// The CosineGate head of one block.
+#[derive(Module, Debug)]
+pub struct Gate<B: Backend> {
+    /// Controller `W2·ReLU(W1·GAP(x) + b1) + b2` (modes `cir+ctrl` and `ctrl`).
+    pub ctrl_in: Option<Linear<B>>,
+    pub ctrl_out: Option<Linear<B>>,
+    /// Learned bias instead of the controller (mode `cir`).
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    #[module(skip)]
+    pub mode: GateMode,
+    pub threshold: f64,
+    pub cir_scale: f64,
+}
+
+impl<B: Backend> Gate<B> {
+    fn new(channels: usize, spec: &GateSpec, device: &B::Device) -> Self {
+        let (ctrl_in, ctrl_out, bias) = if spec.mode.has_controller() {
+            let ctrl_in = LinearConfig::new(channels, spec.controller_hidden).init(device);
+            let mut ctrl_out = LinearConfig::new(spec.controller_hidden, 1)
+                .with_initializer(Initializer::Zeros)
+                .init(device);
+            ctrl_out.bias = Some(Param::from_tensor(Tensor::full([1], spec.controller_bias_init, device)));
+            (Some(ctrl_in), Some(ctrl_out), None)
+        } else {
+            (None, None, Some(Param::from_tensor(Tensor::full([1], spec.controller_bias_init, device))))
+        };
+        Self {
+            ctrl_in,
+            ctrl_out,
+            bias,
+            mode: spec.mode,
+            threshold: spec.threshold,
+            cir_scale: spec.cir_scale,
+        }
+    }
+
+    /// Controller output from the block input. Shapes: x [batch, channels, h, w] -> [batch].
+    fn controller(&self, x: &Tensor<B, 4>) -> Option<Tensor<B, 1>> {
+        let (ctrl_in, ctrl_out) = (self.ctrl_in.as_ref()?, self.ctrl_out.as_ref()?);
+        let [batch, channels, _, _] = x.dims();
+        let pooled = x.clone().mean_dims(&[2, 3]).reshape([batch, channels]);
+        Some(ctrl_out.forward(relu(ctrl_in.forward(pooled))).reshape([batch]))
+    }
+
+    /// Gate logit z. `cir` is needed in the CIR modes. Shapes: x [batch, c, h, w], cir [batch] -> [batch].
+    pub fn logit(&self, x: &Tensor<B, 4>, cir: Option<&Tensor<B, 1>>) -> Tensor<B, 1> {
+        let from_cir = || {
+            cir.expect("CIR modes need F(x)")
+                .clone()
+                .sub_scalar(self.threshold)
+                .mul_scalar(self.cir_scale)
+        };
+        match self.mode {
+            GateMode::CirCtrl => from_cir() + self.controller(x).expect("controller present"),
+            GateMode::Cir => {
+                let bias = self.bias.as_ref().expect("bias present").val();
+                from_cir() + bias.expand([x.dims()[0]])
+            }
+            GateMode::Ctrl => self.controller(x).expect("controller present"),
+        }
+    }
+}
+
+/// `1 − cos(a, b)` per sample over the flattened maps, ε = 1e-6 in the denominator.
+/// Shapes: a, b [batch, c, h, w] -> [batch].
+pub fn cosine_incompatibility<B: Backend>(a: &Tensor<B, 4>, b: &Tensor<B, 4>) -> Tensor<B, 1> {
+    let batch = a.dims()[0];
+    let a: Tensor<B, 2> = a.clone().flatten(1, 3);
+    let b: Tensor<B, 2> = b.clone().flatten(1, 3);
+    let dot = (a.clone() * b.clone()).sum_dim(1);
+    let na = a.square().sum_dim(1).sqrt();
+    let nb = b.square().sum_dim(1).sqrt();
+    let cos = dot / (na * nb).add_scalar(1e-6);
+    cos.neg().add_scalar(1.0).reshape([batch])
+}
+
+/// Samples the relaxed gate. `noise` is logistic noise; shapes [batch] -> [batch].
+pub fn relaxed_gate<B: Backend>(z: Tensor<B, 1>, noise: Tensor<B, 1>, tau: f64, hard: bool) -> Tensor<B, 1> {
+    let soft = sigmoid((z + noise).div_scalar(tau));
+    if hard {
+        // Straight-through: forward 1[g̃ > 0.5], backward through g̃.
+        let hard = soft.clone().greater_elem(0.5).float();
+        soft.clone() + (hard - soft).detach()
+    } else {
+        soft
+    }
+}
+
+/// 1×1 convolution + batch norm (shortcut option B).
+#[derive(Module, Debug)]
+pub struct Projection<B: Backend> {
+    pub conv: Conv2d<B>,
+    pub bn: BatchNorm<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct BasicBlock<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub bn1: BatchNorm<B>,
+    pub conv2: Conv2d<B>,
+    pub bn2: BatchNorm<B>,
+    pub projection: Option<Projection<B>>,
+    pub gate: Option<Gate<B>>,
+    pub stride: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+}
+
+/// What one block produced.
+#[derive(Debug)]
+pub struct BlockOut<B: Backend> {
+    pub y: Tensor<B, 4>,
+    /// The gate applied to each sample (gated blocks only). Shape [batch].
+    pub gate: Option<Tensor<B, 1>>,
+    /// CIR of each sample, where computed. Shape [batch].
+    pub cir: Option<Tensor<B, 1>>,
+}
+
+impl<B: Backend> BasicBlock<B> {
+    fn new(shape: BlockShape, model: &ModelSpec, gate: &GateSpec, device: &B::Device) -> Self {
+        let (cin, cout, stride) = (shape.in_channels, shape.out_channels, shape.stride);
+        let projection = (shape.downsamples() && model.shortcut == Shortcut::B).then(|| Projection {
+            conv: Conv2dConfig::new([cin, cout], [1, 1])
+                .with_stride([stride, stride])
+                .with_bias(false)
+                .init(device),
+            bn: BatchNormConfig::new(cout).init(device),
+        });
+        Self {
+            conv1: conv3x3(cin, cout, stride).init(device),
+            bn1: BatchNormConfig::new(cout).init(device),
+            conv2: conv3x3(cout, cout, 1).init(device),
+            bn2: BatchNormConfig::new(cout).init(device),
+            projection,
+            gate: (shape.gated && model.kind == ModelKind::Cosinegate).then(|| Gate::new(cout, gate, device)),
+            stride,
+            in_channels: cin,
+            out_channels: cout,
+        }
+    }
+
+    /// Shapes: x [batch, in_channels, h, w] -> [batch, out_channels, h/stride, w/stride].
+    pub fn shortcut(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if let Some(p) = &self.projection {
+            return p.bn.forward(p.conv.forward(x));
+        }
+        let x = if self.stride > 1 {
+            let st = self.stride;
+            x.slice(s![.., .., 0..;st, 0..;st])
+        } else {
+            x
+        };
+        if self.out_channels == self.in_channels {
+            return x;
+        }
+        // Option A: zero-pad the channels equally on both sides.
+        let [b, c, h, w] = x.dims();
+        let extra = self.out_channels - c;
+        let before = extra / 2;
+        let after = extra - before;
+        let device = x.device();
+        Tensor::cat(
+            vec![Tensor::zeros([b, before, h, w], &device), x, Tensor::zeros([b, after, h, w], &device)],
+            1,
+        )
+    }
+
+    /// The residual branch F(x) = BN(conv(ReLU(BN(conv(x))))).
+    pub fn branch(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let h = relu(self.bn1.forward(self.conv1.forward(x)));
+        self.bn2.forward(self.conv2.forward(h))
+    }
+
+    /// `noise`: this block's logistic noise row when training. Shapes: x [batch, c, h, w].
+    pub fn forward(&self, x: Tensor<B, 4>, ctx: &GateCtx<B>, noise: Option<Tensor<B, 1>>) -> BlockOut<B> {
+        let short = self.shortcut(x.clone());
+        let f = self.branch(x);
+        let Some(gate) = &self.gate else {
+            return BlockOut {
+                y: relu(short + f),
+                gate: None,
+                cir: None,
+            };
+        };
+        let cir = cosine_incompatibility(&short, &f);
+        let g = match ctx {
+            GateCtx::Open => Tensor::ones([f.dims()[0]], &f.device()),
+            GateCtx::Eval { p_threshold } => {
+                sigmoid(gate.logit(&short, Some(&cir))).greater_equal_elem(*p_threshold).float()
+            }
+            GateCtx::Train { tau, hard, .. } => {
+                let z = gate.logit(&short, Some(&cir));
+                relaxed_gate(z, noise.expect("training noise for a gated block"), *tau, *hard)
+            }
+        };
+        let [b, _, _, _] = f.dims();
+        let y = relu(short + f * g.clone().reshape([b, 1, 1, 1]));
+        BlockOut {
+            y,
+            gate: Some(g),
+            cir: Some(cir),
+        }
+    }
+}
+
+/// A CIFAR ResNet, gated or not.
+#[derive(Module, Debug)]
+pub struct CgResNet<B: Backend> {
+    pub stem_conv: Conv2d<B>,
+    pub stem_bn: BatchNorm<B>,
+    pub blocks: Vec<BasicBlock<B>>,
+    pub fc: Linear<B>,
+}
+
+/// Output of a forward pass.
+#[derive(Debug)]
+pub struct NetOut<B: Backend> {
+    /// Shape [batch, classes].
+    pub logits: Tensor<B, 2>,
+    /// Gate values of the gated blocks, in order; each [batch].
+    pub gates: Vec<Tensor<B, 1>>,
+    /// CIR of the gated blocks, in order; each [batch].
+    pub cirs: Vec<Tensor<B, 1>>,
+}
+
+impl<B: Backend> CgResNet<B> {
+    pub fn n_gated(&self) -> usize {
+        self.blocks.iter().filter(|b| b.gate.is_some()).count()
+    }
+
+    fn stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        relu(self.stem_bn.forward(self.stem_conv.forward(x)))
+    }
+
+    fn head(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let [b, c, _, _] = x.dims();
+        self.fc.forward(x.mean_dims(&[2, 3]).reshape([b, c]))
+    }
+
+    /// Dense forward: every branch is computed and multiplied by its gate.
+    /// Shapes: x [batch, in_channels, side, side] -> logits [batch, classes].
+    pub fn forward(&self, x: Tensor<B, 4>, ctx: &GateCtx<B>) -> NetOut<B> {
+        let mut h = self.stem(x);
+        let mut gates = Vec::new();
+        let mut cirs = Vec::new();
+        let mut k = 0;
+        for block in &self.blocks {
+            let noise = match (ctx, &block.gate) {
+                (GateCtx::Train { noise, .. }, Some(_)) => {
+                    let batch = noise.dims()[1];
+                    Some(noise.clone().narrow(0, k, 1).reshape([batch]))
+                }
+                _ => None,
+            };
+            let out = block.forward(h, ctx, noise);
+            h = out.y;
+            if let Some(g) = out.gate {
+                gates.push(g);
+                k += 1;
+            }
+            if let Some(c) = out.cir {
+                cirs.push(c);
+            }
+        }
+        NetOut {
+            logits: self.head(h),
+            gates,
+            cirs,
+        }
+    }
+
+    /// Inference that really skips: for each gated block, only the samples whose gate is open go through
+    /// the branch (gather, run, scatter back). Needs a decision that does not depend on F(x), so `ctrl`
+    /// mode only. Returns the logits and, per gated block, which samples executed it.
+    pub fn forward_sparse(&self, x: Tensor<B, 4>, p_threshold: f64) -> (Tensor<B, 2>, Vec<Vec<bool>>) {
+        self.forward_sparse_with(x, &mut |_, probs| probs.iter().map(|p| f64::from(*p) >= p_threshold).collect())
+    }
+
+    /// [`CgResNet::forward_sparse`] with the decision made by `decide(gated_block_k, gate_probabilities)`.
+    pub fn forward_sparse_with(
+        &self,
+        x: Tensor<B, 4>,
+        decide: &mut dyn FnMut(usize, &[f32]) -> Vec<bool>,
+    ) -> (Tensor<B, 2>, Vec<Vec<bool>>) {
+        let mut h = self.stem(x);
+        let mut open_masks = Vec::new();
+        for block in &self.blocks {
+            let Some(gate) = &block.gate else {
+                h = block.forward(h, &GateCtx::Open, None).y;
+                continue;
+            };
+            assert!(!gate.mode.needs_branch(), "sparse inference needs gate mode `ctrl`");
+            let short = block.shortcut(h.clone());
+            let probs: Vec<f32> = sigmoid(gate.logit(&short, None)).into_data().iter::<f32>().collect();
+            let open = decide(open_masks.len(), &probs);
+            let idx: Vec<i32> = open.iter().enumerate().filter(|(_, o)| **o).map(|(i, _)| i as i32).collect();
+            h = if idx.is_empty() {
+                relu(short)
+            } else if idx.len() == open.len() {
+                relu(short + block.branch(h))
+            } else {
+                let device = h.device();
+                let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.clone(), [idx.len()]), &device);
+                let f = block.branch(h.select(0, idx.clone()));
+                relu(short.select_assign(0, idx, f, IndexingUpdateOp::Add))
+            };
+            open_masks.push(open);
+        }
+        (self.head(h), open_masks)
+    }
+
+    /// The same network with every gate removed (a plain ResNet sharing the backbone weights).
+    pub fn without_gates(mut self) -> Self {
+        for b in &mut self.blocks {
+            b.gate = None;
+        }
+        self
+    }
+}

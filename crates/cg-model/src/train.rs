@@ -1,0 +1,618 @@
+//! Training and evaluation of one run configuration: SGD with momentum, L2 on conv/linear weights,
+//! warm-up + schedule, Gumbel gates with annealed temperature, progressive FLOPs loss, consistency loss,
+//! per-epoch evaluation with hard gates, a checkpoint every epoch and exact resume.
+//!
+//! All training-time randomness (shuffling, augmentation, Gumbel and input noise) comes from a generator
+//! seeded by (seed, epoch), so a run resumed from an epoch checkpoint replays the uninterrupted run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use cg_core::{BlockGateStats, EpochRecord, GateMode, ModelKind, RunConfig, RunResult};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Batch, Batcher, DataSplits, Dataset, Normalisation};
+use crate::error::io_err;
+use crate::macs::MacsTable;
+use crate::model::{CgResNet, GateCtx, NetSpec};
+use crate::schedule::{flops_weight, learning_rate, temperature};
+use crate::{Error, Result};
+
+/// How a training run is carried out (as opposed to what is trained).
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Where epoch checkpoints go; none means no checkpoints.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the checkpoint in `checkpoint_dir` when there is one.
+    pub resume: bool,
+    /// Stop (with [`Error::Stopped`]) once this many epochs are done and checkpointed.
+    pub stop_after_epochs: Option<usize>,
+    /// Set from outside (a signal) to stop at the next step; the last epoch checkpoint stays.
+    pub stop_flag: Option<Arc<AtomicBool>>,
+    /// Keep only the final weights once the run completes (drop optimizer state).
+    pub keep_checkpoints: bool,
+}
+
+/// Progress of a running training, for bars and heartbeats.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub step: usize,
+    pub steps_per_epoch: usize,
+    pub loss: f64,
+    pub img_per_s: f64,
+    pub eta_secs: f64,
+}
+
+/// Receives progress; the CLI draws bars with it, the daemon heartbeats with it.
+pub trait Observer {
+    fn on_step(&mut self, _p: &Progress) {}
+    fn on_epoch(&mut self, _record: &EpochRecord) {}
+    /// A message worth showing (e.g. "resumed from epoch 3").
+    fn on_note(&mut self, _msg: &str) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Everything fixed before the first step.
+pub struct Prepared {
+    pub config: RunConfig,
+    pub net: NetSpec,
+    pub macs: MacsTable,
+    pub data: DataSplits,
+    pub norm: Normalisation,
+}
+
+impl Prepared {
+    /// Checks the configuration, loads the data and sizes the network.
+    pub fn new(config: &RunConfig) -> Result<Self> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            let msg: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+            return Err(Error::Config(msg.join("; ")));
+        }
+        let mut data = crate::data::load(&config.dataset, config.train.seed)?;
+        data.train = data.train.subset(config.train.limit_train, config.train.seed);
+        data.test = data.test.subset(config.train.limit_test, config.train.seed.wrapping_add(1));
+        Self::with_data(config, data)
+    }
+
+    /// Like [`Prepared::new`] with data already in memory (tests, benchmarks).
+    pub fn with_data(config: &RunConfig, data: DataSplits) -> Result<Self> {
+        let in_channels = config.model.in_channels.unwrap_or(data.train.channels);
+        if in_channels != data.train.channels {
+            return Err(Error::Config(format!(
+                "model.in_channels is {in_channels} but the data set has {} channel(s)",
+                data.train.channels
+            )));
+        }
+        if data.train.classes > config.model.num_classes {
+            return Err(Error::Config(format!(
+                "the data set has {} classes but model.num_classes is {}",
+                data.train.classes, config.model.num_classes
+            )));
+        }
+        let net = NetSpec {
+            model: config.model.clone(),
+            gate: config.gate.clone(),
+            in_channels,
+            side: data.train.side,
+        };
+        let macs = MacsTable::new(
+            &config.model,
+            in_channels,
+            data.train.side,
+            config.gate.gate_downsample,
+            config.gate.mode,
+            config.gate.controller_hidden,
+        );
+        let norm = Normalisation::of(&data.train);
+        Ok(Self {
+            config: config.clone(),
+            net,
+            macs,
+            data,
+            norm,
+        })
+    }
+
+    fn gated(&self) -> bool {
+        self.config.model.kind == ModelKind::Cosinegate && !self.macs.gated_blocks().is_empty()
+    }
+}
+
+/// Result of one evaluation with hard gates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub accuracy: f64,
+    pub macs_nominal: f64,
+    pub macs_actual: f64,
+    pub gates: Vec<BlockGateStats>,
+    pub img_per_s: f64,
+}
+
+pub(crate) fn to_tensor<B: Backend>(batch: &Batch, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let x = Tensor::from_data(
+        TensorData::new(batch.images.clone(), [batch.n, batch.channels, batch.side, batch.side]),
+        device,
+    );
+    let y = Tensor::from_data(TensorData::new(batch.labels.clone(), [batch.n]), device);
+    (x, y)
+}
+
+fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().iter::<f32>().collect()
+}
+
+/// Evaluates on a data set with hard gates (σ(z) ≥ p_threshold), dense path.
+pub fn evaluate<B: Backend>(
+    model: &CgResNet<B>,
+    prep: &Prepared,
+    data: &Dataset,
+    batch_size: usize,
+    device: &B::Device,
+) -> Evaluation {
+    let batcher = Batcher {
+        data,
+        norm: &prep.norm,
+        augment: false,
+    };
+    let ctx = GateCtx::Eval {
+        p_threshold: prep.config.gate.p_threshold,
+    };
+    let gated = prep.macs.gated_blocks();
+    let mut correct = 0usize;
+    let mut open = vec![0usize; gated.len()];
+    let mut cir_sum = vec![0f64; gated.len()];
+    let mut executed_nominal = 0f64;
+    let mut executed_actual = 0f64;
+    let start = Instant::now();
+    let all: Vec<usize> = (0..data.len()).collect();
+    for idx in all.chunks(batch_size.max(1)) {
+        let batch = batcher.batch(idx, None);
+        let (x, _) = to_tensor::<B>(&batch, device);
+        let out = model.forward(x, &ctx);
+        let pred: Vec<i64> = out.logits.argmax(1).into_data().iter::<i64>().collect();
+        correct += pred.iter().zip(&batch.labels).filter(|(p, l)| **p == i64::from(**l)).count();
+        let gate_rows: Vec<Vec<f32>> = out.gates.into_iter().map(host_f32).collect();
+        for (k, c) in out.cirs.into_iter().enumerate() {
+            cir_sum[k] += host_f32(c).iter().map(|v| f64::from(*v)).sum::<f64>();
+        }
+        for s in 0..batch.n {
+            let opened: Vec<bool> = gate_rows.iter().map(|row| row[s] > 0.5).collect();
+            for (k, o) in opened.iter().enumerate() {
+                open[k] += usize::from(*o);
+            }
+            executed_nominal += prep.macs.executed_nominal(&opened) as f64;
+            executed_actual += prep.macs.executed_actual(&opened, prep.config.gate.mode) as f64;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = data.len().max(1) as f64;
+    Evaluation {
+        accuracy: correct as f64 / n,
+        macs_nominal: executed_nominal / n,
+        macs_actual: executed_actual / n,
+        gates: gated
+            .iter()
+            .enumerate()
+            .map(|(k, b)| BlockGateStats {
+                block_idx: *b,
+                gate_open_rate: open[k] as f64 / n,
+                mean_cir: cir_sum[k] / n,
+            })
+            .collect(),
+        img_per_s: n / secs.max(1e-9),
+    }
+}
+
+/// Wall-clock inference of the full backbone (every block) vs real skipping (`ctrl` mode), over the
+/// same images. Returns (dense img/s, sparse img/s).
+pub fn measure_sparse<B: Backend>(
+    model: &CgResNet<B>,
+    prep: &Prepared,
+    data: &Dataset,
+    batch_size: usize,
+    device: &B::Device,
+) -> (f64, f64) {
+    let batcher = Batcher {
+        data,
+        norm: &prep.norm,
+        augment: false,
+    };
+    let backbone = model.clone().without_gates();
+    let all: Vec<usize> = (0..data.len()).collect();
+    let batches: Vec<_> = all.chunks(batch_size.max(1)).map(|idx| to_tensor::<B>(&batcher.batch(idx, None), device).0).collect();
+    // Warm up both paths once.
+    if let Some(x) = batches.first() {
+        let _ = host_f32(backbone.forward(x.clone(), &GateCtx::Open).logits);
+        let _ = host_f32(model.forward_sparse(x.clone(), prep.config.gate.p_threshold).0);
+    }
+    let t = Instant::now();
+    for x in &batches {
+        let _ = host_f32(backbone.forward(x.clone(), &GateCtx::Open).logits);
+    }
+    let dense = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for x in &batches {
+        let _ = host_f32(model.forward_sparse(x.clone(), prep.config.gate.p_threshold).0);
+    }
+    let sparse = t.elapsed().as_secs_f64();
+    let n = data.len() as f64;
+    (n / dense.max(1e-9), n / sparse.max(1e-9))
+}
+
+/// Saved after every epoch beside the model and optimizer records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    config: RunConfig,
+    epochs_done: usize,
+    history: Vec<EpochRecord>,
+    train_secs: f64,
+    train_images: u64,
+}
+
+type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
+
+fn ckpt_paths(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
+    (dir.join(format!("model-{epoch:04}")), dir.join(format!("optim-{epoch:04}")))
+}
+
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    // SplitMix64 step: distinct, well-mixed streams per epoch.
+    let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The weights to decay: conv and linear weights, not batch norm or biases. Returns Σ w².
+fn l2_of_weights<B: Backend>(model: &CgResNet<B>) -> Tensor<B, 1> {
+    let mut terms: Vec<Tensor<B, 1>> = vec![model.stem_conv.weight.val().square().sum(), model.fc.weight.val().square().sum()];
+    for b in &model.blocks {
+        terms.push(b.conv1.weight.val().square().sum());
+        terms.push(b.conv2.weight.val().square().sum());
+        if let Some(p) = &b.projection {
+            terms.push(p.conv.weight.val().square().sum());
+        }
+        if let Some(g) = &b.gate {
+            for l in [&g.ctrl_in, &g.ctrl_out].into_iter().flatten() {
+                terms.push(l.weight.val().square().sum());
+            }
+        }
+    }
+    Tensor::cat(terms, 0).sum()
+}
+
+/// Trains one configuration on backend `B` (an autodiff backend).
+pub fn train_on<B: AutodiffBackend>(
+    prep: &Prepared,
+    device: &B::Device,
+    opts: &TrainOptions,
+    observer: &mut dyn Observer,
+) -> Result<(RunResult, CgResNet<B::InnerBackend>)> {
+    let cfg = &prep.config;
+    let t = &cfg.train;
+    let gated = prep.gated();
+    B::seed(device, t.seed);
+    let mut model: CgResNet<B> = prep.net.init(device);
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig {
+            momentum: t.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .init::<B, CgResNet<B>>();
+
+    let mut history: Vec<EpochRecord> = Vec::new();
+    let mut start_epoch = 0;
+    let mut train_secs = 0f64;
+    let mut train_images = 0u64;
+    if let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume)
+        && let Some(state) = load_state(dir)?
+    {
+        if state.config != *cfg {
+            return Err(Error::Checkpoint {
+                path: dir.clone(),
+                message: "belongs to a different configuration; remove it or use another directory".into(),
+            });
+        }
+        let (mpath, opath) = ckpt_paths(dir, state.epochs_done);
+        let rec = Rec::new();
+        model = model
+            .load_file(&mpath, &rec, device)
+            .map_err(|e| Error::Checkpoint {
+                path: mpath.clone(),
+                message: e.to_string(),
+            })?;
+        let orec = rec.load(opath.clone(), device).map_err(|e| Error::Checkpoint {
+            path: opath.clone(),
+            message: e.to_string(),
+        })?;
+        optim = optim.load_record(orec);
+        start_epoch = state.epochs_done;
+        history = state.history;
+        train_secs = state.train_secs;
+        train_images = state.train_images;
+        observer.on_note(&format!("resumed from the checkpoint of epoch {start_epoch}"));
+    }
+
+    let n_train = prep.data.train.len();
+    let batch_size = t.batch_size.min(n_train);
+    let steps_per_epoch = n_train.div_ceil(batch_size);
+    let total_steps = (steps_per_epoch * t.epochs) as f64;
+    let augment = cfg.dataset.augment.unwrap_or(prep.data.train.channels == 3);
+    let batcher = Batcher {
+        data: &prep.data.train,
+        norm: &prep.norm,
+        augment,
+    };
+    let ce = CrossEntropyLossConfig::new().init(device);
+    let n_gated = prep.macs.gated_blocks().len();
+    let macs_full = prep.macs.full() as f64;
+    let macs_fixed = prep.macs.fixed() as f64;
+    let branch_macs: Vec<f64> = prep.macs.gated_blocks().iter().map(|b| prep.macs.branch[*b] as f64).collect();
+    let cons = gated && cfg.loss.cons_weight > 0.0;
+    let noise_dist = Normal::new(0.0f32, cfg.loss.cons_sigma as f32).map_err(|e| Error::Config(e.to_string()))?;
+
+    for epoch in start_epoch..t.epochs {
+        let epoch_start = Instant::now();
+        let mut rng = StdRng::seed_from_u64(epoch_seed(t.seed, epoch));
+        let mut order: Vec<usize> = (0..n_train).collect();
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0f64;
+        let mut correct = 0usize;
+        let mut seen = 0usize;
+        let (mut lr, mut tau, mut lam) = (0.0, 0.0, 0.0);
+        for (step, idx) in order.chunks(batch_size).enumerate() {
+            if idx.len() < 2 {
+                continue; // batch norm needs at least two samples
+            }
+            if opts.stop_flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+                return Err(Error::Stopped { epoch });
+            }
+            let global = epoch * steps_per_epoch + step;
+            let p = global as f64 / total_steps;
+            lr = learning_rate(t, p);
+            tau = temperature(cfg.gate.tau_start, cfg.gate.tau_end, p);
+            lam = if gated { flops_weight(&cfg.loss, p) } else { 0.0 };
+
+            let mut batch = batcher.batch(idx, Some(&mut rng));
+            let n = batch.n;
+            if cons {
+                let noisy: Vec<f32> = batch.images.iter().map(|v| v + noise_dist.sample(&mut rng)).collect();
+                batch.images.extend(noisy);
+                batch.n *= 2;
+            }
+            let (x, _) = to_tensor::<B>(&batch, device);
+            let y = Tensor::<B, 1, Int>::from_data(TensorData::new(batch.labels[..n].to_vec(), [n]), device);
+            let noise: Vec<f32> = (0..n_gated * batch.n)
+                .map(|_| {
+                    let u: f32 = rng.random_range(1e-6f32..1.0 - 1e-6);
+                    u.ln() - (1.0 - u).ln()
+                })
+                .collect();
+            let ctx = GateCtx::Train {
+                tau,
+                hard: cfg.gate.hard,
+                noise: Tensor::from_data(TensorData::new(noise, [n_gated, batch.n]), device),
+            };
+            let out = model.forward(x, &ctx);
+            let logits = if cons { out.logits.clone().narrow(0, 0, n) } else { out.logits.clone() };
+            let mut loss = ce.forward(logits.clone(), y);
+            if gated && lam > 0.0 {
+                let mut executed: Tensor<B, 1> = Tensor::full([1], macs_fixed, device);
+                for (k, g) in out.gates.iter().enumerate() {
+                    executed = executed + g.clone().narrow(0, 0, n).mean().mul_scalar(branch_macs[k]);
+                }
+                let frac = executed.div_scalar(macs_full);
+                let lf = if cfg.loss.flops_target > 0.0 {
+                    relu(frac.sub_scalar(cfg.loss.flops_target)).square()
+                } else {
+                    frac
+                };
+                loss = loss + lf.mul_scalar(lam);
+            }
+            if cons {
+                let pa = softmax(out.logits.clone().narrow(0, 0, n), 1);
+                let pb = softmax(out.logits.narrow(0, n, n), 1);
+                let lc = (pa - pb).square().sum_dim(1).mean();
+                loss = loss + lc.mul_scalar(cfg.loss.cons_weight);
+            }
+            let loss_value = f64::from(host_f32(loss.clone())[0]);
+            if !loss_value.is_finite() {
+                return Err(Error::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    value: loss_value,
+                });
+            }
+            let total = if t.weight_decay > 0.0 {
+                loss + l2_of_weights(&model).mul_scalar(0.5 * t.weight_decay)
+            } else {
+                loss
+            };
+            let grads = GradientsParams::from_grads(total.backward(), &model);
+            model = optim.step(lr, model, grads);
+
+            let pred: Vec<i64> = logits.argmax(1).into_data().iter::<i64>().collect();
+            correct += pred.iter().zip(&batch.labels[..n]).filter(|(p, l)| **p == i64::from(**l)).count();
+            loss_sum += loss_value * n as f64;
+            seen += n;
+            let elapsed = train_secs + epoch_start.elapsed().as_secs_f64();
+            let imgs = train_images + seen as u64;
+            let rate = imgs as f64 / elapsed.max(1e-9);
+            let remaining = (total_steps - (global + 1) as f64).max(0.0) * batch_size as f64;
+            observer.on_step(&Progress {
+                epoch: epoch + 1,
+                epochs: t.epochs,
+                step: step + 1,
+                steps_per_epoch,
+                loss: loss_value,
+                img_per_s: rate,
+                eta_secs: remaining / rate.max(1e-9),
+            });
+        }
+        train_secs += epoch_start.elapsed().as_secs_f64();
+        train_images += seen as u64;
+
+        let valid = model.valid();
+        let eval = evaluate(&valid, prep, &prep.data.test, eval_batch(batch_size), device);
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / seen.max(1) as f64,
+            test_acc: eval.accuracy,
+            savings_nominal: 1.0 - eval.macs_nominal / macs_full,
+            savings_actual: 1.0 - eval.macs_actual / macs_full,
+            lr,
+            tau,
+            flops_weight: lam,
+            wall_secs: epoch_start.elapsed().as_secs_f64(),
+            gates: eval.gates,
+        };
+        observer.on_epoch(&record);
+        history.push(record);
+        if let Some(dir) = &opts.checkpoint_dir {
+            save_checkpoint(
+                dir,
+                &model,
+                &optim,
+                &CheckpointState {
+                    config: cfg.clone(),
+                    epochs_done: epoch + 1,
+                    history: history.clone(),
+                    train_secs,
+                    train_images,
+                },
+            )?;
+        }
+        if opts.stop_after_epochs.is_some_and(|s| epoch + 1 >= s) && epoch + 1 < t.epochs {
+            return Err(Error::Stopped { epoch: epoch + 1 });
+        }
+    }
+
+    let valid = model.valid();
+    let inner_device = device.clone();
+    let eval = evaluate(&valid, prep, &prep.data.test, eval_batch(batch_size), &inner_device);
+    let (savings_measured, infer_img_per_s) = if gated && cfg.gate.mode == GateMode::Ctrl {
+        let (dense, sparse) = measure_sparse(&valid, prep, &prep.data.test, 256, &inner_device);
+        (Some(1.0 - dense / sparse), sparse)
+    } else {
+        (None, eval.img_per_s)
+    };
+    let (peak_epoch, test_acc_peak) = history
+        .iter()
+        .map(|r| (r.epoch, r.test_acc))
+        .fold((0, f64::NEG_INFINITY), |best, cur| if cur.1 > best.1 { cur } else { best });
+    let result = RunResult {
+        config: cfg.clone(),
+        provenance: Default::default(),
+        test_acc_final: eval.accuracy,
+        test_acc_peak,
+        peak_epoch,
+        macs_full: prep.macs.full(),
+        macs_executed_nominal: eval.macs_nominal,
+        macs_executed_actual: eval.macs_actual,
+        savings_nominal: 1.0 - eval.macs_nominal / macs_full,
+        savings_actual: 1.0 - eval.macs_actual / macs_full,
+        savings_measured,
+        gates: eval.gates,
+        train_img_per_s: train_images as f64 / train_secs.max(1e-9),
+        infer_img_per_s,
+        wall_secs: train_secs,
+        history,
+    };
+    if let Some(dir) = &opts.checkpoint_dir {
+        finish_checkpoints(dir, &valid, opts.keep_checkpoints)?;
+    }
+    Ok((result, valid))
+}
+
+fn eval_batch(train_batch: usize) -> usize {
+    train_batch.clamp(64, 256)
+}
+
+fn load_state(dir: &Path) -> Result<Option<CheckpointState>> {
+    let path = dir.join("state.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| Error::Checkpoint {
+        path,
+        message: format!("unreadable state: {e}"),
+    })
+}
+
+fn save_checkpoint<B: AutodiffBackend, O: Optimizer<CgResNet<B>, B>>(
+    dir: &Path,
+    model: &CgResNet<B>,
+    optim: &O,
+    state: &CheckpointState,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let ck = |path: &Path, e: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: e,
+    };
+    let rec = Rec::new();
+    let (mpath, opath) = ckpt_paths(dir, state.epochs_done);
+    model.clone().save_file(&mpath, &rec).map_err(|e| ck(&mpath, e.to_string()))?;
+    rec.record(optim.to_record(), opath.clone()).map_err(|e| ck(&opath, e.to_string()))?;
+    // The state file names the epoch whose records are complete; write it last, atomically.
+    let tmp = dir.join("state.json.tmp");
+    let text = serde_json::to_string(state).map_err(|e| ck(&tmp, e.to_string()))?;
+    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, dir.join("state.json")).map_err(io_err(dir))?;
+    remove_older(dir, state.epochs_done);
+    Ok(())
+}
+
+/// Removes checkpoint records of epochs before `keep`.
+fn remove_older(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let epoch = name
+            .strip_prefix("model-")
+            .or_else(|| name.strip_prefix("optim-"))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|n| n.parse::<usize>().ok());
+        if epoch.is_some_and(|ep| ep < keep) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Writes the final weights as `final.mpk`; drops intermediate records unless asked to keep them.
+fn finish_checkpoints<B: Backend>(dir: &Path, model: &CgResNet<B>, keep: bool) -> Result<()> {
+    let path = dir.join("final");
+    model.clone().save_file(&path, &Rec::new()).map_err(|e| Error::Checkpoint {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if !keep {
+        remove_older(dir, usize::MAX);
+        let _ = std::fs::remove_file(dir.join("state.json"));
+    }
+    Ok(())
+}
