@@ -51,7 +51,6 @@ impl Keys {
     }
 
     /// Iterates the leaf keys in schema order.
-    #[allow(dead_code)] // used by the JSON schema (next commit)
     pub fn leaves(&self) -> impl Iterator<Item = &str> {
         self.all
             .iter()
@@ -106,13 +105,11 @@ pub(crate) fn type_problem(
 }
 
 /// Whether a leaf accepts fractional numbers (f64) rather than whole numbers only.
-#[allow(dead_code)] // used by sweeps (next commit)
 pub(crate) fn takes_fractions(key: &str) -> bool {
     type_problem(&probe_config(), key, &Json::from(0.5)).is_none()
 }
 
 /// The values an enum-valued leaf accepts, found by asking serde with a value that cannot match.
-#[allow(dead_code)] // used by the JSON schema (next commit)
 pub(crate) fn enum_variants(key: &str) -> Option<Vec<String>> {
     let mut cfg = probe_config();
     let Err(cg_core::Error::InvalidValue { message, .. }) = cfg.set(key, Json::from("\u{1}"))
