@@ -154,6 +154,12 @@ fn reword(message: &str, value: &Json) -> (String, Option<String>) {
         if let Some(rest) = message.strip_prefix(prefix)
             && let Some((found, expected)) = rest.rsplit_once(", expected ")
         {
+            let found = match found {
+                "sequence" => "a list",
+                "map" => "a mapping",
+                "unit value" => "null",
+                other => other,
+            };
             return (
                 format!(
                     "wrong type: expected {}, found {found}",

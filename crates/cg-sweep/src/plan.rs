@@ -68,7 +68,11 @@ fn show(value: &Json) -> String {
         Json::Number(n) if n.is_f64() => {
             let v = n.as_f64().unwrap_or(f64::NAN);
             let rounded: f64 = format!("{v:.5e}").parse().unwrap_or(v);
-            rounded.to_string()
+            if rounded.fract() == 0.0 && rounded.abs() < 1e15 {
+                format!("{rounded:.1}")
+            } else {
+                rounded.to_string()
+            }
         }
         other => other.to_string(),
     }

@@ -355,7 +355,11 @@ pub(crate) fn resolve_data_path(
         return;
     };
     let resolved = resolve_path(base_dir, Path::new(path));
-    if !options.no_data_check && config.dataset.kind != DatasetKind::Synthetic && !resolved.is_dir()
+    // A `${VAR}` left in the path was reported as undefined already.
+    if !options.no_data_check
+        && config.dataset.kind != DatasetKind::Synthetic
+        && !path.contains("${")
+        && !resolved.is_dir()
     {
         sink.push(
             pos,

@@ -6,7 +6,7 @@ use serde_json::{Map, Value as Json, json};
 
 use cg_core::{DatasetKind, DatasetSpec, RunConfig, SyntheticSpec};
 
-use crate::keys::{enum_variants, keys, probe_config, takes_fractions};
+use crate::keys::{enum_variants, keys, probe_config, takes_fractions, type_problem};
 use crate::run::RUN_SECTIONS;
 use crate::sweep::{DISTRIBUTIONS, METRICS, PRESET_AXIS};
 
@@ -17,6 +17,10 @@ pub fn json_schema() -> Json {
     axis_names.extend(leaves.iter().map(|k| Json::from(*k)));
     let mut properties = Map::new();
     let sections = section_schemas();
+    let mut sections = sections;
+    if let Some(dataset) = sections.get_mut("dataset").and_then(Json::as_object_mut) {
+        dataset.insert("required".into(), json!(["kind"]));
+    }
     for section in RUN_SECTIONS {
         properties.insert(
             section.into(),
@@ -124,6 +128,14 @@ fn leaf_schema(key: &str, example: Option<&Json>, default: Option<&Json>) -> Jso
         },
         _ => json!({}),
     };
+    // Optional settings also take null, meaning "not set".
+    let nullable = type_problem(&probe_config(), key, &Json::Null).is_none();
+    if nullable && let Some(Json::String(t)) = schema.get("type").cloned() {
+        schema["type"] = json!([t, "null"]);
+    }
+    // The default: cg-core's, or for a field inside an optional object (`dataset.synthetic.n_train`)
+    // the object's own default, which `full_config` holds.
+    let default = default.or(if nullable { None } else { example });
     if let (Some(d), Some(obj)) = (default, schema.as_object_mut())
         && !d.is_null()
         && key != "dataset.kind"

@@ -584,12 +584,18 @@ fn load_sweep_bytes(
     let description = top
         .get("description")
         .and_then(|(_, n)| loader.string(n, "description"));
-    let method = loader.method(top.get("method").copied());
+    // An unknown method is reported; the rest is then checked as a grid, without complaints about
+    // `n_samples` and `seed`.
+    let method_given = loader.method(top.get("method").copied());
+    let method = method_given.unwrap_or(Method::Grid);
     loader.grid = method == Method::Grid;
-    let n_samples = loader.n_samples(method, top.get("n_samples").copied());
+    let n_samples = match method_given {
+        Some(m) => loader.n_samples(m, top.get("n_samples").copied()),
+        None => 0,
+    };
     let seed = match top.get("seed") {
         Some((key, node)) => {
-            if method == Method::Grid {
+            if method_given == Some(Method::Grid) {
                 loader.sink.push(
                     key.pos,
                     "seed",
@@ -702,6 +708,7 @@ fn check_jobs(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
     }
     let mut reported: HashSet<String> = HashSet::new();
     let mut ids: HashMap<String, Map<String, Json>> = HashMap::new();
+    let mut repeats: Vec<(Map<String, Json>, Map<String, Json>)> = Vec::new();
     for job in sweep.expand() {
         for problem in job.config.problems() {
             if reported.insert(problem.key.clone()) {
@@ -718,23 +725,29 @@ fn check_jobs(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
             }
         }
         if sweep.method == Method::Grid {
-            if let Some(first) = ids.get(&job.id) {
-                if reported.insert(format!("duplicate {}", job.id)) {
-                    sink.push(
-                        pos,
-                        "parameters",
-                        format!(
-                            "two grid points give the same job: {} and {}",
-                            show_params(first),
-                            show_params(&job.params)
-                        ),
-                        Some("a value equals the base setting, or a preset repeats another".into()),
-                    );
+            match ids.get(&job.id) {
+                Some(first) => repeats.push((first.clone(), job.params)),
+                None => {
+                    ids.insert(job.id, job.params);
                 }
-            } else {
-                ids.insert(job.id.clone(), job.params.clone());
             }
         }
+    }
+    if let Some((first, second)) = repeats.first() {
+        let more = match repeats.len() {
+            1 => String::new(),
+            n => format!(" ({} more like it)", n - 1),
+        };
+        sink.push(
+            pos,
+            "parameters",
+            format!(
+                "two grid points give the same job: {} and {}{more}",
+                show_params(first),
+                show_params(second)
+            ),
+            Some("a value equals the base setting, or two presets set the same".into()),
+        );
     }
 }
 
@@ -744,7 +757,10 @@ fn show_params(params: &Map<String, Json>) -> String {
     }
     params
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| match v {
+            Json::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -928,13 +944,14 @@ impl Loader<'_> {
         name
     }
 
-    fn method(&mut self, entry: Option<(&Key, &Node)>) -> Method {
+    fn method(&mut self, entry: Option<(&Key, &Node)>) -> Option<Method> {
         let Some((_, node)) = entry else {
-            return Method::Grid;
+            return Some(Method::Grid);
         };
         match self.string(node, "method").as_deref() {
-            Some("grid") | None => Method::Grid,
-            Some("random") => Method::Random,
+            Some("grid") => Some(Method::Grid),
+            Some("random") => Some(Method::Random),
+            None => None,
             Some(other) => {
                 let hint = match other {
                     "bayes" => "cg has no Bayesian search; use `grid` or `random`".to_string(),
@@ -946,7 +963,7 @@ impl Loader<'_> {
                     format!("unknown method `{other}`"),
                     Some(hint),
                 );
-                Method::Grid
+                None
             }
         }
     }
@@ -1027,7 +1044,8 @@ impl Loader<'_> {
             && let Some(path) = json.as_str()
         {
             let resolved = resolve_path(self.base_dir, Path::new(path));
-            if !self.options.no_data_check && !resolved.is_dir() {
+            // A `${VAR}` left in the path was reported as undefined already.
+            if !self.options.no_data_check && !path.contains("${") && !resolved.is_dir() {
                 self.sink.push(
                     node.pos,
                     shown,
@@ -1169,6 +1187,7 @@ impl Loader<'_> {
             return None;
         };
         let mut out = HashMap::new();
+        let mut unknown = false;
         for (key, value) in unique_entries(entries) {
             if PARAMETER_KEYS.contains(&key.name.as_str()) {
                 out.insert(key.name.as_str(), (key, value));
@@ -1185,9 +1204,11 @@ impl Loader<'_> {
                 };
                 self.sink
                     .push(key.pos, &join(path, &key.name), "unknown key", hint);
+                unknown = true;
             }
         }
-        Some(out)
+        // With a misspelt key the rest of the spec would only draw follow-on complaints.
+        (!unknown).then_some(out)
     }
 
     fn preset_axis(&mut self, path: &str, spec: &Node, presets: &Presets) -> Option<Axis> {
