@@ -1,0 +1,46 @@
+//! Run and sweep files of cg: YAML (or JSON) in, typed cg-core values out. This is the only crate that
+//! knows YAML. It parses with positions, validates and reports *every* problem at once with file, line,
+//! column and dotted key, expands sweeps into [`cg_core::JobSpec`]s in a deterministic order, and gives
+//! each job a stable id. It does no training, opens no database and runs no programs: a job is a typed
+//! training configuration, never a command.
+
+mod bench;
+mod diag;
+mod id;
+mod keys;
+mod plan;
+mod run;
+mod schema;
+mod sweep;
+mod yaml;
+
+pub use bench::{ExpandTiming, bench_expand};
+pub use diag::{Diagnostic, Diagnostics, Pos};
+pub use id::{JOB_ID_LEN, SHORT_ID_LEN, data_fingerprint, job_id};
+pub use plan::{plan_table, plan_table_with_axes};
+pub use run::{
+    LoadOptions, RUN_SECTIONS, load_run_file, load_run_file_with, load_run_str, load_run_str_with,
+};
+pub use schema::json_schema;
+pub use sweep::{
+    DEFAULT_JOB_LIMIT, DISTRIBUTIONS, METRICS, Method, PARAMETER_KEYS, PRESET_AXIS, SWEEP_KEYS,
+    Sweep, load_sweep, load_sweep_str,
+};
+pub use yaml::{MAX_ALIAS_REPLAYED_EVENTS, MAX_FILE_BYTES, MAX_NODES};
+
+/// Errors of cg-sweep that are not file diagnostics.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file did not load; each problem is one line.
+    #[error("{0}")]
+    Invalid(#[from] Diagnostics),
+    /// A sweep expands to more jobs than the limit allows without confirmation.
+    #[error("sweep `{name}` expands to {count} jobs, more than the limit of {limit}")]
+    TooManyJobs {
+        name: String,
+        count: usize,
+        limit: usize,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

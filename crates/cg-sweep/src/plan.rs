@@ -1,0 +1,116 @@
+//! The plan of a sweep as a plain-text table: one row per job, its short id and the value of each axis.
+//! For `cg sweep --dry-run` and the like; no colours, no terminal width guessing.
+
+use cg_core::JobSpec;
+use serde_json::Value as Json;
+
+use crate::id::SHORT_ID_LEN;
+
+/// A table of jobs: the short id, then one column per axis: `preset` first, `train.seed` last, the others
+/// in between by name (`JobSpec.params` does not keep file order; see [`plan_table_with_axes`]). Columns
+/// are separated by two spaces; there is no trailing whitespace; a missing value shows as `-`.
+pub fn plan_table(jobs: &[JobSpec]) -> String {
+    let mut columns: Vec<String> = Vec::new();
+    for job in jobs {
+        for key in job.params.keys() {
+            if !columns.contains(key) {
+                columns.push(key.clone());
+            }
+        }
+    }
+    columns.sort_by_key(|c| (c != "preset", c == "train.seed", c.clone()));
+    plan_table_with_axes(jobs, &columns)
+}
+
+/// [`plan_table`] with the columns in the given order (e.g. [`crate::Sweep::axes`], the file's order).
+pub fn plan_table_with_axes(jobs: &[JobSpec], axes: &[String]) -> String {
+    let columns: Vec<&str> = axes.iter().map(String::as_str).collect();
+    let mut rows: Vec<Vec<String>> = Vec::with_capacity(jobs.len() + 1);
+    rows.push(
+        std::iter::once("id")
+            .chain(columns.iter().copied())
+            .map(str::to_string)
+            .collect(),
+    );
+    for job in jobs {
+        let id: String = job.id.chars().take(SHORT_ID_LEN).collect();
+        let mut row = vec![id];
+        row.extend(
+            columns
+                .iter()
+                .map(|c| job.params.get(*c).map(show).unwrap_or_else(|| "-".into())),
+        );
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..=columns.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count()));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A value for a table cell: strings bare, fractions to 6 significant digits.
+fn show(value: &Json) -> String {
+    match value {
+        Json::String(s) => s.clone(),
+        Json::Number(n) if n.is_f64() => {
+            let v = n.as_f64().unwrap_or(f64::NAN);
+            let rounded: f64 = format!("{v:.5e}").parse().unwrap_or(v);
+            if rounded.fract() == 0.0 && rounded.abs() < 1e15 {
+                format!("{rounded:.1}")
+            } else {
+                rounded.to_string()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cg_core::{DatasetKind, DatasetSpec, RunConfig};
+
+    #[test]
+    fn aligned_columns() {
+        let config = RunConfig::with_dataset(DatasetSpec {
+            kind: DatasetKind::Synthetic,
+            path: None,
+            augment: None,
+            synthetic: None,
+        });
+        let job = |id: &str, params: Json| JobSpec {
+            id: id.into(),
+            params: params.as_object().unwrap().clone(),
+            config: config.clone(),
+        };
+        let jobs = [
+            job(
+                "0123456789abcdef",
+                serde_json::json!({"preset": "aggressive", "gate.tau_end": 0.123456789}),
+            ),
+            job(
+                "fedcba9876543210",
+                serde_json::json!({"preset": "balanced", "train.seed": 2}),
+            ),
+        ];
+        assert_eq!(
+            plan_table(&jobs),
+            "id          preset      gate.tau_end  train.seed\n\
+             0123456789  aggressive  0.123457      -\n\
+             fedcba9876  balanced    -             2\n"
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! A JSON Schema (draft 2020-12) of the sweep format, for editor completion and checks in YAML-aware
+//! editors. The run-file part is derived from cg-core at run time (keys, types, defaults, enum values), so
+//! it cannot drift from the schema that loading enforces; the sweep keys are written out here.
+
+use serde_json::{Map, Value as Json, json};
+
+use cg_core::{DatasetKind, DatasetSpec, RunConfig, SyntheticSpec};
+
+use crate::keys::{enum_variants, keys, probe_config, takes_fractions, type_problem};
+use crate::run::RUN_SECTIONS;
+use crate::sweep::{DISTRIBUTIONS, METRICS, PRESET_AXIS};
+
+/// The JSON Schema of a sweep file (a run file is a sweep file without the sweep keys).
+pub fn json_schema() -> Json {
+    let leaves: Vec<&str> = keys().leaves().collect();
+    let mut axis_names: Vec<Json> = vec![Json::from(PRESET_AXIS)];
+    axis_names.extend(leaves.iter().map(|k| Json::from(*k)));
+    let mut properties = Map::new();
+    let sections = section_schemas();
+    let mut sections = sections;
+    if let Some(dataset) = sections.get_mut("dataset").and_then(Json::as_object_mut) {
+        dataset.insert("required".into(), json!(["kind"]));
+    }
+    for section in RUN_SECTIONS {
+        properties.insert(
+            section.into(),
+            sections
+                .get(section)
+                .cloned()
+                .unwrap_or(json!({"type": "object"})),
+        );
+    }
+    let sweep_properties = json!({
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$",
+                 "description": "Sweep name; default: the file name without extension."},
+        "description": {"type": "string"},
+        "method": {"enum": ["grid", "random"], "default": "grid",
+                   "description": "grid: every combination; random: n_samples draws from seed."},
+        "n_samples": {"type": "integer", "minimum": 1, "description": "Random method: number of draws."},
+        "seed": {"type": "integer", "minimum": 0, "default": 0,
+                 "description": "Random method: seed of the draws (training seeds: `seeds`)."},
+        "parameters": {
+            "type": "object",
+            "description": "Axes: a dotted run-file key (or `preset`) -> value / values / min+max.",
+            "propertyNames": {"enum": axis_names},
+            "additionalProperties": {"$ref": "#/$defs/parameter"}
+        },
+        "presets": {
+            "type": "object",
+            "description": "Named bundles of settings (dotted keys -> values), used as `parameters: {preset: {values: [...]}}`.",
+            "additionalProperties": {"$ref": "#/$defs/settings"}
+        },
+        "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "uniqueItems": true, "minItems": 1,
+                  "description": "Repeat every point once per seed, with train.seed set."},
+        "objectives": {
+            "type": "array", "minItems": 1,
+            "items": {
+                "type": "object", "additionalProperties": false, "required": ["metric", "direction"],
+                "properties": {"metric": {"enum": METRICS}, "direction": {"enum": ["maximize", "minimize"]}}
+            },
+            "description": "Pareto objectives; default: maximize test_acc_final and savings_nominal."
+        },
+        "reference_point": {"type": "array", "items": {"type": "number"},
+                            "description": "Hypervolume reference, one value per objective; default zeros."}
+    });
+    properties.extend(
+        sweep_properties
+            .as_object()
+            .expect("object literal")
+            .clone(),
+    );
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "cg sweep file",
+        "description": "A run configuration (dataset, model, gate, loss, train) plus the sweep keys.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["dataset"],
+        "properties": properties,
+        "$defs": {
+            "parameter": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "value": {"description": "One fixed value."},
+                    "values": {"type": "array", "minItems": 1, "description": "The values of the axis."},
+                    "min": {"type": "number"},
+                    "max": {"type": "number"},
+                    "distribution": {"enum": DISTRIBUTIONS},
+                    "grid_points": {"type": "integer", "minimum": 2,
+                                    "description": "Grid method: evenly spaced points of a min/max range."}
+                }
+            },
+            "settings": {
+                "type": "object",
+                "description": "Run-file settings by dotted key.",
+                "propertyNames": {"enum": leaves},
+            }
+        }
+    })
+}
+
+/// One object schema per run section, nested like the run file.
+fn section_schemas() -> Map<String, Json> {
+    let full = full_config().to_json();
+    let defaults = probe_config().to_json();
+    let mut root = Map::new();
+    for key in &keys().all {
+        let parts: Vec<&str> = key.split('.').collect();
+        let schema = if keys().is_parent(key) {
+            json!({"type": "object", "additionalProperties": false, "properties": {}})
+        } else {
+            leaf_schema(key, lookup(&full, &parts), lookup(&defaults, &parts))
+        };
+        insert(&mut root, &parts, schema);
+    }
+    root
+}
+
+fn leaf_schema(key: &str, example: Option<&Json>, default: Option<&Json>) -> Json {
+    let mut schema = match example {
+        Some(Json::Bool(_)) => json!({"type": "boolean"}),
+        Some(Json::Number(_)) if !takes_fractions(key) => json!({"type": "integer", "minimum": 0}),
+        Some(Json::Number(_)) => json!({"type": "number"}),
+        Some(Json::String(_)) => match enum_variants(key) {
+            Some(variants) => json!({"enum": variants}),
+            None => json!({"type": "string"}),
+        },
+        _ => json!({}),
+    };
+    // Optional settings also take null, meaning "not set".
+    let nullable = type_problem(&probe_config(), key, &Json::Null).is_none();
+    if nullable && let Some(Json::String(t)) = schema.get("type").cloned() {
+        schema["type"] = json!([t, "null"]);
+    }
+    // The default: cg-core's, or for a field inside an optional object (`dataset.synthetic.n_train`)
+    // the object's own default, which `full_config` holds.
+    let default = default.or(if nullable { None } else { example });
+    if let (Some(d), Some(obj)) = (default, schema.as_object_mut())
+        && !d.is_null()
+        && key != "dataset.kind"
+    {
+        obj.insert("default".into(), d.clone());
+    }
+    schema
+}
+
+/// A configuration with every optional field present, so every leaf shows its type.
+fn full_config() -> RunConfig {
+    let mut cfg = RunConfig::with_dataset(DatasetSpec {
+        kind: DatasetKind::Synthetic,
+        path: Some(String::new()),
+        augment: Some(true),
+        synthetic: Some(SyntheticSpec::default()),
+    });
+    cfg.model.in_channels = Some(1);
+    cfg.train.lr = Some(0.1);
+    cfg.train.limit_train = Some(1);
+    cfg.train.limit_test = Some(1);
+    cfg
+}
+
+fn lookup<'a>(root: &'a Json, parts: &[&str]) -> Option<&'a Json> {
+    parts.iter().try_fold(root, |node, p| node.get(p))
+}
+
+fn insert(root: &mut Map<String, Json>, parts: &[&str], schema: Json) {
+    let (last, parents) = parts.split_last().expect("keys are not empty");
+    let mut map = root;
+    for p in parents {
+        map = map
+            .entry(p.to_string())
+            .or_insert_with(
+                || json!({"type": "object", "additionalProperties": false, "properties": {}}),
+            )
+            .as_object_mut()
+            .and_then(|o| o.get_mut("properties"))
+            .and_then(Json::as_object_mut)
+            .expect("parents are object schemas");
+    }
+    match map.get_mut(*last) {
+        // A parent seen before its children keeps its properties.
+        Some(existing) if existing.get("properties").is_some() => {}
+        _ => {
+            map.insert(last.to_string(), schema);
+        }
+    }
+}

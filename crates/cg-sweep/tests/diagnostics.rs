@@ -1,0 +1,104 @@
+//! Snapshots of the diagnostics for each broken file in `tests/broken/`: one `check` per file, the
+//! rendered lines as the user sees them. Add a file there and run `INSTA_UPDATE=always cargo test` (or
+//! `cargo insta review`) to record its snapshot.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cg_sweep::{LoadOptions, load_run_file_with, load_sweep};
+
+/// Loads `path` as a sweep (and, when asked, as a run file) and renders what comes out.
+fn check(path: &Path, as_run_file: bool) -> String {
+    // A fixed environment: `${CG_DATA}` unset, nothing else defined.
+    let options = LoadOptions {
+        no_data_check: false,
+        env: Some(BTreeMap::new()),
+    };
+    let mut out = match load_sweep(path, &options) {
+        Ok(sweep) => format!("ok: {} jobs\n", sweep.count()),
+        Err(diagnostics) => format!("{diagnostics}\n"),
+    };
+    if as_run_file {
+        out.push_str("--- as a run file:\n");
+        match load_run_file_with(path, &options) {
+            Ok(_) => out.push_str("ok\n"),
+            Err(diagnostics) => out.push_str(&format!("{diagnostics}\n")),
+        }
+    }
+    // Absolute paths differ between machines.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    out.replace(&root.display().to_string(), "[crate]")
+}
+
+fn broken_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("tests/broken")
+        .expect("tests/broken exists")
+        .map(|e| e.expect("readable entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn broken_files_render_every_problem() {
+    let files = broken_files();
+    assert!(files.len() >= 12, "{files:?}");
+    for path in files {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let as_run_file = matches!(name.as_str(), "unknown_key" | "wrong_type" | "bad_ranges");
+        let rendered = check(&path, as_run_file);
+        assert!(
+            !rendered.starts_with("ok"),
+            "{name} should not load:\n{rendered}"
+        );
+        insta::assert_snapshot!(name, rendered);
+    }
+}
+
+#[test]
+fn every_line_has_file_line_column() {
+    for path in broken_files() {
+        let options = LoadOptions::no_data_check();
+        if let Err(diagnostics) = load_sweep(&path, &options) {
+            for d in &diagnostics {
+                assert_eq!(d.file, path.display().to_string());
+                assert!(d.line >= 1 && d.column >= 1, "{d}");
+                assert!(!d.message.is_empty(), "{d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn alias_bomb_fails_fast() {
+    let start = std::time::Instant::now();
+    let err = load_sweep(
+        Path::new("tests/broken/alias_bomb.yaml"),
+        &LoadOptions::no_data_check(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("aliases expand past the size limit"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed().as_secs_f64() < 2.0,
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn unreadable_file() {
+    let err = load_sweep(
+        Path::new("tests/broken/no-such-file.yaml"),
+        &LoadOptions::no_data_check(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("tests/broken/no-such-file.yaml:0:0: cannot read file:"),
+        "{err}"
+    );
+}
