@@ -222,11 +222,16 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             x.total_cmp(&y)
         }
         (Value::String(x), Value::String(y)) => x.cmp(y),
-        _ => rank(a).cmp(&rank(b)).then_with(|| a.to_string().cmp(&b.to_string())),
+        _ => rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a.to_string().cmp(&b.to_string())),
     }
 }
 
@@ -269,11 +274,17 @@ fn label_of(params: &Map<String, Value>, columns: &[String]) -> String {
         .iter()
         .filter_map(|k| params.get(k).map(|v| format!("{k}={}", value_text(v))))
         .collect();
-    if parts.is_empty() { "default".to_string() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "default".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
-/// `preset` first by its value, then the other swept values by the last segment of their key.
-fn short_label_of(params: &Map<String, Value>, columns: &[String], id: &str) -> String {
+/// `preset` first by its value, then the other values of the sweep's axes by the last segment of their
+/// key; the id when that is empty or longer than 32 characters.
+fn short_label_of(params: &Map<String, Value>, axes: &[String], id: &str) -> String {
+    let columns = axes;
     let mut parts: Vec<String> = Vec::new();
     if let Some(preset) = params.get("preset") {
         parts.push(value_text(preset));
@@ -285,13 +296,19 @@ fn short_label_of(params: &Map<String, Value>, columns: &[String], id: &str) -> 
         }
     }
     let label = parts.join(" ");
-    if label.is_empty() || label.chars().count() > 32 { id.to_string() } else { label }
+    if label.is_empty() || label.chars().count() > 32 {
+        id.to_string()
+    } else {
+        label
+    }
 }
 
 /// Groups finished runs into configurations, in report order, and flattens the runs into rows.
+/// `axes` are the sweep's axes (for short labels), `columns` every parameter key shown in tables.
 /// `rerun_command` is completed with the path of the configuration file.
 pub fn group(
     finished: &[&JobRecord],
+    axes: &[String],
     columns: &[String],
     rerun_command: &dyn Fn(&str) -> String,
 ) -> (Vec<Configuration>, Vec<RunRow>) {
@@ -342,7 +359,7 @@ pub fn group(
         if *seen > 1 {
             label = format!("{label} #{seen}");
         }
-        let short_label = short_label_of(&params, columns, &id);
+        let short_label = short_label_of(&params, axes, &id);
         for record in records {
             let r = record.result.as_ref().expect("finished runs have a result");
             rows.push(RunRow {
@@ -366,7 +383,14 @@ pub fn group(
                 wall_secs: r.wall_secs,
             });
         }
-        configurations.push(aggregate(id, label, short_label, params, records, rerun_command));
+        configurations.push(aggregate(
+            id,
+            label,
+            short_label,
+            params,
+            records,
+            rerun_command,
+        ));
     }
     rows.sort_by(|a, b| {
         a.configuration_id
@@ -387,7 +411,10 @@ fn aggregate(
 ) -> Configuration {
     let results: Vec<&RunResult> = records.iter().filter_map(|r| r.result.as_ref()).collect();
     let stat = |metric: &str| -> Option<Stat> {
-        let values: Vec<f64> = results.iter().filter_map(|r| run_metric(r, metric)).collect();
+        let values: Vec<f64> = results
+            .iter()
+            .filter_map(|r| run_metric(r, metric))
+            .collect();
         Stat::of(&values)
     };
     let must = |metric: &str| stat(metric).expect("every finished run has this metric");
@@ -476,7 +503,14 @@ mod tests {
     #[test]
     fn sample_std() {
         assert_eq!(Stat::of(&[]), None);
-        assert_eq!(Stat::of(&[0.5]), Some(Stat { mean: 0.5, std: 0.0, n: 1 }));
+        assert_eq!(
+            Stat::of(&[0.5]),
+            Some(Stat {
+                mean: 0.5,
+                std: 0.0,
+                n: 1
+            })
+        );
         let s = Stat::of(&[1.0, 2.0, 3.0, 4.0]).unwrap();
         assert_eq!(s.mean, 2.5);
         assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);

@@ -10,9 +10,15 @@ pub enum Block {
     Heading(u8, String),
     Paragraph(String),
     List(Vec<String>),
-    Table { header: Vec<String>, rows: Vec<Vec<String>> },
+    Table {
+        header: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
     /// A figure by file stem (`pareto` for `pareto.png` / `pareto.svg`).
-    Figure { stem: String, caption: String },
+    Figure {
+        stem: String,
+        caption: String,
+    },
 }
 
 fn md_cell(text: &str) -> String {
@@ -141,7 +147,12 @@ pub fn to_html(title: &str, blocks: &[Block], svg_of: &dyn Fn(&str) -> Option<St
                 match svg_of(stem) {
                     Some(svg) => out.push_str(strip_xml_declaration(&svg).trim_end()),
                     None => {
-                        let _ = write!(out, "<img src=\"{}.png\" alt=\"{}\">", escape_html(stem), escape_html(caption));
+                        let _ = write!(
+                            out,
+                            "<img src=\"{}.png\" alt=\"{}\">",
+                            escape_html(stem),
+                            escape_html(caption)
+                        );
                     }
                 }
                 let _ = writeln!(

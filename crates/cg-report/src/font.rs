@@ -18,7 +18,12 @@ static REGISTER: Once = Once::new();
 pub fn ensure_registered() {
     REGISTER.call_once(|| {
         for family in [FAMILY, "serif", "monospace"] {
-            for style in [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique] {
+            for style in [
+                FontStyle::Normal,
+                FontStyle::Bold,
+                FontStyle::Italic,
+                FontStyle::Oblique,
+            ] {
                 if plotters::style::register_font(family, style, DEJAVU_SANS).is_err() {
                     unreachable!("the embedded DejaVu Sans parses");
                 }

@@ -16,10 +16,12 @@ mod report;
 mod table;
 
 pub use aggregate::{
-    BlockGateMean, Configuration, CurvePoint, FrontMembership, METRICS, Rerun, RunRow, SEED_KEY, Stat,
+    BlockGateMean, Configuration, CurvePoint, FrontMembership, METRICS, Rerun, RunRow, SEED_KEY,
+    Stat,
 };
 pub use error::{Error, Result};
 pub use pareto::{dominates, hypervolume, pareto_mask};
 pub use report::{
-    FailedJob, JobCounts, Report, ReportFile, ReportOptions, WrittenReport, build_report, write_report,
+    FailedJob, JobCounts, Report, ReportFile, ReportOptions, WrittenReport, build_report,
+    write_report,
 };

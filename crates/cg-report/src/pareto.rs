@@ -15,7 +15,11 @@ fn oriented(value: f64, direction: Direction) -> f64 {
 }
 
 fn orient_point(point: &[f64], directions: &[Direction]) -> Vec<f64> {
-    point.iter().zip(directions).map(|(&v, &d)| oriented(v, d)).collect()
+    point
+        .iter()
+        .zip(directions)
+        .map(|(&v, &d)| oriented(v, d))
+        .collect()
 }
 
 fn is_finite_point(point: &[f64]) -> bool {
@@ -28,8 +32,16 @@ fn is_finite_point(point: &[f64]) -> bool {
 /// # Panics
 /// When the points and `directions` differ in length.
 pub fn dominates(a: &[f64], b: &[f64], directions: &[Direction]) -> bool {
-    assert_eq!(a.len(), directions.len(), "point and directions differ in length");
-    assert_eq!(b.len(), directions.len(), "point and directions differ in length");
+    assert_eq!(
+        a.len(),
+        directions.len(),
+        "point and directions differ in length"
+    );
+    assert_eq!(
+        b.len(),
+        directions.len(),
+        "point and directions differ in length"
+    );
     let mut strictly_better = false;
     for ((&x, &y), &d) in a.iter().zip(b).zip(directions) {
         let (x, y) = (oriented(x, d), oriented(y, d));
@@ -52,17 +64,25 @@ pub fn dominates(a: &[f64], b: &[f64], directions: &[Direction]) -> bool {
 /// When a point's length differs from the number of `directions`.
 pub fn pareto_mask(points: &[Vec<f64>], directions: &[Direction]) -> Vec<bool> {
     for p in points {
-        assert_eq!(p.len(), directions.len(), "point and directions differ in length");
+        assert_eq!(
+            p.len(),
+            directions.len(),
+            "point and directions differ in length"
+        );
     }
     let oriented: Vec<Vec<f64>> = points.iter().map(|p| orient_point(p, directions)).collect();
-    let candidates: Vec<usize> = (0..points.len()).filter(|&i| is_finite_point(&oriented[i])).collect();
+    let candidates: Vec<usize> = (0..points.len())
+        .filter(|&i| is_finite_point(&oriented[i]))
+        .collect();
     let mut mask = vec![false; points.len()];
     if directions.len() == 2 {
         mask_2d(&oriented, &candidates, &mut mask);
     } else {
         let all_max = vec![Direction::Maximize; directions.len()];
         for &i in &candidates {
-            mask[i] = !candidates.iter().any(|&j| dominates(&oriented[j], &oriented[i], &all_max));
+            mask[i] = !candidates
+                .iter()
+                .any(|&j| dominates(&oriented[j], &oriented[i], &all_max));
         }
     }
     mask
@@ -106,7 +126,11 @@ fn mask_2d(points: &[Vec<f64>], candidates: &[usize], mask: &mut [bool]) {
 /// # Panics
 /// When a point or the reference differs in length from `directions`.
 pub fn hypervolume(points: &[Vec<f64>], directions: &[Direction], reference: &[f64]) -> f64 {
-    assert_eq!(reference.len(), directions.len(), "reference and directions differ in length");
+    assert_eq!(
+        reference.len(),
+        directions.len(),
+        "reference and directions differ in length"
+    );
     if directions.is_empty() {
         return 0.0;
     }
@@ -114,7 +138,11 @@ pub fn hypervolume(points: &[Vec<f64>], directions: &[Direction], reference: &[f
     let inside: Vec<Vec<f64>> = points
         .iter()
         .map(|p| {
-            assert_eq!(p.len(), directions.len(), "point and directions differ in length");
+            assert_eq!(
+                p.len(),
+                directions.len(),
+                "point and directions differ in length"
+            );
             orient_point(p, directions)
         })
         .filter(|p| is_finite_point(p) && p.iter().zip(&reference).all(|(v, r)| v > r))
@@ -129,7 +157,13 @@ pub fn hypervolume(points: &[Vec<f64>], directions: &[Direction], reference: &[f
 fn hypervolume_max(mut points: Vec<Vec<f64>>, reference: &[f64]) -> f64 {
     let d = reference.len();
     match d {
-        1 => points.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max) - reference[0],
+        1 => {
+            points
+                .iter()
+                .map(|p| p[0])
+                .fold(f64::NEG_INFINITY, f64::max)
+                - reference[0]
+        }
         2 => {
             points.sort_by(|a, b| b[0].total_cmp(&a[0]).then(b[1].total_cmp(&a[1])));
             let mut area = 0.0;
@@ -149,7 +183,8 @@ fn hypervolume_max(mut points: Vec<Vec<f64>>, reference: &[f64]) -> f64 {
                 let top = points[i][d - 1];
                 let bottom = points.get(i + 1).map_or(reference[d - 1], |p| p[d - 1]);
                 if top > bottom {
-                    let slice: Vec<Vec<f64>> = points[..=i].iter().map(|p| p[..d - 1].to_vec()).collect();
+                    let slice: Vec<Vec<f64>> =
+                        points[..=i].iter().map(|p| p[..d - 1].to_vec()).collect();
                     volume += (top - bottom) * hypervolume_max(slice, &reference[..d - 1]);
                 }
             }
@@ -171,30 +206,61 @@ mod tests {
     fn check_hv(points: &[&[f64]], directions: &[Direction], reference: &[f64], expected: f64) {
         let points: Vec<Vec<f64>> = points.iter().map(|p| p.to_vec()).collect();
         let got = hypervolume(&points, directions, reference);
-        assert!((got - expected).abs() < 1e-12, "hypervolume {got}, expected {expected}");
+        assert!(
+            (got - expected).abs() < 1e-12,
+            "hypervolume {got}, expected {expected}"
+        );
     }
 
     #[test]
     fn front_keeps_ties_and_duplicates() {
         check_mask(
-            &[[1.0, 3.0], [2.0, 2.0], [2.0, 2.0], [3.0, 1.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0]],
+            &[
+                [1.0, 3.0],
+                [2.0, 2.0],
+                [2.0, 2.0],
+                [3.0, 1.0],
+                [1.0, 1.0],
+                [2.0, 1.0],
+                [3.0, 1.0],
+            ],
             [Max, Max],
             &[true, true, true, true, false, false, true],
         );
         // Same x, smaller y: dominated. Same y, smaller x: dominated.
-        check_mask(&[[1.0, 2.0], [1.0, 1.0], [0.5, 2.0]], [Max, Max], &[true, false, false]);
+        check_mask(
+            &[[1.0, 2.0], [1.0, 1.0], [0.5, 2.0]],
+            [Max, Max],
+            &[true, false, false],
+        );
     }
 
     #[test]
     fn front_respects_directions() {
-        check_mask(&[[1.0, 1.0], [2.0, 2.0], [0.5, 3.0]], [Min, Max], &[true, true, true]);
-        check_mask(&[[1.0, 1.0], [2.0, 2.0], [0.5, 3.0]], [Min, Min], &[true, false, true]);
-        check_mask(&[[1.0, 1.0], [2.0, 2.0], [0.5, 3.0]], [Max, Min], &[true, true, false]);
+        check_mask(
+            &[[1.0, 1.0], [2.0, 2.0], [0.5, 3.0]],
+            [Min, Max],
+            &[false, false, true],
+        );
+        check_mask(
+            &[[1.0, 1.0], [2.0, 2.0], [0.5, 3.0]],
+            [Min, Min],
+            &[true, false, true],
+        );
+        check_mask(
+            &[[1.0, 1.0], [2.0, 2.0], [0.5, 3.0]],
+            [Max, Min],
+            &[true, true, false],
+        );
     }
 
     #[test]
     fn non_finite_points_are_never_on_the_front() {
-        check_mask(&[[f64::NAN, 1.0], [0.0, 0.0], [f64::INFINITY, 5.0]], [Max, Max], &[false, true, false]);
+        check_mask(
+            &[[f64::NAN, 1.0], [0.0, 0.0], [f64::INFINITY, 5.0]],
+            [Max, Max],
+            &[false, true, false],
+        );
     }
 
     #[test]
@@ -202,10 +268,22 @@ mod tests {
         // One box.
         check_hv(&[&[2.0, 3.0]], &[Max, Max], &[0.0, 0.0], 6.0);
         // Staircase: 3x1 + 2x(2-1) + 1x(3-2) = 3 + 2 + 1.
-        check_hv(&[&[3.0, 1.0], &[2.0, 2.0], &[1.0, 3.0]], &[Max, Max], &[0.0, 0.0], 6.0);
+        check_hv(
+            &[&[3.0, 1.0], &[2.0, 2.0], &[1.0, 3.0]],
+            &[Max, Max],
+            &[0.0, 0.0],
+            6.0,
+        );
         // Duplicates and dominated points add nothing.
         check_hv(
-            &[&[3.0, 1.0], &[2.0, 2.0], &[2.0, 2.0], &[1.0, 3.0], &[1.0, 1.0], &[3.0, 1.0]],
+            &[
+                &[3.0, 1.0],
+                &[2.0, 2.0],
+                &[2.0, 2.0],
+                &[1.0, 3.0],
+                &[1.0, 1.0],
+                &[3.0, 1.0],
+            ],
             &[Max, Max],
             &[0.0, 0.0],
             6.0,
@@ -213,19 +291,39 @@ mod tests {
         // Ties in x: only the larger y counts.
         check_hv(&[&[2.0, 1.0], &[2.0, 2.0]], &[Max, Max], &[0.0, 0.0], 4.0);
         // Points worse than the reference, or on its boundary, contribute nothing.
-        check_hv(&[&[-1.0, 5.0], &[0.0, 4.0], &[2.0, 2.0]], &[Max, Max], &[0.0, 1.0], 2.0);
+        check_hv(
+            &[&[-1.0, 5.0], &[0.0, 4.0], &[2.0, 2.0]],
+            &[Max, Max],
+            &[0.0, 1.0],
+            2.0,
+        );
         check_hv(&[&[-1.0, -1.0]], &[Max, Max], &[0.0, 0.0], 0.0);
         check_hv(&[], &[Max, Max], &[0.0, 0.0], 0.0);
         // A non-zero reference point: (0.9-0.8)*(0.3-0.1) + (0.85-0.8)*(0.4-0.3).
-        check_hv(&[&[0.9, 0.3], &[0.85, 0.4]], &[Max, Max], &[0.8, 0.1], 0.1 * 0.2 + 0.05 * 0.1);
+        check_hv(
+            &[&[0.9, 0.3], &[0.85, 0.4]],
+            &[Max, Max],
+            &[0.8, 0.1],
+            0.1 * 0.2 + 0.05 * 0.1,
+        );
     }
 
     #[test]
     fn hypervolume_with_minimised_objectives() {
         // Minimise both against (4, 4): boxes [1,4]x[3,4] and [2,4]x[2,3] and [3,4]x[1,2] -> 3 + 2 + 1.
-        check_hv(&[&[1.0, 3.0], &[2.0, 2.0], &[3.0, 1.0]], &[Min, Min], &[4.0, 4.0], 6.0);
+        check_hv(
+            &[&[1.0, 3.0], &[2.0, 2.0], &[3.0, 1.0]],
+            &[Min, Min],
+            &[4.0, 4.0],
+            6.0,
+        );
         // Accuracy up, MACs down: reference (0.5, 100): (0.9-0.5)*(100-60) + (0.8-0.5)*(60-40).
-        check_hv(&[&[0.9, 60.0], &[0.8, 40.0], &[0.7, 70.0]], &[Max, Min], &[0.5, 100.0], 0.4 * 40.0 + 0.3 * 20.0);
+        check_hv(
+            &[&[0.9, 60.0], &[0.8, 40.0], &[0.7, 70.0]],
+            &[Max, Min],
+            &[0.5, 100.0],
+            0.4 * 40.0 + 0.3 * 20.0,
+        );
         // A minimised point beyond the reference contributes nothing.
         check_hv(&[&[5.0, 1.0]], &[Min, Min], &[4.0, 4.0], 0.0);
     }
@@ -242,6 +340,11 @@ mod tests {
             4.0,
         );
         // The 3-D algorithm agrees with the 2-D sweep when the third coordinate is constant.
-        check_hv(&[&[3.0, 1.0, 1.0], &[2.0, 2.0, 1.0], &[1.0, 3.0, 1.0]], &[Max, Max, Max], &[0.0, 0.0, 0.0], 6.0);
+        check_hv(
+            &[&[3.0, 1.0, 1.0], &[2.0, 2.0, 1.0], &[1.0, 3.0, 1.0]],
+            &[Max, Max, Max],
+            &[0.0, 0.0, 0.0],
+            6.0,
+        );
     }
 }

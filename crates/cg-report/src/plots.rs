@@ -4,7 +4,7 @@
 //! nothing to show draws a message instead of an empty chart.
 
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -63,7 +63,10 @@ pub enum FigureKind {
     Heatmap(HeatmapFigure),
     Curves(CurvesFigure),
     /// Nothing to plot: a titled frame with a message.
-    Message { title: String, message: String },
+    Message {
+        title: String,
+        message: String,
+    },
 }
 
 /// A figure ready to draw, named by the stem of its files.
@@ -81,7 +84,8 @@ pub struct Rendered {
     pub svg: String,
 }
 
-type DrawResult<DB> = std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -142,13 +146,21 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, kind: &FigureKind) ->
     }
 }
 
-fn draw_message<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, message: &str) -> DrawResult<DB> {
+fn draw_message<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    message: &str,
+) -> DrawResult<DB> {
     let inner = root.titled(title, (FAMILY, 22))?;
     let (w, h) = inner.dim_in_pixel();
     let style = TextStyle::from((FAMILY, 18))
         .color(&RGBColor(90, 90, 90))
         .pos(Pos::new(HPos::Center, VPos::Center));
-    inner.draw(&Text::new(message.to_string(), ((w / 2) as i32, (h / 2) as i32), style))?;
+    inner.draw(&Text::new(
+        message.to_string(),
+        ((w / 2) as i32, (h / 2) as i32),
+        style,
+    ))?;
     Ok(())
 }
 
@@ -168,11 +180,18 @@ fn padded((lo, hi): (f64, f64)) -> (f64, f64) {
 fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
 }
 
-fn draw_scatter<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &ScatterFigure) -> DrawResult<DB> {
-    let (x_lo, x_hi) = padded(min_max(f.points.iter().flat_map(|p| [p.x - p.x_std, p.x + p.x_std])));
+fn draw_scatter<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    f: &ScatterFigure,
+) -> DrawResult<DB> {
+    let (x_lo, x_hi) = padded(min_max(
+        f.points.iter().flat_map(|p| [p.x - p.x_std, p.x + p.x_std]),
+    ));
     let (y_lo, y_hi) = padded(min_max(
         f.points
             .iter()
@@ -204,12 +223,13 @@ fn draw_scatter<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &ScatterFi
             BASELINE_COLOR.stroke_width(2),
         ))?;
         if i == 0 {
-            series
-                .label("baseline (ResNet)")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BASELINE_COLOR.stroke_width(2)));
+            series.label("baseline (ResNet)").legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], BASELINE_COLOR.stroke_width(2))
+            });
         }
         chart.draw_series(std::iter::once(
-            EmptyElement::at((x_lo, *y)) + Text::new(format!("baseline {label}"), (6, -16), text_style.clone()),
+            EmptyElement::at((x_lo, *y))
+                + Text::new(format!("baseline: {label}"), (6, -16), text_style.clone()),
         ))?;
     }
 
@@ -218,29 +238,48 @@ fn draw_scatter<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &ScatterFi
     front.sort_by(|a, b| a.x.total_cmp(&b.x).then(b.y.total_cmp(&a.y)));
 
     for (points, color) in [(&dominated, DOMINATED_COLOR), (&front, FRONT_COLOR)] {
-        chart.draw_series(
-            points
-                .iter()
-                .filter(|p| p.y_std > 0.0)
-                .map(|p| ErrorBar::new_vertical(p.x, p.y - p.y_std, p.y, p.y + p.y_std, color.stroke_width(1), 6)),
-        )?;
-        chart.draw_series(
-            points
-                .iter()
-                .filter(|p| p.x_std > 0.0)
-                .map(|p| ErrorBar::new_horizontal(p.y, p.x - p.x_std, p.x, p.x + p.x_std, color.stroke_width(1), 6)),
-        )?;
+        chart.draw_series(points.iter().filter(|p| p.y_std > 0.0).map(|p| {
+            ErrorBar::new_vertical(
+                p.x,
+                p.y - p.y_std,
+                p.y,
+                p.y + p.y_std,
+                color.stroke_width(1),
+                6,
+            )
+        }))?;
+        chart.draw_series(points.iter().filter(|p| p.x_std > 0.0).map(|p| {
+            ErrorBar::new_horizontal(
+                p.y,
+                p.x - p.x_std,
+                p.x,
+                p.x + p.x_std,
+                color.stroke_width(1),
+                6,
+            )
+        }))?;
     }
     if !dominated.is_empty() {
         chart
-            .draw_series(dominated.iter().map(|p| Circle::new((p.x, p.y), 4, DOMINATED_COLOR.filled())))?
+            .draw_series(
+                dominated
+                    .iter()
+                    .map(|p| Circle::new((p.x, p.y), 4, DOMINATED_COLOR.filled())),
+            )?
             .label("dominated")
             .legend(|(x, y)| Circle::new((x + 10, y), 4, DOMINATED_COLOR.filled()));
     }
     if !front.is_empty() {
-        chart.draw_series(LineSeries::new(front.iter().map(|p| (p.x, p.y)), FRONT_COLOR.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(
+            front.iter().map(|p| (p.x, p.y)),
+            FRONT_COLOR.stroke_width(2),
+        ))?;
         chart
-            .draw_series(front.iter().map(|p| Circle::new((p.x, p.y), 5, FRONT_COLOR.filled())))?
+            .draw_series(
+                front
+                    .iter()
+                    .map(|p| Circle::new((p.x, p.y), 5, FRONT_COLOR.filled())),
+            )?
             .label("Pareto front")
             .legend(|(x, y)| {
                 EmptyElement::at((x, y))
@@ -248,13 +287,30 @@ fn draw_scatter<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &ScatterFi
                     + Circle::new((10, 0), 4, FRONT_COLOR.filled())
             });
     }
-    chart.draw_series(
-        dominated
-            .iter()
-            .chain(front.iter())
-            .filter(|p| p.show_label)
-            .map(|p| EmptyElement::at((p.x, p.y)) + Text::new(p.label.clone(), (7, -15), text_style.clone())),
-    )?;
+    // Points at the same place share one label.
+    let mut labels: Vec<((f64, f64), String)> = Vec::new();
+    for p in f.points.iter().filter(|p| p.show_label) {
+        match labels.iter_mut().find(|(at, _)| *at == (p.x, p.y)) {
+            Some((_, text)) => {
+                text.push_str(", ");
+                text.push_str(&p.label);
+            }
+            None => labels.push(((p.x, p.y), p.label.clone())),
+        }
+    }
+    // Labels in the right third of the plot go to the left of their point, so they stay inside.
+    let right_third = x_lo + 0.66 * (x_hi - x_lo);
+    chart.draw_series(labels.into_iter().map(|(at, text)| {
+        let (offset, style) = if at.0 > right_third {
+            (
+                (-10, -15),
+                text_style.clone().pos(Pos::new(HPos::Right, VPos::Top)),
+            )
+        } else {
+            ((7, -15), text_style.clone())
+        };
+        EmptyElement::at(at) + Text::new(text, offset, style)
+    }))?;
     chart
         .configure_series_labels()
         .label_font((FAMILY, 13))
@@ -274,7 +330,11 @@ fn viridis(t: f64) -> RGBColor {
         (94.0, 201.0, 98.0),
         (253.0, 231.0, 37.0),
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let scaled = t * (STOPS.len() - 1) as f64;
     let i = (scaled.floor() as usize).min(STOPS.len() - 2);
     let u = scaled - i as f64;
@@ -284,56 +344,87 @@ fn viridis(t: f64) -> RGBColor {
 }
 
 fn scale(value: f64, (lo, hi): (f64, f64)) -> f64 {
-    if hi > lo { (value - lo) / (hi - lo) } else { 0.5 }
+    if hi > lo {
+        (value - lo) / (hi - lo)
+    } else {
+        0.5
+    }
 }
 
-fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &HeatmapFigure) -> DrawResult<DB> {
+/// A heatmap axis of `n` unit cells over `[0, n]`, labelled at the cell centres.
+struct Cells(usize);
+
+impl Ranged for Cells {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let n = self.0.max(1) as f64;
+        limit.0 + (f64::from(limit.1 - limit.0) * value / n).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        (0..self.0).map(|i| i as f64 + 0.5).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        0.0..self.0.max(1) as f64
+    }
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    f: &HeatmapFigure,
+) -> DrawResult<DB> {
     let (w, _) = root.dim_in_pixel();
     let (main, bar) = root.split_horizontally(w.saturating_sub(110));
-    let n_cols = f.column_labels.len() as i32;
-    let n_rows = f.row_labels.len() as i32;
-    let longest_row_label = f.row_labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    let n_cols = f.column_labels.len();
+    let n_rows = f.row_labels.len();
+    let longest_row_label = f
+        .row_labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0) as u32;
+    let label_size = if n_rows > 25 { 10 } else { 12 };
     let mut chart = ChartBuilder::on(&main)
         .caption(&f.title, (FAMILY, 22))
         .margin(14)
         .x_label_area_size(48)
-        .y_label_area_size((longest_row_label * 7 + 24).clamp(40, 260))
-        .build_cartesian_2d((0..n_cols).into_segmented(), (0..n_rows).into_segmented())?;
-    let column_label = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) => f.column_labels.get(*i as usize).cloned().unwrap_or_default(),
-        _ => String::new(),
+        .y_label_area_size((longest_row_label * label_size * 6 / 10 + 20).clamp(40, 280))
+        .build_cartesian_2d(Cells(n_cols), Cells(n_rows))?;
+    let index = |v: f64, n: usize| {
+        let i = v.floor();
+        (i >= 0.0 && (i as usize) < n).then_some(i as usize)
+    };
+    let column_label = |v: &f64| {
+        index(*v, n_cols)
+            .map(|i| f.column_labels[i].clone())
+            .unwrap_or_default()
     };
     // Row 0 at the top.
-    let row_label = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) => f
-            .row_labels
-            .get((n_rows - 1 - *i) as usize)
-            .cloned()
-            .unwrap_or_default(),
-        _ => String::new(),
+    let row_label = |v: &f64| {
+        index(*v, n_rows)
+            .map(|i| f.row_labels[n_rows - 1 - i].clone())
+            .unwrap_or_default()
     };
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_labels(f.column_labels.len())
-        .y_labels(f.row_labels.len())
         .x_label_formatter(&column_label)
         .y_label_formatter(&row_label)
         .x_desc("block")
-        .label_style((FAMILY, 12))
+        .label_style((FAMILY, label_size))
         .axis_desc_style((FAMILY, 15))
         .draw()?;
     let show_values = n_rows <= 30 && n_cols <= 24;
     let mut cells = Vec::new();
     let mut texts = Vec::new();
     for (r, row) in f.values.iter().enumerate() {
-        let y = n_rows - 1 - r as i32;
+        let y = (n_rows - 1 - r) as f64;
         for (c, value) in row.iter().enumerate() {
-            let c = c as i32;
-            let corners = [
-                (SegmentValue::Exact(c), SegmentValue::Exact(y)),
-                (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
-            ];
+            let x = c as f64;
+            let corners = [(x, y), (x + 1.0, y + 1.0)];
             let Some(value) = value else {
                 cells.push(Rectangle::new(corners, RGBColor(235, 235, 235).filled()));
                 continue;
@@ -344,8 +435,10 @@ fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &HeatmapFi
                 let color: &RGBColor = if t > 0.6 { &BLACK } else { &WHITE };
                 texts.push(Text::new(
                     format!("{value:.2}"),
-                    (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y)),
-                    TextStyle::from((FAMILY, 11)).color(color).pos(Pos::new(HPos::Center, VPos::Center)),
+                    (x + 0.5, y + 0.5),
+                    TextStyle::from((FAMILY, 11))
+                        .color(color)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
                 ));
             }
         }
@@ -355,7 +448,11 @@ fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &HeatmapFi
     draw_color_bar(&bar, f.range, &f.value_desc)
 }
 
-fn draw_color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, (lo, hi): (f64, f64), desc: &str) -> DrawResult<DB> {
+fn draw_color_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (lo, hi): (f64, f64),
+    desc: &str,
+) -> DrawResult<DB> {
     let hi = if hi > lo { hi } else { lo + 1.0 };
     let mut chart = ChartBuilder::on(area)
         .margin_top(50)
@@ -378,22 +475,38 @@ fn draw_color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, (lo, hi): (
     chart.draw_series((0..STEPS).map(|i| {
         let a = lo + (hi - lo) * i as f64 / STEPS as f64;
         let b = lo + (hi - lo) * (i + 1) as f64 / STEPS as f64;
-        Rectangle::new([(0.0, a), (1.0, b)], viridis((i as f64 + 0.5) / STEPS as f64).filled())
+        Rectangle::new(
+            [(0.0, a), (1.0, b)],
+            viridis((i as f64 + 0.5) / STEPS as f64).filled(),
+        )
     }))?;
     Ok(())
 }
 
-fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &CurvesFigure) -> DrawResult<DB> {
+fn draw_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    f: &CurvesFigure,
+) -> DrawResult<DB> {
     let area = root.titled(&f.title, (FAMILY, 22))?;
     let panels = area.split_evenly((1, 2));
     let (e_lo, e_hi) = min_max(f.series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)));
-    let (e_lo, e_hi) = if e_hi > e_lo { (e_lo, e_hi) } else { (e_lo - 1.0, e_lo + 1.0) };
+    let (e_lo, e_hi) = if e_hi > e_lo {
+        (e_lo, e_hi)
+    } else {
+        (e_lo - 1.0, e_lo + 1.0)
+    };
     for (panel_idx, panel) in panels.iter().enumerate() {
         let pick = |p: &(f64, f64, f64)| if panel_idx == 0 { p.1 } else { p.2 };
-        let (lo, hi) = padded(min_max(f.series.iter().flat_map(|(_, s)| s.iter().map(pick))));
+        let (lo, hi) = padded(min_max(
+            f.series.iter().flat_map(|(_, s)| s.iter().map(pick)),
+        ));
         let mut chart = ChartBuilder::on(panel)
             .caption(
-                if panel_idx == 0 { "test accuracy" } else { "nominal savings" },
+                if panel_idx == 0 {
+                    "test accuracy"
+                } else {
+                    "nominal savings"
+                },
                 (FAMILY, 16),
             )
             .margin(12)
@@ -411,16 +524,25 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &CurvesFigu
         for (i, (label, points)) in f.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             chart
-                .draw_series(LineSeries::new(points.iter().map(|p| (p.0, pick(p))), color.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    points.iter().map(|p| (p.0, pick(p))),
+                    color.stroke_width(2),
+                ))?
                 .label(label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
             .label_font((FAMILY, 12))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
-            .position(if panel_idx == 0 { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperLeft })
+            .position(if panel_idx == 0 {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperLeft
+            })
             .draw()?;
     }
     Ok(())

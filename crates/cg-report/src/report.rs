@@ -11,7 +11,9 @@ use serde_json::Value;
 use crate::aggregate::{self, Configuration, FrontMembership, METRICS, RunRow, Stat};
 use crate::doc::{self, Block};
 use crate::pareto;
-use crate::plots::{self, CurvesFigure, Figure, FigureKind, HeatmapFigure, ScatterFigure, ScatterPoint};
+use crate::plots::{
+    self, CurvesFigure, Figure, FigureKind, HeatmapFigure, ScatterFigure, ScatterPoint,
+};
 use crate::table::{Cell, Table};
 use crate::{Error, Result};
 
@@ -117,7 +119,9 @@ impl Report {
 
     /// Configurations on the front of the objectives.
     pub fn front(&self) -> impl Iterator<Item = &Configuration> {
-        self.configurations.iter().filter(|c| c.front.objectives == Some(true))
+        self.configurations
+            .iter()
+            .filter(|c| c.front.objectives == Some(true))
     }
 }
 
@@ -163,7 +167,13 @@ fn effective_objectives(info: &SweepInfo) -> Result<(Vec<Objective>, Vec<f64>)> 
 fn safe_file_stem(job_id: &str) -> String {
     job_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -176,11 +186,19 @@ fn params_label(params: &serde_json::Map<String, Value>, columns: &[String]) -> 
         .iter()
         .map(|k| format!("{k}={}", aggregate::value_text(&params[k.as_str()])))
         .collect();
-    if parts.is_empty() { "default".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "default".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// Computes a report: configurations, fronts, hypervolume, tables, figures and documents. Pure.
-pub fn build_report(info: &SweepInfo, records: &[JobRecord], opts: &ReportOptions) -> Result<Report> {
+pub fn build_report(
+    info: &SweepInfo,
+    records: &[JobRecord],
+    opts: &ReportOptions,
+) -> Result<Report> {
     let (objectives, reference_point) = effective_objectives(info)?;
 
     let mut counts = JobCounts {
@@ -216,7 +234,7 @@ pub fn build_report(info: &SweepInfo, records: &[JobRecord], opts: &ReportOption
             safe_file_stem(job_id)
         )
     };
-    let (mut configurations, runs) = aggregate::group(&finished, &columns, &command);
+    let (mut configurations, runs) = aggregate::group(&finished, &info.axes, &columns, &command);
 
     let hypervolume = mark_fronts(&mut configurations, &objectives, &reference_point);
 
@@ -226,7 +244,10 @@ pub fn build_report(info: &SweepInfo, records: &[JobRecord], opts: &ReportOption
             job_id: r.job.id.clone(),
             label: params_label(&r.job.params, &columns),
             attempts: r.attempts,
-            error: r.last_error.clone().unwrap_or_else(|| "(no error recorded)".into()),
+            error: r
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "(no error recorded)".into()),
         })
         .collect();
     failed.sort_by(|a, b| a.label.cmp(&b.label).then_with(|| a.job_id.cmp(&b.job_id)));
@@ -247,20 +268,40 @@ pub fn build_report(info: &SweepInfo, records: &[JobRecord], opts: &ReportOption
 }
 
 /// Marks each configuration's front memberships; returns the hypervolume of the objectives' front.
-fn mark_fronts(configurations: &mut [Configuration], objectives: &[Objective], reference: &[f64]) -> Option<f64> {
+fn mark_fronts(
+    configurations: &mut [Configuration],
+    objectives: &[Objective],
+    reference: &[f64],
+) -> Option<f64> {
     let directions: Vec<Direction> = objectives.iter().map(|o| o.direction).collect();
     let metrics: Vec<&str> = objectives.iter().map(|o| o.metric.as_str()).collect();
-    let hypervolume = front_of(configurations, &metrics, &directions, Some(reference), |m, v| {
-        m.objectives = v
-    });
+    let hypervolume = front_of(
+        configurations,
+        &metrics,
+        &directions,
+        Some(reference),
+        |m, v| m.objectives = v,
+    );
     if metrics.contains(&"savings_nominal") {
         for (replacement, setter) in [
-            ("savings_actual", (|m: &mut FrontMembership, v| m.actual = v) as fn(&mut FrontMembership, Option<bool>)),
-            ("savings_measured", |m: &mut FrontMembership, v| m.measured = v),
+            (
+                "savings_actual",
+                (|m: &mut FrontMembership, v| m.actual = v)
+                    as fn(&mut FrontMembership, Option<bool>),
+            ),
+            ("savings_measured", |m: &mut FrontMembership, v| {
+                m.measured = v
+            }),
         ] {
             let replaced: Vec<&str> = metrics
                 .iter()
-                .map(|&m| if m == "savings_nominal" { replacement } else { m })
+                .map(|&m| {
+                    if m == "savings_nominal" {
+                        replacement
+                    } else {
+                        m
+                    }
+                })
                 .collect();
             front_of(configurations, &replaced, &directions, None, setter);
         }
@@ -301,7 +342,12 @@ fn front_of(
     if candidates.is_empty() {
         return None;
     }
-    let front: Vec<Vec<f64>> = points.into_iter().zip(&mask).filter(|(_, on)| **on).map(|(p, _)| p).collect();
+    let front: Vec<Vec<f64>> = points
+        .into_iter()
+        .zip(&mask)
+        .filter(|(_, on)| **on)
+        .map(|(p, _)| p)
+        .collect();
     Some(pareto::hypervolume(&front, directions, reference))
 }
 
@@ -330,8 +376,16 @@ fn results_table(report: &Report, columns: &[String]) -> Table {
     header.extend(RUN_METRICS.map(String::from));
     let mut table = Table::new(header);
     for r in &report.runs {
-        let mut row = vec![Cell::Text(r.job_id.clone()), Cell::Text(r.configuration_id.clone()), Cell::Int(r.seed)];
-        row.extend(columns.iter().map(|c| r.params.get(c).map_or(Cell::Null, |v| Cell::Json(v.clone()))));
+        let mut row = vec![
+            Cell::Text(r.job_id.clone()),
+            Cell::Text(r.configuration_id.clone()),
+            Cell::Int(r.seed),
+        ];
+        row.extend(columns.iter().map(|c| {
+            r.params
+                .get(c)
+                .map_or(Cell::Null, |v| Cell::Json(v.clone()))
+        }));
         row.extend([
             Cell::Int(u64::from(r.attempts)),
             Cell::Int(r.epochs as u64),
@@ -375,11 +429,27 @@ fn front_table(report: &Report, columns: &[String]) -> Table {
         header.push(format!("{m}_std"));
     }
     header.extend(
-        ["n_measured", "on_front", "on_front_actual", "on_front_measured", "rerun_job_id", "rerun_command"]
-            .map(String::from),
+        [
+            "n_measured",
+            "on_front",
+            "on_front_actual",
+            "on_front_measured",
+            "rerun_job_id",
+            "rerun_command",
+        ]
+        .map(String::from),
     );
-    let alt_computed = report.objectives.iter().any(|o| o.metric == "savings_nominal");
-    let alt = |v: Option<bool>| if alt_computed { Cell::Bool(v.unwrap_or(false)) } else { Cell::Null };
+    let alt_computed = report
+        .objectives
+        .iter()
+        .any(|o| o.metric == "savings_nominal");
+    let alt = |v: Option<bool>| {
+        if alt_computed {
+            Cell::Bool(v.unwrap_or(false))
+        } else {
+            Cell::Null
+        }
+    };
     let mut table = Table::new(header);
     for c in &report.configurations {
         let mut row = vec![
@@ -387,9 +457,17 @@ fn front_table(report: &Report, columns: &[String]) -> Table {
             Cell::Text(c.label.clone()),
             Cell::Text(model_name(c).into()),
         ];
-        row.extend(columns.iter().map(|k| c.params.get(k).map_or(Cell::Null, |v| Cell::Json(v.clone()))));
+        row.extend(columns.iter().map(|k| {
+            c.params
+                .get(k)
+                .map_or(Cell::Null, |v| Cell::Json(v.clone()))
+        }));
         let seeds: Vec<String> = c.seeds.iter().map(u64::to_string).collect();
-        row.extend([Cell::Int(c.seeds.len() as u64), Cell::Text(seeds.join(";")), Cell::Int(c.epochs as u64)]);
+        row.extend([
+            Cell::Int(c.seeds.len() as u64),
+            Cell::Text(seeds.join(";")),
+            Cell::Int(c.epochs as u64),
+        ]);
         for m in FRONT_METRICS {
             let s = c.stat(m);
             row.push(Cell::opt_float(s.map(|s| s.mean)));
@@ -426,8 +504,20 @@ fn objective_desc(o: &Objective) -> String {
     format!("{} {arrow}", o.metric)
 }
 
+fn baseline_label(c: &Configuration) -> String {
+    if c.label.chars().count() <= 40 {
+        format!("{} {}", c.id, c.label)
+    } else {
+        c.id.clone()
+    }
+}
+
 fn row_label(c: &Configuration) -> String {
-    if c.short_label == c.id { c.id.clone() } else { format!("{} {}", c.id, c.short_label) }
+    if c.short_label == c.id {
+        c.id.clone()
+    } else {
+        format!("{} {}", c.id, c.short_label)
+    }
 }
 
 fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
@@ -486,7 +576,7 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
         .configurations
         .iter()
         .filter(|c| c.is_baseline())
-        .filter_map(|c| c.stat(&y_obj.metric).map(|s| (c.short_label.clone(), s.mean)))
+        .filter_map(|c| c.stat(&y_obj.metric).map(|s| (baseline_label(c), s.mean)))
         .filter(|(_, y)| y.is_finite())
         .collect();
     let pareto_figure = if points.is_empty() && baselines.is_empty() {
@@ -506,12 +596,23 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
     };
 
     // Gate heatmaps.
-    let gated: Vec<&Configuration> = report.configurations.iter().filter(|c| !c.gates.is_empty()).collect();
+    let gated: Vec<&Configuration> = report
+        .configurations
+        .iter()
+        .filter(|c| !c.gates.is_empty())
+        .collect();
     let shown: Vec<&Configuration> = if gated.len() <= opts.max_heatmap_rows {
         gated.clone()
     } else {
-        let mut keep: Vec<bool> = gated.iter().map(|c| c.front.objectives == Some(true)).collect();
-        let mut n = keep.iter().filter(|k| **k).count().min(opts.max_heatmap_rows);
+        let mut keep: Vec<bool> = gated
+            .iter()
+            .map(|c| c.front.objectives == Some(true))
+            .collect();
+        let mut n = keep
+            .iter()
+            .filter(|k| **k)
+            .count()
+            .min(opts.max_heatmap_rows);
         if n == opts.max_heatmap_rows {
             // More front configurations than rows: the first ones in report order.
             let mut seen = 0;
@@ -531,21 +632,43 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
                 n += 1;
             }
         }
-        gated.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| *c).collect()
+        gated
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| *c)
+            .collect()
     };
-    let mut blocks: Vec<usize> = shown.iter().flat_map(|c| c.gates.iter().map(|g| g.block_idx)).collect();
+    let mut blocks: Vec<usize> = shown
+        .iter()
+        .flat_map(|c| c.gates.iter().map(|g| g.block_idx))
+        .collect();
     blocks.sort_unstable();
     blocks.dedup();
     let subset = if shown.len() < gated.len() {
-        format!(" Showing {} of {} configurations (front first).", shown.len(), gated.len())
+        format!(
+            " Showing {} of {} configurations (front first).",
+            shown.len(),
+            gated.len()
+        )
     } else {
         String::new()
     };
-    let heatmap = |stem: &str, what: &str, desc: &str, pick: fn(&aggregate::BlockGateMean) -> f64, fixed: Option<(f64, f64)>| {
-        let caption = format!("{what} per gated block and configuration, mean over seeds, on the test set.{subset}");
+    let heatmap = |stem: &str,
+                   what: &str,
+                   desc: &str,
+                   pick: fn(&aggregate::BlockGateMean) -> f64,
+                   fixed: Option<(f64, f64)>| {
+        let caption = format!(
+            "{what} per gated block and configuration, mean over seeds, on the test set.{subset}"
+        );
         let title = format!("{sweep}: {what}");
         if shown.is_empty() {
-            let text = if report.counts.finished == 0 { no_runs } else { "no gate statistics (baseline runs only)" };
+            let text = if report.counts.finished == 0 {
+                no_runs
+            } else {
+                "no gate statistics (baseline runs only)"
+            };
             return message(stem, &caption, title, text);
         }
         let values: Vec<Vec<Option<f64>>> = shown
@@ -562,8 +685,14 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
                 .iter()
                 .flatten()
                 .flatten()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-            if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) }
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(*v), hi.max(*v))
+                });
+            if hi > lo {
+                (lo, hi)
+            } else {
+                (lo - 0.5, lo + 0.5)
+            }
         });
         Figure {
             stem: stem.into(),
@@ -578,8 +707,20 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
             }),
         }
     };
-    let gates_open = heatmap("gates_open", "gate-open rate", "fraction of samples executed", |g| g.gate_open_rate, Some((0.0, 1.0)));
-    let gates_cir = heatmap("gates_cir", "mean CIR", "mean 1 − cos(x, F(x))", |g| g.mean_cir, None);
+    let gates_open = heatmap(
+        "gates_open",
+        "gate-open rate",
+        "fraction of samples executed",
+        |g| g.gate_open_rate,
+        Some((0.0, 1.0)),
+    );
+    let gates_cir = heatmap(
+        "gates_cir",
+        "mean CIR",
+        "mean 1 − cos(x, F(x))",
+        |g| g.mean_cir,
+        None,
+    );
 
     // Training curves of the front.
     let mut front: Vec<&Configuration> = report
@@ -599,7 +740,11 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
     );
     let curves_title = format!("{sweep}: training curves of the front");
     let curves = if front.is_empty() {
-        let text = if report.counts.finished == 0 { no_runs } else { "no training history on the front" };
+        let text = if report.counts.finished == 0 {
+            no_runs
+        } else {
+            "no training history on the front"
+        };
         message("curves", &curves_caption, curves_title, text)
     } else {
         Figure {
@@ -612,7 +757,10 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
                     .map(|c| {
                         (
                             row_label(c),
-                            c.curve.iter().map(|p| (p.epoch as f64, p.test_acc, p.savings_nominal)).collect(),
+                            c.curve
+                                .iter()
+                                .map(|p| (p.epoch as f64, p.test_acc, p.savings_nominal))
+                                .collect(),
                         )
                     })
                     .collect(),
@@ -626,7 +774,11 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
 // Documents
 
 fn fmt_stat(s: Stat) -> String {
-    if s.n > 1 { format!("{:.4} ± {:.4}", s.mean, s.std) } else { format!("{:.4}", s.mean) }
+    if s.n > 1 {
+        format!("{:.4} ± {:.4}", s.mean, s.std)
+    } else {
+        format!("{:.4}", s.mean)
+    }
 }
 
 fn fmt_opt_stat(s: Option<Stat>) -> String {
@@ -638,7 +790,11 @@ fn fmt_number(v: f64) -> String {
 }
 
 fn first_line(text: &str, max_chars: usize) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if line.chars().count() > max_chars {
         format!("{}…", line.chars().take(max_chars).collect::<String>())
     } else {
@@ -651,7 +807,11 @@ fn configuration_row(c: &Configuration) -> Vec<String> {
         c.id.clone(),
         format!("`{}`", c.label),
         fmt_stat(c.test_acc_final),
-        format!("{} (epoch {:.0})", fmt_stat(c.test_acc_peak), c.peak_epoch.mean),
+        format!(
+            "{} (epoch {:.0})",
+            fmt_stat(c.test_acc_peak),
+            c.peak_epoch.mean
+        ),
         fmt_stat(c.savings_nominal),
         fmt_stat(c.savings_actual),
         fmt_opt_stat(c.savings_measured),
@@ -676,7 +836,10 @@ const CONFIG_HEADER: [&str; 10] = [
 
 fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Block> {
     let counts = &report.counts;
-    let mut blocks = vec![Block::Heading(1, format!("Sweep report: `{}`", report.sweep.name))];
+    let mut blocks = vec![Block::Heading(
+        1,
+        format!("Sweep report: `{}`", report.sweep.name),
+    )];
 
     let mut states = vec![format!("{} finished", counts.finished)];
     for (n, what) in [
@@ -684,13 +847,20 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
         (counts.queued, "queued"),
         (counts.running, "running"),
         (counts.cancelled, "cancelled"),
-        (counts.completed_without_result, "completed without a stored result"),
+        (
+            counts.completed_without_result,
+            "completed without a stored result",
+        ),
     ] {
         if n > 0 {
             states.push(format!("{n} {what}"));
         }
     }
-    let n_baseline = report.configurations.iter().filter(|c| c.is_baseline()).count();
+    let n_baseline = report
+        .configurations
+        .iter()
+        .filter(|c| c.is_baseline())
+        .count();
     let objectives: Vec<String> = report
         .objectives
         .iter()
@@ -702,7 +872,11 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
             format!("`{}` ({dir})", o.metric)
         })
         .collect();
-    let reference: Vec<String> = report.reference_point.iter().map(|v| fmt_number(*v)).collect();
+    let reference: Vec<String> = report
+        .reference_point
+        .iter()
+        .map(|v| fmt_number(*v))
+        .collect();
     let n_front = report.front().count();
     let mut summary = vec![
         format!("Jobs: {} ({}).", counts.total, states.join(", ")),
@@ -713,7 +887,11 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
             n_baseline,
             counts.finished
         ),
-        format!("Objectives: {}; reference point ({}).", objectives.join(", "), reference.join(", ")),
+        format!(
+            "Objectives: {}; reference point ({}).",
+            objectives.join(", "),
+            reference.join(", ")
+        ),
     ];
     if !report.sweep.axes.is_empty() {
         let axes: Vec<String> = report.sweep.axes.iter().map(|a| format!("`{a}`")).collect();
@@ -721,16 +899,24 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
     }
     summary.push(match report.hypervolume {
         Some(hv) => format!("Hypervolume: {hv:.6} (front of {n_front} configurations)."),
-        None => "Hypervolume: none (no finished CosineGate configuration has every objective).".into(),
+        None => {
+            "Hypervolume: none (no finished CosineGate configuration has every objective).".into()
+        }
     });
     blocks.push(Block::List(summary));
 
     if counts.total == 0 {
-        blocks.push(Block::Paragraph("The sweep has no jobs yet: there is nothing to report.".into()));
+        blocks.push(Block::Paragraph(
+            "The sweep has no jobs yet: there is nothing to report.".into(),
+        ));
     } else if counts.finished == 0 {
         blocks.push(Block::Paragraph(format!(
             "No job of this sweep has finished{}: there are no results to report yet.",
-            if counts.failed == counts.total { " (every job failed)" } else { "" }
+            if counts.failed == counts.total {
+                " (every job failed)"
+            } else {
+                ""
+            }
         )));
     }
 
@@ -741,7 +927,8 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
              over seeds; ties and duplicates all stay on the front. Figures are mean ± sample standard deviation \
              over seeds (just the mean for one seed). Baselines are references, not candidates. \
              The re-run command repeats a configuration with its lowest seed from its resolved configuration in \
-             `configs/`; add `--set train.seed=N` for another seed."
+             `{}/`; add `--set train.seed=N` for another seed.",
+            opts.configs_dir.trim_end_matches('/')
         )));
         let mut front: Vec<&Configuration> = report.front().collect();
         let first = &report.objectives[0];
@@ -757,20 +944,37 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
             order.then_with(|| a.id.cmp(&b.id))
         });
         if front.is_empty() {
-            blocks.push(Block::Paragraph("No configuration is a candidate for the front.".into()));
+            blocks.push(Block::Paragraph(
+                "No configuration is a candidate for the front.".into(),
+            ));
         } else {
             blocks.push(Block::Table {
                 header: CONFIG_HEADER.map(String::from).to_vec(),
                 rows: front.iter().map(|c| configuration_row(c)).collect(),
             });
         }
-        if report.objectives.iter().any(|o| o.metric == "savings_nominal") {
+        if report
+            .objectives
+            .iter()
+            .any(|o| o.metric == "savings_nominal")
+        {
             let ids = |pick: fn(&FrontMembership) -> Option<bool>| -> String {
-                let ids: Vec<String> =
-                    report.configurations.iter().filter(|c| pick(&c.front) == Some(true)).map(|c| c.id.clone()).collect();
-                if ids.is_empty() { "none".into() } else { ids.join(", ") }
+                let ids: Vec<String> = report
+                    .configurations
+                    .iter()
+                    .filter(|c| pick(&c.front) == Some(true))
+                    .map(|c| c.id.clone())
+                    .collect();
+                if ids.is_empty() {
+                    "none".into()
+                } else {
+                    ids.join(", ")
+                }
             };
-            let measured_any = report.configurations.iter().any(|c| c.front.measured.is_some());
+            let measured_any = report
+                .configurations
+                .iter()
+                .any(|c| c.front.measured.is_some());
             blocks.push(Block::List(vec![
                 format!("Front with actual savings instead of nominal: {}.", ids(|m| m.actual)),
                 if measured_any {
@@ -783,7 +987,11 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
                 },
             ]));
         }
-        let baselines: Vec<&Configuration> = report.configurations.iter().filter(|c| c.is_baseline()).collect();
+        let baselines: Vec<&Configuration> = report
+            .configurations
+            .iter()
+            .filter(|c| c.is_baseline())
+            .collect();
         if !baselines.is_empty() {
             blocks.push(Block::Heading(2, "Baseline".into()));
             blocks.push(Block::Table {
@@ -811,9 +1019,18 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
             )));
         }
         blocks.push(Block::Table {
-            header: ["id", "configuration", "model", "on front", "accuracy final", "savings nominal", "savings actual", "seeds"]
-                .map(String::from)
-                .to_vec(),
+            header: [
+                "id",
+                "configuration",
+                "model",
+                "on front",
+                "accuracy final",
+                "savings nominal",
+                "savings actual",
+                "seeds",
+            ]
+            .map(String::from)
+            .to_vec(),
             rows: report.configurations[..shown]
                 .iter()
                 .map(|c| {
@@ -840,10 +1057,15 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
         blocks.push(Block::Heading(2, "Failed jobs".into()));
         let shown = report.failed.len().min(opts.max_table_rows);
         if shown < report.failed.len() {
-            blocks.push(Block::Paragraph(format!("The first {shown} of {} failed jobs.", report.failed.len())));
+            blocks.push(Block::Paragraph(format!(
+                "The first {shown} of {} failed jobs.",
+                report.failed.len()
+            )));
         }
         blocks.push(Block::Table {
-            header: ["job", "configuration", "attempts", "error"].map(String::from).to_vec(),
+            header: ["job", "configuration", "attempts", "error"]
+                .map(String::from)
+                .to_vec(),
             rows: report.failed[..shown]
                 .iter()
                 .map(|f| {
@@ -868,7 +1090,11 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
     blocks
 }
 
-fn render_files(report: &Report, columns: &[String], opts: &ReportOptions) -> Result<Vec<ReportFile>> {
+fn render_files(
+    report: &Report,
+    columns: &[String],
+    opts: &ReportOptions,
+) -> Result<Vec<ReportFile>> {
     let file = |path: &str, contents: Vec<u8>| ReportFile {
         path: PathBuf::from(path),
         contents,
@@ -881,8 +1107,17 @@ fn render_files(report: &Report, columns: &[String], opts: &ReportOptions) -> Re
         rendered.push((figure.stem.clone(), plots::render(figure, opts.plot_size)?));
     }
     let markdown = doc::to_markdown(&blocks);
-    let svg_of = |stem: &str| rendered.iter().find(|(s, _)| s == stem).map(|(_, r)| r.svg.clone());
-    let html = doc::to_html(&format!("Sweep report: {}", report.sweep.name), &blocks, &svg_of);
+    let svg_of = |stem: &str| {
+        rendered
+            .iter()
+            .find(|(s, _)| s == stem)
+            .map(|(_, r)| r.svg.clone())
+    };
+    let html = doc::to_html(
+        &format!("Sweep report: {}", report.sweep.name),
+        &blocks,
+        &svg_of,
+    );
     files.push(file("report.md", markdown.into_bytes()));
     files.push(file("report.html", html.into_bytes()));
 
@@ -899,7 +1134,10 @@ fn render_files(report: &Report, columns: &[String], opts: &ReportOptions) -> Re
     for c in &report.configurations {
         let mut json = serde_json::to_string_pretty(&c.rerun.config)?;
         json.push('\n');
-        files.push(file(&format!("configs/{}.json", safe_file_stem(&c.rerun.job_id)), json.into_bytes()));
+        files.push(file(
+            &format!("configs/{}.json", safe_file_stem(&c.rerun.job_id)),
+            json.into_bytes(),
+        ));
     }
     Ok(files)
 }

@@ -67,13 +67,20 @@ fn csv_field(text: &str) -> String {
 
 impl Table {
     pub fn new(columns: Vec<String>) -> Self {
-        Self { columns, rows: Vec::new() }
+        Self {
+            columns,
+            rows: Vec::new(),
+        }
     }
 
     /// # Panics
     /// When the row's length differs from the number of columns.
     pub fn push(&mut self, row: Vec<Cell>) {
-        assert_eq!(row.len(), self.columns.len(), "row length differs from the columns");
+        assert_eq!(
+            row.len(),
+            self.columns.len(),
+            "row length differs from the columns"
+        );
         self.rows.push(row);
     }
 
@@ -134,8 +141,18 @@ mod tests {
     #[test]
     fn csv_and_json_carry_the_same_cells() {
         let mut t = Table::new(vec!["a".into(), "b,c".into(), "d".into(), "e".into()]);
-        t.push(vec![Cell::Float(0.1 + 0.2), Cell::Text("x\"y".into()), Cell::Null, Cell::Json(serde_json::json!("s"))]);
-        t.push(vec![Cell::Int(3), Cell::Bool(true), Cell::Float(1e-7), Cell::Json(serde_json::json!(0.5))]);
+        t.push(vec![
+            Cell::Float(0.1 + 0.2),
+            Cell::Text("x\"y".into()),
+            Cell::Null,
+            Cell::Json(serde_json::json!("s")),
+        ]);
+        t.push(vec![
+            Cell::Int(3),
+            Cell::Bool(true),
+            Cell::Float(1e-7),
+            Cell::Json(serde_json::json!(0.5)),
+        ]);
         assert_eq!(
             t.to_csv(),
             "a,\"b,c\",d,e\n0.30000000000000004,\"x\"\"y\",,s\n3,true,0.0000001,0.5\n"
@@ -144,6 +161,9 @@ mod tests {
         assert_eq!(json[0]["a"], serde_json::json!(0.30000000000000004));
         assert_eq!(json[0]["d"], Value::Null);
         assert_eq!(json[1]["d"], serde_json::json!(1e-7));
-        assert!(t.to_json().unwrap().find("\"a\"").unwrap() < t.to_json().unwrap().find("\"b,c\"").unwrap());
+        assert!(
+            t.to_json().unwrap().find("\"a\"").unwrap()
+                < t.to_json().unwrap().find("\"b,c\"").unwrap()
+        );
     }
 }
