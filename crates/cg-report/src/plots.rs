@@ -99,6 +99,9 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
 ];
+/// With more points than this, dominated points are drawn without error bars.
+pub const MAX_DOMINATED_ERROR_BARS: usize = 200;
+
 const FRONT_COLOR: RGBColor = RGBColor(214, 39, 40);
 const DOMINATED_COLOR: RGBColor = RGBColor(170, 170, 170);
 const BASELINE_COLOR: RGBColor = RGBColor(31, 119, 180);
@@ -237,7 +240,12 @@ fn draw_scatter<DB: DrawingBackend>(
     let mut front: Vec<&ScatterPoint> = f.points.iter().filter(|p| p.on_front).collect();
     front.sort_by(|a, b| a.x.total_cmp(&b.x).then(b.y.total_cmp(&a.y)));
 
-    for (points, color) in [(&dominated, DOMINATED_COLOR), (&front, FRONT_COLOR)] {
+    let dominated_bars: &[&ScatterPoint] = if f.points.len() > MAX_DOMINATED_ERROR_BARS {
+        &[]
+    } else {
+        &dominated
+    };
+    for (points, color) in [(dominated_bars, DOMINATED_COLOR), (&front[..], FRONT_COLOR)] {
         chart.draw_series(points.iter().filter(|p| p.y_std > 0.0).map(|p| {
             ErrorBar::new_vertical(
                 p.x,
@@ -516,6 +524,13 @@ fn draw_curves<DB: DrawingBackend>(
         chart
             .configure_mesh()
             .x_desc("epoch")
+            .x_label_formatter(&|v: &f64| {
+                if (v - v.round()).abs() < 1e-9 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            })
             .label_style((FAMILY, 13))
             .axis_desc_style((FAMILY, 14))
             .light_line_style(RGBColor(240, 240, 240))

@@ -32,7 +32,8 @@ pub struct ReportOptions {
     pub max_heatmap_rows: usize,
     /// Most front configurations drawn in the training curves.
     pub max_curves: usize,
-    /// Most points labelled in the accuracy-vs-savings plot; with more points only front ones are.
+    /// Most points labelled in the accuracy-vs-savings plot; with more points, evenly spaced front
+    /// points are.
     pub max_point_labels: usize,
     /// Most rows of the all-configurations and failed-jobs tables in the documents (the CSV and JSON
     /// files always have every row).
@@ -47,7 +48,7 @@ impl Default for ReportOptions {
             plot_size: (1000, 650),
             max_heatmap_rows: 40,
             max_curves: 10,
-            max_point_labels: 30,
+            max_point_labels: 20,
             max_table_rows: 200,
         }
     }
@@ -543,10 +544,6 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
         direction: Direction::Maximize,
     });
     let title = format!("{sweep}: {} vs {}", y_obj.metric, x_obj.metric);
-    let pareto_caption = format!(
-        "{} against {}, mean ± sample std over seeds. Red: the front of the objectives; grey: dominated; dashed: ResNet baseline.",
-        y_obj.metric, x_obj.metric
-    );
     let mut points: Vec<ScatterPoint> = Vec::new();
     for c in report.configurations.iter().filter(|c| !c.is_baseline()) {
         if let (Some(x), Some(y)) = (c.stat(&x_obj.metric), c.stat(&y_obj.metric))
@@ -564,14 +561,27 @@ fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
             });
         }
     }
-    let label_all = points.len() <= opts.max_point_labels;
-    let mut labelled = 0;
-    for p in &mut points {
-        if (label_all || p.on_front) && labelled < opts.max_point_labels {
-            p.show_label = true;
-            labelled += 1;
+    // Label every point when few; else every k-th front point along the x axis.
+    if points.len() <= opts.max_point_labels {
+        points.iter_mut().for_each(|p| p.show_label = true);
+    } else if opts.max_point_labels > 0 {
+        let mut front: Vec<usize> = (0..points.len()).filter(|&i| points[i].on_front).collect();
+        front.sort_by(|&a, &b| points[a].x.total_cmp(&points[b].x).then(a.cmp(&b)));
+        let step = front.len().div_ceil(opts.max_point_labels).max(1);
+        for &i in front.iter().step_by(step) {
+            points[i].show_label = true;
         }
     }
+    let pareto_caption = format!(
+        "{} against {}, mean ± sample std over seeds. Red: the front of the objectives; grey: dominated{}; dashed: ResNet baseline.",
+        y_obj.metric,
+        x_obj.metric,
+        if points.len() > plots::MAX_DOMINATED_ERROR_BARS {
+            " (error bars on the front only)"
+        } else {
+            ""
+        }
+    );
     let baselines: Vec<(String, f64)> = report
         .configurations
         .iter()
