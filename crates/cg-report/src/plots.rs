@@ -154,7 +154,7 @@ fn draw_message<DB: DrawingBackend>(
     title: &str,
     message: &str,
 ) -> DrawResult<DB> {
-    let inner = root.titled(title, (FAMILY, 22))?;
+    let inner = root.margin(14, 0, 0, 0).titled(title, (FAMILY, 22))?;
     let (w, h) = inner.dim_in_pixel();
     let style = TextStyle::from((FAMILY, 18))
         .color(&RGBColor(90, 90, 90))
@@ -495,7 +495,7 @@ fn draw_curves<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     f: &CurvesFigure,
 ) -> DrawResult<DB> {
-    let area = root.titled(&f.title, (FAMILY, 22))?;
+    let area = root.margin(14, 0, 0, 0).titled(&f.title, (FAMILY, 22))?;
     let panels = area.split_evenly((1, 2));
     let (e_lo, e_hi) = min_max(f.series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)));
     let (e_lo, e_hi) = if e_hi > e_lo {

@@ -281,6 +281,37 @@ fn empty_sweep() {
     check_figures(&report, (640, 420));
     assert_eq!(text(&report, "results.csv").lines().count(), 1);
     assert_eq!(text(&report, "front.json"), "[]\n");
+    // The message is drawn with the embedded font: dark pixels in the middle of the picture.
+    let png = &report.file("pareto.png").unwrap().contents;
+    let image = image::load_from_memory(png).unwrap().to_rgb8();
+    let dark = image
+        .enumerate_pixels()
+        .filter(|(_, y, p)| (180..240).contains(y) && p.0.iter().all(|c| *c < 160))
+        .count();
+    assert!(dark > 50, "no text drawn ({dark} dark pixels)");
+}
+
+#[test]
+fn runs_with_non_finite_results_are_reported_but_never_on_the_front() {
+    let (info, mut records) = calibration_records();
+    for r in records
+        .iter_mut()
+        .filter(|r| r.job.id == "job01" || r.job.id == "job02")
+    {
+        r.result.as_mut().unwrap().test_acc_final = f64::NAN;
+    }
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let aggressive = &report.configurations[1];
+    assert!(aggressive.test_acc_final.mean.is_nan());
+    assert_eq!(aggressive.front.objectives, None);
+    assert_eq!(
+        report.front().count(),
+        4,
+        "the dominated aggressive point joins the front"
+    );
+    check_figures(&report, (640, 420));
+    let results: serde_json::Value = serde_json::from_str(text(&report, "results.json")).unwrap();
+    assert_eq!(results[2]["test_acc_final"], json!(null));
 }
 
 #[test]
@@ -392,4 +423,18 @@ fn invalid_objectives_are_errors() {
     let report = build_report(&info, &records, &small_opts()).unwrap();
     assert_eq!(report.reference_point, [0.0, 0.0]);
     assert_eq!(report.front().count(), 4);
+}
+
+#[test]
+fn small_figures_do_not_panic() {
+    let (info, records) = calibration_records();
+    for size in [(320, 200), (200, 150)] {
+        let opts = ReportOptions {
+            plot_size: size,
+            ..ReportOptions::default()
+        };
+        if let Ok(report) = build_report(&info, &records, &opts) {
+            check_figures(&report, size);
+        }
+    }
 }
