@@ -1,0 +1,527 @@
+//! Finished runs grouped into configurations (a configuration = the resolved run config without
+//! `train.seed`), with mean ± sample standard deviation over seeds of every reported figure, the mean
+//! gate statistics per block and the mean training curve. Deterministic: configurations are ordered by
+//! their swept values in axis order, then by their canonical JSON. Knows nothing of fronts or files.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use cg_core::{JobRecord, ModelKind, RunConfig, RunResult};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The parameter key of the seed, left out when grouping runs into configurations.
+pub const SEED_KEY: &str = "train.seed";
+
+/// Mean and sample standard deviation (n − 1 in the denominator; 0 for a single value).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stat {
+    pub mean: f64,
+    pub std: f64,
+    /// Number of values averaged.
+    pub n: usize,
+}
+
+impl Stat {
+    /// `None` for no values.
+    pub fn of(values: &[f64]) -> Option<Stat> {
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len();
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let std = if n > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        Some(Stat { mean, std, n })
+    }
+}
+
+/// Mean gate statistics of one block over a configuration's seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockGateMean {
+    pub block_idx: usize,
+    pub gate_open_rate: f64,
+    pub mean_cir: f64,
+}
+
+/// One epoch of a configuration's mean training curve (mean over the seeds that reached the epoch).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurvePoint {
+    pub epoch: usize,
+    pub test_acc: f64,
+    pub savings_nominal: f64,
+    pub n_seeds: usize,
+}
+
+/// What it takes to run a configuration again: a representative job (the lowest seed) and its
+/// resolved configuration, written next to the report as `configs/<job_id>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rerun {
+    pub job_id: String,
+    pub config: RunConfig,
+    pub command: String,
+}
+
+/// One finished run, flattened for tables: its scalar results, without history or gates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub job_id: String,
+    pub configuration_id: String,
+    pub seed: u64,
+    pub params: Map<String, Value>,
+    pub attempts: u32,
+    /// Epochs in the run's history.
+    pub epochs: usize,
+    pub test_acc_final: f64,
+    pub test_acc_peak: f64,
+    pub peak_epoch: usize,
+    pub savings_nominal: f64,
+    pub savings_actual: f64,
+    pub savings_measured: Option<f64>,
+    pub macs_full: u64,
+    pub macs_executed_nominal: f64,
+    pub macs_executed_actual: f64,
+    pub train_img_per_s: f64,
+    pub infer_img_per_s: f64,
+    pub wall_secs: f64,
+}
+
+/// Which front memberships a configuration has. `None`: the configuration is no candidate for that
+/// front (a baseline, or a metric it lacks), or the front is not computed for this sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct FrontMembership {
+    /// The front of the sweep's objectives.
+    pub objectives: Option<bool>,
+    /// The same objectives with `savings_nominal` replaced by `savings_actual`.
+    pub actual: Option<bool>,
+    /// The same objectives with `savings_nominal` replaced by `savings_measured`.
+    pub measured: Option<bool>,
+}
+
+/// Finished runs of one configuration, aggregated over seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Configuration {
+    /// `c1`, `c2`, … in report order, zero-padded to a common width.
+    pub id: String,
+    /// The swept values without the seed, `key=value, …`; `default` when nothing is swept.
+    pub label: String,
+    /// A compact label for plots.
+    pub short_label: String,
+    /// The job's swept values without the seed.
+    pub params: Map<String, Value>,
+    pub kind: ModelKind,
+    /// Sorted seeds of the finished runs (repeated when a seed ran twice).
+    pub seeds: Vec<u64>,
+    pub job_ids: Vec<String>,
+    /// Epochs of the longest run's history (the configured epochs when no history was kept).
+    pub epochs: usize,
+    pub test_acc_final: Stat,
+    pub test_acc_peak: Stat,
+    pub peak_epoch: Stat,
+    pub savings_nominal: Stat,
+    pub savings_actual: Stat,
+    /// Over the seeds that measured it; `None` when none did.
+    pub savings_measured: Option<Stat>,
+    pub macs_full: Stat,
+    pub macs_executed_nominal: Stat,
+    pub macs_executed_actual: Stat,
+    pub train_img_per_s: Stat,
+    pub infer_img_per_s: Stat,
+    pub wall_secs: Stat,
+    pub gates: Vec<BlockGateMean>,
+    pub curve: Vec<CurvePoint>,
+    pub rerun: Rerun,
+    pub front: FrontMembership,
+}
+
+/// The numeric fields of [`RunResult`] that can serve as objectives, by their JSON names.
+pub const METRICS: [&str; 12] = [
+    "test_acc_final",
+    "test_acc_peak",
+    "peak_epoch",
+    "savings_nominal",
+    "savings_actual",
+    "savings_measured",
+    "macs_full",
+    "macs_executed_nominal",
+    "macs_executed_actual",
+    "train_img_per_s",
+    "infer_img_per_s",
+    "wall_secs",
+];
+
+impl Configuration {
+    /// A plain ResNet, drawn as a reference and never a candidate for a front.
+    pub fn is_baseline(&self) -> bool {
+        self.kind == ModelKind::Resnet
+    }
+
+    /// The statistic of a metric named as in [`METRICS`]; `None` for an unknown name or a measured
+    /// savings figure no seed has.
+    pub fn stat(&self, metric: &str) -> Option<Stat> {
+        Some(match metric {
+            "test_acc_final" => self.test_acc_final,
+            "test_acc_peak" => self.test_acc_peak,
+            "peak_epoch" => self.peak_epoch,
+            "savings_nominal" => self.savings_nominal,
+            "savings_actual" => self.savings_actual,
+            "savings_measured" => return self.savings_measured,
+            "macs_full" => self.macs_full,
+            "macs_executed_nominal" => self.macs_executed_nominal,
+            "macs_executed_actual" => self.macs_executed_actual,
+            "train_img_per_s" => self.train_img_per_s,
+            "infer_img_per_s" => self.infer_img_per_s,
+            "wall_secs" => self.wall_secs,
+            _ => return None,
+        })
+    }
+}
+
+/// The value of a metric named as in [`METRICS`] in one run.
+pub fn run_metric(result: &RunResult, metric: &str) -> Option<f64> {
+    Some(match metric {
+        "test_acc_final" => result.test_acc_final,
+        "test_acc_peak" => result.test_acc_peak,
+        "peak_epoch" => result.peak_epoch as f64,
+        "savings_nominal" => result.savings_nominal,
+        "savings_actual" => result.savings_actual,
+        "savings_measured" => return result.savings_measured,
+        "macs_full" => result.macs_full as f64,
+        "macs_executed_nominal" => result.macs_executed_nominal,
+        "macs_executed_actual" => result.macs_executed_actual,
+        "train_img_per_s" => result.train_img_per_s,
+        "infer_img_per_s" => result.infer_img_per_s,
+        "wall_secs" => result.wall_secs,
+        _ => return None,
+    })
+}
+
+/// A JSON value as a table cell or label shows it: strings bare, everything else as JSON.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Orders JSON values: null < bools < numbers (numerically) < strings < arrays < objects.
+pub fn compare_values(a: &Value, b: &Value) -> Ordering {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(_) => 2,
+            Value::String(_) => 3,
+            Value::Array(_) => 4,
+            Value::Object(_) => 5,
+        }
+    }
+    match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            x.total_cmp(&y)
+        }
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        _ => rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a.to_string().cmp(&b.to_string())),
+    }
+}
+
+/// The keys that tables show as columns: the sweep's axes in file order without the seed, then any
+/// other key some job has, sorted.
+pub fn param_columns(axes: &[String], runs: &[&JobRecord]) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    for axis in axes {
+        if axis != SEED_KEY && !columns.contains(axis) {
+            columns.push(axis.clone());
+        }
+    }
+    let extra: BTreeSet<&String> = runs
+        .iter()
+        .flat_map(|r| r.job.params.keys())
+        .filter(|k| *k != SEED_KEY && !columns.contains(k))
+        .collect();
+    columns.extend(extra.into_iter().cloned());
+    columns
+}
+
+/// The canonical identity of a configuration: its resolved config with the seed zeroed, as JSON with
+/// sorted keys.
+fn configuration_key(config: &RunConfig) -> String {
+    let mut config = config.clone();
+    config.train.seed = 0;
+    config.to_json().to_string()
+}
+
+fn params_without_seed(params: &Map<String, Value>) -> Map<String, Value> {
+    params
+        .iter()
+        .filter(|(k, _)| k.as_str() != SEED_KEY)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn label_of(params: &Map<String, Value>, columns: &[String]) -> String {
+    let parts: Vec<String> = columns
+        .iter()
+        .filter_map(|k| params.get(k).map(|v| format!("{k}={}", value_text(v))))
+        .collect();
+    if parts.is_empty() {
+        "default".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// `preset` first by its value, then the other values of the sweep's axes by the last segment of their
+/// key; the id when that is empty or longer than 32 characters.
+fn short_label_of(params: &Map<String, Value>, axes: &[String], id: &str) -> String {
+    let columns = axes;
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(preset) = params.get("preset") {
+        parts.push(value_text(preset));
+    }
+    for k in columns.iter().filter(|k| k.as_str() != "preset") {
+        if let Some(v) = params.get(k) {
+            let name = k.rsplit('.').next().unwrap_or(k);
+            parts.push(format!("{name}={}", value_text(v)));
+        }
+    }
+    let label = parts.join(" ");
+    if label.is_empty() || label.chars().count() > 32 {
+        id.to_string()
+    } else {
+        label
+    }
+}
+
+/// Groups finished runs into configurations, in report order, and flattens the runs into rows.
+/// `axes` are the sweep's axes (for short labels), `columns` every parameter key shown in tables.
+/// `rerun_command` is completed with the path of the configuration file.
+pub fn group(
+    finished: &[&JobRecord],
+    axes: &[String],
+    columns: &[String],
+    rerun_command: &dyn Fn(&str) -> String,
+) -> (Vec<Configuration>, Vec<RunRow>) {
+    let mut groups: BTreeMap<String, Vec<&JobRecord>> = BTreeMap::new();
+    for record in finished {
+        groups
+            .entry(configuration_key(&record.job.config))
+            .or_default()
+            .push(record);
+    }
+    let mut groups: Vec<(String, Vec<&JobRecord>)> = groups.into_iter().collect();
+    for (_, records) in &mut groups {
+        records.sort_by(|a, b| {
+            a.job
+                .config
+                .train
+                .seed
+                .cmp(&b.job.config.train.seed)
+                .then_with(|| a.job.id.cmp(&b.job.id))
+        });
+    }
+    // Report order: by swept values in column order, then by the canonical key.
+    groups.sort_by(|(ka, a), (kb, b)| {
+        let (pa, pb) = (&a[0].job.params, &b[0].job.params);
+        columns
+            .iter()
+            .map(|c| match (pa.get(c), pb.get(c)) {
+                (Some(x), Some(y)) => compare_values(x, y),
+                (None, Some(_)) => Ordering::Less,
+                (Some(_), None) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| ka.cmp(kb))
+    });
+
+    let width = groups.len().to_string().len();
+    let mut labels_seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut configurations = Vec::with_capacity(groups.len());
+    let mut rows = Vec::with_capacity(finished.len());
+    for (index, (_, records)) in groups.iter().enumerate() {
+        let id = format!("c{:0width$}", index + 1);
+        let params = params_without_seed(&records[0].job.params);
+        let mut label = label_of(&params, columns);
+        let seen = labels_seen.entry(label.clone()).or_insert(0);
+        *seen += 1;
+        if *seen > 1 {
+            label = format!("{label} #{seen}");
+        }
+        let short_label = short_label_of(&params, axes, &id);
+        for record in records {
+            let r = record.result.as_ref().expect("finished runs have a result");
+            rows.push(RunRow {
+                job_id: record.job.id.clone(),
+                configuration_id: id.clone(),
+                seed: record.job.config.train.seed,
+                params: record.job.params.clone(),
+                attempts: record.attempts,
+                epochs: r.history.len(),
+                test_acc_final: r.test_acc_final,
+                test_acc_peak: r.test_acc_peak,
+                peak_epoch: r.peak_epoch,
+                savings_nominal: r.savings_nominal,
+                savings_actual: r.savings_actual,
+                savings_measured: r.savings_measured,
+                macs_full: r.macs_full,
+                macs_executed_nominal: r.macs_executed_nominal,
+                macs_executed_actual: r.macs_executed_actual,
+                train_img_per_s: r.train_img_per_s,
+                infer_img_per_s: r.infer_img_per_s,
+                wall_secs: r.wall_secs,
+            });
+        }
+        configurations.push(aggregate(
+            id,
+            label,
+            short_label,
+            params,
+            records,
+            rerun_command,
+        ));
+    }
+    rows.sort_by(|a, b| {
+        a.configuration_id
+            .cmp(&b.configuration_id)
+            .then(a.seed.cmp(&b.seed))
+            .then_with(|| a.job_id.cmp(&b.job_id))
+    });
+    (configurations, rows)
+}
+
+fn aggregate(
+    id: String,
+    label: String,
+    short_label: String,
+    params: Map<String, Value>,
+    records: &[&JobRecord],
+    rerun_command: &dyn Fn(&str) -> String,
+) -> Configuration {
+    let results: Vec<&RunResult> = records.iter().filter_map(|r| r.result.as_ref()).collect();
+    let stat = |metric: &str| -> Option<Stat> {
+        let values: Vec<f64> = results
+            .iter()
+            .filter_map(|r| run_metric(r, metric))
+            .collect();
+        Stat::of(&values)
+    };
+    let must = |metric: &str| stat(metric).expect("every finished run has this metric");
+
+    let mut gate_sums: BTreeMap<usize, (f64, f64, usize)> = BTreeMap::new();
+    for r in &results {
+        for g in &r.gates {
+            let e = gate_sums.entry(g.block_idx).or_insert((0.0, 0.0, 0));
+            e.0 += g.gate_open_rate;
+            e.1 += g.mean_cir;
+            e.2 += 1;
+        }
+    }
+    let gates = gate_sums
+        .into_iter()
+        .map(|(block_idx, (open, cir, n))| BlockGateMean {
+            block_idx,
+            gate_open_rate: open / n as f64,
+            mean_cir: cir / n as f64,
+        })
+        .collect();
+
+    let mut curve_sums: BTreeMap<usize, (f64, f64, usize)> = BTreeMap::new();
+    for r in &results {
+        for e in &r.history {
+            let s = curve_sums.entry(e.epoch).or_insert((0.0, 0.0, 0));
+            s.0 += e.test_acc;
+            s.1 += e.savings_nominal;
+            s.2 += 1;
+        }
+    }
+    let curve = curve_sums
+        .into_iter()
+        .map(|(epoch, (acc, sav, n))| CurvePoint {
+            epoch,
+            test_acc: acc / n as f64,
+            savings_nominal: sav / n as f64,
+            n_seeds: n,
+        })
+        .collect();
+
+    let representative = records[0];
+    let epochs = results
+        .iter()
+        .map(|r| r.history.len())
+        .max()
+        .filter(|&n| n > 0)
+        .unwrap_or(representative.job.config.train.epochs);
+    let rerun = Rerun {
+        job_id: representative.job.id.clone(),
+        config: representative.job.config.clone(),
+        command: rerun_command(&representative.job.id),
+    };
+    Configuration {
+        id,
+        label,
+        short_label,
+        params,
+        kind: representative.job.config.model.kind,
+        seeds: records.iter().map(|r| r.job.config.train.seed).collect(),
+        job_ids: records.iter().map(|r| r.job.id.clone()).collect(),
+        epochs,
+        test_acc_final: must("test_acc_final"),
+        test_acc_peak: must("test_acc_peak"),
+        peak_epoch: must("peak_epoch"),
+        savings_nominal: must("savings_nominal"),
+        savings_actual: must("savings_actual"),
+        savings_measured: stat("savings_measured"),
+        macs_full: must("macs_full"),
+        macs_executed_nominal: must("macs_executed_nominal"),
+        macs_executed_actual: must("macs_executed_actual"),
+        train_img_per_s: must("train_img_per_s"),
+        infer_img_per_s: must("infer_img_per_s"),
+        wall_secs: must("wall_secs"),
+        gates,
+        curve,
+        rerun,
+        front: FrontMembership::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_std() {
+        assert_eq!(Stat::of(&[]), None);
+        assert_eq!(
+            Stat::of(&[0.5]),
+            Some(Stat {
+                mean: 0.5,
+                std: 0.0,
+                n: 1
+            })
+        );
+        let s = Stat::of(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert_eq!(s.mean, 2.5);
+        assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn values_order_numerically() {
+        use serde_json::json;
+        assert_eq!(compare_values(&json!(2), &json!(10)), Ordering::Less);
+        assert_eq!(compare_values(&json!(0.5), &json!(0.25)), Ordering::Greater);
+        assert_eq!(compare_values(&json!("b"), &json!("a")), Ordering::Greater);
+        assert_eq!(compare_values(&json!(1), &json!("a")), Ordering::Less);
+    }
+}

@@ -1,0 +1,33 @@
+use std::path::PathBuf;
+
+/// Errors of cg-report.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The sweep names no objective, so there is no front to compute.
+    #[error("the sweep has no objectives")]
+    NoObjectives,
+    /// An objective names a metric that is not a numeric field of a run result.
+    #[error("unknown objective metric `{metric}` (known: {known})")]
+    UnknownMetric { metric: String, known: String },
+    /// The hypervolume reference point has a different length than the list of objectives.
+    #[error("the reference point has {got} values but there are {expected} objectives")]
+    ReferencePoint { expected: usize, got: usize },
+    /// plotters failed to draw a figure.
+    #[error("drawing {figure}: {message}")]
+    Plot { figure: String, message: String },
+    /// A bitmap could not be encoded as PNG.
+    #[error("encoding {figure} as PNG: {message}")]
+    Png { figure: String, message: String },
+    /// A value could not be serialised as JSON.
+    #[error("serialising JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A report file could not be written.
+    #[error("writing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

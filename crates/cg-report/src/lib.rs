@@ -1,0 +1,27 @@
+//! Reports of a sweep: configurations aggregated over seeds, the Pareto front of the sweep's objectives
+//! (accuracy up, FLOPs savings up by default) and its hypervolume, figures (PNG and SVG, drawn with
+//! plotters and an embedded font), and `report.md`, a self-contained `report.html`, CSV and JSON tables.
+//!
+//! Pure: [`build_report`] takes a sweep's job records and computes everything in memory;
+//! [`write_report`] writes the files. This crate never opens a database and is the only one that knows
+//! plotters. Same records, same bytes: nothing here reads a clock.
+
+mod aggregate;
+mod doc;
+mod error;
+mod font;
+pub mod pareto;
+mod plots;
+mod report;
+mod table;
+
+pub use aggregate::{
+    BlockGateMean, Configuration, CurvePoint, FrontMembership, METRICS, Rerun, RunRow, SEED_KEY,
+    Stat,
+};
+pub use error::{Error, Result};
+pub use pareto::{dominates, hypervolume, pareto_mask};
+pub use report::{
+    FailedJob, JobCounts, Report, ReportFile, ReportOptions, WrittenReport, build_report,
+    write_report,
+};

@@ -1,0 +1,440 @@
+//! The report through the public API: fronts and hypervolume of a known sweep, the markdown snapshot,
+//! reproducible files, figures that decode, and sweeps with nothing to show.
+
+mod common;
+
+use cg_core::{Direction, JobStatus, Objective, RunConfig};
+use cg_report::{Error, Report, ReportOptions, build_report, write_report};
+use common::{calibration_records, job, params, sweep};
+use serde_json::json;
+
+const STEMS: [&str; 4] = ["pareto", "gates_open", "gates_cir", "curves"];
+
+fn small_opts() -> ReportOptions {
+    ReportOptions {
+        plot_size: (640, 420),
+        ..ReportOptions::default()
+    }
+}
+
+fn text<'a>(report: &'a Report, path: &str) -> &'a str {
+    let file = report
+        .file(path)
+        .unwrap_or_else(|| panic!("{path} is missing"));
+    std::str::from_utf8(&file.contents).expect("utf-8")
+}
+
+fn front_ids(
+    report: &Report,
+    pick: fn(&cg_report::FrontMembership) -> Option<bool>,
+) -> Vec<String> {
+    report
+        .configurations
+        .iter()
+        .filter(|c| pick(&c.front) == Some(true))
+        .map(|c| c.label.clone())
+        .collect()
+}
+
+fn check_figures(report: &Report, size: (u32, u32)) {
+    for stem in STEMS {
+        let png = &report.file(&format!("{stem}.png")).unwrap().contents;
+        let image = image::load_from_memory_with_format(png, image::ImageFormat::Png)
+            .unwrap_or_else(|e| panic!("{stem}.png does not decode: {e}"));
+        assert_eq!((image.width(), image.height()), size, "{stem}.png size");
+        let svg = text(report, &format!("{stem}.svg"));
+        let doc = roxmltree::Document::parse(svg)
+            .unwrap_or_else(|e| panic!("{stem}.svg is not XML: {e}"));
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        assert_eq!(
+            doc.root_element().attribute("width"),
+            Some(size.0.to_string().as_str())
+        );
+    }
+}
+
+#[test]
+fn calibration_front_and_hypervolume() {
+    let (info, records) = calibration_records();
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    assert_eq!(report.counts.total, 16);
+    assert_eq!(report.counts.finished, 14);
+    assert_eq!(report.counts.failed, 1);
+    assert_eq!(report.counts.queued, 1);
+    assert_eq!(report.configurations.len(), 7);
+    assert_eq!(report.configurations[0].label, "model.kind=resnet");
+    assert!(report.configurations[0].is_baseline());
+    assert_eq!(
+        report.configurations[0].front.objectives, None,
+        "baselines are no candidates"
+    );
+
+    // The duplicate balanced points both stay on the front.
+    assert_eq!(
+        front_ids(&report, |m| m.objectives),
+        [
+            "preset=aggressive, gate.threshold=0.9, loss.flops_weight=1.0",
+            "preset=balanced, gate.threshold=0.9, loss.flops_weight=0.5",
+            "preset=balanced, gate.threshold=1.0, loss.flops_weight=0.5",
+            "preset=conservative, gate.threshold=0.9, loss.flops_weight=0.1",
+        ]
+    );
+    assert_eq!(
+        front_ids(&report, |m| m.actual),
+        [
+            "preset=aggressive, gate.threshold=0.9, loss.flops_weight=1.0",
+            "preset=balanced, gate.threshold=1.0, loss.flops_weight=0.5",
+            "preset=conservative, gate.threshold=0.9, loss.flops_weight=0.1",
+        ]
+    );
+    assert_eq!(
+        front_ids(&report, |m| m.measured),
+        ["preset=balanced, gate.threshold=1.0, loss.flops_weight=0.5"]
+    );
+    // Only the balanced configurations measured savings; the others are no candidates.
+    assert_eq!(report.configurations[1].front.measured, None);
+
+    // (0.932·0.020) + 0.913·(0.185 − 0.020) + 0.899·(0.241 − 0.185)
+    let expected = 0.932 * 0.020 + 0.913 * (0.185 - 0.020) + 0.899 * (0.241 - 0.185);
+    let hv = report.hypervolume.unwrap();
+    assert!(
+        (hv - expected).abs() < 1e-12,
+        "hypervolume {hv}, expected {expected}"
+    );
+
+    // Mean ± sample std over two seeds: ±0.001 around the mean gives std 0.001·√2.
+    let balanced = &report.configurations[3];
+    assert_eq!(balanced.seeds, [0, 1]);
+    assert!((balanced.test_acc_final.mean - 0.913).abs() < 1e-12);
+    assert!((balanced.test_acc_final.std - 0.001 * 2f64.sqrt()).abs() < 1e-12);
+    assert_eq!(balanced.savings_measured.unwrap().n, 2);
+    assert_eq!(balanced.gates.len(), 7);
+    assert_eq!(balanced.curve.len(), 5);
+    assert_eq!(balanced.rerun.job_id, "job05");
+    assert_eq!(
+        balanced.rerun.command,
+        "cg train --config configs/job05.json"
+    );
+
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(
+        report.failed[0].label,
+        "preset=aggressive, gate.threshold=1.1, train.seed=0"
+    );
+}
+
+#[test]
+fn report_markdown_snapshot() {
+    let (info, records) = calibration_records();
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    insta::assert_snapshot!("calibration_report_md", report.markdown());
+}
+
+#[test]
+fn same_records_give_identical_files_in_any_order() {
+    let (info, records) = calibration_records();
+    let a = build_report(&info, &records, &small_opts()).unwrap();
+    let mut shuffled = records.clone();
+    shuffled.reverse();
+    shuffled.rotate_left(5);
+    let b = build_report(&info, &shuffled, &small_opts()).unwrap();
+    let c = build_report(&info, &records, &small_opts()).unwrap();
+    for name in [
+        "report.md",
+        "report.html",
+        "results.csv",
+        "results.json",
+        "front.csv",
+        "front.json",
+    ] {
+        assert_eq!(
+            text(&a, name),
+            text(&b, name),
+            "{name} depends on record order"
+        );
+        assert_eq!(
+            text(&a, name),
+            text(&c, name),
+            "{name} differs between builds"
+        );
+    }
+    for stem in STEMS {
+        for ext in ["png", "svg"] {
+            let name = format!("{stem}.{ext}");
+            assert_eq!(
+                a.file(&name).unwrap().contents,
+                c.file(&name).unwrap().contents,
+                "{name} differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn csv_and_json_tables() {
+    let (info, records) = calibration_records();
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let results = text(&report, "results.csv");
+    let lines: Vec<&str> = results.lines().collect();
+    assert_eq!(lines.len(), 1 + 14, "a header and one row per finished run");
+    assert_eq!(
+        lines[0],
+        "job_id,configuration,seed,preset,gate.threshold,loss.flops_weight,model.kind,attempts,epochs,\
+         test_acc_final,test_acc_peak,peak_epoch,savings_nominal,savings_actual,savings_measured,macs_full,\
+         macs_executed_nominal,macs_executed_actual,train_img_per_s,infer_img_per_s,wall_secs"
+    );
+    assert!(
+        lines[1].starts_with("base0,c1,0,,,,resnet,1,5,0.911,"),
+        "{}",
+        lines[1]
+    );
+    // Full precision: the value parses back to the exact f64.
+    let acc: f64 = lines[3].split(',').nth(9).unwrap().parse().unwrap();
+    assert_eq!(acc, 0.899 - 0.001);
+
+    let results_json: serde_json::Value =
+        serde_json::from_str(text(&report, "results.json")).unwrap();
+    assert_eq!(results_json.as_array().unwrap().len(), 14);
+    assert_eq!(results_json[2]["test_acc_final"], json!(0.899 - 0.001));
+    assert_eq!(results_json[2]["savings_measured"], json!(null));
+    assert_eq!(results_json[2]["preset"], json!("aggressive"));
+
+    let front = text(&report, "front.csv");
+    assert_eq!(front.lines().count(), 1 + 7);
+    let header: Vec<&str> = front.lines().next().unwrap().split(',').collect();
+    for column in [
+        "test_acc_final_mean",
+        "test_acc_final_std",
+        "savings_nominal_mean",
+        "n_seeds",
+        "on_front",
+    ] {
+        assert!(header.contains(&column), "front.csv lacks {column}");
+    }
+    let front_json: serde_json::Value = serde_json::from_str(text(&report, "front.json")).unwrap();
+    let on_front: Vec<bool> = front_json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["on_front"].as_bool().unwrap())
+        .collect();
+    assert_eq!(on_front, [false, true, false, true, true, true, false]);
+}
+
+#[test]
+fn figures_decode_at_the_requested_size() {
+    let (info, records) = calibration_records();
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    check_figures(&report, (640, 420));
+    let html = text(&report, "report.html");
+    assert_eq!(html.matches("<svg").count(), 4, "every figure is inline");
+    assert!(!html.contains("<img"), "no figure is loaded from a file");
+}
+
+#[test]
+fn written_files_and_configs() {
+    let (info, records) = calibration_records();
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_report(&report, dir.path()).unwrap();
+    assert_eq!(written.hypervolume, report.hypervolume);
+    for name in [
+        "report.md",
+        "report.html",
+        "results.csv",
+        "results.json",
+        "front.csv",
+        "front.json",
+        "pareto.png",
+        "pareto.svg",
+        "gates_open.png",
+        "gates_open.svg",
+        "gates_cir.png",
+        "gates_cir.svg",
+        "curves.png",
+        "curves.svg",
+        "configs/job05.json",
+        "configs/base0.json",
+    ] {
+        let path = dir.path().join(name);
+        assert!(path.is_file(), "{name} was not written");
+        assert!(written.files.contains(&path), "{name} is not listed");
+    }
+    let config: RunConfig = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("configs/job05.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        config, records[4].job.config,
+        "the re-run file is the job's resolved configuration"
+    );
+}
+
+#[test]
+fn empty_sweep() {
+    let info = sweep("empty", &["gate.threshold"]);
+    let report = build_report(&info, &[], &small_opts()).unwrap();
+    assert_eq!(report.hypervolume, None);
+    assert!(report.configurations.is_empty());
+    let md = report.markdown();
+    assert!(md.contains("The sweep has no jobs yet"), "{md}");
+    check_figures(&report, (640, 420));
+    assert_eq!(text(&report, "results.csv").lines().count(), 1);
+    assert_eq!(text(&report, "front.json"), "[]\n");
+    // The message is drawn with the embedded font: dark pixels in the middle of the picture.
+    let png = &report.file("pareto.png").unwrap().contents;
+    let image = image::load_from_memory(png).unwrap().to_rgb8();
+    let dark = image
+        .enumerate_pixels()
+        .filter(|(_, y, p)| (180..240).contains(y) && p.0.iter().all(|c| *c < 160))
+        .count();
+    assert!(dark > 50, "no text drawn ({dark} dark pixels)");
+}
+
+#[test]
+fn runs_with_non_finite_results_are_reported_but_never_on_the_front() {
+    let (info, mut records) = calibration_records();
+    for r in records
+        .iter_mut()
+        .filter(|r| r.job.id == "job01" || r.job.id == "job02")
+    {
+        r.result.as_mut().unwrap().test_acc_final = f64::NAN;
+    }
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let aggressive = &report.configurations[1];
+    assert!(aggressive.test_acc_final.mean.is_nan());
+    assert_eq!(aggressive.front.objectives, None);
+    assert_eq!(
+        report.front().count(),
+        4,
+        "the dominated aggressive point joins the front"
+    );
+    check_figures(&report, (640, 420));
+    let results: serde_json::Value = serde_json::from_str(text(&report, "results.json")).unwrap();
+    assert_eq!(results[2]["test_acc_final"], json!(null));
+}
+
+#[test]
+fn all_failed_sweep() {
+    let info = sweep("broken", &["gate.threshold"]);
+    let records: Vec<_> = [0.8, 0.9]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut r = job(
+                "broken",
+                &format!("f{i}"),
+                params(&[("gate.threshold", json!(t)), ("train.seed", json!(0))]),
+                JobStatus::Failed,
+                None,
+            );
+            r.last_error = Some(format!("out of memory | on `device` {i}"));
+            r
+        })
+        .collect();
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    assert_eq!(report.hypervolume, None);
+    let md = report.markdown();
+    assert!(md.contains("(every job failed)"), "{md}");
+    assert!(md.contains("## Failed jobs"), "{md}");
+    assert!(
+        md.contains(
+            "| `f1` | `gate.threshold=0.9, train.seed=0` | 1 | out of memory \\| on 'device' 1 |"
+        ),
+        "{md}"
+    );
+    check_figures(&report, (640, 420));
+}
+
+#[test]
+fn baseline_only_sweep_has_no_front_but_draws_the_baseline() {
+    let info = sweep("baseline", &["train.seed"]);
+    let (_, all) = calibration_records();
+    let baselines: Vec<_> = all
+        .into_iter()
+        .filter(|r| r.job.id.starts_with("base"))
+        .collect();
+    let report = build_report(&info, &baselines, &small_opts()).unwrap();
+    assert_eq!(report.configurations.len(), 1);
+    assert_eq!(report.hypervolume, None);
+    check_figures(&report, (640, 420));
+    assert!(text(&report, "pareto.svg").contains("baseline"));
+}
+
+#[test]
+fn minimised_objectives_and_custom_reference() {
+    let (mut info, records) = calibration_records();
+    info.objectives = vec![
+        Objective {
+            metric: "test_acc_final".into(),
+            direction: Direction::Maximize,
+        },
+        Objective {
+            metric: "macs_executed_nominal".into(),
+            direction: Direction::Minimize,
+        },
+    ];
+    info.reference_point = vec![0.9, common::MACS_FULL as f64];
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    // Minimising executed MACs is maximising nominal savings: the same front.
+    let ids: Vec<&str> = report.front().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["c2", "c4", "c5", "c6"]);
+    // Against (0.9, MACS_FULL) the aggressive point (0.899) is worse than the reference.
+    let m = common::MACS_FULL as f64;
+    let expected =
+        (0.932 - 0.913) * (m - m * (1.0 - 0.020)) + (0.913 - 0.9) * (m - m * (1.0 - 0.185));
+    let hv = report.hypervolume.unwrap();
+    assert!(
+        (hv - expected).abs() < 1e-6 * expected,
+        "hypervolume {hv}, expected {expected}"
+    );
+    // No savings_nominal objective: the actual/measured variants are not computed.
+    assert!(
+        report
+            .configurations
+            .iter()
+            .all(|c| c.front.actual.is_none())
+    );
+}
+
+#[test]
+fn invalid_objectives_are_errors() {
+    let (mut info, records) = calibration_records();
+    info.objectives[1].metric = "savings".into();
+    let err = build_report(&info, &records, &small_opts()).unwrap_err();
+    assert!(matches!(err, Error::UnknownMetric { .. }), "{err}");
+    let (mut info, _) = calibration_records();
+    info.reference_point = vec![0.0];
+    let err = build_report(&info, &records, &small_opts()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ReferencePoint {
+                expected: 2,
+                got: 1
+            }
+        ),
+        "{err}"
+    );
+    // An empty objective list means the default pair and an empty reference point 0 for each.
+    let (mut info, _) = calibration_records();
+    info.objectives.clear();
+    info.reference_point.clear();
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    assert_eq!(report.reference_point, [0.0, 0.0]);
+    assert_eq!(report.front().count(), 4);
+}
+
+#[test]
+fn small_figures_do_not_panic() {
+    let (info, records) = calibration_records();
+    for size in [(320, 200), (200, 150)] {
+        let opts = ReportOptions {
+            plot_size: size,
+            ..ReportOptions::default()
+        };
+        if let Ok(report) = build_report(&info, &records, &opts) {
+            check_figures(&report, size);
+        }
+    }
+}
