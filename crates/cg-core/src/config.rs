@@ -437,7 +437,7 @@ impl RunConfig {
             })
         };
         let m = &self.model;
-        if m.depth < 8 || (m.depth - 2) % 6 != 0 {
+        if m.depth < 8 || !(m.depth - 2).is_multiple_of(6) {
             bad(
                 "model.depth",
                 format!("must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {}", m.depth),
@@ -518,7 +518,7 @@ impl RunConfig {
         if !(0.0..1.0).contains(&t.momentum) {
             bad("train.momentum", format!("must lie in [0, 1), got {}", t.momentum));
         }
-        if !(t.weight_decay >= 0.0) {
+        if t.weight_decay.is_nan() || t.weight_decay < 0.0 {
             bad("train.weight_decay", format!("must be >= 0, got {}", t.weight_decay));
         }
         if !(0.0..1.0).contains(&t.warmup) {

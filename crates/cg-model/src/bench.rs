@@ -216,7 +216,7 @@ fn input<B: Backend>(prep: &Prepared, batch: usize, device: &B::Device) -> burn:
         augment: false,
     };
     let idx: Vec<usize> = (0..batch).collect();
-    to_tensor::<B>(&batcher.batch(&idx, None), device).0
+    to_tensor::<B>(&batcher.batch(&idx, None), device)
 }
 
 /// (seconds for `iters` timed runs, seconds of the warm-up run).

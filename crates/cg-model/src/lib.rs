@@ -4,7 +4,7 @@
 
 pub mod bench;
 pub mod data;
-mod device;
+pub mod device;
 mod error;
 pub mod macs;
 pub mod model;

@@ -149,13 +149,12 @@ pub struct Evaluation {
     pub img_per_s: f64,
 }
 
-pub(crate) fn to_tensor<B: Backend>(batch: &Batch, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
-    let x = Tensor::from_data(
+/// The batch's images as a tensor. Shape [n, channels, side, side].
+pub(crate) fn to_tensor<B: Backend>(batch: &Batch, device: &B::Device) -> Tensor<B, 4> {
+    Tensor::from_data(
         TensorData::new(batch.images.clone(), [batch.n, batch.channels, batch.side, batch.side]),
         device,
-    );
-    let y = Tensor::from_data(TensorData::new(batch.labels.clone(), [batch.n]), device);
-    (x, y)
+    )
 }
 
 fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
@@ -188,7 +187,7 @@ pub fn evaluate<B: Backend>(
     let all: Vec<usize> = (0..data.len()).collect();
     for idx in all.chunks(batch_size.max(1)) {
         let batch = batcher.batch(idx, None);
-        let (x, _) = to_tensor::<B>(&batch, device);
+        let x = to_tensor::<B>(&batch, device);
         let out = model.forward(x, &ctx);
         let pred: Vec<i64> = out.logits.argmax(1).into_data().iter::<i64>().collect();
         correct += pred.iter().zip(&batch.labels).filter(|(p, l)| **p == i64::from(**l)).count();
@@ -240,7 +239,7 @@ pub fn measure_sparse<B: Backend>(
     };
     let backbone = model.clone().without_gates();
     let all: Vec<usize> = (0..data.len()).collect();
-    let batches: Vec<_> = all.chunks(batch_size.max(1)).map(|idx| to_tensor::<B>(&batcher.batch(idx, None), device).0).collect();
+    let batches: Vec<_> = all.chunks(batch_size.max(1)).map(|idx| to_tensor::<B>(&batcher.batch(idx, None), device)).collect();
     // Warm up both paths once.
     if let Some(x) = batches.first() {
         let _ = host_f32(backbone.forward(x.clone(), &GateCtx::Open).logits);
@@ -402,7 +401,7 @@ pub fn train_on<B: AutodiffBackend>(
                 batch.images.extend(noisy);
                 batch.n *= 2;
             }
-            let (x, _) = to_tensor::<B>(&batch, device);
+            let x = to_tensor::<B>(&batch, device);
             let y = Tensor::<B, 1, Int>::from_data(TensorData::new(batch.labels[..n].to_vec(), [n]), device);
             let noise: Vec<f32> = (0..n_gated * batch.n)
                 .map(|_| {

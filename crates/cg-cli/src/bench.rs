@@ -1,0 +1,78 @@
+//! `cg bench`: images/s of training and inference, dense and sparse.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use cg_model::DeviceSpec;
+use cg_model::bench::{BenchLine, BenchOptions, run_bench};
+use clap::Args;
+
+use crate::util::set_threads;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Batch sizes.
+    #[arg(long, value_delimiter = ',', default_value = "128,256")]
+    pub batch: Vec<usize>,
+    /// Timed iterations per line (after one warm-up).
+    #[arg(long, default_value_t = 2)]
+    pub iters: usize,
+    /// Network depth (6n+2) and width.
+    #[arg(long, default_value_t = 20)]
+    pub depth: usize,
+    #[arg(long, default_value_t = 16)]
+    pub width: usize,
+    /// Fractions of closed gates for the sparse-inference lines.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    pub closed: Vec<f64>,
+    /// Inference only.
+    #[arg(long)]
+    pub no_train: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// CPU threads for the backend (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    set_threads(args.threads)?;
+    let device: DeviceSpec = args.device.parse()?;
+    let opts = BenchOptions {
+        batches: args.batch.clone(),
+        iters: args.iters.max(1),
+        closed: args.closed.clone(),
+        depth: args.depth,
+        width: args.width,
+        train: !args.no_train,
+    };
+    if !args.json {
+        eprintln!("cg bench on {} ({}), synthetic 3x32x32 data, consistency loss off", device, cg_model::device::device_name(device));
+        println!("{:<20} {:<13} {:>5} {:>10} {:>7} {:>8} {:>8} {:>8}", "model", "mode", "batch", "img/s", "closed", "speedup", "theory", "warmup");
+    }
+    let json = args.json;
+    let mut print = |l: &BenchLine| {
+        if json {
+            println!("{}", serde_json::to_string(l).expect("bench line serialises"));
+        } else {
+            let opt = |v: Option<f64>, prec: usize| v.map(|v| format!("{v:.prec$}")).unwrap_or_else(|| "-".into());
+            println!(
+                "{:<20} {:<13} {:>5} {:>10.1} {:>7} {:>8} {:>8} {:>7.1}s",
+                l.model,
+                l.mode,
+                l.batch,
+                l.img_per_s,
+                opt(l.closed, 2),
+                opt(l.speedup, 2),
+                opt(l.theoretical_speedup, 2),
+                l.warmup_secs
+            );
+        }
+    };
+    run_bench(device, &opts, &mut print)?;
+    Ok(ExitCode::SUCCESS)
+}

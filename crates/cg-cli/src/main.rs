@@ -1,0 +1,50 @@
+//! `cg`: the command line of the CosineGate research platform.
+
+mod bench;
+mod data;
+mod progress;
+mod sweep;
+mod train;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "cg", version, about = "Sweeps, training and Pareto reports for CosineGate dynamic routing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train one configuration and write its result JSON.
+    Train(train::TrainArgs),
+    /// Measure training and inference images/s (dense and sparse) on synthetic data.
+    Bench(bench::BenchArgs),
+    /// Data sets: download the official files.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Sweep files: plan, schema.
+    #[command(subcommand)]
+    Sweep(sweep::SweepCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Data(c) => data::run(c),
+        Command::Sweep(c) => sweep::run(c),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
