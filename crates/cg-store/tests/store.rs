@@ -26,6 +26,7 @@ on_both_engines!(
     expired_attempts_run_out_into_failed,
     retryable_failures_retry_until_attempts_run_out,
     complete_is_idempotent,
+    a_long_history_is_stored_whole,
     a_stale_attempt_cannot_complete,
     record_epoch_is_idempotent,
     graceful_requeue_spends_no_attempt,
@@ -541,6 +542,22 @@ async fn complete_is_idempotent(db: &TestDb) {
     assert_eq!(db.count("SELECT COUNT(*) FROM results").await, 1);
     assert_eq!(db.count("SELECT COUNT(*) FROM gate_stats").await, 3);
     assert_eq!(db.count("SELECT COUNT(*) FROM epoch_metrics").await, 2);
+    assert_eq!(
+        store.job_record(&claim.job.id).await.unwrap().result,
+        Some(run)
+    );
+}
+
+/// More epochs than fit in one SQLite statement's parameters.
+async fn a_long_history_is_stored_whole(db: &TestDb) {
+    let store = &db.store;
+    store.upsert_sweep("s", "", &info("s")).await.unwrap();
+    let specs = jobs("long", 1);
+    store.submit_jobs("s", &specs, false).await.unwrap();
+    let claim = store.claim("w", LEASE).await.unwrap().unwrap();
+    let run = result(&claim.job, 0.8, 3100);
+    store.complete(&claim.job.id, 1, "w", &run).await.unwrap();
+    assert_eq!(store.job_history(&claim.job.id).await.unwrap(), run.history);
     assert_eq!(
         store.job_record(&claim.job.id).await.unwrap().result,
         Some(run)
