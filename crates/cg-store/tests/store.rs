@@ -35,6 +35,7 @@ on_both_engines!(
     delete_sweep_removes_its_jobs,
     open_existing_refuses_a_newer_schema,
     backup_copies_the_database,
+    bench_queue_runs_and_cleans_up,
 );
 
 /// create sweep → submit → claim → heartbeat → epoch metrics → complete → query records.
@@ -957,4 +958,29 @@ async fn in_memory_sqlite_works() {
     let counts = store.sweep_status("m").await.unwrap();
     assert_eq!((counts.completed, counts.queued), (1, 1));
     assert_eq!(store.sqlite_path(), None);
+}
+
+async fn bench_queue_runs_and_cleans_up(db: &TestDb) {
+    let report = cg_store::bench_queue(&db.store, 4, 300).await.unwrap();
+    assert_eq!((report.jobs, report.workers), (300, 4));
+    assert!(report.jobs_per_sec > 0.0);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM jobs").await,
+        0,
+        "its sweep is deleted"
+    );
+    assert!(db.store.list_sweeps().await.unwrap().is_empty());
+    // It refuses to run next to real work, which its workers would claim.
+    db.store
+        .upsert_sweep("real", "", &info("real"))
+        .await
+        .unwrap();
+    db.store
+        .submit_jobs("real", &jobs("real", 1), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        cg_store::bench_queue(&db.store, 1, 10).await,
+        Err(Error::InvalidArgument(_))
+    ));
 }
