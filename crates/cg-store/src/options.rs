@@ -63,6 +63,12 @@ impl From<&std::path::Path> for DatabaseUrl {
     }
 }
 
+impl From<std::path::PathBuf> for DatabaseUrl {
+    fn from(p: std::path::PathBuf) -> Self {
+        Self::from(p.as_path())
+    }
+}
+
 impl From<&std::path::PathBuf> for DatabaseUrl {
     fn from(p: &std::path::PathBuf) -> Self {
         Self::from(p.as_path())
