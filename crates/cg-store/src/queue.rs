@@ -279,7 +279,10 @@ fn complete_sqlite_script(
 }
 
 /// Runs a `BEGIN IMMEDIATE; …; COMMIT;` script on the SQLite writer connection and returns the rows
-/// its statements produced. It runs in its own task, so a caller that gives up half-way cannot
+/// its statements produced. Several statements with bound arguments in one query is SQLite-only
+/// sqlx behaviour that sqlx 0.9 calls deprecated (launchbadge/sqlx#3108); if it goes, these
+/// scripts become `begin_with("BEGIN IMMEDIATE")` transactions with one call per statement, at
+/// about twice the round trips (the tests would fail first). It runs in its own task, so a caller that gives up half-way cannot
 /// leave the script's transaction open; a script that fails is rolled back before the connection
 /// goes back to the pool.
 async fn run_sqlite_script(
