@@ -41,7 +41,8 @@ install_postgres() {
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update >&2
-    apt-get install -y --no-install-recommends postgresql >&2
+    apt-get install -y --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql >&2
 }
 
 # Runs a command as the cluster's owner: `postgres` when we are root, ourselves otherwise.

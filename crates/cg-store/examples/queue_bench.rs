@@ -2,8 +2,10 @@
 //! and, when `CG_TEST_PG_URL` is set, on PostgreSQL (in a scratch schema, dropped afterwards).
 //!
 //! ```sh
-//! cargo run --release -p cg-store --example queue_bench -- [WORKERS] [JOBS]   # default 8 5000
+//! cargo run --release -p cg-store --example queue_bench -- [WORKERS] [JOBS] [durable]
 //! ```
+//! Defaults: 8 workers, 5,000 jobs, commits that do not wait for the disk; `durable` sets
+//! `StoreOptions::durable_commits` (one flush per commit).
 
 use std::time::Duration;
 
@@ -14,12 +16,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let workers: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8);
     let jobs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5000);
+    let durable = args.next().as_deref() == Some("durable");
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
-    let store = Store::open(&path).await?;
+    let mut options = StoreOptions::new(&path);
+    options.durable_commits = durable;
+    let store = Store::open_with(options).await?;
     store.migrate().await?;
-    println!("{}", bench_queue(&store, workers, jobs).await?);
+    let label = if durable { " (durable commits)" } else { "" };
+    println!("{}{label}", bench_queue(&store, workers, jobs).await?);
     store.close().await;
 
     if let Ok(base) = std::env::var("CG_TEST_PG_URL") {
@@ -29,12 +35,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut options = StoreOptions::new(format!("{base}{sep}options[search_path]={schema}"));
         options.max_connections = (workers as u32 + 2).max(4);
         options.acquire_timeout = Duration::from_secs(30);
+        options.durable_commits = durable;
         let store = Store::open_with(options).await?;
         store.migrate().await?;
         let report = bench_queue(&store, workers, jobs).await;
         store.close().await;
         run_sql(&base, &format!("DROP SCHEMA {schema} CASCADE")).await?;
-        println!("{}", report?);
+        println!("{}{label}", report?);
     } else {
         println!("postgres: skipped (set CG_TEST_PG_URL, e.g. eval \"$(.ci/postgres.sh start)\")");
     }

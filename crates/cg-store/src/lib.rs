@@ -20,8 +20,9 @@
 //! Design:
 //! - Runtime `sqlx::query`/`query_as` + `FromRow`, no compile-time-checked macros: no database is
 //!   needed to build. Every statement is written once with `$1` placeholders (SQLite accepts them)
-//!   and compiled against both drivers by the macros in `macros.rs`; the few differences (claiming)
-//!   are explicit.
+//!   and compiled against both drivers by the macros in `macros.rs`. The hot path differs on
+//!   purpose: `claim` and `complete` are one statement each on PostgreSQL (CTEs, `FOR UPDATE SKIP
+//!   LOCKED`) and one `BEGIN IMMEDIATE … COMMIT` script each on SQLite, one round trip either way.
 //! - Migrations are embedded from `migrations/sqlite` and `migrations/postgres` (repository root),
 //!   numbered in lockstep and append-only. [`Store::migrate`] applies them;
 //!   [`Store::open_existing`] (workers) refuses a schema it does not know.
@@ -29,7 +30,11 @@
 //!   SQLite and JSONB on PostgreSQL.
 //! - SQLite runs in WAL mode with `synchronous=NORMAL`; each process writes through one
 //!   connection, and multi-statement writes are `BEGIN IMMEDIATE` transactions, so concurrent
-//!   workers queue instead of failing with "database is locked".
+//!   workers queue instead of failing with "database is locked" (other processes wait in the
+//!   busy timeout, 30 s by default).
+//! - Every queue transition checks in its `WHERE` clause that the caller's attempt (job id,
+//!   attempt number, worker id) still holds the job: a stale worker's report changes nothing.
+//! - Metric columns hold NULL for NaN (SQLite cannot store NaN); reads turn it back into NaN.
 //!
 //! It does not schedule, spawn workers, train, or compute Pareto fronts: the daemon and report
 //! crates do, through this API.

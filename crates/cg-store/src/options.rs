@@ -63,6 +63,12 @@ impl From<&std::path::Path> for DatabaseUrl {
     }
 }
 
+impl From<std::path::PathBuf> for DatabaseUrl {
+    fn from(p: std::path::PathBuf) -> Self {
+        Self::from(p.as_path())
+    }
+}
+
 impl From<&std::path::PathBuf> for DatabaseUrl {
     fn from(p: &std::path::PathBuf) -> Self {
         Self::from(p.as_path())
@@ -129,6 +135,15 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long to wait for a free pooled connection.
     pub acquire_timeout: Duration,
+    /// Whether every commit waits until it is on disk. Off by default, on both engines alike:
+    /// SQLite `synchronous=NORMAL` in WAL mode and PostgreSQL `synchronous_commit=off` never
+    /// corrupt or reorder anything, but a power loss (SQLite) or a database-server crash
+    /// (PostgreSQL) may drop the last fraction of a second of commits. The queue tolerates that:
+    /// a lost claim makes the worker's next heartbeat fail, a lost completion leaves the job
+    /// running until its lease expires and it runs again. On makes it `synchronous=FULL` and
+    /// `synchronous_commit=on`, at one disk flush per commit (on PostgreSQL, about half the
+    /// queue throughput on a disk with 3.6 ms flushes).
+    pub durable_commits: bool,
 }
 
 impl StoreOptions {
@@ -139,6 +154,7 @@ impl StoreOptions {
             busy_timeout: Duration::from_secs(30),
             max_connections: 16,
             acquire_timeout: Duration::from_secs(60),
+            durable_commits: false,
         }
     }
 }

@@ -5,9 +5,8 @@
 //! It does not schedule: callers decide when to claim and when to look for expired leases.
 
 use std::collections::HashSet;
-use std::time::Duration;
-
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use cg_core::{EpochRecord, JobSpec, JobStatus, Provenance, RunConfig, RunResult};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -76,7 +75,8 @@ static CLAIM_POSTGRES: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The columns of `results` after `job_id, attempt`, bound as `$5..$18` by [`bind_result`] (`recorded_at_ms` is `$4`).
+/// The columns of `results` after `job_id, attempt`: bound as `$5..$18` by [`bind_result`], but
+/// `recorded_at_ms`, which is `$4`.
 const RESULT_COLUMNS: &str = "test_acc_final, test_acc_peak, peak_epoch, macs_full, macs_executed_nominal, \
      macs_executed_actual, savings_nominal, savings_actual, savings_measured, train_img_per_s, \
      infer_img_per_s, wall_secs, provenance, result, recorded_at_ms";
@@ -96,45 +96,41 @@ const EPOCH_COLUMNS: &str = "job_id, attempt, epoch, train_loss, train_acc, test
 
 /// PostgreSQL: completing is one statement. `done` takes the job only if this attempt still holds
 /// it; every other part inserts for the rows of `done`, so nothing is written when it took nothing.
-/// Gates and epochs come as parallel arrays (`$18..$31`), so floats arrive bit-exact.
-static COMPLETE_POSTGRES: &str = "WITH done AS (\
-         UPDATE jobs SET status = 'completed', lease_owner = NULL, lease_expires_at_ms = NULL, \
-         last_error = NULL, updated_at_ms = $4 \
-         WHERE id = $1 AND status = 'running' AND last_attempt = $2 AND lease_owner = $3 RETURNING id), \
-     result_row AS (\
-         INSERT INTO results (job_id, attempt, test_acc_final, test_acc_peak, peak_epoch, macs_full, \
-         macs_executed_nominal, macs_executed_actual, savings_nominal, savings_actual, savings_measured, \
-         train_img_per_s, infer_img_per_s, wall_secs, provenance, result, recorded_at_ms) \
-         SELECT id, $2, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4 FROM done \
-         ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, \
-         test_acc_final = excluded.test_acc_final, test_acc_peak = excluded.test_acc_peak, \
-         peak_epoch = excluded.peak_epoch, macs_full = excluded.macs_full, \
-         macs_executed_nominal = excluded.macs_executed_nominal, \
-         macs_executed_actual = excluded.macs_executed_actual, savings_nominal = excluded.savings_nominal, \
-         savings_actual = excluded.savings_actual, savings_measured = excluded.savings_measured, \
-         train_img_per_s = excluded.train_img_per_s, infer_img_per_s = excluded.infer_img_per_s, \
-         wall_secs = excluded.wall_secs, provenance = excluded.provenance, result = excluded.result, \
-         recorded_at_ms = excluded.recorded_at_ms), \
-     gate_rows AS (\
-         INSERT INTO gate_stats (job_id, block_idx, gate_open_rate, mean_cir) \
-         SELECT done.id, g.block_idx, g.gate_open_rate, g.mean_cir \
-         FROM done, unnest($19::bigint[], $20::float8[], $21::float8[]) AS g (block_idx, gate_open_rate, mean_cir) \
-         ON CONFLICT (job_id, block_idx) DO UPDATE SET gate_open_rate = excluded.gate_open_rate, \
-         mean_cir = excluded.mean_cir), \
-     epoch_rows AS (\
-         INSERT INTO epoch_metrics (job_id, attempt, epoch, train_loss, train_acc, test_acc, savings_nominal, \
-         savings_actual, lr, tau, flops_weight, wall_secs, gates, recorded_at_ms) \
-         SELECT done.id, $2, e.epoch, e.train_loss, e.train_acc, e.test_acc, e.savings_nominal, \
-         e.savings_actual, e.lr, e.tau, e.flops_weight, e.wall_secs, e.gates::jsonb, $4 \
-         FROM done, unnest($22::bigint[], $23::float8[], $24::float8[], $25::float8[], $26::float8[], \
-                           $27::float8[], $28::float8[], $29::float8[], $30::float8[], $31::float8[], $32::text[]) \
-              AS e (epoch, train_loss, train_acc, test_acc, savings_nominal, savings_actual, lr, tau, \
-                    flops_weight, wall_secs, gates) \
-         ON CONFLICT (job_id, attempt, epoch) DO NOTHING), \
-     attempt_row AS (\
-         UPDATE attempts SET outcome = 'completed', ended_at_ms = $4 \
-         WHERE job_id = $1 AND attempt = $2 AND EXISTS (SELECT 1 FROM done)) \
-     SELECT id FROM done";
+/// Gates (`$19..$21`) and epochs (`$22..$32`) come as parallel arrays, so floats arrive bit-exact.
+static COMPLETE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH done AS (\
+             UPDATE jobs SET status = 'completed', lease_owner = NULL, lease_expires_at_ms = NULL, \
+             last_error = NULL, updated_at_ms = $4 \
+             WHERE id = $1 AND status = 'running' AND last_attempt = $2 AND lease_owner = $3 \
+             RETURNING id), \
+         result_row AS (\
+             INSERT INTO results (job_id, attempt, {RESULT_COLUMNS}) \
+             SELECT id, $2, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4 \
+             FROM done {RESULT_UPSERT}), \
+         gate_rows AS (\
+             INSERT INTO gate_stats (job_id, block_idx, gate_open_rate, mean_cir) \
+             SELECT done.id, g.block_idx, g.gate_open_rate, g.mean_cir \
+             FROM done, unnest($19::bigint[], $20::float8[], $21::float8[]) \
+                  AS g (block_idx, gate_open_rate, mean_cir) \
+             ON CONFLICT (job_id, block_idx) DO UPDATE SET \
+             gate_open_rate = excluded.gate_open_rate, mean_cir = excluded.mean_cir), \
+         epoch_rows AS (\
+             INSERT INTO epoch_metrics ({EPOCH_COLUMNS}) \
+             SELECT done.id, $2, e.epoch, e.train_loss, e.train_acc, e.test_acc, e.savings_nominal, \
+             e.savings_actual, e.lr, e.tau, e.flops_weight, e.wall_secs, e.gates::jsonb, $4 \
+             FROM done, unnest($22::bigint[], $23::float8[], $24::float8[], $25::float8[], \
+                               $26::float8[], $27::float8[], $28::float8[], $29::float8[], \
+                               $30::float8[], $31::float8[], $32::text[]) \
+                  AS e (epoch, train_loss, train_acc, test_acc, savings_nominal, savings_actual, \
+                        lr, tau, flops_weight, wall_secs, gates) \
+             ON CONFLICT (job_id, attempt, epoch) DO NOTHING), \
+         attempt_row AS (\
+             UPDATE attempts SET outcome = 'completed', ended_at_ms = $4 \
+             WHERE job_id = $1 AND attempt = $2 AND EXISTS (SELECT 1 FROM done)) \
+         SELECT id FROM done"
+    )
+});
 
 /// Binds `$1..$18` of the completion statements: job, attempt, worker, now, then the result row.
 fn bind_result<'q, DB: sqlx::Database>(
@@ -224,13 +220,14 @@ fn complete_sqlite_script(
              gate_open_rate = excluded.gate_open_rate, mean_cir = excluded.mean_cir; "
         );
     }
-    if !result.history.is_empty() {
+    // One INSERT per CHUNK epochs keeps each statement far below SQLite's 32,766 parameters.
+    for epochs in result.history.chunks(CHUNK) {
         let _ = write!(
             sql,
             "INSERT INTO epoch_metrics ({EPOCH_COLUMNS}) SELECT $1, $2, column1, column2, column3, column4, \
              column5, column6, column7, column8, column9, column10, column11, $4 FROM (VALUES "
         );
-        for (i, _) in result.history.iter().enumerate() {
+        for (i, _) in epochs.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
             }
@@ -282,7 +279,10 @@ fn complete_sqlite_script(
 }
 
 /// Runs a `BEGIN IMMEDIATE; …; COMMIT;` script on the SQLite writer connection and returns the rows
-/// its statements produced. It runs in its own task, so a caller that gives up half-way cannot
+/// its statements produced. Several statements with bound arguments in one query is SQLite-only
+/// sqlx behaviour that sqlx 0.9 calls deprecated (launchbadge/sqlx#3108); if it goes, these
+/// scripts become `begin_with("BEGIN IMMEDIATE")` transactions with one call per statement, at
+/// about twice the round trips (the tests would fail first). It runs in its own task, so a caller that gives up half-way cannot
 /// leave the script's transaction open; a script that fails is rolled back before the connection
 /// goes back to the pool.
 async fn run_sqlite_script(
@@ -396,8 +396,8 @@ impl Store {
     }
 
     /// Adds `jobs` to the sweep, in one transaction. A job (by id) is stored once however often
-    /// it is submitted, by whichever sweeps: a job already stored joins this sweep and keeps its
-    /// state, except that a cancelled job goes back to the queue, and with `options.rerun` a
+    /// it is submitted, by whichever sweeps: a job already stored joins this sweep (with the
+    /// `params` given here, for this sweep's tables) and keeps its state, except that a cancelled job goes back to the queue, and with `options.rerun` a
     /// completed or failed one does too (its attempts counter restarts, its stored result is
     /// dropped; its old attempts and epoch metrics stay).
     pub async fn submit_jobs_with(
@@ -461,7 +461,7 @@ impl Store {
                         .push_bind(Json(&job.params))
                         .push_bind(base_position + offset + to_i64(i));
                 });
-                member.push(" ON CONFLICT (sweep, job_id) DO NOTHING");
+                member.push(" ON CONFLICT (sweep, job_id) DO UPDATE SET params = excluded.params");
                 member.build().execute(&mut *tx).await?;
             }
             let existing: Vec<&str> = unique
@@ -508,15 +508,14 @@ impl Store {
             }
             (added.len(), requeued)
         });
-        if added > 0 && self.engine_kind() == crate::EngineKind::Postgres {
-            // Fresh statistics keep the planner on the indexes (a warning, not an error, for a
-            // role that does not own the tables).
-            with_writer!(self, |pool, pg, DB| {
-                sqlx::query("ANALYZE jobs, sweep_jobs")
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
+        if let Engine::Postgres { pool } = &self.engine
+            && added > 0
+        {
+            // Fresh statistics keep the planner on the indexes (for a role that does not own the
+            // tables this is a warning, not an error).
+            sqlx::query("ANALYZE jobs, sweep_jobs")
+                .execute(pool)
+                .await?;
         }
         Ok(SubmitSummary {
             added,
@@ -641,7 +640,7 @@ impl Store {
         let took = match &self.engine {
             Engine::Postgres { pool } => {
                 let query = bind_result(
-                    sqlx::query(COMPLETE_POSTGRES),
+                    sqlx::query(COMPLETE_POSTGRES.as_str()),
                     job,
                     attempt_i,
                     worker,

@@ -26,6 +26,7 @@ on_both_engines!(
     expired_attempts_run_out_into_failed,
     retryable_failures_retry_until_attempts_run_out,
     complete_is_idempotent,
+    a_long_history_is_stored_whole,
     a_stale_attempt_cannot_complete,
     record_epoch_is_idempotent,
     graceful_requeue_spends_no_attempt,
@@ -34,6 +35,7 @@ on_both_engines!(
     delete_sweep_removes_its_jobs,
     open_existing_refuses_a_newer_schema,
     backup_copies_the_database,
+    bench_queue_runs_and_cleans_up,
 );
 
 /// create sweep → submit → claim → heartbeat → epoch metrics → complete → query records.
@@ -547,6 +549,22 @@ async fn complete_is_idempotent(db: &TestDb) {
     );
 }
 
+/// More epochs than fit in one SQLite statement's parameters.
+async fn a_long_history_is_stored_whole(db: &TestDb) {
+    let store = &db.store;
+    store.upsert_sweep("s", "", &info("s")).await.unwrap();
+    let specs = jobs("long", 1);
+    store.submit_jobs("s", &specs, false).await.unwrap();
+    let claim = store.claim("w", LEASE).await.unwrap().unwrap();
+    let run = result(&claim.job, 0.8, 3100);
+    store.complete(&claim.job.id, 1, "w", &run).await.unwrap();
+    assert_eq!(store.job_history(&claim.job.id).await.unwrap(), run.history);
+    assert_eq!(
+        store.job_record(&claim.job.id).await.unwrap().result,
+        Some(run)
+    );
+}
+
 async fn a_stale_attempt_cannot_complete(db: &TestDb) {
     let store = &db.store;
     store.upsert_sweep("s", "", &info("s")).await.unwrap();
@@ -940,4 +958,29 @@ async fn in_memory_sqlite_works() {
     let counts = store.sweep_status("m").await.unwrap();
     assert_eq!((counts.completed, counts.queued), (1, 1));
     assert_eq!(store.sqlite_path(), None);
+}
+
+async fn bench_queue_runs_and_cleans_up(db: &TestDb) {
+    let report = cg_store::bench_queue(&db.store, 4, 300).await.unwrap();
+    assert_eq!((report.jobs, report.workers), (300, 4));
+    assert!(report.jobs_per_sec > 0.0);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM jobs").await,
+        0,
+        "its sweep is deleted"
+    );
+    assert!(db.store.list_sweeps().await.unwrap().is_empty());
+    // It refuses to run next to real work, which its workers would claim.
+    db.store
+        .upsert_sweep("real", "", &info("real"))
+        .await
+        .unwrap();
+    db.store
+        .submit_jobs("real", &jobs("real", 1), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        cg_store::bench_queue(&db.store, 1, 10).await,
+        Err(Error::InvalidArgument(_))
+    ));
 }
