@@ -2,7 +2,9 @@
 
 mod bench;
 mod data;
+mod db;
 mod progress;
+mod report;
 mod sweep;
 mod train;
 mod util;
@@ -12,7 +14,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "cg", version, about = "Sweeps, training and Pareto reports for CosineGate dynamic routing")]
+#[command(
+    name = "cg",
+    version,
+    about = "Sweeps, training and Pareto reports for CosineGate dynamic routing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +36,11 @@ enum Command {
     /// Sweep files: plan, schema.
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
+    /// Write a sweep's Pareto report (markdown, HTML, CSV, JSON, PNG/SVG plots).
+    Report(report::ReportArgs),
+    /// The results database: migrate, backup.
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +50,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Data(c) => data::run(c),
         Command::Sweep(c) => sweep::run(c),
+        Command::Report(a) => report::run(a),
+        Command::Db(c) => db::run(c),
     };
     match outcome {
         Ok(code) => code,

@@ -24,7 +24,10 @@ pub enum SweepCommand {
 
 pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
     match cmd {
-        SweepCommand::Plan { file, no_data_check } => {
+        SweepCommand::Plan {
+            file,
+            no_data_check,
+        } => {
             let opts = LoadOptions {
                 no_data_check,
                 env: None,
@@ -42,7 +45,10 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SweepCommand::Schema => {
-            println!("{}", serde_json::to_string_pretty(&cg_sweep::json_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&cg_sweep::json_schema())?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -76,8 +76,6 @@ impl Default for SyntheticSpec {
     }
 }
 
-
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
@@ -440,7 +438,10 @@ impl RunConfig {
         if m.depth < 8 || !(m.depth - 2).is_multiple_of(6) {
             bad(
                 "model.depth",
-                format!("must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {}", m.depth),
+                format!(
+                    "must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {}",
+                    m.depth
+                ),
             );
         }
         if m.width == 0 {
@@ -452,7 +453,10 @@ impl RunConfig {
             bad("model.in_channels", "must be at least 1".into());
         }
         if m.num_classes < 2 {
-            bad("model.num_classes", format!("must be at least 2, got {}", m.num_classes));
+            bad(
+                "model.num_classes",
+                format!("must be at least 2, got {}", m.num_classes),
+            );
         }
         let g = &self.gate;
         if !(0.0..=2.0).contains(&g.threshold) {
@@ -491,7 +495,10 @@ impl RunConfig {
         if !(0.0..1.0).contains(&l.flops_target) {
             bad(
                 "loss.flops_target",
-                format!("executed fraction target must lie in [0, 1), got {}", l.flops_target),
+                format!(
+                    "executed fraction target must lie in [0, 1), got {}",
+                    l.flops_target
+                ),
             );
         }
         if !(0.0 <= l.ramp_start && l.ramp_start <= l.ramp_end && l.ramp_end <= 1.0) {
@@ -516,15 +523,27 @@ impl RunConfig {
             bad("train.lr", format!("must be > 0, got {lr}"));
         }
         if !(0.0..1.0).contains(&t.momentum) {
-            bad("train.momentum", format!("must lie in [0, 1), got {}", t.momentum));
+            bad(
+                "train.momentum",
+                format!("must lie in [0, 1), got {}", t.momentum),
+            );
         }
         if t.weight_decay.is_nan() || t.weight_decay < 0.0 {
-            bad("train.weight_decay", format!("must be >= 0, got {}", t.weight_decay));
+            bad(
+                "train.weight_decay",
+                format!("must be >= 0, got {}", t.weight_decay),
+            );
         }
         if !(0.0..1.0).contains(&t.warmup) {
-            bad("train.warmup", format!("fraction of training must lie in [0, 1), got {}", t.warmup));
+            bad(
+                "train.warmup",
+                format!("fraction of training must lie in [0, 1), got {}", t.warmup),
+            );
         }
-        for (key, v) in [("train.limit_train", t.limit_train), ("train.limit_test", t.limit_test)] {
+        for (key, v) in [
+            ("train.limit_train", t.limit_train),
+            ("train.limit_test", t.limit_test),
+        ] {
             if v == Some(0) {
                 bad(key, "must be at least 1 when given".into());
             }
@@ -582,7 +601,11 @@ pub fn known_keys() -> Vec<String> {
 fn collect_keys(prefix: &str, v: &Value, out: &mut Vec<String>) {
     if let Value::Object(map) = v {
         for (k, child) in map {
-            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             out.push(path.clone());
             collect_keys(&path, child, out);
         }
@@ -593,7 +616,11 @@ fn diff_leaves(prefix: &str, v: &Value, default: &Value, out: &mut serde_json::M
     match (v, default) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, child) in a {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 diff_leaves(&path, child, b.get(k).unwrap_or(&Value::Null), out);
             }
         }
@@ -684,9 +711,15 @@ mod tests {
         assert_eq!(c.model.depth, 20);
         assert_eq!(c.model.width, 16);
         assert_eq!(c.gate.mode, GateMode::CirCtrl);
-        assert_eq!((c.gate.threshold, c.gate.cir_scale, c.gate.p_threshold), (1.0, 5.0, 0.5));
+        assert_eq!(
+            (c.gate.threshold, c.gate.cir_scale, c.gate.p_threshold),
+            (1.0, 5.0, 0.5)
+        );
         assert_eq!((c.gate.tau_start, c.gate.tau_end), (2.0, 0.5));
-        assert_eq!((c.loss.flops_weight, c.loss.ramp_start, c.loss.ramp_end), (0.5, 0.1, 0.5));
+        assert_eq!(
+            (c.loss.flops_weight, c.loss.ramp_start, c.loss.ramp_end),
+            (0.5, 0.1, 0.5)
+        );
         assert_eq!((c.loss.cons_weight, c.loss.cons_sigma), (0.1, 0.05));
         assert_eq!(c.train.effective_lr(), 0.1);
         assert!(c.problems().is_empty());
@@ -694,12 +727,17 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = RunConfig::from_json(serde_json::json!({"dataset": {"kind": "synthetic"}, "gate": {"treshold": 1}}))
-            .unwrap_err();
+        let err = RunConfig::from_json(
+            serde_json::json!({"dataset": {"kind": "synthetic"}, "gate": {"treshold": 1}}),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("treshold"), "{err}");
         let mut c = base();
         let err = c.set("gate.treshold", Value::from(0.5)).unwrap_err();
-        assert!(err.to_string().contains("did you mean `gate.threshold`"), "{err}");
+        assert!(
+            err.to_string().contains("did you mean `gate.threshold`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -726,7 +764,13 @@ mod tests {
         let keys: Vec<String> = c.problems().into_iter().map(|p| p.key).collect();
         assert_eq!(
             keys,
-            ["model.depth", "gate.threshold", "gate.p_threshold", "gate.tau_end", "train.batch_size"]
+            [
+                "model.depth",
+                "gate.threshold",
+                "gate.p_threshold",
+                "gate.tau_end",
+                "train.batch_size"
+            ]
         );
     }
 

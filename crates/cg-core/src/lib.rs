@@ -9,8 +9,8 @@ mod result;
 mod sweep;
 
 pub use config::{
-    DatasetKind, DatasetSpec, GateMode, GateSpec, LossSpec, ModelKind, ModelSpec, Problem, RunConfig,
-    Schedule, Shortcut, SyntheticSpec, TrainSpec, closest, known_keys, parse_set_value,
+    DatasetKind, DatasetSpec, GateMode, GateSpec, LossSpec, ModelKind, ModelSpec, Problem,
+    RunConfig, Schedule, Shortcut, SyntheticSpec, TrainSpec, closest, known_keys, parse_set_value,
 };
 pub use error::{Error, Result};
 pub use job::{JobId, JobSpec, JobStatus};

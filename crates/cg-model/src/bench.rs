@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::data::{Batcher, DataSplits, synthetic};
 use crate::model::GateCtx;
-use crate::train::{Prepared, TrainOptions, Silent, to_tensor, train_on};
+use crate::train::{Prepared, Silent, TrainOptions, to_tensor, train_on};
 use crate::{DeviceSpec, Error, Result};
 
 /// What to measure.
@@ -96,13 +96,23 @@ fn prepared(c: &RunConfig) -> Result<Prepared> {
 }
 
 /// Runs every measurement on the given device, calling `line` as each one completes.
-pub fn run_bench(device: DeviceSpec, opts: &BenchOptions, line: &mut dyn FnMut(&BenchLine)) -> Result<Vec<BenchLine>> {
+pub fn run_bench(
+    device: DeviceSpec,
+    opts: &BenchOptions,
+    line: &mut dyn FnMut(&BenchLine),
+) -> Result<Vec<BenchLine>> {
     match device {
-        DeviceSpec::Cpu => bench_on::<burn::backend::Autodiff<burn::backend::Flex>>(&Default::default(), opts, line),
+        DeviceSpec::Cpu => bench_on::<burn::backend::Autodiff<burn::backend::Flex>>(
+            &Default::default(),
+            opts,
+            line,
+        ),
         #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(n) => {
-            bench_on::<burn::backend::Autodiff<burn::backend::Cuda>>(&burn::backend::cuda::CudaDevice::new(n), opts, line)
-        }
+        DeviceSpec::Cuda(n) => bench_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
+            &burn::backend::cuda::CudaDevice::new(n),
+            opts,
+            line,
+        ),
         #[cfg(not(feature = "cuda"))]
         DeviceSpec::Cuda(n) => Err(Error::Device {
             device: format!("cuda:{n}"),
@@ -124,8 +134,16 @@ fn bench_on<B: AutodiffBackend>(
     };
     for &batch in &opts.batches {
         let models = [
-            (format!("resnet{depth}"), ModelKind::Resnet, GateMode::CirCtrl),
-            (format!("cosinegate{depth}"), ModelKind::Cosinegate, GateMode::CirCtrl),
+            (
+                format!("resnet{depth}"),
+                ModelKind::Resnet,
+                GateMode::CirCtrl,
+            ),
+            (
+                format!("cosinegate{depth}"),
+                ModelKind::Cosinegate,
+                GateMode::CirCtrl,
+            ),
         ];
         for (name, kind, mode) in &models {
             let prep = prepared(&config(*kind, *mode, opts, batch))?;
@@ -148,7 +166,10 @@ fn bench_on<B: AutodiffBackend>(
             let model = prep.net.init::<B::InnerBackend>(device);
             let (secs, warm) = time_inference(opts.iters, || {
                 let x = input::<B::InnerBackend>(&prep, batch, device);
-                let _ = model.forward(x, &GateCtx::Eval { p_threshold: 0.5 }).logits.into_data();
+                let _ = model
+                    .forward(x, &GateCtx::Eval { p_threshold: 0.5 })
+                    .logits
+                    .into_data();
             });
             emit(
                 BenchLine {
@@ -189,7 +210,11 @@ fn bench_on<B: AutodiffBackend>(
                 let _ = model.forward_sparse_with(x, &mut decide).0.into_data();
             });
             let executed = prep.macs.executed_nominal(&vec![true; gated.len()]) as f64
-                - closed * gated.iter().map(|b| prep.macs.branch[*b] as f64).sum::<f64>();
+                - closed
+                    * gated
+                        .iter()
+                        .map(|b| prep.macs.branch[*b] as f64)
+                        .sum::<f64>();
             let rate = (batch * opts.iters) as f64 / secs;
             emit(
                 BenchLine {
@@ -209,7 +234,11 @@ fn bench_on<B: AutodiffBackend>(
     Ok(out)
 }
 
-fn input<B: Backend>(prep: &Prepared, batch: usize, device: &B::Device) -> burn::tensor::Tensor<B, 4> {
+fn input<B: Backend>(
+    prep: &Prepared,
+    batch: usize,
+    device: &B::Device,
+) -> burn::tensor::Tensor<B, 4> {
     let batcher = Batcher {
         data: &prep.data.test,
         norm: &prep.norm,

@@ -49,7 +49,12 @@ pub fn burn_version() -> &'static str {
 }
 
 /// Trains a prepared run on the chosen device. Returns the result with `provenance.device` filled in.
-pub fn run(prep: &Prepared, device: DeviceSpec, opts: &TrainOptions, observer: &mut dyn Observer) -> Result<RunResult> {
+pub fn run(
+    prep: &Prepared,
+    device: DeviceSpec,
+    opts: &TrainOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunResult> {
     let mut result = match device {
         DeviceSpec::Cpu => {
             type B = burn::backend::Autodiff<burn::backend::Flex>;
@@ -71,7 +76,12 @@ pub fn device_name(device: DeviceSpec) -> String {
 }
 
 #[cfg(feature = "cuda")]
-fn run_cuda(prep: &Prepared, n: usize, opts: &TrainOptions, observer: &mut dyn Observer) -> Result<RunResult> {
+fn run_cuda(
+    prep: &Prepared,
+    n: usize,
+    opts: &TrainOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunResult> {
     use burn::backend::cuda::CudaDevice;
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
     let device = CudaDevice::new(n);
@@ -99,7 +109,12 @@ fn run_cuda(prep: &Prepared, n: usize, opts: &TrainOptions, observer: &mut dyn O
 }
 
 #[cfg(not(feature = "cuda"))]
-fn run_cuda(_prep: &Prepared, n: usize, _opts: &TrainOptions, _observer: &mut dyn Observer) -> Result<RunResult> {
+fn run_cuda(
+    _prep: &Prepared,
+    n: usize,
+    _opts: &TrainOptions,
+    _observer: &mut dyn Observer,
+) -> Result<RunResult> {
     Err(Error::Device {
         device: format!("cuda:{n}"),
         message: "this build of cg has no CUDA support; rebuild with `--features cuda`".into(),

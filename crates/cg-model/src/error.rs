@@ -17,8 +17,14 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
     /// The loss became NaN or infinite.
-    #[error("loss became {value} at epoch {epoch}, step {step}: training stopped (lower the learning rate or check the data)")]
-    NonFiniteLoss { epoch: usize, step: usize, value: f64 },
+    #[error(
+        "loss became {value} at epoch {epoch}, step {step}: training stopped (lower the learning rate or check the data)"
+    )]
+    NonFiniteLoss {
+        epoch: usize,
+        step: usize,
+        value: f64,
+    },
     /// The requested device cannot be used.
     #[error("device {device}: {message}")]
     Device { device: String, message: String },

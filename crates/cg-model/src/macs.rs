@@ -58,7 +58,8 @@ pub fn block_shapes(spec: &ModelSpec, side: usize, gate_downsample: bool) -> Vec
                 out_side: cur_side,
                 gated: false,
             };
-            let gated = spec.kind == cg_core::ModelKind::Cosinegate && (gate_downsample || !shape.downsamples());
+            let gated = spec.kind == cg_core::ModelKind::Cosinegate
+                && (gate_downsample || !shape.downsamples());
             blocks.push(BlockShape { gated, ..shape });
             in_ch = out_ch;
         }
@@ -67,7 +68,14 @@ pub fn block_shapes(spec: &ModelSpec, side: usize, gate_downsample: bool) -> Vec
 }
 
 impl MacsTable {
-    pub fn new(spec: &ModelSpec, in_channels: usize, side: usize, gate_downsample: bool, mode: GateMode, hidden: usize) -> Self {
+    pub fn new(
+        spec: &ModelSpec,
+        in_channels: usize,
+        side: usize,
+        gate_downsample: bool,
+        mode: GateMode,
+        hidden: usize,
+    ) -> Self {
         let blocks = block_shapes(spec, side, gate_downsample);
         let stem = conv_macs(in_channels, spec.width, 3, side);
         let mut branch = Vec::new();
@@ -75,7 +83,8 @@ impl MacsTable {
         let mut gate_overhead = Vec::new();
         for b in &blocks {
             branch.push(
-                conv_macs(b.in_channels, b.out_channels, 3, b.out_side) + conv_macs(b.out_channels, b.out_channels, 3, b.out_side),
+                conv_macs(b.in_channels, b.out_channels, 3, b.out_side)
+                    + conv_macs(b.out_channels, b.out_channels, 3, b.out_side),
             );
             shortcut.push(if b.downsamples() && spec.shortcut == Shortcut::B {
                 conv_macs(b.in_channels, b.out_channels, 1, b.out_side)
@@ -114,13 +123,24 @@ impl MacsTable {
 
     /// Everything that runs whatever the gates say: stem, shortcuts, ungated branches, head.
     pub fn fixed(&self) -> u64 {
-        let ungated: u64 = self.blocks.iter().zip(&self.branch).filter(|(b, _)| !b.gated).map(|(_, m)| *m).sum();
+        let ungated: u64 = self
+            .blocks
+            .iter()
+            .zip(&self.branch)
+            .filter(|(b, _)| !b.gated)
+            .map(|(_, m)| *m)
+            .sum();
         self.stem + self.shortcut.iter().sum::<u64>() + ungated + self.head
     }
 
     /// Indices of the gated blocks, in order.
     pub fn gated_blocks(&self) -> Vec<usize> {
-        self.blocks.iter().enumerate().filter(|(_, b)| b.gated).map(|(i, _)| i).collect()
+        self.blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.gated)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Nominal executed MACs of one sample: a skipped block costs zero. `open[k]` is the gate of the k-th
@@ -128,7 +148,13 @@ impl MacsTable {
     pub fn executed_nominal(&self, open: &[bool]) -> u64 {
         let gated = self.gated_blocks();
         debug_assert_eq!(gated.len(), open.len());
-        self.fixed() + gated.iter().zip(open).filter(|(_, o)| **o).map(|(b, _)| self.branch[*b]).sum::<u64>()
+        self.fixed()
+            + gated
+                .iter()
+                .zip(open)
+                .filter(|(_, o)| **o)
+                .map(|(b, _)| self.branch[*b])
+                .sum::<u64>()
     }
 
     /// MACs really computed for one sample: in the CIR modes every gated branch runs to decide, and each
@@ -159,7 +185,14 @@ mod tests {
 
     /// Checks a network's full MACs against METHOD.md's oracle table.
     fn check(kind: ModelKind, shortcut: Shortcut, in_channels: usize, expected: u64) {
-        let t = MacsTable::new(&spec(kind, shortcut), in_channels, 32, false, GateMode::CirCtrl, 16);
+        let t = MacsTable::new(
+            &spec(kind, shortcut),
+            in_channels,
+            32,
+            false,
+            GateMode::CirCtrl,
+            16,
+        );
         assert_eq!(t.full(), expected, "{kind:?} {shortcut:?} {in_channels}ch");
     }
 
@@ -169,7 +202,14 @@ mod tests {
         check(ModelKind::Resnet, Shortcut::B, 3, 40_813_184);
         check(ModelKind::Resnet, Shortcut::A, 1, 40_256_128);
         check(ModelKind::Cosinegate, Shortcut::A, 3, 40_551_040);
-        let t = MacsTable::new(&spec(ModelKind::Cosinegate, Shortcut::A), 3, 32, false, GateMode::CirCtrl, 16);
+        let t = MacsTable::new(
+            &spec(ModelKind::Cosinegate, Shortcut::A),
+            3,
+            32,
+            false,
+            GateMode::CirCtrl,
+            16,
+        );
         assert_eq!(t.stem, 442_368);
         assert_eq!(t.branch[0], 4_718_592);
         assert_eq!(t.branch[3], 3_538_944);
@@ -179,14 +219,28 @@ mod tests {
 
     #[test]
     fn nominal_and_actual_cost() {
-        let t = MacsTable::new(&spec(ModelKind::Cosinegate, Shortcut::A), 3, 32, false, GateMode::CirCtrl, 16);
+        let t = MacsTable::new(
+            &spec(ModelKind::Cosinegate, Shortcut::A),
+            3,
+            32,
+            false,
+            GateMode::CirCtrl,
+            16,
+        );
         let all = [true; 7];
         let none = [false; 7];
         assert_eq!(t.executed_nominal(&all), t.full());
         assert_eq!(t.executed_nominal(&none), t.full() - 7 * 4_718_592);
         // CIR modes compute every branch: actual cost exceeds the full network.
         assert!(t.executed_actual(&none, GateMode::CirCtrl) > t.full());
-        let ctrl = MacsTable::new(&spec(ModelKind::Cosinegate, Shortcut::A), 3, 32, false, GateMode::Ctrl, 16);
+        let ctrl = MacsTable::new(
+            &spec(ModelKind::Cosinegate, Shortcut::A),
+            3,
+            32,
+            false,
+            GateMode::Ctrl,
+            16,
+        );
         // Stage-1 gate: pool over 16·32·32 elements + controller 16·16+16.
         assert_eq!(ctrl.gate_overhead[0], 16_384 + 272);
         assert!(ctrl.executed_actual(&none, GateMode::Ctrl) < ctrl.full());

@@ -65,7 +65,11 @@ fn conv3x3(cin: usize, cout: usize, stride: usize) -> Conv2dConfig {
 pub enum GateCtx<B: Backend> {
     /// Training: binary-concrete relaxation. `noise` holds logistic noise `log u − log(1−u)`, one row of
     /// `[batch]` per gated block (shape `[n_gated, batch]`).
-    Train { tau: f64, hard: bool, noise: Tensor<B, 2> },
+    Train {
+        tau: f64,
+        hard: bool,
+        noise: Tensor<B, 2>,
+    },
     /// Inference: open iff σ(z) ≥ p_threshold.
     Eval { p_threshold: f64 },
     /// Every gate open (g = 1).
@@ -93,10 +97,22 @@ impl<B: Backend> Gate<B> {
             let mut ctrl_out = LinearConfig::new(spec.controller_hidden, 1)
                 .with_initializer(Initializer::Zeros)
                 .init(device);
-            ctrl_out.bias = Some(Param::from_tensor(Tensor::full([1], spec.controller_bias_init, device)));
+            ctrl_out.bias = Some(Param::from_tensor(Tensor::full(
+                [1],
+                spec.controller_bias_init,
+                device,
+            )));
             (Some(ctrl_in), Some(ctrl_out), None)
         } else {
-            (None, None, Some(Param::from_tensor(Tensor::full([1], spec.controller_bias_init, device))))
+            (
+                None,
+                None,
+                Some(Param::from_tensor(Tensor::full(
+                    [1],
+                    spec.controller_bias_init,
+                    device,
+                ))),
+            )
         };
         Self {
             ctrl_in,
@@ -113,7 +129,11 @@ impl<B: Backend> Gate<B> {
         let (ctrl_in, ctrl_out) = (self.ctrl_in.as_ref()?, self.ctrl_out.as_ref()?);
         let [batch, channels, _, _] = x.dims();
         let pooled = x.clone().mean_dims(&[2, 3]).reshape([batch, channels]);
-        Some(ctrl_out.forward(relu(ctrl_in.forward(pooled))).reshape([batch]))
+        Some(
+            ctrl_out
+                .forward(relu(ctrl_in.forward(pooled)))
+                .reshape([batch]),
+        )
     }
 
     /// Gate logit z. `cir` is needed in the CIR modes. Shapes: x [batch, c, h, w], cir [batch] -> [batch].
@@ -149,7 +169,12 @@ pub fn cosine_incompatibility<B: Backend>(a: &Tensor<B, 4>, b: &Tensor<B, 4>) ->
 }
 
 /// Samples the relaxed gate. `noise` is logistic noise; shapes [batch] -> [batch].
-pub fn relaxed_gate<B: Backend>(z: Tensor<B, 1>, noise: Tensor<B, 1>, tau: f64, hard: bool) -> Tensor<B, 1> {
+pub fn relaxed_gate<B: Backend>(
+    z: Tensor<B, 1>,
+    noise: Tensor<B, 1>,
+    tau: f64,
+    hard: bool,
+) -> Tensor<B, 1> {
     let soft = sigmoid((z + noise).div_scalar(tau));
     if hard {
         // Straight-through: forward 1[g̃ > 0.5], backward through g̃.
@@ -193,20 +218,22 @@ pub struct BlockOut<B: Backend> {
 impl<B: Backend> BasicBlock<B> {
     fn new(shape: BlockShape, model: &ModelSpec, gate: &GateSpec, device: &B::Device) -> Self {
         let (cin, cout, stride) = (shape.in_channels, shape.out_channels, shape.stride);
-        let projection = (shape.downsamples() && model.shortcut == Shortcut::B).then(|| Projection {
-            conv: Conv2dConfig::new([cin, cout], [1, 1])
-                .with_stride([stride, stride])
-                .with_bias(false)
-                .init(device),
-            bn: BatchNormConfig::new(cout).init(device),
-        });
+        let projection =
+            (shape.downsamples() && model.shortcut == Shortcut::B).then(|| Projection {
+                conv: Conv2dConfig::new([cin, cout], [1, 1])
+                    .with_stride([stride, stride])
+                    .with_bias(false)
+                    .init(device),
+                bn: BatchNormConfig::new(cout).init(device),
+            });
         Self {
             conv1: conv3x3(cin, cout, stride).init(device),
             bn1: BatchNormConfig::new(cout).init(device),
             conv2: conv3x3(cout, cout, 1).init(device),
             bn2: BatchNormConfig::new(cout).init(device),
             projection,
-            gate: (shape.gated && model.kind == ModelKind::Cosinegate).then(|| Gate::new(cout, gate, device)),
+            gate: (shape.gated && model.kind == ModelKind::Cosinegate)
+                .then(|| Gate::new(cout, gate, device)),
             stride,
             in_channels: cin,
             out_channels: cout,
@@ -234,7 +261,11 @@ impl<B: Backend> BasicBlock<B> {
         let after = extra - before;
         let device = x.device();
         Tensor::cat(
-            vec![Tensor::zeros([b, before, h, w], &device), x, Tensor::zeros([b, after, h, w], &device)],
+            vec![
+                Tensor::zeros([b, before, h, w], &device),
+                x,
+                Tensor::zeros([b, after, h, w], &device),
+            ],
             1,
         )
     }
@@ -246,7 +277,12 @@ impl<B: Backend> BasicBlock<B> {
     }
 
     /// `noise`: this block's logistic noise row when training. Shapes: x [batch, c, h, w].
-    pub fn forward(&self, x: Tensor<B, 4>, ctx: &GateCtx<B>, noise: Option<Tensor<B, 1>>) -> BlockOut<B> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 4>,
+        ctx: &GateCtx<B>,
+        noise: Option<Tensor<B, 1>>,
+    ) -> BlockOut<B> {
         let short = self.shortcut(x.clone());
         let f = self.branch(x);
         let Some(gate) = &self.gate else {
@@ -259,12 +295,17 @@ impl<B: Backend> BasicBlock<B> {
         let cir = cosine_incompatibility(&short, &f);
         let g = match ctx {
             GateCtx::Open => Tensor::ones([f.dims()[0]], &f.device()),
-            GateCtx::Eval { p_threshold } => {
-                sigmoid(gate.logit(&short, Some(&cir))).greater_equal_elem(*p_threshold).float()
-            }
+            GateCtx::Eval { p_threshold } => sigmoid(gate.logit(&short, Some(&cir)))
+                .greater_equal_elem(*p_threshold)
+                .float(),
             GateCtx::Train { tau, hard, .. } => {
                 let z = gate.logit(&short, Some(&cir));
-                relaxed_gate(z, noise.expect("training noise for a gated block"), *tau, *hard)
+                relaxed_gate(
+                    z,
+                    noise.expect("training noise for a gated block"),
+                    *tau,
+                    *hard,
+                )
             }
         };
         let [b, _, _, _] = f.dims();
@@ -346,8 +387,14 @@ impl<B: Backend> CgResNet<B> {
     /// Inference that really skips: for each gated block, only the samples whose gate is open go through
     /// the branch (gather, run, scatter back). Needs a decision that does not depend on F(x), so `ctrl`
     /// mode only. Returns the logits and, per gated block, which samples executed it.
-    pub fn forward_sparse(&self, x: Tensor<B, 4>, p_threshold: f64) -> (Tensor<B, 2>, Vec<Vec<bool>>) {
-        self.forward_sparse_with(x, &mut |_, probs| probs.iter().map(|p| f64::from(*p) >= p_threshold).collect())
+    pub fn forward_sparse(
+        &self,
+        x: Tensor<B, 4>,
+        p_threshold: f64,
+    ) -> (Tensor<B, 2>, Vec<Vec<bool>>) {
+        self.forward_sparse_with(x, &mut |_, probs| {
+            probs.iter().map(|p| f64::from(*p) >= p_threshold).collect()
+        })
     }
 
     /// [`CgResNet::forward_sparse`] with the decision made by `decide(gated_block_k, gate_probabilities)`.
@@ -363,18 +410,32 @@ impl<B: Backend> CgResNet<B> {
                 h = block.forward(h, &GateCtx::Open, None).y;
                 continue;
             };
-            assert!(!gate.mode.needs_branch(), "sparse inference needs gate mode `ctrl`");
+            assert!(
+                !gate.mode.needs_branch(),
+                "sparse inference needs gate mode `ctrl`"
+            );
             let short = block.shortcut(h.clone());
-            let probs: Vec<f32> = sigmoid(gate.logit(&short, None)).into_data().iter::<f32>().collect();
+            let probs: Vec<f32> = sigmoid(gate.logit(&short, None))
+                .into_data()
+                .iter::<f32>()
+                .collect();
             let open = decide(open_masks.len(), &probs);
-            let idx: Vec<i32> = open.iter().enumerate().filter(|(_, o)| **o).map(|(i, _)| i as i32).collect();
+            let idx: Vec<i32> = open
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| **o)
+                .map(|(i, _)| i as i32)
+                .collect();
             h = if idx.is_empty() {
                 relu(short)
             } else if idx.len() == open.len() {
                 relu(short + block.branch(h))
             } else {
                 let device = h.device();
-                let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.clone(), [idx.len()]), &device);
+                let idx = Tensor::<B, 1, Int>::from_data(
+                    TensorData::new(idx.clone(), [idx.len()]),
+                    &device,
+                );
                 let f = block.branch(h.select(0, idx.clone()));
                 relu(short.select_assign(0, idx, f, IndexingUpdateOp::Add))
             };

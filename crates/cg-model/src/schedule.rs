@@ -8,7 +8,11 @@ pub fn learning_rate(train: &TrainSpec, p: f64) -> f64 {
     if train.warmup > 0.0 && p < train.warmup {
         return peak * (p / train.warmup).max(1e-3);
     }
-    let q = if train.warmup < 1.0 { ((p - train.warmup) / (1.0 - train.warmup)).clamp(0.0, 1.0) } else { 1.0 };
+    let q = if train.warmup < 1.0 {
+        ((p - train.warmup) / (1.0 - train.warmup)).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
     match train.schedule {
         Schedule::Cosine => peak * 0.5 * (1.0 + (std::f64::consts::PI * q).cos()),
         Schedule::Step => {

@@ -86,12 +86,19 @@ impl Prepared {
     pub fn new(config: &RunConfig) -> Result<Self> {
         let problems = config.problems();
         if !problems.is_empty() {
-            let msg: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+            let msg: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect();
             return Err(Error::Config(msg.join("; ")));
         }
         let mut data = crate::data::load(&config.dataset, config.train.seed)?;
-        data.train = data.train.subset(config.train.limit_train, config.train.seed);
-        data.test = data.test.subset(config.train.limit_test, config.train.seed.wrapping_add(1));
+        data.train = data
+            .train
+            .subset(config.train.limit_train, config.train.seed);
+        data.test = data
+            .test
+            .subset(config.train.limit_test, config.train.seed.wrapping_add(1));
         Self::with_data(config, data)
     }
 
@@ -152,7 +159,10 @@ pub struct Evaluation {
 /// The batch's images as a tensor. Shape [n, channels, side, side].
 pub(crate) fn to_tensor<B: Backend>(batch: &Batch, device: &B::Device) -> Tensor<B, 4> {
     Tensor::from_data(
-        TensorData::new(batch.images.clone(), [batch.n, batch.channels, batch.side, batch.side]),
+        TensorData::new(
+            batch.images.clone(),
+            [batch.n, batch.channels, batch.side, batch.side],
+        ),
         device,
     )
 }
@@ -190,7 +200,11 @@ pub fn evaluate<B: Backend>(
         let x = to_tensor::<B>(&batch, device);
         let out = model.forward(x, &ctx);
         let pred: Vec<i64> = out.logits.argmax(1).into_data().iter::<i64>().collect();
-        correct += pred.iter().zip(&batch.labels).filter(|(p, l)| **p == i64::from(**l)).count();
+        correct += pred
+            .iter()
+            .zip(&batch.labels)
+            .filter(|(p, l)| **p == i64::from(**l))
+            .count();
         let gate_rows: Vec<Vec<f32>> = out.gates.into_iter().map(host_f32).collect();
         for (k, c) in out.cirs.into_iter().enumerate() {
             cir_sum[k] += host_f32(c).iter().map(|v| f64::from(*v)).sum::<f64>();
@@ -239,11 +253,18 @@ pub fn measure_sparse<B: Backend>(
     };
     let backbone = model.clone().without_gates();
     let all: Vec<usize> = (0..data.len()).collect();
-    let batches: Vec<_> = all.chunks(batch_size.max(1)).map(|idx| to_tensor::<B>(&batcher.batch(idx, None), device)).collect();
+    let batches: Vec<_> = all
+        .chunks(batch_size.max(1))
+        .map(|idx| to_tensor::<B>(&batcher.batch(idx, None), device))
+        .collect();
     // Warm up both paths once.
     if let Some(x) = batches.first() {
         let _ = host_f32(backbone.forward(x.clone(), &GateCtx::Open).logits);
-        let _ = host_f32(model.forward_sparse(x.clone(), prep.config.gate.p_threshold).0);
+        let _ = host_f32(
+            model
+                .forward_sparse(x.clone(), prep.config.gate.p_threshold)
+                .0,
+        );
     }
     let t = Instant::now();
     for x in &batches {
@@ -252,7 +273,11 @@ pub fn measure_sparse<B: Backend>(
     let dense = t.elapsed().as_secs_f64();
     let t = Instant::now();
     for x in &batches {
-        let _ = host_f32(model.forward_sparse(x.clone(), prep.config.gate.p_threshold).0);
+        let _ = host_f32(
+            model
+                .forward_sparse(x.clone(), prep.config.gate.p_threshold)
+                .0,
+        );
     }
     let sparse = t.elapsed().as_secs_f64();
     let n = data.len() as f64;
@@ -272,7 +297,10 @@ struct CheckpointState {
 type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
 
 fn ckpt_paths(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
-    (dir.join(format!("model-{epoch:04}")), dir.join(format!("optim-{epoch:04}")))
+    (
+        dir.join(format!("model-{epoch:04}")),
+        dir.join(format!("optim-{epoch:04}")),
+    )
 }
 
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -285,7 +313,10 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 
 /// The weights to decay: conv and linear weights, not batch norm or biases. Returns Σ w².
 fn l2_of_weights<B: Backend>(model: &CgResNet<B>) -> Tensor<B, 1> {
-    let mut terms: Vec<Tensor<B, 1>> = vec![model.stem_conv.weight.val().square().sum(), model.fc.weight.val().square().sum()];
+    let mut terms: Vec<Tensor<B, 1>> = vec![
+        model.stem_conv.weight.val().square().sum(),
+        model.fc.weight.val().square().sum(),
+    ];
     for b in &model.blocks {
         terms.push(b.conv1.weight.val().square().sum());
         terms.push(b.conv2.weight.val().square().sum());
@@ -331,7 +362,8 @@ pub fn train_on<B: AutodiffBackend>(
         if state.config != *cfg {
             return Err(Error::Checkpoint {
                 path: dir.clone(),
-                message: "belongs to a different configuration; remove it or use another directory".into(),
+                message: "belongs to a different configuration; remove it or use another directory"
+                    .into(),
             });
         }
         let (mpath, opath) = ckpt_paths(dir, state.epochs_done);
@@ -342,16 +374,20 @@ pub fn train_on<B: AutodiffBackend>(
                 path: mpath.clone(),
                 message: e.to_string(),
             })?;
-        let orec = rec.load(opath.clone(), device).map_err(|e| Error::Checkpoint {
-            path: opath.clone(),
-            message: e.to_string(),
-        })?;
+        let orec = rec
+            .load(opath.clone(), device)
+            .map_err(|e| Error::Checkpoint {
+                path: opath.clone(),
+                message: e.to_string(),
+            })?;
         optim = optim.load_record(orec);
         start_epoch = state.epochs_done;
         history = state.history;
         train_secs = state.train_secs;
         train_images = state.train_images;
-        observer.on_note(&format!("resumed from the checkpoint of epoch {start_epoch}"));
+        observer.on_note(&format!(
+            "resumed from the checkpoint of epoch {start_epoch}"
+        ));
     }
 
     let n_train = prep.data.train.len();
@@ -368,9 +404,15 @@ pub fn train_on<B: AutodiffBackend>(
     let n_gated = prep.macs.gated_blocks().len();
     let macs_full = prep.macs.full() as f64;
     let macs_fixed = prep.macs.fixed() as f64;
-    let branch_macs: Vec<f64> = prep.macs.gated_blocks().iter().map(|b| prep.macs.branch[*b] as f64).collect();
+    let branch_macs: Vec<f64> = prep
+        .macs
+        .gated_blocks()
+        .iter()
+        .map(|b| prep.macs.branch[*b] as f64)
+        .collect();
     let cons = gated && cfg.loss.cons_weight > 0.0;
-    let noise_dist = Normal::new(0.0f32, cfg.loss.cons_sigma as f32).map_err(|e| Error::Config(e.to_string()))?;
+    let noise_dist = Normal::new(0.0f32, cfg.loss.cons_sigma as f32)
+        .map_err(|e| Error::Config(e.to_string()))?;
 
     for epoch in start_epoch..t.epochs {
         let epoch_start = Instant::now();
@@ -385,24 +427,39 @@ pub fn train_on<B: AutodiffBackend>(
             if idx.len() < 2 {
                 continue; // batch norm needs at least two samples
             }
-            if opts.stop_flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+            if opts
+                .stop_flag
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Relaxed))
+            {
                 return Err(Error::Stopped { epoch });
             }
             let global = epoch * steps_per_epoch + step;
             let p = global as f64 / total_steps;
             lr = learning_rate(t, p);
             tau = temperature(cfg.gate.tau_start, cfg.gate.tau_end, p);
-            lam = if gated { flops_weight(&cfg.loss, p) } else { 0.0 };
+            lam = if gated {
+                flops_weight(&cfg.loss, p)
+            } else {
+                0.0
+            };
 
             let mut batch = batcher.batch(idx, Some(&mut rng));
             let n = batch.n;
             if cons {
-                let noisy: Vec<f32> = batch.images.iter().map(|v| v + noise_dist.sample(&mut rng)).collect();
+                let noisy: Vec<f32> = batch
+                    .images
+                    .iter()
+                    .map(|v| v + noise_dist.sample(&mut rng))
+                    .collect();
                 batch.images.extend(noisy);
                 batch.n *= 2;
             }
             let x = to_tensor::<B>(&batch, device);
-            let y = Tensor::<B, 1, Int>::from_data(TensorData::new(batch.labels[..n].to_vec(), [n]), device);
+            let y = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(batch.labels[..n].to_vec(), [n]),
+                device,
+            );
             let noise: Vec<f32> = (0..n_gated * batch.n)
                 .map(|_| {
                     let u: f32 = rng.random_range(1e-6f32..1.0 - 1e-6);
@@ -415,12 +472,17 @@ pub fn train_on<B: AutodiffBackend>(
                 noise: Tensor::from_data(TensorData::new(noise, [n_gated, batch.n]), device),
             };
             let out = model.forward(x, &ctx);
-            let logits = if cons { out.logits.clone().narrow(0, 0, n) } else { out.logits.clone() };
+            let logits = if cons {
+                out.logits.clone().narrow(0, 0, n)
+            } else {
+                out.logits.clone()
+            };
             let mut loss = ce.forward(logits.clone(), y);
             if gated && lam > 0.0 {
                 let mut executed: Tensor<B, 1> = Tensor::full([1], macs_fixed, device);
                 for (k, g) in out.gates.iter().enumerate() {
-                    executed = executed + g.clone().narrow(0, 0, n).mean().mul_scalar(branch_macs[k]);
+                    executed =
+                        executed + g.clone().narrow(0, 0, n).mean().mul_scalar(branch_macs[k]);
                 }
                 let frac = executed.div_scalar(macs_full);
                 let lf = if cfg.loss.flops_target > 0.0 {
@@ -453,7 +515,11 @@ pub fn train_on<B: AutodiffBackend>(
             model = optim.step(lr, model, grads);
 
             let pred: Vec<i64> = logits.argmax(1).into_data().iter::<i64>().collect();
-            correct += pred.iter().zip(&batch.labels[..n]).filter(|(p, l)| **p == i64::from(**l)).count();
+            correct += pred
+                .iter()
+                .zip(&batch.labels[..n])
+                .filter(|(p, l)| **p == i64::from(**l))
+                .count();
             loss_sum += loss_value * n as f64;
             seen += n;
             let elapsed = train_secs + epoch_start.elapsed().as_secs_f64();
@@ -474,7 +540,13 @@ pub fn train_on<B: AutodiffBackend>(
         train_images += seen as u64;
 
         let valid = model.valid();
-        let eval = evaluate(&valid, prep, &prep.data.test, eval_batch(batch_size), device);
+        let eval = evaluate(
+            &valid,
+            prep,
+            &prep.data.test,
+            eval_batch(batch_size),
+            device,
+        );
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -511,7 +583,13 @@ pub fn train_on<B: AutodiffBackend>(
 
     let valid = model.valid();
     let inner_device = device.clone();
-    let eval = evaluate(&valid, prep, &prep.data.test, eval_batch(batch_size), &inner_device);
+    let eval = evaluate(
+        &valid,
+        prep,
+        &prep.data.test,
+        eval_batch(batch_size),
+        &inner_device,
+    );
     let (savings_measured, infer_img_per_s) = if gated && cfg.gate.mode == GateMode::Ctrl {
         let (dense, sparse) = measure_sparse(&valid, prep, &prep.data.test, 256, &inner_device);
         (Some(1.0 - dense / sparse), sparse)
@@ -521,7 +599,9 @@ pub fn train_on<B: AutodiffBackend>(
     let (peak_epoch, test_acc_peak) = history
         .iter()
         .map(|r| (r.epoch, r.test_acc))
-        .fold((0, f64::NEG_INFINITY), |best, cur| if cur.1 > best.1 { cur } else { best });
+        .fold((0, f64::NEG_INFINITY), |best, cur| {
+            if cur.1 > best.1 { cur } else { best }
+        });
     let result = RunResult {
         config: cfg.clone(),
         provenance: Default::default(),
@@ -556,10 +636,12 @@ fn load_state(dir: &Path) -> Result<Option<CheckpointState>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-    serde_json::from_str(&text).map(Some).map_err(|e| Error::Checkpoint {
-        path,
-        message: format!("unreadable state: {e}"),
-    })
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Checkpoint {
+            path,
+            message: format!("unreadable state: {e}"),
+        })
 }
 
 fn save_checkpoint<B: AutodiffBackend, O: Optimizer<CgResNet<B>, B>>(
@@ -575,8 +657,12 @@ fn save_checkpoint<B: AutodiffBackend, O: Optimizer<CgResNet<B>, B>>(
     };
     let rec = Rec::new();
     let (mpath, opath) = ckpt_paths(dir, state.epochs_done);
-    model.clone().save_file(&mpath, &rec).map_err(|e| ck(&mpath, e.to_string()))?;
-    rec.record(optim.to_record(), opath.clone()).map_err(|e| ck(&opath, e.to_string()))?;
+    model
+        .clone()
+        .save_file(&mpath, &rec)
+        .map_err(|e| ck(&mpath, e.to_string()))?;
+    rec.record(optim.to_record(), opath.clone())
+        .map_err(|e| ck(&opath, e.to_string()))?;
     // The state file names the epoch whose records are complete; write it last, atomically.
     let tmp = dir.join("state.json.tmp");
     let text = serde_json::to_string(state).map_err(|e| ck(&tmp, e.to_string()))?;
@@ -588,7 +674,9 @@ fn save_checkpoint<B: AutodiffBackend, O: Optimizer<CgResNet<B>, B>>(
 
 /// Removes checkpoint records of epochs before `keep`.
 fn remove_older(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let epoch = name
@@ -605,10 +693,13 @@ fn remove_older(dir: &Path, keep: usize) {
 /// Writes the final weights as `final.mpk`; drops intermediate records unless asked to keep them.
 fn finish_checkpoints<B: Backend>(dir: &Path, model: &CgResNet<B>, keep: bool) -> Result<()> {
     let path = dir.join("final");
-    model.clone().save_file(&path, &Rec::new()).map_err(|e| Error::Checkpoint {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    model
+        .clone()
+        .save_file(&path, &Rec::new())
+        .map_err(|e| Error::Checkpoint {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     if !keep {
         remove_older(dir, usize::MAX);
         let _ = std::fs::remove_file(dir.join("state.json"));

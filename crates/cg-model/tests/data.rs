@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use cg_model::Error;
-use cg_model::data::{load_cifar_bin, load_idx_dir, load_image_folder, write_cifar_bin, write_idx_images, write_idx_labels};
+use cg_model::data::{
+    load_cifar_bin, load_idx_dir, load_image_folder, write_cifar_bin, write_idx_images,
+    write_idx_labels,
+};
 
 fn images(n: usize, len: usize) -> Vec<u8> {
     (0..n * len).map(|i| (i * 31 % 251) as u8).collect()
@@ -12,9 +15,19 @@ fn images(n: usize, len: usize) -> Vec<u8> {
 fn write_idx(dir: &Path, gz: bool, n_train: usize, n_test: usize) {
     let ext = if gz { ".gz" } else { "" };
     for (prefix, n) in [("train", n_train), ("t10k", n_test)] {
-        write_idx_images(&dir.join(format!("{prefix}-images-idx3-ubyte{ext}")), &images(n, 28 * 28), n, 28).unwrap();
+        write_idx_images(
+            &dir.join(format!("{prefix}-images-idx3-ubyte{ext}")),
+            &images(n, 28 * 28),
+            n,
+            28,
+        )
+        .unwrap();
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        write_idx_labels(&dir.join(format!("{prefix}-labels-idx1-ubyte{ext}")), &labels).unwrap();
+        write_idx_labels(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte{ext}")),
+            &labels,
+        )
+        .unwrap();
     }
 }
 
@@ -33,7 +46,10 @@ fn idx_raw_and_gz_load() {
         let dir = tempfile::tempdir().unwrap();
         write_idx(dir.path(), gz, 30, 12);
         let (train, test) = load_idx_dir(dir.path()).unwrap();
-        assert_eq!((train.len(), test.len(), train.side, train.channels), (30, 12, 28, 1));
+        assert_eq!(
+            (train.len(), test.len(), train.side, train.channels),
+            (30, 12, 28, 1)
+        );
         assert_eq!(train.image(1), &images(30, 784)[784..1568]);
         assert_eq!(train.labels[13], 3);
         // Padding to 32 keeps the pixels, centred.
@@ -68,13 +84,21 @@ fn idx_corruptions_are_named() {
         ),
         (
             "count mismatch",
-            Box::new(|d: &Path| write_idx_labels(&d.join("train-labels-idx1-ubyte"), &[1, 2, 3]).unwrap()),
+            Box::new(|d: &Path| {
+                write_idx_labels(&d.join("train-labels-idx1-ubyte"), &[1, 2, 3]).unwrap()
+            }),
             "train-labels-idx1-ubyte",
             "3 labels but",
         ),
         (
             "label out of range",
-            Box::new(|d: &Path| write_idx_labels(&d.join("t10k-labels-idx1-ubyte"), &[0, 1, 2, 3, 4, 5, 6, 7, 8, 42]).unwrap()),
+            Box::new(|d: &Path| {
+                write_idx_labels(
+                    &d.join("t10k-labels-idx1-ubyte"),
+                    &[0, 1, 2, 3, 4, 5, 6, 7, 8, 42],
+                )
+                .unwrap()
+            }),
             "t10k-labels-idx1-ubyte",
             "label 42",
         ),
@@ -88,7 +112,11 @@ fn idx_corruptions_are_named() {
             "corrupt gzip",
             Box::new(|d: &Path| {
                 std::fs::remove_file(d.join("train-images-idx3-ubyte")).unwrap();
-                std::fs::write(d.join("train-images-idx3-ubyte.gz"), [0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5]).unwrap();
+                std::fs::write(
+                    d.join("train-images-idx3-ubyte.gz"),
+                    [0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5],
+                )
+                .unwrap();
             }),
             "train-images-idx3-ubyte.gz",
             "corrupt gzip",
@@ -107,7 +135,12 @@ fn write_cifar(dir: &Path) {
     let len = 3 * 32 * 32;
     for i in 1..=5 {
         let labels: Vec<u8> = (0..4).map(|k| ((i + k) % 10) as u8).collect();
-        write_cifar_bin(&dir.join(format!("data_batch_{i}.bin")), &images(4, len), &labels).unwrap();
+        write_cifar_bin(
+            &dir.join(format!("data_batch_{i}.bin")),
+            &images(4, len),
+            &labels,
+        )
+        .unwrap();
     }
     write_cifar_bin(&dir.join("test_batch.bin"), &images(3, len), &[7, 8, 9]).unwrap();
 }
@@ -117,14 +150,21 @@ fn cifar_binary_loads_and_rejects_corruption() {
     let dir = tempfile::tempdir().unwrap();
     write_cifar(dir.path());
     let (train, test) = load_cifar_bin(dir.path()).unwrap();
-    assert_eq!((train.len(), test.len(), train.channels, train.side), (20, 3, 3, 32));
+    assert_eq!(
+        (train.len(), test.len(), train.channels, train.side),
+        (20, 3, 3, 32)
+    );
     assert_eq!(test.labels, [7, 8, 9]);
     assert_eq!(test.image(2), &images(3, 3072)[2 * 3072..]);
 
     let p = dir.path().join("data_batch_3.bin");
     let b = std::fs::read(&p).unwrap();
     std::fs::write(&p, &b[..b.len() - 5]).unwrap();
-    check_err(load_cifar_bin(dir.path()), "data_batch_3.bin", "whole number");
+    check_err(
+        load_cifar_bin(dir.path()),
+        "data_batch_3.bin",
+        "whole number",
+    );
 
     write_cifar(dir.path());
     let p = dir.path().join("test_batch.bin");
@@ -141,7 +181,8 @@ fn cifar_binary_loads_and_rejects_corruption() {
 fn write_png(path: &Path, seed: u8, rgb: bool) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     if rgb {
-        let img = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([seed, x as u8 * 10, y as u8 * 20]));
+        let img =
+            image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([seed, x as u8 * 10, y as u8 * 20]));
         img.save(path).unwrap();
     } else {
         let img = image::GrayImage::from_fn(8, 8, |x, _| image::Luma([seed + x as u8]));
@@ -156,12 +197,25 @@ fn image_folders_load_in_class_order_and_reject_bad_files() {
     for (split, n) in [("train", 3), ("test", 2)] {
         for class in ["cat", "airplane"] {
             for i in 0..n {
-                write_png(&root.join(split).join(class).join(format!("{i}.png")), 40 + i as u8, true);
+                write_png(
+                    &root.join(split).join(class).join(format!("{i}.png")),
+                    40 + i as u8,
+                    true,
+                );
             }
         }
     }
     let (train, test) = load_image_folder(root).unwrap();
-    assert_eq!((train.len(), test.len(), train.channels, train.side, train.classes), (6, 4, 3, 8, 2));
+    assert_eq!(
+        (
+            train.len(),
+            test.len(),
+            train.channels,
+            train.side,
+            train.classes
+        ),
+        (6, 4, 3, 8, 2)
+    );
     // Classes sorted by name: airplane = 0, cat = 1.
     assert_eq!(train.labels, [0, 0, 0, 1, 1, 1]);
     // Channel-major: the red plane first.
@@ -171,7 +225,11 @@ fn image_folders_load_in_class_order_and_reject_bad_files() {
     check_err(load_image_folder(root), "dog", "unknown class folder `dog`");
     std::fs::remove_dir_all(root.join("test").join("dog")).unwrap();
 
-    std::fs::write(root.join("train").join("cat").join("9.png"), b"not a png at all").unwrap();
+    std::fs::write(
+        root.join("train").join("cat").join("9.png"),
+        b"not a png at all",
+    )
+    .unwrap();
     check_err(load_image_folder(root), "9.png", "cannot decode");
     std::fs::remove_file(root.join("train").join("cat").join("9.png")).unwrap();
 

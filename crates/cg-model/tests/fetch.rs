@@ -18,13 +18,27 @@ fn serve(files: Vec<(String, Vec<u8>)>, requests: usize) -> (String, thread::Joi
             let mut buf = [0u8; 4096];
             let n = s.read(&mut buf).unwrap();
             let req = String::from_utf8_lossy(&buf[..n]);
-            let path = req.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let path = req
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
             match files.iter().find(|(name, _)| *name == path) {
                 Some((_, body)) => {
-                    write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+                    write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .unwrap();
                     s.write_all(body).unwrap();
                 }
-                None => write!(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap(),
+                None => write!(
+                    s,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap(),
             }
         }
     });
@@ -39,7 +53,8 @@ fn downloads_verify_checksums() {
     std::fs::write(&probe, &good).unwrap();
     let md5 = md5_of(&probe).unwrap();
     let md5: &'static str = Box::leak(md5.into_boxed_str());
-    let files: &'static [RemoteFile] = Box::leak(vec![RemoteFile { name: "a.gz", md5 }].into_boxed_slice());
+    let files: &'static [RemoteFile] =
+        Box::leak(vec![RemoteFile { name: "a.gz", md5 }].into_boxed_slice());
     let src = Source {
         name: "test",
         base_url: "http://unused.invalid/",
@@ -61,14 +76,23 @@ fn downloads_verify_checksums() {
     // A server that serves other bytes: the checksum fails and nothing is left behind.
     let (base, server) = serve(vec![("a.gz".into(), b"tampered".to_vec())], 1);
     let dest2 = tmp.path().join("out2");
-    let err = fetch(&src, Some(&base), &dest2, &mut |_, _, _| {}).unwrap_err().to_string();
+    let err = fetch(&src, Some(&base), &dest2, &mut |_, _, _| {})
+        .unwrap_err()
+        .to_string();
     server.join().unwrap();
     assert!(err.contains("checksum mismatch"), "{err}");
     assert!(!dest2.join("a.gz").exists() && !dest2.join("a.gz.part").exists());
 
     // A missing file is an HTTP error naming the URL.
     let (base, server) = serve(vec![], 1);
-    let err = fetch(&src, Some(&base), &tmp.path().join("out3"), &mut |_, _, _| {}).unwrap_err().to_string();
+    let err = fetch(
+        &src,
+        Some(&base),
+        &tmp.path().join("out3"),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err()
+    .to_string();
     server.join().unwrap();
     assert!(err.contains("a.gz") && err.contains("404"), "{err}");
 }

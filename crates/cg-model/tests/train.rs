@@ -60,14 +60,23 @@ fn resumed_run_equals_uninterrupted_run() {
     assert_eq!(resumed.history.len(), 3);
     for (a, b) in straight.history.iter().zip(&resumed.history) {
         assert_eq!(a.epoch, b.epoch);
-        assert!((a.train_loss - b.train_loss).abs() < 1e-9, "epoch {}: {} vs {}", a.epoch, a.train_loss, b.train_loss);
+        assert!(
+            (a.train_loss - b.train_loss).abs() < 1e-9,
+            "epoch {}: {} vs {}",
+            a.epoch,
+            a.train_loss,
+            b.train_loss
+        );
         assert_eq!(a.test_acc, b.test_acc);
         assert_eq!(a.gates, b.gates);
     }
     assert_eq!(straight.test_acc_final, resumed.test_acc_final);
     assert_eq!(straight.savings_nominal, resumed.savings_nominal);
     // Completed: final weights kept, intermediate checkpoints dropped.
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().any(|n| n.starts_with("final")), "{names:?}");
     assert!(!names.iter().any(|n| n.starts_with("optim-")), "{names:?}");
 }
@@ -79,20 +88,39 @@ fn result_fields_are_consistent() {
         c.train.epochs = 2;
         let r = run(&c, &TrainOptions::default()).unwrap();
         assert_eq!(r.history.len(), 2);
-        assert_eq!(r.gates.len(), 4, "ResNet-14 gates its four non-downsampling blocks");
+        assert_eq!(
+            r.gates.len(),
+            4,
+            "ResNet-14 gates its four non-downsampling blocks"
+        );
         assert!((0.0..=1.0).contains(&r.test_acc_final));
         assert!(r.test_acc_peak >= r.test_acc_final);
         assert!(r.macs_executed_nominal <= r.macs_full as f64);
-        assert!((r.savings_nominal - (1.0 - r.macs_executed_nominal / r.macs_full as f64)).abs() < 1e-12);
+        assert!(
+            (r.savings_nominal - (1.0 - r.macs_executed_nominal / r.macs_full as f64)).abs()
+                < 1e-12
+        );
         if mode == GateMode::Ctrl {
             assert!(r.savings_measured.is_some());
             // Nothing computed to decide: actual = nominal + the gates' own cost.
-            let table = cg_model::macs::MacsTable::new(&c.model, 3, 8, false, mode, c.gate.controller_hidden);
+            let table = cg_model::macs::MacsTable::new(
+                &c.model,
+                3,
+                8,
+                false,
+                mode,
+                c.gate.controller_hidden,
+            );
             let overhead: u64 = table.gate_overhead.iter().sum();
-            assert!((r.macs_executed_actual - r.macs_executed_nominal - overhead as f64).abs() < 1e-6);
+            assert!(
+                (r.macs_executed_actual - r.macs_executed_nominal - overhead as f64).abs() < 1e-6
+            );
         } else {
             assert!(r.savings_measured.is_none());
-            assert!(r.savings_actual < 0.0, "CIR modes compute every branch: actual savings must be negative");
+            assert!(
+                r.savings_actual < 0.0,
+                "CIR modes compute every branch: actual savings must be negative"
+            );
         }
         assert!(r.train_img_per_s > 0.0 && r.infer_img_per_s > 0.0);
     }
@@ -104,7 +132,9 @@ fn diverging_loss_stops_with_a_reason() {
     c.train.lr = Some(1e30);
     c.train.warmup = 0.0;
     match run(&c, &TrainOptions::default()) {
-        Err(e @ Error::NonFiniteLoss { .. }) => assert!(e.to_string().contains("loss became"), "{e}"),
+        Err(e @ Error::NonFiniteLoss { .. }) => {
+            assert!(e.to_string().contains("loss became"), "{e}")
+        }
         other => panic!("expected a non-finite loss, got {other:?}"),
     }
 }
@@ -127,7 +157,11 @@ fn missing_data_is_a_clear_error() {
 #[test]
 fn resnet8_learns_real_digits() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist-10k");
-    assert!(path.is_dir(), "{} is missing: the shared data sets sit beside the checkout", path.display());
+    assert!(
+        path.is_dir(),
+        "{} is missing: the shared data sets sit beside the checkout",
+        path.display()
+    );
     let mut c = RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Idx,
         path: Some(path.display().to_string()),
@@ -143,6 +177,13 @@ fn resnet8_learns_real_digits() {
     c.train.limit_train = Some(3000);
     c.train.limit_test = Some(1000);
     let r = run(&c, &TrainOptions::default()).unwrap();
-    eprintln!("accuracy per epoch: {:?}", r.history.iter().map(|h| h.test_acc).collect::<Vec<_>>());
-    assert!(r.test_acc_final >= 0.90, "test accuracy {}", r.test_acc_final);
+    eprintln!(
+        "accuracy per epoch: {:?}",
+        r.history.iter().map(|h| h.test_acc).collect::<Vec<_>>()
+    );
+    assert!(
+        r.test_acc_final >= 0.90,
+        "test accuracy {}",
+        r.test_acc_final
+    );
 }

@@ -73,13 +73,23 @@ impl Batcher<'_> {
         let plane = s * s;
         // Per channel: value = (p/255 − mean)/std = p·scale + shift.
         let scale: Vec<f32> = self.norm.std.iter().map(|sd| 1.0 / (255.0 * sd)).collect();
-        let shift: Vec<f32> = self.norm.mean.iter().zip(&self.norm.std).map(|(m, sd)| -m / sd).collect();
+        let shift: Vec<f32> = self
+            .norm
+            .mean
+            .iter()
+            .zip(&self.norm.std)
+            .map(|(m, sd)| -m / sd)
+            .collect();
         let mut images = vec![0f32; idx.len() * c * plane];
         for (bi, &i) in idx.iter().enumerate() {
             let src = d.image(i);
             let out = &mut images[bi * c * plane..(bi + 1) * c * plane];
             let (dy, dx, flip) = match (self.augment, rng.as_deref_mut()) {
-                (true, Some(r)) => (r.random_range(-PAD..=PAD), r.random_range(-PAD..=PAD), r.random_bool(0.5)),
+                (true, Some(r)) => (
+                    r.random_range(-PAD..=PAD),
+                    r.random_range(-PAD..=PAD),
+                    r.random_bool(0.5),
+                ),
                 _ => (0, 0, false),
             };
             for ch in 0..c {

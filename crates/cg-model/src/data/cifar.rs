@@ -12,11 +12,20 @@ const RECORD: usize = 1 + 3 * 32 * 32;
 /// Loads the train and test splits of a CIFAR-10 binary directory (or its `cifar-10-batches-bin/` child).
 pub fn load_cifar_bin(dir: &Path) -> Result<(Dataset, Dataset)> {
     let nested = dir.join("cifar-10-batches-bin");
-    let dir = if nested.is_dir() { nested } else { dir.to_path_buf() };
+    let dir = if nested.is_dir() {
+        nested
+    } else {
+        dir.to_path_buf()
+    };
     if !dir.is_dir() {
-        return Err(data_err(&dir, "not a directory (expected data_batch_1.bin … test_batch.bin)"));
+        return Err(data_err(
+            &dir,
+            "not a directory (expected data_batch_1.bin … test_batch.bin)",
+        ));
     }
-    let train_files: Vec<_> = (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect();
+    let train_files: Vec<_> = (1..=5)
+        .map(|i| dir.join(format!("data_batch_{i}.bin")))
+        .collect();
     let train = load_files(&train_files)?;
     let test = load_files(&[dir.join("test_batch.bin")])?;
     Ok((train, test))
@@ -41,7 +50,10 @@ fn load_files(files: &[std::path::PathBuf]) -> Result<Dataset> {
         }
         for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
             if rec[0] >= 10 {
-                return Err(data_err(f, format!("record {i}: label {} is outside 0..=9", rec[0])));
+                return Err(data_err(
+                    f,
+                    format!("record {i}: label {} is outside 0..=9", rec[0]),
+                ));
             }
             labels.push(rec[0]);
             images.extend_from_slice(&rec[1..]);

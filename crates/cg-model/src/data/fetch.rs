@@ -36,10 +36,22 @@ pub const SOURCES: &[Source] = &[
         name: "mnist",
         base_url: "https://storage.googleapis.com/cvdf-datasets/mnist/",
         files: &[
-            f("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            f("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcc7d6af6b5"),
-            f("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-            f("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+            f(
+                "train-images-idx3-ubyte.gz",
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            ),
+            f(
+                "train-labels-idx1-ubyte.gz",
+                "d53e105ee54ea40749a09fcc7d6af6b5",
+            ),
+            f(
+                "t10k-images-idx3-ubyte.gz",
+                "9fb629c4189551a2d022fa330f9573f3",
+            ),
+            f(
+                "t10k-labels-idx1-ubyte.gz",
+                "ec29112dd5afa0611ce80d1b7f02629c",
+            ),
         ],
         unpack: false,
     },
@@ -47,17 +59,32 @@ pub const SOURCES: &[Source] = &[
         name: "fashion-mnist",
         base_url: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         files: &[
-            f("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-            f("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
-            f("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
-            f("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+            f(
+                "train-images-idx3-ubyte.gz",
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            ),
+            f(
+                "train-labels-idx1-ubyte.gz",
+                "25c81989df183df01b3e8a0aad5dffbe",
+            ),
+            f(
+                "t10k-images-idx3-ubyte.gz",
+                "bef4ecab320f06d8554ea6380940ec79",
+            ),
+            f(
+                "t10k-labels-idx1-ubyte.gz",
+                "bb300cfdad3c16e7a12a480ee83cd310",
+            ),
         ],
         unpack: false,
     },
     Source {
         name: "cifar10",
         base_url: "https://www.cs.toronto.edu/~kriz/",
-        files: &[f("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530")],
+        files: &[f(
+            "cifar-10-binary.tar.gz",
+            "c32a1d4ab5d03f1284b67883e8d87530",
+        )],
         unpack: true,
     },
 ];
@@ -84,13 +111,18 @@ pub fn fetch(
         }
         let url = format!("{}/{}", base.trim_end_matches('/'), file.name);
         let part = dest.join(format!("{}.part", file.name));
-        download(&url, &part, &mut |done, total| progress(file.name, done, total))?;
+        download(&url, &part, &mut |done, total| {
+            progress(file.name, done, total)
+        })?;
         let got = md5_of(&part)?;
         if got != file.md5 {
             let _ = std::fs::remove_file(&part);
             return Err(Error::Fetch {
                 url,
-                message: format!("checksum mismatch: MD5 {got}, expected {} (file discarded)", file.md5),
+                message: format!(
+                    "checksum mismatch: MD5 {got}, expected {} (file discarded)",
+                    file.md5
+                ),
             });
         }
         std::fs::rename(&part, &target).map_err(io_err(&target))?;
@@ -98,11 +130,15 @@ pub fn fetch(
     if src.unpack {
         for file in src.files {
             let archive = dest.join(file.name);
-            let gz = flate2::read::GzDecoder::new(std::fs::File::open(&archive).map_err(io_err(&archive))?);
-            tar::Archive::new(gz).unpack(dest).map_err(|e| Error::Data {
-                path: archive.clone(),
-                message: format!("cannot unpack: {e}"),
-            })?;
+            let gz = flate2::read::GzDecoder::new(
+                std::fs::File::open(&archive).map_err(io_err(&archive))?,
+            );
+            tar::Archive::new(gz)
+                .unpack(dest)
+                .map_err(|e| Error::Data {
+                    path: archive.clone(),
+                    message: format!("cannot unpack: {e}"),
+                })?;
         }
         let nested = dest.join("cifar-10-batches-bin");
         if nested.is_dir() {

@@ -10,13 +10,19 @@ use crate::error::{data_err, io_err};
 /// Loads the train and test splits of an image-folder data set.
 pub fn load_image_folder(dir: &Path) -> Result<(Dataset, Dataset)> {
     if !dir.is_dir() {
-        return Err(data_err(dir, "not a directory (expected train/<class>/ and test/<class>/)"));
+        return Err(data_err(
+            dir,
+            "not a directory (expected train/<class>/ and test/<class>/)",
+        ));
     }
     let classes = class_names(&dir.join("train"))?;
     let train = load_split(&dir.join("train"), &classes)?;
     let test = load_split(&dir.join("test"), &classes)?;
     if (train.channels, train.side) != (test.channels, test.side) {
-        return Err(data_err(dir, "train and test images differ in size or channels"));
+        return Err(data_err(
+            dir,
+            "train and test images differ in size or channels",
+        ));
     }
     Ok((train, test))
 }
@@ -40,10 +46,16 @@ fn class_names(train: &Path) -> Result<Vec<String>> {
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
     if names.len() < 2 {
-        return Err(data_err(train, format!("found {} class folders, need at least 2", names.len())));
+        return Err(data_err(
+            train,
+            format!("found {} class folders, need at least 2", names.len()),
+        ));
     }
     if names.len() > 256 {
-        return Err(data_err(train, format!("{} class folders; at most 256 are supported", names.len())));
+        return Err(data_err(
+            train,
+            format!("{} class folders; at most 256 are supported", names.len()),
+        ));
     }
     Ok(names)
 }
@@ -59,19 +71,29 @@ fn load_split(split: &Path, classes: &[String]) -> Result<Dataset> {
         if !class_dir.is_dir() {
             continue;
         }
-        let name = class_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = class_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let Some(label) = classes.iter().position(|c| *c == name) else {
             return Err(data_err(
                 &class_dir,
-                format!("unknown class folder `{name}` (the training split has: {})", classes.join(", ")),
+                format!(
+                    "unknown class folder `{name}` (the training split has: {})",
+                    classes.join(", ")
+                ),
             ));
         };
         for file in sorted_entries(&class_dir)? {
-            let ext = file.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+            let ext = file
+                .extension()
+                .map(|e| e.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
             if !matches!(ext.as_str(), "jpg" | "jpeg" | "png") {
                 continue;
             }
-            let img = image::open(&file).map_err(|e| data_err(&file, format!("cannot decode image: {e}")))?;
+            let img = image::open(&file)
+                .map_err(|e| data_err(&file, format!("cannot decode image: {e}")))?;
             let channels = if img.color().has_color() { 3 } else { 1 };
             let (w, h) = (img.width(), img.height());
             match shape {
@@ -88,7 +110,10 @@ fn load_split(split: &Path, classes: &[String]) -> Result<Dataset> {
                 Some(_) => {}
             }
             if w != h {
-                return Err(data_err(&file, format!("{w}x{h}: only square images are supported")));
+                return Err(data_err(
+                    &file,
+                    format!("{w}x{h}: only square images are supported"),
+                ));
             }
             let (w, h) = (w as usize, h as usize);
             if channels == 3 {

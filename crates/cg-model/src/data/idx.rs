@@ -18,14 +18,20 @@ const MAX_DECODED: u64 = 1 << 31;
 /// Loads the train and test splits of an IDX directory.
 pub fn load_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
     if !dir.is_dir() {
-        return Err(data_err(dir, "not a directory (expected the MNIST IDX files inside)"));
+        return Err(data_err(
+            dir,
+            "not a directory (expected the MNIST IDX files inside)",
+        ));
     }
     let train = load_split(dir, "train")?;
     let test = load_split(dir, "t10k")?;
     if train.side != test.side {
         return Err(data_err(
             dir,
-            format!("train images are {0}x{0} but test images are {1}x{1}", train.side, test.side),
+            format!(
+                "train images are {0}x{0} but test images are {1}x{1}",
+                train.side, test.side
+            ),
         ));
     }
     Ok((train, test))
@@ -38,7 +44,10 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
             return Ok(p);
         }
     }
-    Err(data_err(dir.join(stem), "missing (looked for the raw file and `.gz`)"))
+    Err(data_err(
+        dir.join(stem),
+        "missing (looked for the raw file and `.gz`)",
+    ))
 }
 
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
@@ -66,18 +75,30 @@ fn load_split(dir: &Path, prefix: &str) -> Result<Dataset> {
     let lbl = read_maybe_gz(&lbl_path)?;
 
     if img.len() < 16 {
-        return Err(data_err(&img_path, format!("truncated header: {} bytes, need 16", img.len())));
+        return Err(data_err(
+            &img_path,
+            format!("truncated header: {} bytes, need 16", img.len()),
+        ));
     }
     let magic = be_u32(&img, 0);
     if magic != IMAGES_MAGIC {
         return Err(data_err(
             &img_path,
-            format!("wrong magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} (IDX u8 images, 3 dims)"),
+            format!(
+                "wrong magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} (IDX u8 images, 3 dims)"
+            ),
         ));
     }
-    let (n, rows, cols) = (be_u32(&img, 4) as usize, be_u32(&img, 8) as usize, be_u32(&img, 12) as usize);
+    let (n, rows, cols) = (
+        be_u32(&img, 4) as usize,
+        be_u32(&img, 8) as usize,
+        be_u32(&img, 12) as usize,
+    );
     if rows != cols || rows == 0 {
-        return Err(data_err(&img_path, format!("images are {rows}x{cols}; only square images are supported")));
+        return Err(data_err(
+            &img_path,
+            format!("images are {rows}x{cols}; only square images are supported"),
+        ));
     }
     let expected = n
         .checked_mul(rows * cols)
@@ -89,34 +110,52 @@ fn load_split(dir: &Path, prefix: &str) -> Result<Dataset> {
             format!(
                 "{} bytes, but the header announces {n} images of {rows}x{cols} ({expected} bytes){}",
                 img.len(),
-                if img.len() < expected { ": truncated" } else { "" }
+                if img.len() < expected {
+                    ": truncated"
+                } else {
+                    ""
+                }
             ),
         ));
     }
 
     if lbl.len() < 8 {
-        return Err(data_err(&lbl_path, format!("truncated header: {} bytes, need 8", lbl.len())));
+        return Err(data_err(
+            &lbl_path,
+            format!("truncated header: {} bytes, need 8", lbl.len()),
+        ));
     }
     let magic = be_u32(&lbl, 0);
     if magic != LABELS_MAGIC {
         return Err(data_err(
             &lbl_path,
-            format!("wrong magic number 0x{magic:08x}, expected 0x{LABELS_MAGIC:08x} (IDX u8 labels)"),
+            format!(
+                "wrong magic number 0x{magic:08x}, expected 0x{LABELS_MAGIC:08x} (IDX u8 labels)"
+            ),
         ));
     }
     let n_labels = be_u32(&lbl, 4) as usize;
     if n_labels != n {
         return Err(data_err(
             &lbl_path,
-            format!("{n_labels} labels but {} holds {n} images", img_path.display()),
+            format!(
+                "{n_labels} labels but {} holds {n} images",
+                img_path.display()
+            ),
         ));
     }
     if lbl.len() != 8 + n {
-        return Err(data_err(&lbl_path, format!("{} bytes, expected {} for {n} labels", lbl.len(), 8 + n)));
+        return Err(data_err(
+            &lbl_path,
+            format!("{} bytes, expected {} for {n} labels", lbl.len(), 8 + n),
+        ));
     }
     let labels = lbl[8..].to_vec();
     if let Some((i, bad)) = labels.iter().enumerate().find(|(_, l)| **l >= 10) {
-        return Err(data_err(&lbl_path, format!("label {bad} at index {i} is outside 0..=9")));
+        return Err(data_err(
+            &lbl_path,
+            format!("label {bad} at index {i} is outside 0..=9"),
+        ));
     }
     Ok(Dataset {
         images: img[16..].to_vec(),

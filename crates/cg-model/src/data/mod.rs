@@ -94,7 +94,11 @@ impl Dataset {
                 }
             }
         }
-        Self { images, side, ..self }
+        Self {
+            images,
+            side,
+            ..self
+        }
     }
 }
 
@@ -141,7 +145,11 @@ pub fn load(spec: &DatasetSpec, seed: u64) -> Result<DataSplits> {
     if train.is_empty() || test.is_empty() {
         return Err(Error::Data {
             path: PathBuf::from(&source),
-            message: format!("empty split: {} training and {} test images", train.len(), test.len()),
+            message: format!(
+                "empty split: {} training and {} test images",
+                train.len(),
+                test.len()
+            ),
         });
     }
     let side = if train.side == 28 { 32 } else { train.side };

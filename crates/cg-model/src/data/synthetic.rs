@@ -10,7 +10,9 @@ use super::Dataset;
 pub fn synthetic(spec: &SyntheticSpec, seed: u64) -> (Dataset, Dataset) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_da7a);
     let len = spec.channels * spec.side * spec.side;
-    let protos: Vec<Vec<u8>> = (0..spec.classes).map(|_| (0..len).map(|_| rng.random::<u8>()).collect()).collect();
+    let protos: Vec<Vec<u8>> = (0..spec.classes)
+        .map(|_| (0..len).map(|_| rng.random::<u8>()).collect())
+        .collect();
     let mut make = |n: usize| {
         let mut images = Vec::with_capacity(n * len);
         let mut labels = Vec::with_capacity(n);

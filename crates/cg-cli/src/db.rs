@@ -1,0 +1,88 @@
+//! `cg db migrate|backup`, and opening the database for the other commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use cg_store::Store;
+use clap::{Args, Subcommand};
+
+/// Where the results database is: a SQLite path or a `postgres://` URL.
+#[derive(Args, Debug, Clone)]
+pub struct DbArg {
+    /// SQLite file or `postgres://…` URL.
+    #[arg(long, env = "CG_DB", default_value = "cg.db", hide_env_values = true)]
+    pub db: String,
+}
+
+impl DbArg {
+    /// Opens an existing database of a schema this binary knows (it never creates one).
+    pub async fn open_existing(&self) -> Result<Store> {
+        let url = cg_store::DatabaseUrl::new(self.db.clone());
+        if !url.is_postgres()
+            && !std::path::Path::new(self.db.trim_start_matches("sqlite:")).exists()
+        {
+            bail!(
+                "no results database at {} (run `cg sweep submit` or `cg run` first, or pass --db)",
+                self.db
+            );
+        }
+        Store::open_existing(url.clone())
+            .await
+            .with_context(|| format!("cannot open the results database {}", url.redacted()))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Create the database if needed and apply every migration.
+    Migrate {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Write a consistent copy of a SQLite database (safe while workers write to it).
+    Backup {
+        #[command(flatten)]
+        db: DbArg,
+        /// The copy; must not exist.
+        file: PathBuf,
+    },
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn run(cmd: DbCommand) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        match cmd {
+            DbCommand::Migrate { db } => {
+                let url = cg_store::DatabaseUrl::new(db.db.clone());
+                let store = Store::open(url.clone())
+                    .await
+                    .with_context(|| format!("cannot open {}", url.redacted()))?;
+                store.migrate().await.context("migration failed")?;
+                println!(
+                    "{}: schema version {}",
+                    url.redacted(),
+                    store.schema_version().await?
+                );
+            }
+            DbCommand::Backup { db, file } => {
+                if file.exists() {
+                    bail!("{} exists; choose a new file", file.display());
+                }
+                let store = db.open_existing().await?;
+                store
+                    .backup(&file)
+                    .await
+                    .with_context(|| format!("backup to {} failed", file.display()))?;
+                println!("backed up to {}", file.display());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
