@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::data::{Batcher, DataSplits, synthetic};
 use crate::model::GateCtx;
 use crate::train::{Prepared, Silent, TrainOptions, to_tensor, train_on};
-use crate::{DeviceSpec, Error, Result};
+use crate::{DeviceSpec, Result};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ pub fn run_bench(
             line,
         ),
         #[cfg(not(feature = "cuda"))]
-        DeviceSpec::Cuda(n) => Err(Error::Device {
+        DeviceSpec::Cuda(n) => Err(crate::Error::Device {
             device: format!("cuda:{n}"),
             message: "this build of cg has no CUDA support; rebuild with `--features cuda`".into(),
         }),

@@ -6,9 +6,9 @@
 //! controller on the pooled input (see `METHOD.md`). This module does no IO and holds no randomness:
 //! Gumbel noise comes in from the caller so that training is reproducible from a seed.
 
-use burn::module::{Initializer, Module, Param};
+use burn::module::{Initializer, Module, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::backend::Backend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData, s};
@@ -33,7 +33,7 @@ impl NetSpec {
     pub fn init<B: Backend>(&self, device: &B::Device) -> CgResNet<B> {
         let w = self.model.width;
         let stem_conv = conv3x3(self.in_channels, w, 1).init(device);
-        let stem_bn = BatchNormConfig::new(w).init(device);
+        let stem_bn = BatchNorm::new(w, device);
         let blocks = self
             .blocks()
             .into_iter()
@@ -58,6 +58,83 @@ fn conv3x3(cin: usize, cout: usize, stride: usize) -> Conv2dConfig {
             gain: std::f64::consts::SQRT_2,
             fan_out_only: true,
         })
+}
+
+/// Batch normalisation over [batch, channels, h, w], computed on contiguous `[n, c, h·w]` views: burn's
+/// own `BatchNorm` transposes the activations to `[c, n·h·w]`, which on the CPU backend costs a strided
+/// copy of every activation twice per layer. Same parameters and semantics (running statistics with
+/// momentum 0.1, unbiased running variance as in PyTorch, ε = 1e-5).
+#[derive(Module, Debug)]
+pub struct BatchNorm<B: Backend> {
+    pub gamma: Param<Tensor<B, 1>>,
+    pub beta: Param<Tensor<B, 1>>,
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    pub running_var: RunningState<Tensor<B, 1>>,
+}
+
+const BN_MOMENTUM: f64 = 0.1;
+const BN_EPSILON: f64 = 1e-5;
+
+impl<B: Backend> BatchNorm<B> {
+    pub fn new(channels: usize, device: &B::Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([channels], device)),
+            beta: Param::from_tensor(Tensor::zeros([channels], device)),
+            running_mean: RunningState::new(Tensor::zeros([channels], device)),
+            running_var: RunningState::new(Tensor::ones([channels], device)),
+        }
+    }
+
+    /// Batch statistics while training (autodiff backend), running statistics otherwise.
+    /// Shapes: x [batch, channels, h, w] -> same.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let flat = x.reshape([n, c, h * w]);
+        let gamma = self.gamma.val().reshape([1, c, 1]);
+        let beta = self.beta.val().reshape([1, c, 1]);
+        let y = if B::ad_enabled(&flat.device()) {
+            let count = (n * h * w) as f64;
+            let mean = flat.clone().sum_dim(2).sum_dim(0).div_scalar(count);
+            let centered = flat - mean.clone();
+            let var = centered
+                .clone()
+                .square()
+                .sum_dim(2)
+                .sum_dim(0)
+                .div_scalar(count);
+            let unbiased = count / (count - 1.0).max(1.0);
+            let rm = self.running_mean.value_sync();
+            let rv = self.running_var.value_sync();
+            let device = rm.device();
+            self.running_mean.update(
+                (rm.mul_scalar(1.0 - BN_MOMENTUM)
+                    + mean
+                        .detach()
+                        .reshape([c])
+                        .to_device(&device)
+                        .mul_scalar(BN_MOMENTUM))
+                .detach(),
+            );
+            self.running_var.update(
+                (rv.mul_scalar(1.0 - BN_MOMENTUM)
+                    + var
+                        .clone()
+                        .detach()
+                        .reshape([c])
+                        .to_device(&device)
+                        .mul_scalar(BN_MOMENTUM * unbiased))
+                .detach(),
+            );
+            centered * (gamma / var.add_scalar(BN_EPSILON).sqrt()) + beta
+        } else {
+            let mean = self.running_mean.value().reshape([1, c, 1]);
+            let var = self.running_var.value().reshape([1, c, 1]);
+            let scale = gamma / var.add_scalar(BN_EPSILON).sqrt();
+            let shift = beta - mean * scale.clone();
+            flat * scale + shift
+        };
+        y.reshape([n, c, h, w])
+    }
 }
 
 /// How gates decide in one forward pass.
@@ -224,13 +301,13 @@ impl<B: Backend> BasicBlock<B> {
                     .with_stride([stride, stride])
                     .with_bias(false)
                     .init(device),
-                bn: BatchNormConfig::new(cout).init(device),
+                bn: BatchNorm::new(cout, device),
             });
         Self {
             conv1: conv3x3(cin, cout, stride).init(device),
-            bn1: BatchNormConfig::new(cout).init(device),
+            bn1: BatchNorm::new(cout, device),
             conv2: conv3x3(cout, cout, 1).init(device),
-            bn2: BatchNormConfig::new(cout).init(device),
+            bn2: BatchNorm::new(cout, device),
             projection,
             gate: (shape.gated && model.kind == ModelKind::Cosinegate)
                 .then(|| Gate::new(cout, gate, device)),

@@ -596,12 +596,13 @@ pub fn train_on<B: AutodiffBackend>(
     } else {
         (None, eval.img_per_s)
     };
-    let (peak_epoch, test_acc_peak) = history
-        .iter()
-        .map(|r| (r.epoch, r.test_acc))
-        .fold((0, f64::NEG_INFINITY), |best, cur| {
-            if cur.1 > best.1 { cur } else { best }
-        });
+    let (peak_epoch, test_acc_peak) =
+        history
+            .iter()
+            .map(|r| (r.epoch, r.test_acc))
+            .fold((0, f64::NEG_INFINITY), |best, cur| {
+                if cur.1 > best.1 { cur } else { best }
+            });
     let result = RunResult {
         config: cfg.clone(),
         provenance: Default::default(),

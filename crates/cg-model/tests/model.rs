@@ -232,3 +232,65 @@ fn sparse_inference_equals_dense_masked_inference() {
     assert!(diff < 1e-4, "sparse and dense logits differ by {diff}");
     let _ = model.num_params();
 }
+
+#[test]
+fn batch_norm_normalises_per_channel_and_tracks_running_statistics() {
+    use cg_model::model::BatchNorm;
+    let device = Default::default();
+    let bn = BatchNorm::<Ad>::new(3, &device);
+    let (n, c, hw) = (4, 3, 25);
+    let mut x = vec![0f32; n * c * hw];
+    for i in 0..n {
+        for ch in 0..c {
+            for k in 0..hw {
+                x[(i * c + ch) * hw + k] =
+                    10.0 * ch as f32 + (ch as f32 + 1.0) * (((i * 31 + k * 7) % 11) as f32 - 5.0);
+            }
+        }
+    }
+    let xt = Tensor::<Ad, 4>::from_data(TensorData::new(x.clone(), [n, c, 5, 5]), &device);
+    let y: Vec<f32> = bn.forward(xt).into_data().iter::<f32>().collect();
+    for ch in 0..c {
+        let vals: Vec<f32> = (0..n)
+            .flat_map(|i| (0..hw).map(move |k| (i * c + ch) * hw + k))
+            .map(|j| y[j])
+            .collect();
+        let m = vals.iter().sum::<f32>() / vals.len() as f32;
+        let v = vals.iter().map(|a| (a - m).powi(2)).sum::<f32>() / vals.len() as f32;
+        assert!(
+            m.abs() < 1e-4 && (v - 1.0).abs() < 1e-3,
+            "channel {ch}: mean {m} var {v}"
+        );
+    }
+    // Running mean moved 10% of the way to the batch mean (10·c, since the offsets average to ~0).
+    let rm: Vec<f32> = bn.running_mean.value_sync().into_data().iter::<f32>().collect();
+    let batch_mean: Vec<f32> = (0..c)
+        .map(|ch| {
+            (0..n)
+                .flat_map(|i| (0..hw).map(move |k| (i * c + ch) * hw + k))
+                .map(|j| x[j])
+                .sum::<f32>()
+                / (n * hw) as f32
+        })
+        .collect();
+    for ch in 0..c {
+        assert!(
+            (rm[ch] - 0.1 * batch_mean[ch]).abs() < 1e-4,
+            "running mean {rm:?} vs batch {batch_mean:?}"
+        );
+    }
+    // Inference uses the running statistics: (x − μ_run)/sqrt(σ²_run + ε).
+    let inner = bn.valid();
+    let one = Tensor::<Cpu, 4>::from_data(TensorData::new(vec![2.0f32; 3], [1, 3, 1, 1]), &device);
+    let out: Vec<f32> = inner.forward(one).into_data().iter::<f32>().collect();
+    let rv: Vec<f32> = inner
+        .running_var
+        .value()
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    for ch in 0..c {
+        let expected = (2.0 - rm[ch]) / (rv[ch] + 1e-5).sqrt();
+        assert!((out[ch] - expected).abs() < 1e-4, "{out:?}");
+    }
+}
