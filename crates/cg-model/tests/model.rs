@@ -263,7 +263,12 @@ fn batch_norm_normalises_per_channel_and_tracks_running_statistics() {
         );
     }
     // Running mean moved 10% of the way to the batch mean (10·c, since the offsets average to ~0).
-    let rm: Vec<f32> = bn.running_mean.value_sync().into_data().iter::<f32>().collect();
+    let rm: Vec<f32> = bn
+        .running_mean
+        .value_sync()
+        .into_data()
+        .iter::<f32>()
+        .collect();
     let batch_mean: Vec<f32> = (0..c)
         .map(|ch| {
             (0..n)

@@ -1,0 +1,269 @@
+//! The `cg` binary end to end: run files in, result JSON out; reports from a real SQLite store.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use cg_core::{BlockGateStats, EpochRecord, Provenance, RunResult};
+
+fn cg(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cg"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("cg runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const TINY: &str = "\
+dataset: {kind: synthetic, synthetic: {n_train: 32, n_test: 16, side: 8, channels: 3, classes: 4}}
+model: {depth: 14, width: 4}
+gate: {mode: ctrl}
+train: {epochs: 2, batch_size: 16}
+";
+
+#[test]
+fn train_writes_a_complete_result_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("run.yaml"), TINY).unwrap();
+    let out = cg(
+        &[
+            "train",
+            "--config",
+            "run.yaml",
+            "--set",
+            "gate.threshold=0.7",
+            "--out",
+            "out/result.json",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/result.json")).unwrap())
+            .unwrap();
+    for key in [
+        "config",
+        "provenance",
+        "history",
+        "test_acc_final",
+        "test_acc_peak",
+        "peak_epoch",
+        "macs_full",
+        "macs_executed_nominal",
+        "macs_executed_actual",
+        "savings_nominal",
+        "savings_actual",
+        "savings_measured",
+        "train_img_per_s",
+        "infer_img_per_s",
+    ] {
+        assert!(r.get(key).is_some(), "RESULT.json lacks `{key}`");
+    }
+    assert!(r["macs_full"].is_u64());
+    assert_eq!(r["config"]["gate"]["threshold"], 0.7);
+    assert_eq!(r["history"].as_array().unwrap().len(), 2);
+    let epoch = &r["history"][0];
+    for key in [
+        "epoch",
+        "train_loss",
+        "test_acc",
+        "savings_nominal",
+        "gates",
+    ] {
+        assert!(epoch.get(key).is_some(), "history lacks `{key}`");
+    }
+    assert!(
+        epoch["gates"][0].get("gate_open_rate").is_some()
+            && epoch["gates"][0].get("mean_cir").is_some()
+    );
+    assert!(
+        r["savings_measured"].is_number(),
+        "ctrl mode measures real skipping"
+    );
+    assert_eq!(r["provenance"]["burn_version"], "0.21.0");
+    assert!(
+        r["provenance"]["device"]
+            .as_str()
+            .unwrap()
+            .starts_with("cpu")
+    );
+}
+
+#[test]
+fn bad_run_files_exit_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("run.yaml"),
+        format!("{TINY}loss: {{flops_wieght: 1}}\n"),
+    )
+    .unwrap();
+    let out = cg(
+        &["train", "--config", "run.yaml", "--out", "r.json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("run.yaml:5:")
+            && msg.contains("loss.flops_wieght")
+            && msg.contains("flops_weight"),
+        "{msg}"
+    );
+    assert!(!dir.path().join("r.json").exists());
+
+    let out = cg(
+        &[
+            "train",
+            "--config",
+            "run.yaml",
+            "--set",
+            "gate.tau_end=0",
+            "--out",
+            "r.json",
+        ],
+        dir.path(),
+    );
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn sweep_plan_lists_the_quickstart_jobs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = cg(&["sweep", "plan", "experiments/quickstart.yaml"], &root);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("4 job(s)"),
+        "{}",
+        text(&out)
+    );
+}
+
+fn fake_result(config: &cg_core::RunConfig, acc: f64, savings: f64) -> RunResult {
+    let gates = vec![BlockGateStats {
+        block_idx: 0,
+        gate_open_rate: 1.0 - savings,
+        mean_cir: 0.9,
+    }];
+    RunResult {
+        config: config.clone(),
+        provenance: Provenance::default(),
+        history: vec![EpochRecord {
+            epoch: 1,
+            train_loss: 1.0,
+            train_acc: acc,
+            test_acc: acc,
+            savings_nominal: savings,
+            savings_actual: savings - 0.1,
+            lr: 0.1,
+            tau: 1.0,
+            flops_weight: 0.5,
+            wall_secs: 1.0,
+            gates: gates.clone(),
+        }],
+        test_acc_final: acc,
+        test_acc_peak: acc,
+        peak_epoch: 1,
+        macs_full: 1000,
+        macs_executed_nominal: 1000.0 * (1.0 - savings),
+        macs_executed_actual: 1000.0 * (1.1 - savings),
+        savings_nominal: savings,
+        savings_actual: savings - 0.1,
+        savings_measured: None,
+        gates,
+        train_img_per_s: 10.0,
+        infer_img_per_s: 20.0,
+        wall_secs: 1.0,
+    }
+}
+
+#[test]
+fn report_reads_the_store_and_records_the_hypervolume() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cg.db");
+    let sweep_yaml =
+        format!("name: tiny\n{TINY}parameters:\n  gate.threshold: {{values: [0.5, 1.0, 1.5]}}\n");
+    let sweep = cg_sweep::load_sweep_str(
+        &sweep_yaml,
+        "tiny.yaml",
+        dir.path(),
+        &cg_sweep::LoadOptions::default(),
+    )
+    .expect("valid sweep");
+    let jobs = sweep.expand();
+    assert_eq!(jobs.len(), 3);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = cg_store::Store::open(db.as_path()).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .upsert_sweep("tiny", &sweep_yaml, &sweep.info())
+            .await
+            .unwrap();
+        store.submit_jobs("tiny", &jobs, false).await.unwrap();
+        for (acc, savings) in [(0.9, 0.1), (0.8, 0.3)] {
+            let claim = store
+                .claim("test", std::time::Duration::from_secs(60))
+                .await
+                .unwrap()
+                .expect("a job");
+            store
+                .complete(
+                    &claim.job.id,
+                    claim.attempt,
+                    "test",
+                    &fake_result(&claim.job.config, acc, savings),
+                )
+                .await
+                .unwrap();
+        }
+        store.close().await;
+    });
+    let out = cg(
+        &[
+            "report",
+            "tiny",
+            "--db",
+            db.to_str().unwrap(),
+            "--out",
+            "rep",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for f in [
+        "report.md",
+        "report.html",
+        "results.csv",
+        "front.csv",
+        "pareto.png",
+        "pareto.svg",
+    ] {
+        assert!(dir.path().join("rep").join(f).is_file(), "missing {f}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("rep/report.md")).unwrap();
+    assert!(md.contains("tiny"), "{md}");
+    let hv = rt.block_on(async {
+        let store = cg_store::Store::open_existing(db.as_path()).await.unwrap();
+        store.sweep("tiny").await.unwrap().hypervolume
+    });
+    // Front {(0.9, 0.1), (0.8, 0.3)} against (0, 0): 0.9·0.1 + 0.8·(0.3 − 0.1) = 0.25.
+    let hv = hv.expect("hypervolume stored");
+    assert!((hv - 0.25).abs() < 1e-9, "hypervolume {hv}");
+
+    let out = cg(
+        &["report", "nope", "--db", db.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(!out.status.success() && text(&out).contains("nope"));
+}
