@@ -413,6 +413,21 @@ impl RunConfig {
         }
     }
 
+    /// A configuration with every optional field present, so that every key shows with its type.
+    pub fn fully_specified() -> Self {
+        let mut cfg = RunConfig::with_dataset(DatasetSpec {
+            kind: DatasetKind::Synthetic,
+            path: Some(String::new()),
+            augment: Some(true),
+            synthetic: Some(SyntheticSpec::default()),
+        });
+        cfg.model.in_channels = Some(1);
+        cfg.train.lr = Some(0.1);
+        cfg.train.limit_train = Some(1);
+        cfg.train.limit_test = Some(1);
+        cfg
+    }
+
     /// Parses a configuration from a JSON value (unknown keys are errors).
     pub fn from_json(value: Value) -> Result<Self> {
         serde_json::from_value(value).map_err(|e| Error::InvalidValue {
@@ -583,16 +598,7 @@ impl RunConfig {
 
 /// Every dotted key a run file accepts, for "did you mean" hints and schema listings.
 pub fn known_keys() -> Vec<String> {
-    let mut cfg = RunConfig::with_dataset(DatasetSpec {
-        kind: DatasetKind::Synthetic,
-        path: Some(String::new()),
-        augment: Some(true),
-        synthetic: Some(SyntheticSpec::default()),
-    });
-    cfg.model.in_channels = Some(1);
-    cfg.train.lr = Some(0.1);
-    cfg.train.limit_train = Some(1);
-    cfg.train.limit_test = Some(1);
+    let cfg = RunConfig::fully_specified();
     let mut keys = Vec::new();
     collect_keys("", &cfg.to_json(), &mut keys);
     keys

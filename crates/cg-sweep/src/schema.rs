@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value as Json, json};
 
-use cg_core::{DatasetKind, DatasetSpec, RunConfig, SyntheticSpec};
+use cg_core::RunConfig;
 
 use crate::keys::{enum_variants, keys, probe_config, takes_fractions, type_problem};
 use crate::run::RUN_SECTIONS;
@@ -102,7 +102,7 @@ pub fn json_schema() -> Json {
 
 /// One object schema per run section, nested like the run file.
 fn section_schemas() -> Map<String, Json> {
-    let full = full_config().to_json();
+    let full = RunConfig::fully_specified().to_json();
     let defaults = probe_config().to_json();
     let mut root = Map::new();
     for key in &keys().all {
@@ -143,21 +143,6 @@ fn leaf_schema(key: &str, example: Option<&Json>, default: Option<&Json>) -> Jso
         obj.insert("default".into(), d.clone());
     }
     schema
-}
-
-/// A configuration with every optional field present, so every leaf shows its type.
-fn full_config() -> RunConfig {
-    let mut cfg = RunConfig::with_dataset(DatasetSpec {
-        kind: DatasetKind::Synthetic,
-        path: Some(String::new()),
-        augment: Some(true),
-        synthetic: Some(SyntheticSpec::default()),
-    });
-    cfg.model.in_channels = Some(1);
-    cfg.train.lr = Some(0.1);
-    cfg.train.limit_train = Some(1);
-    cfg.train.limit_test = Some(1);
-    cfg
 }
 
 fn lookup<'a>(root: &'a Json, parts: &[&str]) -> Option<&'a Json> {
