@@ -3,6 +3,7 @@
 mod bench;
 mod data;
 mod progress;
+mod run_cmd;
 mod sweep;
 mod train;
 mod util;
@@ -12,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "cg", version, about = "Sweeps, training and Pareto reports for CosineGate dynamic routing")]
+#[command(
+    name = "cg",
+    version,
+    about = "Sweeps, training and Pareto reports for CosineGate dynamic routing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +35,11 @@ enum Command {
     /// Sweep files: plan, schema.
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
+    /// Submit a sweep and train its jobs with local workers until every job is done.
+    Run(run_cmd::RunArgs),
+    /// Train one job for `cg run` (configuration on stdin, JSON lines on stdout).
+    #[command(hide = true)]
+    JobRunner(run_cmd::JobRunnerArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +49,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Data(c) => data::run(c),
         Command::Sweep(c) => sweep::run(c),
+        Command::Run(a) => run_cmd::run_cmd(a),
+        Command::JobRunner(a) => run_cmd::job_runner_cmd(a),
     };
     match outcome {
         Ok(code) => code,

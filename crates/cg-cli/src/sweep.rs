@@ -18,13 +18,18 @@ pub enum SweepCommand {
         #[arg(long)]
         no_data_check: bool,
     },
+    /// Validate a sweep file and queue its jobs in the database.
+    Submit(crate::run_cmd::SubmitArgs),
     /// Print a JSON Schema of the sweep format (for editor completion).
     Schema,
 }
 
 pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
     match cmd {
-        SweepCommand::Plan { file, no_data_check } => {
+        SweepCommand::Plan {
+            file,
+            no_data_check,
+        } => {
             let opts = LoadOptions {
                 no_data_check,
                 env: None,
@@ -41,8 +46,12 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
             print!("{}", plan_table_with_axes(&jobs, &sweep.axes()));
             Ok(ExitCode::SUCCESS)
         }
+        SweepCommand::Submit(a) => crate::run_cmd::submit_cmd(a),
         SweepCommand::Schema => {
-            println!("{}", serde_json::to_string_pretty(&cg_sweep::json_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&cg_sweep::json_schema())?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
