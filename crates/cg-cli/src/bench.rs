@@ -51,28 +51,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         train: !args.no_train,
     };
     if !args.json {
-        eprintln!(
-            "cg bench on {} ({}), synthetic 3x32x32 data, consistency loss off",
-            device,
-            cg_model::device::device_name(device)
-        );
-        println!(
-            "{:<20} {:<13} {:>5} {:>10} {:>7} {:>8} {:>8} {:>8}",
-            "model", "mode", "batch", "img/s", "closed", "speedup", "theory", "warmup"
-        );
+        eprintln!("cg bench on {} ({}), synthetic 3x32x32 data, consistency loss off", device, cg_model::device::device_name(device));
+        println!("{:<20} {:<13} {:>5} {:>10} {:>7} {:>8} {:>8} {:>8}", "model", "mode", "batch", "img/s", "closed", "speedup", "theory", "warmup");
     }
     let json = args.json;
     let mut print = |l: &BenchLine| {
         if json {
-            println!(
-                "{}",
-                serde_json::to_string(l).expect("bench line serialises")
-            );
+            println!("{}", serde_json::to_string(l).expect("bench line serialises"));
         } else {
-            let opt = |v: Option<f64>, prec: usize| {
-                v.map(|v| format!("{v:.prec$}"))
-                    .unwrap_or_else(|| "-".into())
-            };
+            let opt = |v: Option<f64>, prec: usize| v.map(|v| format!("{v:.prec$}")).unwrap_or_else(|| "-".into());
             println!(
                 "{:<20} {:<13} {:>5} {:>10.1} {:>7} {:>8} {:>8} {:>7.1}s",
                 l.model,

@@ -25,11 +25,7 @@ pub enum DataCommand {
 
 pub fn run(cmd: DataCommand) -> Result<ExitCode> {
     match cmd {
-        DataCommand::Fetch {
-            name,
-            dir,
-            base_url,
-        } => {
+        DataCommand::Fetch { name, dir, base_url } => {
             let Some(src) = source(&name) else {
                 let known: Vec<&str> = SOURCES.iter().map(|s| s.name).collect();
                 bail!("unknown data set `{name}`; known: {}", known.join(", "));
@@ -40,28 +36,15 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                 // Print at most every 4 MiB per file.
                 if last.0 != file || done >= last.1 + (4 << 20) || Some(done) == total {
                     last = (file.to_string(), done);
-                    let total = total
-                        .map(|t| format!(" of {:.1} MiB", t as f64 / 1048576.0))
-                        .unwrap_or_default();
+                    let total = total.map(|t| format!(" of {:.1} MiB", t as f64 / 1048576.0)).unwrap_or_default();
                     eprint!("\r{file}: {:.1} MiB{total}   ", done as f64 / 1048576.0);
                     let _ = std::io::stderr().flush();
                 }
             })?;
             eprintln!();
-            let kind = if src.name == "cifar10" {
-                "cifar-bin"
-            } else {
-                "idx"
-            };
-            println!(
-                "{} ready in {} (checksums verified)",
-                src.name,
-                path.display()
-            );
-            println!(
-                "run file: dataset: {{kind: {kind}, path: {}}}",
-                path.display()
-            );
+            let kind = if src.name == "cifar10" { "cifar-bin" } else { "idx" };
+            println!("{} ready in {} (checksums verified)", src.name, path.display());
+            println!("run file: dataset: {{kind: {kind}, path: {}}}", path.display());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -13,11 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "cg",
-    version,
-    about = "Sweeps, training and Pareto reports for CosineGate dynamic routing"
-)]
+#[command(name = "cg", version, about = "Sweeps, training and Pareto reports for CosineGate dynamic routing")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -34,12 +34,7 @@ impl Observer for TermProgress {
         });
         bar.set_prefix(format!("epoch {}/{}", p.epoch, p.epochs));
         bar.set_position(p.step as u64);
-        bar.set_message(format!(
-            "loss {:.4}  {:.1} img/s  ETA {}",
-            p.loss,
-            p.img_per_s,
-            human_secs(p.eta_secs)
-        ));
+        bar.set_message(format!("loss {:.4}  {:.1} img/s  ETA {}", p.loss, p.img_per_s, human_secs(p.eta_secs)));
     }
 
     fn on_epoch(&mut self, r: &EpochRecord) {
@@ -49,11 +44,7 @@ impl Observer for TermProgress {
         if self.quiet {
             return;
         }
-        let open: Vec<String> = r
-            .gates
-            .iter()
-            .map(|g| format!("{:.2}", g.gate_open_rate))
-            .collect();
+        let open: Vec<String> = r.gates.iter().map(|g| format!("{:.2}", g.gate_open_rate)).collect();
         eprintln!(
             "epoch {:>3}  loss {:.4}  train {:.2}%  test {:.2}%  savings {:.1}% nominal / {:.1}% actual  gates open [{}]  {}",
             r.epoch,

@@ -26,10 +26,7 @@ pub enum SweepCommand {
 
 pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
     match cmd {
-        SweepCommand::Plan {
-            file,
-            no_data_check,
-        } => {
+        SweepCommand::Plan { file, no_data_check } => {
             let opts = LoadOptions {
                 no_data_check,
                 env: None,
@@ -48,10 +45,7 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
         }
         SweepCommand::Submit(a) => crate::run_cmd::submit_cmd(a),
         SweepCommand::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&cg_sweep::json_schema())?
-            );
+            println!("{}", serde_json::to_string_pretty(&cg_sweep::json_schema())?);
             Ok(ExitCode::SUCCESS)
         }
     }

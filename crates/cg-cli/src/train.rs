@@ -89,8 +89,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         ..TrainOptions::default()
     };
     let mut observer = TermProgress::new(args.quiet);
-    let mut result =
-        cg_model::run(&prep, device, &opts, &mut observer).context("training failed")?;
+    let mut result = cg_model::run(&prep, device, &opts, &mut observer).context("training failed")?;
     result.provenance = provenance(device);
     let json = serde_json::to_vec_pretty(&result)?;
     write_atomic(&args.out, &json)?;
