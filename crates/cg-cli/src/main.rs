@@ -4,6 +4,7 @@ mod bench;
 mod data;
 mod progress;
 mod run_cmd;
+mod status_cmd;
 mod sweep;
 mod train;
 mod util;
@@ -33,6 +34,10 @@ enum Command {
     Sweep(sweep::SweepCommand),
     /// Submit a sweep and train its jobs with local workers until every job is done.
     Run(run_cmd::RunArgs),
+    /// Sweeps and their jobs in the database: counts, statuses, errors.
+    Status(status_cmd::StatusArgs),
+    /// A job's attempts, their errors and the job runner's logs.
+    Logs(status_cmd::LogsArgs),
     /// Train one job for `cg run` (configuration on stdin, JSON lines on stdout).
     #[command(hide = true)]
     JobRunner(run_cmd::JobRunnerArgs),
@@ -46,6 +51,8 @@ fn main() -> ExitCode {
         Command::Data(c) => data::run(c),
         Command::Sweep(c) => sweep::run(c),
         Command::Run(a) => run_cmd::run_cmd(a),
+        Command::Status(a) => status_cmd::status_cmd(a),
+        Command::Logs(a) => status_cmd::logs_cmd(a),
         Command::JobRunner(a) => run_cmd::job_runner_cmd(a),
     };
     match outcome {

@@ -20,6 +20,12 @@ pub enum SweepCommand {
     },
     /// Validate a sweep file and queue its jobs in the database.
     Submit(crate::run_cmd::SubmitArgs),
+    /// Stop handing out a sweep's queued jobs (running ones finish).
+    Pause(crate::status_cmd::SweepControlArgs),
+    /// Hand out a paused or cancelled sweep's jobs again.
+    Resume(crate::status_cmd::SweepControlArgs),
+    /// Cancel a sweep's queued jobs.
+    Cancel(crate::status_cmd::SweepControlArgs),
     /// Print a JSON Schema of the sweep format (for editor completion).
     Schema,
 }
@@ -44,6 +50,9 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SweepCommand::Submit(a) => crate::run_cmd::submit_cmd(a),
+        SweepCommand::Pause(a) => crate::status_cmd::sweep_control_cmd(a, cg_store::SweepStatus::Paused),
+        SweepCommand::Resume(a) => crate::status_cmd::sweep_control_cmd(a, cg_store::SweepStatus::Active),
+        SweepCommand::Cancel(a) => crate::status_cmd::sweep_control_cmd(a, cg_store::SweepStatus::Cancelled),
         SweepCommand::Schema => {
             println!("{}", serde_json::to_string_pretty(&cg_sweep::json_schema())?);
             Ok(ExitCode::SUCCESS)
