@@ -331,3 +331,87 @@ fn a_killed_run_resumes_without_duplicates_or_orphans() {
         assert_eq!(r.result.as_ref().unwrap().history.len(), 4);
     }
 }
+
+#[test]
+fn a_corrupt_dataset_fails_its_job_naming_the_file() {
+    let env = Env::new();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(data.join(name), b"not an idx file").unwrap();
+    }
+    let path = env.path("corrupt.yaml");
+    std::fs::write(
+        &path,
+        "name: corrupt\ndataset: {kind: idx, path: data}\nmodel: {depth: 8, width: 4}\ntrain: {epochs: 1, batch_size: 16}\n",
+    )
+    .unwrap();
+    let out = env.run(&path);
+    assert!(!out.status.success(), "{}", text(&out));
+    let records = env.records("corrupt");
+    assert_eq!(records[0].status, JobStatus::Failed, "{records:?}");
+    let reason = records[0].last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("train-images-idx3-ubyte"), "{reason}");
+    assert_eq!(
+        env.attempts(&records[0].job.id).len(),
+        1,
+        "a data error is not retried"
+    );
+}
+
+#[test]
+fn a_job_past_its_timeout_is_killed_and_failed() {
+    let env = Env::new();
+    let sweep = env.sweep("slow", 4096, 20, "  train.seed:\n    values: [3]\n");
+    let out = env
+        .command(&[
+            "run",
+            sweep.to_str().unwrap(),
+            "--threads-per-job",
+            "1",
+            "--timeout-per-job",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let records = env.records("slow");
+    assert_eq!(records[0].status, JobStatus::Failed, "{records:?}");
+    let reason = records[0].last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("timed out after 1 s"), "{reason}");
+}
+
+#[test]
+fn sigterm_requeues_running_jobs_and_the_same_command_resumes() {
+    let env = Env::new();
+    let sweep = env.sweep("term", 512, 4, "  train.seed:\n    values: [5]\n");
+    let mut run = env.spawn_run(&sweep, "term.log");
+    let runner = wait_for_checkpointed_runner(&env, run.id());
+    let stop = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = run.wait().unwrap();
+    let log = std::fs::read_to_string(env.path("term.log")).unwrap();
+    assert!(stop.elapsed() < Duration::from_secs(15), "{log}");
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(!alive(runner), "{log}");
+    let records = env.records("term");
+    assert_eq!(records[0].status, JobStatus::Queued, "{records:?}\n{log}");
+
+    let out = env.run(&sweep);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("resumed from the checkpoint"),
+        "{}",
+        text(&out)
+    );
+    assert_one_result_each(&env.records("term"));
+}
