@@ -34,6 +34,8 @@ enum Command {
     Sweep(sweep::SweepCommand),
     /// Submit a sweep and train its jobs with local workers until every job is done.
     Run(run_cmd::RunArgs),
+    /// Train the queued jobs of every active sweep in a database, until stopped.
+    Worker(run_cmd::WorkerArgs),
     /// Sweeps and their jobs in the database: counts, statuses, errors.
     Status(status_cmd::StatusArgs),
     /// A job's attempts, their errors and the job runner's logs.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Data(c) => data::run(c),
         Command::Sweep(c) => sweep::run(c),
         Command::Run(a) => run_cmd::run_cmd(a),
+        Command::Worker(a) => run_cmd::worker_cmd(a),
         Command::Status(a) => status_cmd::status_cmd(a),
         Command::Logs(a) => status_cmd::logs_cmd(a),
         Command::JobRunner(a) => run_cmd::job_runner_cmd(a),

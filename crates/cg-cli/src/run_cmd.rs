@@ -154,7 +154,37 @@ pub fn submit_cmd(args: SubmitArgs) -> Result<ExitCode> {
 }
 
 /// The devices of the worker slots: GPUs when asked for (or found, in a CUDA build), else CPUs.
-fn slots(args: &RunArgs) -> Result<Vec<DeviceSpec>> {
+struct SlotArgs {
+    workers: usize,
+    gpus: String,
+    jobs_per_gpu: usize,
+}
+
+/// Local-worker options shared by `cg run` and `cg worker`.
+fn local_options(
+    slots: Vec<DeviceSpec>,
+    threads_per_job: Option<usize>,
+    timeout_per_job: Option<u64>,
+    runs_dir: &std::path::Path,
+) -> Result<LocalOptions> {
+    let cpu_slots = slots
+        .iter()
+        .filter(|d| **d == DeviceSpec::Cpu)
+        .count()
+        .max(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let exe = std::env::current_exe().context("cannot find the cg binary to run jobs with")?;
+    let mut options = LocalOptions::new(exe, vec!["job-runner".into()]);
+    options.slots = slots;
+    options.threads_per_job = Some(threads_per_job.unwrap_or((cores / cpu_slots).max(1)));
+    options.timeout_per_job = timeout_per_job.map(Duration::from_secs);
+    options.runs_dir = runs_dir.to_path_buf();
+    Ok(options)
+}
+
+fn slots(args: &SlotArgs) -> Result<Vec<DeviceSpec>> {
     let gpus: Vec<usize> = match args.gpus.as_str() {
         "none" | "" => Vec::new(),
         "auto" if cfg!(feature = "cuda") => cg_daemon::detect_gpus(),
@@ -182,22 +212,18 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let slots = slots(&args)?;
-    let cpu_slots = slots
-        .iter()
-        .filter(|d| **d == DeviceSpec::Cpu)
-        .count()
-        .max(1);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let threads = args.threads_per_job.unwrap_or((cores / cpu_slots).max(1));
-    let exe = std::env::current_exe().context("cannot find the cg binary to run jobs with")?;
-    let mut options = LocalOptions::new(exe, vec!["job-runner".into()]);
-    options.slots = slots;
-    options.threads_per_job = Some(threads);
-    options.timeout_per_job = args.timeout_per_job.map(Duration::from_secs);
-    options.runs_dir = args.runs_dir.clone();
+    let slots = slots(&SlotArgs {
+        workers: args.workers,
+        gpus: args.gpus.clone(),
+        jobs_per_gpu: args.jobs_per_gpu,
+    })?;
+    let mut options = local_options(
+        slots,
+        args.threads_per_job,
+        args.timeout_per_job,
+        &args.runs_dir,
+    )?;
+    let threads = options.threads_per_job.unwrap_or(1);
     options.sweep = Some(sweep.name().to_string());
     options.keep_checkpoints = args.keep_checkpoints;
 
@@ -213,21 +239,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             describe_slots(&options.slots),
         );
 
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let signals = tokio::spawn(async move {
-            wait_for_signal().await;
-            eprintln!("stopping: running jobs stop at their next step and go back to the queue (again to quit at once)");
-            let _ = stop_tx.send(true);
-            wait_for_signal().await;
-            eprintln!("quitting now; unfinished jobs are taken back on the next run");
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        });
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let view = tokio::spawn(show_progress(store.clone(), name.clone(), events_rx));
-        let outcome = cg_daemon::run_local(store.clone(), options, events_tx, stop_rx).await;
-        let _ = view.await;
-        signals.abort();
-        let summary = outcome.context("the workers stopped")?;
+        let summary = drive(&store, options, Some(name.clone())).await?;
 
         let records = store.job_records(&name).await?;
         print_summary(&records);
@@ -238,6 +250,93 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         }
         let all_done = records.iter().all(|r| r.status == JobStatus::Completed);
         Ok(if all_done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
+}
+
+/// Runs the workers with signal handling and progress lines until they finish or are stopped.
+async fn drive(
+    store: &Store,
+    options: LocalOptions,
+    sweep: Option<String>,
+) -> Result<cg_daemon::RunSummary> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!(
+            "stopping: running jobs stop at their next step and go back to the queue (again to quit at once)"
+        );
+        let _ = stop_tx.send(true);
+        wait_for_signal().await;
+        eprintln!("quitting now; unfinished jobs are taken back on the next run");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let view = tokio::spawn(show_progress(store.clone(), sweep, events_rx));
+    let outcome = cg_daemon::run_local(store.clone(), options, events_tx, stop_rx).await;
+    let _ = view.await;
+    signals.abort();
+    outcome.context("the workers stopped")
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Jobs trained at once on the CPU (when no GPU is used).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// CPU threads per job (default: the cores divided among the workers).
+    #[arg(long)]
+    pub threads_per_job: Option<usize>,
+    /// Wall-clock limit of one attempt, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout_per_job: Option<u64>,
+    /// GPUs to use: `auto`, `none`, or indices like `0,1`.
+    #[arg(long, default_value = "auto")]
+    pub gpus: String,
+    /// Jobs trained at once on each GPU.
+    #[arg(long, default_value_t = 1)]
+    pub jobs_per_gpu: usize,
+    /// Checkpoints and logs go to DIR/<job-id>/.
+    #[arg(long, default_value = "runs", value_name = "DIR")]
+    pub runs_dir: PathBuf,
+    /// Exit once no active sweep has queued jobs and nothing runs (default: wait for more).
+    #[arg(long)]
+    pub exit_when_idle: bool,
+}
+
+/// `cg worker`: train the queued jobs of every active sweep in an existing database.
+pub fn worker_cmd(args: WorkerArgs) -> Result<ExitCode> {
+    let slot_args = SlotArgs {
+        workers: args.workers,
+        gpus: args.gpus.clone(),
+        jobs_per_gpu: args.jobs_per_gpu,
+    };
+    let slots = slots(&slot_args)?;
+    let mut options = local_options(
+        slots,
+        args.threads_per_job,
+        args.timeout_per_job,
+        &args.runs_dir,
+    )?;
+    options.exit_when_idle = args.exit_when_idle;
+    runtime()?.block_on(async move {
+        let store = Store::open_existing(args.db.db.as_str())
+            .await
+            .context("cannot open the database (submit a sweep first)")?;
+        eprintln!(
+            "worker on {} with {} slot(s) ({}); Ctrl-C stops and requeues",
+            store.url(),
+            options.slots.len(),
+            describe_slots(&options.slots)
+        );
+        let summary = drive(&store, options, None).await?;
+        store.close().await;
+        Ok(if summary.interrupted {
+            ExitCode::from(EXIT_INTERRUPTED)
+        } else {
+            ExitCode::SUCCESS
+        })
     })
 }
 
@@ -287,7 +386,11 @@ struct Running {
 
 /// Draws the workers' events as lines on stderr, and every few seconds a status line with the
 /// sweep's counts and each running job's epoch, images/s and ETA.
-async fn show_progress(store: Store, sweep: String, mut events: mpsc::UnboundedReceiver<Event>) {
+async fn show_progress(
+    store: Store,
+    sweep: Option<String>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+) {
     let tty = std::io::stderr().is_terminal();
     let every = Duration::from_secs(if tty { 2 } else { 10 });
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
@@ -302,7 +405,10 @@ async fn show_progress(store: Store, sweep: String, mut events: mpsc::UnboundedR
             _ = tick.tick() => {
                 if !running.is_empty() && last_status.elapsed() >= every {
                     last_status = Instant::now();
-                    let counts = store.sweep_status(&sweep).await.unwrap_or_default();
+                    let counts = match &sweep {
+                        Some(name) => store.sweep_status(name).await.unwrap_or_default(),
+                        None => total_counts(&store).await,
+                    };
                     let jobs: Vec<String> = running
                         .iter()
                         .map(|(id, r)| {
@@ -322,6 +428,19 @@ async fn show_progress(store: Store, sweep: String, mut events: mpsc::UnboundedR
             }
         }
     }
+}
+
+/// Job counts over every sweep (a job in two sweeps counts twice).
+async fn total_counts(store: &Store) -> cg_store::StatusCounts {
+    let mut total = cg_store::StatusCounts::default();
+    for s in store.list_sweeps().await.unwrap_or_default() {
+        total.queued += s.counts.queued;
+        total.running += s.counts.running;
+        total.completed += s.counts.completed;
+        total.failed += s.counts.failed;
+        total.cancelled += s.counts.cancelled;
+    }
+    total
 }
 
 fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {

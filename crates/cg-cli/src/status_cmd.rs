@@ -129,8 +129,22 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
     })
 }
 
-/// `cg sweep pause|resume|cancel`.
-pub fn sweep_control_cmd(args: SweepControlArgs, status: SweepStatus) -> Result<ExitCode> {
+/// `cg sweep pause`.
+pub fn pause(args: SweepControlArgs) -> Result<ExitCode> {
+    sweep_control_cmd(args, SweepStatus::Paused)
+}
+
+/// `cg sweep resume`.
+pub fn resume(args: SweepControlArgs) -> Result<ExitCode> {
+    sweep_control_cmd(args, SweepStatus::Active)
+}
+
+/// `cg sweep cancel`.
+pub fn cancel(args: SweepControlArgs) -> Result<ExitCode> {
+    sweep_control_cmd(args, SweepStatus::Cancelled)
+}
+
+fn sweep_control_cmd(args: SweepControlArgs, status: SweepStatus) -> Result<ExitCode> {
     block_on(async {
         let store = open(&args.db).await?;
         let changed = store.set_sweep_status(&args.sweep, status).await?;

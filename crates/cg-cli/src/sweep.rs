@@ -50,9 +50,9 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SweepCommand::Submit(a) => crate::run_cmd::submit_cmd(a),
-        SweepCommand::Pause(a) => crate::status_cmd::sweep_control_cmd(a, cg_store::SweepStatus::Paused),
-        SweepCommand::Resume(a) => crate::status_cmd::sweep_control_cmd(a, cg_store::SweepStatus::Active),
-        SweepCommand::Cancel(a) => crate::status_cmd::sweep_control_cmd(a, cg_store::SweepStatus::Cancelled),
+        SweepCommand::Pause(a) => crate::status_cmd::pause(a),
+        SweepCommand::Resume(a) => crate::status_cmd::resume(a),
+        SweepCommand::Cancel(a) => crate::status_cmd::cancel(a),
         SweepCommand::Schema => {
             println!("{}", serde_json::to_string_pretty(&cg_sweep::json_schema())?);
             Ok(ExitCode::SUCCESS)

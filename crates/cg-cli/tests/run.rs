@@ -415,3 +415,20 @@ fn sigterm_requeues_running_jobs_and_the_same_command_resumes() {
     );
     assert_one_result_each(&env.records("term"));
 }
+
+#[test]
+fn a_worker_trains_submitted_jobs_and_exits_when_idle() {
+    let env = Env::new();
+    let sweep = env.sweep("work", 32, 1, "  train.seed:\n    values: [0, 1]\n");
+    let out = env
+        .command(&["sweep", "submit", sweep.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = env
+        .command(&["worker", "--exit-when-idle", "--threads-per-job", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_one_result_each(&env.records("work"));
+}

@@ -47,10 +47,12 @@ pub struct LocalOptions {
     /// How often an idle worker looks for work again.
     pub poll: Duration,
     /// Stop once this sweep has no queued or running job (or is paused or cancelled and nothing
-    /// of it runs). `None`: run until shut down.
+    /// of it runs). `None`: every sweep's jobs, until shut down (or idle, see `exit_when_idle`).
     pub sweep: Option<String>,
     /// Keep every epoch checkpoint after a job completes.
     pub keep_checkpoints: bool,
+    /// Without `sweep`: stop once no active sweep has a queued job and no job is running.
+    pub exit_when_idle: bool,
 }
 
 impl LocalOptions {
@@ -68,6 +70,7 @@ impl LocalOptions {
             poll: Duration::from_secs(1),
             sweep: None,
             keep_checkpoints: false,
+            exit_when_idle: false,
         }
     }
 }
@@ -127,7 +130,14 @@ impl Ctx {
     /// Whether there is nothing more for the workers to do.
     async fn finished(&self) -> Result<bool> {
         let Some(name) = &self.options.sweep else {
-            return Ok(false);
+            if !self.options.exit_when_idle {
+                return Ok(false);
+            }
+            let sweeps = self.store.list_sweeps().await?;
+            let busy = sweeps.iter().any(|s| {
+                s.counts.running > 0 || (s.status == SweepStatus::Active && s.counts.queued > 0)
+            });
+            return Ok(!busy);
         };
         let sweep = self.store.sweep(name).await?;
         let c = sweep.counts;
