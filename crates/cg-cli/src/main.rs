@@ -36,6 +36,8 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Train the queued jobs of every active sweep in a database, until stopped.
     Worker(run_cmd::WorkerArgs),
+    /// A long-running worker, one per SQLite database (Ctrl-C stops and requeues).
+    Daemon(run_cmd::WorkerArgs),
     /// Sweeps and their jobs in the database: counts, statuses, errors.
     Status(status_cmd::StatusArgs),
     /// A job's attempts, their errors and the job runner's logs.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Sweep(c) => sweep::run(c),
         Command::Run(a) => run_cmd::run_cmd(a),
         Command::Worker(a) => run_cmd::worker_cmd(a),
+        Command::Daemon(a) => run_cmd::daemon_cmd(a),
         Command::Status(a) => status_cmd::status_cmd(a),
         Command::Logs(a) => status_cmd::logs_cmd(a),
         Command::JobRunner(a) => run_cmd::job_runner_cmd(a),

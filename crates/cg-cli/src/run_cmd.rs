@@ -307,6 +307,15 @@ pub struct WorkerArgs {
 
 /// `cg worker`: train the queued jobs of every active sweep in an existing database.
 pub fn worker_cmd(args: WorkerArgs) -> Result<ExitCode> {
+    worker_or_daemon(args, false)
+}
+
+/// `cg daemon`: a worker that keeps running, one per SQLite database (an flock beside the file).
+pub fn daemon_cmd(args: WorkerArgs) -> Result<ExitCode> {
+    worker_or_daemon(args, true)
+}
+
+fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
     let slot_args = SlotArgs {
         workers: args.workers,
         gpus: args.gpus.clone(),
@@ -324,6 +333,11 @@ pub fn worker_cmd(args: WorkerArgs) -> Result<ExitCode> {
         let store = Store::open_existing(args.db.db.as_str())
             .await
             .context("cannot open the database (submit a sweep first)")?;
+        // Held until this process exits: a second daemon on the same SQLite file is refused.
+        let _lock = match (daemon, store.sqlite_path()) {
+            (true, Some(path)) => Some(daemon_lock(path)?),
+            _ => None,
+        };
         eprintln!(
             "worker on {} with {} slot(s) ({}); Ctrl-C stops and requeues",
             store.url(),
@@ -338,6 +352,39 @@ pub fn worker_cmd(args: WorkerArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         })
     })
+}
+
+/// Takes the lock file `<db>.daemon.lock` beside a SQLite database, or says who holds it.
+fn daemon_lock(db: &std::path::Path) -> Result<std::fs::File> {
+    let mut path = db.as_os_str().to_owned();
+    path.push(".daemon.lock");
+    let path = PathBuf::from(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0).ok();
+            std::io::Write::write_all(&mut &file, format!("{}\n", std::process::id()).as_bytes())
+                .ok();
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "another cg daemon (pid {}) is running on {}",
+                holder.trim(),
+                db.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 fn describe_slots(slots: &[DeviceSpec]) -> String {

@@ -432,3 +432,45 @@ fn a_worker_trains_submitted_jobs_and_exits_when_idle() {
     assert!(out.status.success(), "{}", text(&out));
     assert_one_result_each(&env.records("work"));
 }
+
+#[test]
+fn a_second_daemon_on_the_same_database_is_refused() {
+    let env = Env::new();
+    let sweep = env.sweep("d", 32, 1, "  train.seed:\n    values: [0]\n");
+    assert!(
+        env.command(&["sweep", "submit", sweep.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let mut first = env
+        .command(&["daemon", "--threads-per-job", "1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !env
+        .records("d")
+        .iter()
+        .all(|r| r.status == JobStatus::Completed)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the daemon did not run the job"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = env.command(&["daemon"]).output().unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status();
+    let status = first.wait().unwrap();
+    assert!(!second.status.success(), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another cg daemon"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(status.code(), Some(130));
+}
