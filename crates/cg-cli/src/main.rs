@@ -5,6 +5,8 @@ mod data;
 mod db;
 mod progress;
 mod report;
+mod run_cmd;
+mod status_cmd;
 mod sweep;
 mod train;
 mod util;
@@ -41,6 +43,19 @@ enum Command {
     /// The results database: migrate, backup.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Submit a sweep and train its jobs with local workers until every job is done.
+    Run(run_cmd::RunArgs),
+    /// Train the queued jobs of every active sweep in a database, until stopped.
+    Worker(run_cmd::WorkerArgs),
+    /// A long-running worker, one per SQLite database (Ctrl-C stops and requeues).
+    Daemon(run_cmd::WorkerArgs),
+    /// Sweeps and their jobs in the database: counts, statuses, errors.
+    Status(status_cmd::StatusArgs),
+    /// A job's attempts, their errors and the job runner's logs.
+    Logs(status_cmd::LogsArgs),
+    /// Train one job for `cg run` (configuration on stdin, JSON lines on stdout).
+    #[command(hide = true)]
+    JobRunner(run_cmd::JobRunnerArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +67,12 @@ fn main() -> ExitCode {
         Command::Sweep(c) => sweep::run(c),
         Command::Report(a) => report::run(a),
         Command::Db(c) => db::run(c),
+        Command::Run(a) => run_cmd::run_cmd(a),
+        Command::Worker(a) => run_cmd::worker_cmd(a),
+        Command::Daemon(a) => run_cmd::daemon_cmd(a),
+        Command::Status(a) => status_cmd::status_cmd(a),
+        Command::Logs(a) => status_cmd::logs_cmd(a),
+        Command::JobRunner(a) => run_cmd::job_runner_cmd(a),
     };
     match outcome {
         Ok(code) => code,

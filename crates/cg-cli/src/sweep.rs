@@ -18,6 +18,14 @@ pub enum SweepCommand {
         #[arg(long)]
         no_data_check: bool,
     },
+    /// Validate a sweep file and queue its jobs in the database.
+    Submit(crate::run_cmd::SubmitArgs),
+    /// Stop handing out a sweep's queued jobs (running ones finish).
+    Pause(crate::status_cmd::SweepControlArgs),
+    /// Hand out a paused or cancelled sweep's jobs again.
+    Resume(crate::status_cmd::SweepControlArgs),
+    /// Cancel a sweep's queued jobs.
+    Cancel(crate::status_cmd::SweepControlArgs),
     /// Print a JSON Schema of the sweep format (for editor completion).
     Schema,
 }
@@ -44,6 +52,10 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
             print!("{}", plan_table_with_axes(&jobs, &sweep.axes()));
             Ok(ExitCode::SUCCESS)
         }
+        SweepCommand::Submit(a) => crate::run_cmd::submit_cmd(a),
+        SweepCommand::Pause(a) => crate::status_cmd::pause(a),
+        SweepCommand::Resume(a) => crate::status_cmd::resume(a),
+        SweepCommand::Cancel(a) => crate::status_cmd::cancel(a),
         SweepCommand::Schema => {
             println!(
                 "{}",

@@ -1,0 +1,678 @@
+//! `cg run`, `cg sweep submit` and the hidden `cg job-runner`: glue between the command line and
+//! cg-daemon. Validation, the job limit and the exit codes are decided here; submitting, the
+//! workers and the child protocol live in cg-daemon.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cg_core::{JobRecord, JobStatus};
+use cg_daemon::{Event, LocalOptions, submit_sweep};
+use cg_model::DeviceSpec;
+use cg_store::{Store, SubmitOptions, SubmitSummary};
+use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, SHORT_ID_LEN, Sweep, load_sweep};
+use clap::Args;
+use tokio::sync::{mpsc, watch};
+
+use crate::util::{EXIT_INVALID, human_secs, provenance};
+
+/// Exit code after an interruption (Ctrl-C / SIGTERM), as shells report SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Args, Debug, Clone)]
+pub struct DbArg {
+    /// Database: a SQLite file or a `postgres://` URL (the password is never printed).
+    #[arg(long, env = "CG_DB", default_value = "cg.db", hide_env_values = true)]
+    pub db: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// Sweep file (YAML).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Put completed and failed jobs of the sweep back in the queue.
+    #[arg(long)]
+    pub rerun: bool,
+    /// Submit even when the sweep has more jobs than the safety limit.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Sweep file (YAML).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Put completed and failed jobs of the sweep back in the queue first.
+    #[arg(long)]
+    pub rerun: bool,
+    /// Submit even when the sweep has more jobs than the safety limit.
+    #[arg(long)]
+    pub yes: bool,
+    /// Jobs trained at once on the CPU (when no GPU is used).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// CPU threads per job (default: the cores divided among the workers).
+    #[arg(long)]
+    pub threads_per_job: Option<usize>,
+    /// Wall-clock limit of one attempt, in seconds; past it the job's runner is killed.
+    #[arg(long, value_name = "SECS")]
+    pub timeout_per_job: Option<u64>,
+    /// GPUs to use: `auto` (CUDA_VISIBLE_DEVICES or nvidia-smi, CUDA builds only), `none`, or
+    /// indices like `0,1`.
+    #[arg(long, default_value = "auto")]
+    pub gpus: String,
+    /// Jobs trained at once on each GPU.
+    #[arg(long, default_value_t = 1)]
+    pub jobs_per_gpu: usize,
+    /// Checkpoints and logs go to DIR/<job-id>/.
+    #[arg(long, default_value = "runs", value_name = "DIR")]
+    pub runs_dir: PathBuf,
+    /// Keep every epoch checkpoint after a job completes.
+    #[arg(long)]
+    pub keep_checkpoints: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct JobRunnerArgs {
+    /// The job (for messages only; the configuration comes on stdin).
+    #[arg(long)]
+    pub job_id: String,
+    #[arg(long)]
+    pub attempt: u32,
+    #[arg(long)]
+    pub checkpoint_dir: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long)]
+    pub keep_checkpoints: bool,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Loads and checks a sweep; `Err(code)` after printing every problem (or the job-limit refusal).
+fn load_checked(file: &std::path::Path, yes: bool) -> Result<Sweep, ExitCode> {
+    let sweep = match load_sweep(file, &LoadOptions::default()) {
+        Ok(s) => s,
+        Err(diags) => {
+            eprintln!("{diags}");
+            return Err(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    if !yes && let Err(e) = sweep.check_job_limit(DEFAULT_JOB_LIMIT) {
+        eprintln!("error: {e}; pass --yes to submit it anyway");
+        return Err(ExitCode::from(EXIT_INVALID));
+    }
+    Ok(sweep)
+}
+
+async fn submit(store: &Store, sweep: &Sweep, rerun: bool) -> Result<SubmitSummary> {
+    let options = SubmitOptions {
+        rerun,
+        ..SubmitOptions::default()
+    };
+    let summary = submit_sweep(store, sweep, &options)
+        .await
+        .with_context(|| format!("cannot submit sweep `{}` to {}", sweep.name(), store.url()))?;
+    eprintln!(
+        "sweep `{}`: {} job(s) added, {} already stored, {} requeued ({})",
+        sweep.name(),
+        summary.added,
+        summary.existing,
+        summary.requeued,
+        store.url()
+    );
+    Ok(summary)
+}
+
+/// `cg sweep submit`.
+pub fn submit_cmd(args: SubmitArgs) -> Result<ExitCode> {
+    let sweep = match load_checked(&args.file, args.yes) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    runtime()?.block_on(async {
+        let store = Store::open(args.db.db.as_str())
+            .await
+            .context("cannot open the database")?;
+        submit(&store, &sweep, args.rerun).await?;
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The devices of the worker slots: GPUs when asked for (or found, in a CUDA build), else CPUs.
+struct SlotArgs {
+    workers: usize,
+    gpus: String,
+    jobs_per_gpu: usize,
+}
+
+/// Local-worker options shared by `cg run` and `cg worker`.
+fn local_options(
+    slots: Vec<DeviceSpec>,
+    threads_per_job: Option<usize>,
+    timeout_per_job: Option<u64>,
+    runs_dir: &std::path::Path,
+) -> Result<LocalOptions> {
+    let cpu_slots = slots
+        .iter()
+        .filter(|d| **d == DeviceSpec::Cpu)
+        .count()
+        .max(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let exe = std::env::current_exe().context("cannot find the cg binary to run jobs with")?;
+    let mut options = LocalOptions::new(exe, vec!["job-runner".into()]);
+    options.slots = slots;
+    options.threads_per_job = Some(threads_per_job.unwrap_or((cores / cpu_slots).max(1)));
+    options.timeout_per_job = timeout_per_job.map(Duration::from_secs);
+    options.runs_dir = runs_dir.to_path_buf();
+    Ok(options)
+}
+
+fn slots(args: &SlotArgs) -> Result<Vec<DeviceSpec>> {
+    let gpus: Vec<usize> = match args.gpus.as_str() {
+        "none" | "" => Vec::new(),
+        "auto" if cfg!(feature = "cuda") => cg_daemon::detect_gpus(),
+        "auto" => Vec::new(),
+        list => list
+            .split(',')
+            .map(|s| s.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .with_context(|| {
+                format!("--gpus takes auto, none or indices like 0,1; got `{list}`")
+            })?,
+    };
+    if gpus.is_empty() {
+        return Ok(vec![DeviceSpec::Cpu; args.workers.max(1)]);
+    }
+    Ok(gpus
+        .iter()
+        .flat_map(|&g| std::iter::repeat_n(DeviceSpec::Cuda(g), args.jobs_per_gpu.max(1)))
+        .collect())
+}
+
+/// `cg run`.
+pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
+    let sweep = match load_checked(&args.file, args.yes) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let slots = slots(&SlotArgs {
+        workers: args.workers,
+        gpus: args.gpus.clone(),
+        jobs_per_gpu: args.jobs_per_gpu,
+    })?;
+    let mut options = local_options(
+        slots,
+        args.threads_per_job,
+        args.timeout_per_job,
+        &args.runs_dir,
+    )?;
+    let threads = options.threads_per_job.unwrap_or(1);
+    options.sweep = Some(sweep.name().to_string());
+    options.keep_checkpoints = args.keep_checkpoints;
+
+    runtime()?.block_on(async move {
+        let store = Store::open(args.db.db.as_str())
+            .await
+            .context("cannot open the database")?;
+        submit(&store, &sweep, args.rerun).await?;
+        let name = sweep.name().to_string();
+        eprintln!(
+            "running sweep `{name}` with {} worker(s) ({}; {threads} CPU thread(s) per job); Ctrl-C stops and requeues",
+            options.slots.len(),
+            describe_slots(&options.slots),
+        );
+
+        let summary = drive(&store, options, Some(name.clone())).await?;
+
+        let records = store.job_records(&name).await?;
+        print_summary(&records);
+        store.close().await;
+        if summary.interrupted {
+            eprintln!("interrupted; run the same command again to resume");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        let all_done = records.iter().all(|r| r.status == JobStatus::Completed);
+        Ok(if all_done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
+}
+
+/// Runs the workers with signal handling and progress lines until they finish or are stopped.
+async fn drive(
+    store: &Store,
+    options: LocalOptions,
+    sweep: Option<String>,
+) -> Result<cg_daemon::RunSummary> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!(
+            "stopping: running jobs stop at their next step and go back to the queue (again to quit at once)"
+        );
+        let _ = stop_tx.send(true);
+        wait_for_signal().await;
+        eprintln!("quitting now; unfinished jobs are taken back on the next run");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let view = tokio::spawn(show_progress(store.clone(), sweep, events_rx));
+    let outcome = cg_daemon::run_local(store.clone(), options, events_tx, stop_rx).await;
+    let _ = view.await;
+    signals.abort();
+    outcome.context("the workers stopped")
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Jobs trained at once on the CPU (when no GPU is used).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// CPU threads per job (default: the cores divided among the workers).
+    #[arg(long)]
+    pub threads_per_job: Option<usize>,
+    /// Wall-clock limit of one attempt, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout_per_job: Option<u64>,
+    /// GPUs to use: `auto`, `none`, or indices like `0,1`.
+    #[arg(long, default_value = "auto")]
+    pub gpus: String,
+    /// Jobs trained at once on each GPU.
+    #[arg(long, default_value_t = 1)]
+    pub jobs_per_gpu: usize,
+    /// Checkpoints and logs go to DIR/<job-id>/.
+    #[arg(long, default_value = "runs", value_name = "DIR")]
+    pub runs_dir: PathBuf,
+    /// Exit once no active sweep has queued jobs and nothing runs (default: wait for more).
+    #[arg(long)]
+    pub exit_when_idle: bool,
+}
+
+/// `cg worker`: train the queued jobs of every active sweep in an existing database.
+pub fn worker_cmd(args: WorkerArgs) -> Result<ExitCode> {
+    worker_or_daemon(args, false)
+}
+
+/// `cg daemon`: a worker that keeps running, one per SQLite database (an flock beside the file).
+pub fn daemon_cmd(args: WorkerArgs) -> Result<ExitCode> {
+    worker_or_daemon(args, true)
+}
+
+fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
+    let slot_args = SlotArgs {
+        workers: args.workers,
+        gpus: args.gpus.clone(),
+        jobs_per_gpu: args.jobs_per_gpu,
+    };
+    let slots = slots(&slot_args)?;
+    let mut options = local_options(
+        slots,
+        args.threads_per_job,
+        args.timeout_per_job,
+        &args.runs_dir,
+    )?;
+    options.exit_when_idle = args.exit_when_idle;
+    runtime()?.block_on(async move {
+        let store = Store::open_existing(args.db.db.as_str())
+            .await
+            .context("cannot open the database (submit a sweep first)")?;
+        // Held until this process exits: a second daemon on the same SQLite file is refused.
+        let _lock = match (daemon, store.sqlite_path()) {
+            (true, Some(path)) => Some(daemon_lock(path)?),
+            _ => None,
+        };
+        eprintln!(
+            "worker on {} with {} slot(s) ({}); Ctrl-C stops and requeues",
+            store.url(),
+            options.slots.len(),
+            describe_slots(&options.slots)
+        );
+        let summary = drive(&store, options, None).await?;
+        store.close().await;
+        Ok(if summary.interrupted {
+            ExitCode::from(EXIT_INTERRUPTED)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+/// Takes the lock file `<db>.daemon.lock` beside a SQLite database, or says who holds it.
+fn daemon_lock(db: &std::path::Path) -> Result<std::fs::File> {
+    let mut path = db.as_os_str().to_owned();
+    path.push(".daemon.lock");
+    let path = PathBuf::from(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0).ok();
+            std::io::Write::write_all(&mut &file, format!("{}\n", std::process::id()).as_bytes())
+                .ok();
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "another cg daemon (pid {}) is running on {}",
+                holder.trim(),
+                db.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+fn describe_slots(slots: &[DeviceSpec]) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for s in slots {
+        *counts.entry(s.to_string()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(d, n)| format!("{n}× {d}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(SHORT_ID_LEN)]
+}
+
+/// Progress of one running job, as the last step message told it.
+struct Running {
+    attempt: u32,
+    epoch: usize,
+    epochs: usize,
+    step: usize,
+    steps_per_epoch: usize,
+    img_per_s: f64,
+    eta_secs: f64,
+}
+
+/// Draws the workers' events as lines on stderr, and every few seconds a status line with the
+/// sweep's counts and each running job's epoch, images/s and ETA.
+async fn show_progress(
+    store: Store,
+    sweep: Option<String>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+) {
+    let tty = std::io::stderr().is_terminal();
+    let every = Duration::from_secs(if tty { 2 } else { 10 });
+    let mut running: BTreeMap<String, Running> = BTreeMap::new();
+    let mut last_status = Instant::now();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                show_event(&event, &mut running);
+            }
+            _ = tick.tick() => {
+                if !running.is_empty() && last_status.elapsed() >= every {
+                    last_status = Instant::now();
+                    let counts = match &sweep {
+                        Some(name) => store.sweep_status(name).await.unwrap_or_default(),
+                        None => total_counts(&store).await,
+                    };
+                    let jobs: Vec<String> = running
+                        .iter()
+                        .map(|(id, r)| {
+                            format!(
+                                "{} #{} epoch {}/{} step {}/{} {:.0} img/s ETA {}",
+                                short(id), r.attempt, r.epoch, r.epochs, r.step, r.steps_per_epoch,
+                                r.img_per_s, human_secs(r.eta_secs)
+                            )
+                        })
+                        .collect();
+                    eprintln!(
+                        "[{}/{} done, {} running, {} failed, {} queued] {}",
+                        counts.completed, counts.total(), counts.running, counts.failed,
+                        counts.queued, jobs.join(" | ")
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Job counts over every sweep (a job in two sweeps counts twice).
+async fn total_counts(store: &Store) -> cg_store::StatusCounts {
+    let mut total = cg_store::StatusCounts::default();
+    for s in store.list_sweeps().await.unwrap_or_default() {
+        total.queued += s.counts.queued;
+        total.running += s.counts.running;
+        total.completed += s.counts.completed;
+        total.failed += s.counts.failed;
+        total.cancelled += s.counts.cancelled;
+    }
+    total
+}
+
+fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
+    match event {
+        Event::TakenBack { jobs, why } => {
+            eprintln!("took back {jobs} running job(s): {why}");
+        }
+        Event::Started {
+            job,
+            attempt,
+            device,
+            ..
+        } => {
+            running.insert(
+                job.clone(),
+                Running {
+                    attempt: *attempt,
+                    epoch: 0,
+                    epochs: 0,
+                    step: 0,
+                    steps_per_epoch: 0,
+                    img_per_s: 0.0,
+                    eta_secs: 0.0,
+                },
+            );
+            eprintln!("{} started (attempt {attempt}, {device})", short(job));
+        }
+        Event::Step {
+            job,
+            epoch,
+            epochs,
+            step,
+            steps_per_epoch,
+            img_per_s,
+            eta_secs,
+            ..
+        } => {
+            if let Some(r) = running.get_mut(job) {
+                r.epoch = *epoch;
+                r.epochs = *epochs;
+                r.step = *step;
+                r.steps_per_epoch = *steps_per_epoch;
+                r.img_per_s = *img_per_s;
+                r.eta_secs = *eta_secs;
+            }
+        }
+        Event::Epoch {
+            job,
+            epochs,
+            record,
+            ..
+        } => {
+            let rate = running.get(job).map(|r| r.img_per_s).unwrap_or(0.0);
+            eprintln!(
+                "{} epoch {}/{}  loss {:.4}  test {:.2}%  savings {:.1}%  {:.0} img/s  {}",
+                short(job),
+                record.epoch,
+                epochs,
+                record.train_loss,
+                100.0 * record.test_acc,
+                100.0 * record.savings_nominal,
+                rate,
+                human_secs(record.wall_secs)
+            );
+        }
+        Event::Note { job, message } => eprintln!("{} {message}", short(job)),
+        Event::Completed {
+            job,
+            test_acc,
+            savings_nominal,
+            wall_secs,
+            ..
+        } => {
+            running.remove(job);
+            eprintln!(
+                "{} completed: test {:.2}%, savings {:.1}% nominal, {}",
+                short(job),
+                100.0 * test_acc,
+                100.0 * savings_nominal,
+                human_secs(*wall_secs)
+            );
+        }
+        Event::Failed {
+            job,
+            attempt,
+            error,
+            status,
+        } => {
+            running.remove(job);
+            let then = if *status == JobStatus::Queued {
+                "will retry"
+            } else {
+                "failed"
+            };
+            eprintln!("{} attempt {attempt} failed ({then}): {error}", short(job));
+        }
+        Event::Requeued { job, attempt } => {
+            running.remove(job);
+            eprintln!(
+                "{} attempt {attempt} stopped; back in the queue",
+                short(job)
+            );
+        }
+        Event::LeaseLost { job, attempt } => {
+            running.remove(job);
+            eprintln!("{} attempt {attempt} lost its lease; dropped", short(job));
+        }
+        Event::Warning { message } => eprintln!("warning: {message}"),
+    }
+}
+
+fn print_summary(records: &[JobRecord]) {
+    let mut rows: Vec<[String; 6]> = vec![[
+        "job".into(),
+        "status".into(),
+        "attempts".into(),
+        "test acc".into(),
+        "savings".into(),
+        "params".into(),
+    ]];
+    for r in records {
+        let params: Vec<String> = r
+            .job
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let (acc, sav) = match &r.result {
+            Some(res) => (
+                format!("{:.2}%", 100.0 * res.test_acc_final),
+                format!("{:.1}%", 100.0 * res.savings_nominal),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        rows.push([
+            short(&r.job.id).to_string(),
+            r.status.as_str().to_string(),
+            r.attempts.to_string(),
+            acc,
+            sav,
+            params.join(" "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    let count = |s: JobStatus| records.iter().filter(|r| r.status == s).count();
+    println!(
+        "{} job(s): {} completed, {} failed, {} queued, {} running, {} cancelled",
+        records.len(),
+        count(JobStatus::Completed),
+        count(JobStatus::Failed),
+        count(JobStatus::Queued),
+        count(JobStatus::Running),
+        count(JobStatus::Cancelled)
+    );
+    for r in records.iter().filter(|r| r.status == JobStatus::Failed) {
+        println!(
+            "failed {}: {}",
+            short(&r.job.id),
+            r.last_error.as_deref().unwrap_or("(no reason recorded)")
+        );
+    }
+}
+
+/// `cg job-runner` (hidden): one job in this process, for `cg run`'s workers.
+pub fn job_runner_cmd(args: JobRunnerArgs) -> Result<ExitCode> {
+    let device: DeviceSpec = args.device.parse()?;
+    let options = cg_daemon::runner::ChildOptions {
+        checkpoint_dir: args.checkpoint_dir,
+        device,
+        keep_checkpoints: args.keep_checkpoints,
+    };
+    eprintln!("job {} attempt {} on {device}", args.job_id, args.attempt);
+    let input = std::io::BufReader::new(std::io::stdin());
+    let code = cg_daemon::runner::run_child(input, std::io::stdout(), &options, |result| {
+        result.provenance = provenance(device);
+    });
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}

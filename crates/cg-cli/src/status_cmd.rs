@@ -1,0 +1,219 @@
+//! `cg status [SWEEP]`, `cg sweep pause|resume|cancel SWEEP` and `cg logs JOB`: looking at and
+//! steering what is in the database. Read-mostly glue over cg-store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use cg_core::JobRecord;
+use cg_store::{Store, SweepStatus};
+use cg_sweep::SHORT_ID_LEN;
+use clap::Args;
+
+use crate::run_cmd::DbArg;
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// One sweep's jobs; without it, every sweep with its counts.
+    pub sweep: Option<String>,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepControlArgs {
+    pub sweep: String,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// A job id or a unique prefix of one (the short ids of the tables work).
+    pub job: String,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Where `cg run` kept its checkpoints and logs.
+    #[arg(long, default_value = "runs", value_name = "DIR")]
+    pub runs_dir: PathBuf,
+}
+
+fn block_on<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
+async fn open(db: &DbArg) -> Result<Store> {
+    Store::open_existing(db.db.as_str()).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            cg_store::DatabaseUrl::new(db.db.clone())
+        )
+    })
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(SHORT_ID_LEN)]
+}
+
+/// `cg status`.
+pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
+    block_on(async {
+        let store = open(&args.db).await?;
+        match &args.sweep {
+            None => {
+                println!("sweep  status  jobs  completed  running  queued  failed  cancelled");
+                for s in store.list_sweeps().await? {
+                    let c = s.counts;
+                    println!(
+                        "{}  {}  {}  {}  {}  {}  {}  {}",
+                        s.name,
+                        s.status,
+                        c.total(),
+                        c.completed,
+                        c.running,
+                        c.queued,
+                        c.failed,
+                        c.cancelled
+                    );
+                }
+            }
+            Some(name) => {
+                let sweep = store.sweep(name).await?;
+                let c = sweep.counts;
+                println!(
+                    "sweep `{}` ({}): {} job(s): {} completed, {} running, {} queued, {} failed, {} cancelled",
+                    sweep.name,
+                    sweep.status,
+                    c.total(),
+                    c.completed,
+                    c.running,
+                    c.queued,
+                    c.failed,
+                    c.cancelled
+                );
+                for r in store.job_records(name).await? {
+                    let params: Vec<String> = r
+                        .job
+                        .params
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    let acc = r
+                        .result
+                        .as_ref()
+                        .map(|res| format!("{:.2}%", 100.0 * res.test_acc_final))
+                        .unwrap_or_else(|| "-".into());
+                    let error = r
+                        .last_error
+                        .as_deref()
+                        .map(|e| format!("  {e}"))
+                        .unwrap_or_default();
+                    println!(
+                        "{}  {}  attempts {}  {}  {}{}",
+                        short(&r.job.id),
+                        r.status.as_str(),
+                        r.attempts,
+                        acc,
+                        params.join(" "),
+                        error
+                    );
+                }
+            }
+        }
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `cg sweep pause`.
+pub fn pause(args: SweepControlArgs) -> Result<ExitCode> {
+    sweep_control_cmd(args, SweepStatus::Paused)
+}
+
+/// `cg sweep resume`.
+pub fn resume(args: SweepControlArgs) -> Result<ExitCode> {
+    sweep_control_cmd(args, SweepStatus::Active)
+}
+
+/// `cg sweep cancel`.
+pub fn cancel(args: SweepControlArgs) -> Result<ExitCode> {
+    sweep_control_cmd(args, SweepStatus::Cancelled)
+}
+
+fn sweep_control_cmd(args: SweepControlArgs, status: SweepStatus) -> Result<ExitCode> {
+    block_on(async {
+        let store = open(&args.db).await?;
+        let changed = store.set_sweep_status(&args.sweep, status).await?;
+        println!(
+            "sweep `{}` is {status}; {changed} job(s) changed",
+            args.sweep
+        );
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Finds the job whose id starts with `prefix` among every sweep's jobs.
+async fn find_job(store: &Store, prefix: &str) -> Result<JobRecord> {
+    let mut found: Vec<JobRecord> = Vec::new();
+    for sweep in store.list_sweeps().await? {
+        for r in store.job_records(&sweep.name).await? {
+            if r.job.id.starts_with(prefix) && !found.iter().any(|f| f.job.id == r.job.id) {
+                found.push(r);
+            }
+        }
+    }
+    match found.len() {
+        0 => bail!("no job id starts with `{prefix}`"),
+        1 => Ok(found.remove(0)),
+        n => bail!("{n} job ids start with `{prefix}`; give more of the id"),
+    }
+}
+
+/// `cg logs`: every attempt of the job with its outcome and error, then the runner's stderr logs.
+pub fn logs_cmd(args: LogsArgs) -> Result<ExitCode> {
+    block_on(async {
+        let store = open(&args.db).await?;
+        let record = find_job(&store, &args.job).await?;
+        let id = &record.job.id;
+        println!(
+            "job {id} ({}), sweep `{}`",
+            record.status.as_str(),
+            record.sweep
+        );
+        for a in store.attempts(id).await? {
+            println!(
+                "attempt {} on {}: {}{}",
+                a.attempt,
+                a.worker,
+                a.outcome.as_str(),
+                a.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+            let log = args
+                .runs_dir
+                .join(id)
+                .join(format!("attempt-{}.log", a.attempt));
+            match std::fs::read_to_string(&log) {
+                Ok(text) => {
+                    println!("--- {}", log.display());
+                    print!("{text}");
+                }
+                Err(_) => {
+                    if let Some(tail) = &a.stderr_tail {
+                        println!("--- stderr tail (from the database)");
+                        println!("{tail}");
+                    }
+                }
+            }
+        }
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,476 @@
+//! `cg run` end to end on the CPU with tiny synthetic jobs: every job completes once, a second run
+//! adds nothing, a NaN loss fails its job for good, a killed job runner is retried from its
+//! checkpoint, and a killed `cg run` resumes without duplicates or orphans.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cg_core::{JobRecord, JobStatus};
+use cg_store::{AttemptRecord, Store};
+
+const CG: &str = env!("CARGO_BIN_EXE_cg");
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// A sweep of `seeds` jobs (plus `extra` parameter lines) on a tiny synthetic set.
+    fn sweep(&self, name: &str, n_train: usize, epochs: usize, parameters: &str) -> PathBuf {
+        let text = format!(
+            "name: {name}\n\
+             dataset: {{kind: synthetic, synthetic: {{n_train: {n_train}, n_test: 16, side: 8, channels: 3}}}}\n\
+             model: {{depth: 8, width: 4}}\n\
+             train: {{epochs: {epochs}, batch_size: 16}}\n\
+             parameters:\n{parameters}"
+        );
+        let path = self.path(&format!("{name}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(CG);
+        cmd.args(args)
+            .arg("--db")
+            .arg(self.path("cg.db"))
+            .current_dir(self.dir.path())
+            .env_remove("CG_DB");
+        cmd
+    }
+
+    fn run(&self, sweep: &Path) -> Output {
+        self.command(&[
+            "run",
+            sweep.to_str().unwrap(),
+            "--threads-per-job",
+            "1",
+            "--workers",
+            "2",
+        ])
+        .output()
+        .unwrap()
+    }
+
+    fn spawn_run(&self, sweep: &Path, log: &str) -> Child {
+        let log = std::fs::File::create(self.path(log)).unwrap();
+        self.command(&["run", sweep.to_str().unwrap(), "--threads-per-job", "1"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = Store::open_existing(&self.path("cg.db")).await.unwrap();
+            let out = f(&store).await;
+            store.close().await;
+            out
+        })
+    }
+
+    fn records(&self, sweep: &str) -> Vec<JobRecord> {
+        self.store(async |s| s.job_records(sweep).await.unwrap())
+    }
+
+    fn attempts(&self, job: &str) -> Vec<AttemptRecord> {
+        self.store(async |s| s.attempts(job).await.unwrap())
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Processes whose parent is `parent` and whose command line contains `job-runner`.
+fn runners_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(parent) {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("job-runner") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether `pid` is alive (a zombie counts as dead).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn kill9(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits until some job of `runs/` has an epoch checkpoint and a runner of `parent` is running.
+fn wait_for_checkpointed_runner(env: &Env, parent: u32) -> u32 {
+    let start = Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no runner checkpointed an epoch in time"
+        );
+        let checkpointed = std::fs::read_dir(env.path("runs"))
+            .map(|d| d.flatten().any(|e| e.path().join("state.json").is_file()))
+            .unwrap_or(false);
+        if checkpointed && let Some(&pid) = runners_of(parent).first() {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_one_result_each(records: &[JobRecord]) {
+    for r in records {
+        assert_eq!(r.status, JobStatus::Completed, "{r:?}");
+        assert!(r.result.is_some(), "{r:?}");
+    }
+}
+
+#[test]
+fn run_completes_every_job_once_and_a_second_run_adds_nothing() {
+    let env = Env::new();
+    let sweep = env.sweep("three", 32, 2, "  train.seed:\n    values: [0, 1, 2]\n");
+    let out = env.run(&sweep);
+    assert!(out.status.success(), "{}", text(&out));
+    let records = env.records("three");
+    assert_eq!(records.len(), 3);
+    assert_one_result_each(&records);
+    for r in &records {
+        let attempts = env.attempts(&r.job.id);
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(r.result.as_ref().unwrap().history.len(), 2);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("3 job(s): 3 completed, 0 failed"),
+        "{}",
+        text(&out)
+    );
+
+    let again = env.run(&sweep);
+    assert!(again.status.success(), "{}", text(&again));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("0 job(s) added, 3 already stored"),
+        "{}",
+        text(&again)
+    );
+    for r in env.records("three") {
+        assert_eq!(env.attempts(&r.job.id).len(), 1);
+    }
+}
+
+#[test]
+fn a_nan_loss_fails_its_job_for_good_while_the_others_complete() {
+    let env = Env::new();
+    let sweep = env.sweep("lr", 32, 1, "  train.lr:\n    values: [0.05, 1e30, 0.1]\n");
+    let out = env.run(&sweep);
+    assert!(!out.status.success(), "{}", text(&out));
+    let records = env.records("lr");
+    assert_eq!(records.len(), 3);
+    let (failed, done): (Vec<_>, Vec<_>) = records
+        .iter()
+        .partition(|r| r.job.config.train.lr == Some(1e30));
+    assert_one_result_each(&done.into_iter().cloned().collect::<Vec<_>>());
+    let failed = failed[0];
+    assert_eq!(failed.status, JobStatus::Failed, "{failed:?}");
+    let reason = failed.last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("loss became"), "{reason}");
+    assert_eq!(
+        env.attempts(&failed.job.id).len(),
+        1,
+        "a NaN loss is not retried"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("loss became"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_bad_sweep_exits_2_and_writes_nothing() {
+    let env = Env::new();
+    let path = env.path("bad.yaml");
+    std::fs::write(
+        &path,
+        "name: bad\ndataset: {kind: synthetic}\nmodel: {depth: 7, wdth: 4}\n",
+    )
+    .unwrap();
+    let out = env
+        .command(&["sweep", "submit", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("wdth") && stderr.contains("depth"),
+        "{}",
+        text(&out)
+    );
+    assert!(!env.path("cg.db").exists());
+}
+
+#[test]
+fn sweep_submit_queues_and_reports_counts() {
+    let env = Env::new();
+    let sweep = env.sweep("sub", 32, 1, "  train.seed:\n    values: [0, 1]\n");
+    let out = env
+        .command(&["sweep", "submit", sweep.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("2 job(s) added, 0 already stored, 0 requeued")
+    );
+    let records = env.records("sub");
+    assert!(records.iter().all(|r| r.status == JobStatus::Queued));
+}
+
+#[test]
+fn a_killed_job_runner_is_retried_from_its_checkpoint() {
+    let env = Env::new();
+    let sweep = env.sweep("kill", 512, 4, "  train.seed:\n    values: [7]\n");
+    let mut run = env.spawn_run(&sweep, "kill.log");
+    let runner = wait_for_checkpointed_runner(&env, run.id());
+    kill9(runner);
+    let status = run.wait().unwrap();
+    let log = std::fs::read_to_string(env.path("kill.log")).unwrap();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("resumed from the checkpoint"), "{log}");
+    let records = env.records("kill");
+    assert_one_result_each(&records);
+    let attempts = env.attempts(&records[0].job.id);
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(
+        attempts[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("SIGKILL"),
+        "{attempts:?}"
+    );
+    assert_eq!(records[0].result.as_ref().unwrap().history.len(), 4);
+}
+
+#[test]
+fn a_killed_run_resumes_without_duplicates_or_orphans() {
+    let env = Env::new();
+    let sweep = env.sweep("crash", 512, 4, "  train.seed:\n    values: [1, 2]\n");
+    let mut run = env.spawn_run(&sweep, "crash.log");
+    let runner = wait_for_checkpointed_runner(&env, run.id());
+    kill9(run.id());
+    run.wait().unwrap();
+    let start = Instant::now();
+    while alive(runner) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the job runner outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let out = env.run(&sweep);
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("took back 1 running job(s)"),
+        "{}",
+        text(&out)
+    );
+    let records = env.records("crash");
+    assert_eq!(records.len(), 2);
+    assert_one_result_each(&records);
+    for r in &records {
+        assert_eq!(r.result.as_ref().unwrap().history.len(), 4);
+    }
+}
+
+#[test]
+fn a_corrupt_dataset_fails_its_job_naming_the_file() {
+    let env = Env::new();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(data.join(name), b"not an idx file").unwrap();
+    }
+    let path = env.path("corrupt.yaml");
+    std::fs::write(
+        &path,
+        "name: corrupt\ndataset: {kind: idx, path: data}\nmodel: {depth: 8, width: 4}\ntrain: {epochs: 1, batch_size: 16}\n",
+    )
+    .unwrap();
+    let out = env.run(&path);
+    assert!(!out.status.success(), "{}", text(&out));
+    let records = env.records("corrupt");
+    assert_eq!(records[0].status, JobStatus::Failed, "{records:?}");
+    let reason = records[0].last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("train-images-idx3-ubyte"), "{reason}");
+    assert_eq!(
+        env.attempts(&records[0].job.id).len(),
+        1,
+        "a data error is not retried"
+    );
+}
+
+#[test]
+fn a_job_past_its_timeout_is_killed_and_failed() {
+    let env = Env::new();
+    let sweep = env.sweep("slow", 4096, 20, "  train.seed:\n    values: [3]\n");
+    let out = env
+        .command(&[
+            "run",
+            sweep.to_str().unwrap(),
+            "--threads-per-job",
+            "1",
+            "--timeout-per-job",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let records = env.records("slow");
+    assert_eq!(records[0].status, JobStatus::Failed, "{records:?}");
+    let reason = records[0].last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("timed out after 1 s"), "{reason}");
+}
+
+#[test]
+fn sigterm_requeues_running_jobs_and_the_same_command_resumes() {
+    let env = Env::new();
+    let sweep = env.sweep("term", 512, 4, "  train.seed:\n    values: [5]\n");
+    let mut run = env.spawn_run(&sweep, "term.log");
+    let runner = wait_for_checkpointed_runner(&env, run.id());
+    let stop = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = run.wait().unwrap();
+    let log = std::fs::read_to_string(env.path("term.log")).unwrap();
+    assert!(stop.elapsed() < Duration::from_secs(15), "{log}");
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(!alive(runner), "{log}");
+    let records = env.records("term");
+    assert_eq!(records[0].status, JobStatus::Queued, "{records:?}\n{log}");
+
+    let out = env.run(&sweep);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("resumed from the checkpoint"),
+        "{}",
+        text(&out)
+    );
+    assert_one_result_each(&env.records("term"));
+}
+
+#[test]
+fn a_worker_trains_submitted_jobs_and_exits_when_idle() {
+    let env = Env::new();
+    let sweep = env.sweep("work", 32, 1, "  train.seed:\n    values: [0, 1]\n");
+    let out = env
+        .command(&["sweep", "submit", sweep.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = env
+        .command(&["worker", "--exit-when-idle", "--threads-per-job", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_one_result_each(&env.records("work"));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_database_is_refused() {
+    let env = Env::new();
+    let sweep = env.sweep("d", 32, 1, "  train.seed:\n    values: [0]\n");
+    assert!(
+        env.command(&["sweep", "submit", sweep.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let mut first = env
+        .command(&["daemon", "--threads-per-job", "1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !env
+        .records("d")
+        .iter()
+        .all(|r| r.status == JobStatus::Completed)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the daemon did not run the job"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = env.command(&["daemon"]).output().unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status();
+    let status = first.wait().unwrap();
+    assert!(!second.status.success(), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another cg daemon"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(status.code(), Some(130));
+}

@@ -1,0 +1,32 @@
+//! The one error type of cg-daemon.
+
+use std::path::PathBuf;
+
+/// What can go wrong while coordinating jobs (a failing *job* is not an error: it is recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store refused or failed an operation.
+    #[error(transparent)]
+    Store(#[from] cg_store::Error),
+    /// A file or directory around the jobs could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The job runner process could not be started.
+    #[error("cannot start the job runner {}: {source}", exe.display())]
+    Spawn {
+        exe: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}

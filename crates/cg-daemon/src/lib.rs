@@ -1,0 +1,29 @@
+//! The coordinator and workers of cg: submitting a sweep's jobs to the store, running local workers
+//! that claim jobs and train each one in its own child process, and recording what the children
+//! report (epochs, results, failures) back in the store.
+//!
+//! - [`submit_sweep`]: migrate the database, store the sweep and queue its jobs.
+//! - [`run_local`]: N local worker slots; each claims a job, re-invokes the `cg` binary as a job
+//!   runner (see [`runner`]), heartbeats the lease while the child reports progress as JSON lines
+//!   ([`ChildMessage`]) on its stdout, and completes, fails or requeues the job when it ends.
+//!   Everything worth showing is sent as one closed enum, [`Event`]; the CLI draws it.
+//! - [`runner::run_child`]: the child side: read the resolved config, train with epoch
+//!   checkpoints (resuming), stop when the parent goes away.
+//!
+//! It does not parse command lines or draw terminals (cg-cli does), and it never touches SQL
+//! (cg-store does). The child never opens the database: only the parent writes to the store.
+
+mod error;
+mod event;
+mod local;
+mod proc;
+mod protocol;
+pub mod runner;
+mod submit;
+
+pub use error::{Error, Result};
+pub use event::Event;
+pub use local::{LocalOptions, RunSummary, detect_gpus, run_local};
+pub use proc::{hostname, local_worker_prefix, reclaim_dead_local_workers};
+pub use protocol::{ChildMessage, FailureKind};
+pub use submit::submit_sweep;
