@@ -23,46 +23,53 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.db.open_existing().await?;
-        let summary = store
-            .sweep(&args.sweep)
-            .await
-            .with_context(|| format!("no sweep `{}`", args.sweep))?;
-        let records = store
-            .job_records(&args.sweep)
-            .await
-            .context("cannot read the sweep's jobs")?;
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("reports").join(&args.sweep));
-        let opts = ReportOptions {
-            configs_dir: out.join("configs").display().to_string(),
-            ..ReportOptions::default()
-        };
-        let report =
-            build_report(&summary.info, &records, &opts).context("cannot build the report")?;
-        let written = write_report(&report, &out)
-            .with_context(|| format!("cannot write {}", out.display()))?;
-        if let Some(hv) = written.hypervolume {
-            store
-                .set_hypervolume(&args.sweep, hv)
-                .await
-                .context("cannot store the hypervolume")?;
-        }
-        let c = &summary.counts;
-        eprintln!(
-            "sweep `{}`: {} jobs ({} completed, {} failed, {} queued, {} running)",
-            args.sweep,
-            c.total(),
-            c.get(cg_core::JobStatus::Completed),
-            c.get(cg_core::JobStatus::Failed),
-            c.get(cg_core::JobStatus::Queued),
-            c.get(cg_core::JobStatus::Running)
-        );
-        if let Some(hv) = written.hypervolume {
-            eprintln!("hypervolume {hv:.6}");
-        }
-        println!("{}", out.join("report.md").display());
+        let path = write_sweep_report(&store, &args.sweep, args.out.clone()).await?;
+        println!("{}", path.display());
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Builds and writes a sweep's report (default `reports/<sweep>/`), stores its hypervolume, prints a
+/// one-line summary on stderr, and returns the path of `report.md`.
+pub async fn write_sweep_report(
+    store: &cg_store::Store,
+    sweep: &str,
+    out: Option<PathBuf>,
+) -> Result<PathBuf> {
+    let summary = store
+        .sweep(sweep)
+        .await
+        .with_context(|| format!("no sweep `{sweep}`"))?;
+    let records = store
+        .job_records(sweep)
+        .await
+        .context("cannot read the sweep's jobs")?;
+    let out = out.unwrap_or_else(|| PathBuf::from("reports").join(sweep));
+    let opts = ReportOptions {
+        configs_dir: out.join("configs").display().to_string(),
+        ..ReportOptions::default()
+    };
+    let report = build_report(&summary.info, &records, &opts).context("cannot build the report")?;
+    let written =
+        write_report(&report, &out).with_context(|| format!("cannot write {}", out.display()))?;
+    if let Some(hv) = written.hypervolume {
+        store
+            .set_hypervolume(sweep, hv)
+            .await
+            .context("cannot store the hypervolume")?;
+    }
+    let c = &summary.counts;
+    eprintln!(
+        "sweep `{sweep}`: {} jobs ({} completed, {} failed, {} queued, {} running){}",
+        c.total(),
+        c.get(cg_core::JobStatus::Completed),
+        c.get(cg_core::JobStatus::Failed),
+        c.get(cg_core::JobStatus::Queued),
+        c.get(cg_core::JobStatus::Running),
+        written
+            .hypervolume
+            .map(|hv| format!("; hypervolume {hv:.6}"))
+            .unwrap_or_default()
+    );
+    Ok(out.join("report.md"))
 }

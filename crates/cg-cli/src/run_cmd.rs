@@ -243,6 +243,12 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
 
         let records = store.job_records(&name).await?;
         print_summary(&records);
+        if !summary.interrupted {
+            match crate::report::write_sweep_report(&store, &name, None).await {
+                Ok(path) => eprintln!("report: {}", path.display()),
+                Err(e) => eprintln!("warning: the report could not be written: {e:#}"),
+            }
+        }
         store.close().await;
         if summary.interrupted {
             eprintln!("interrupted; run the same command again to resume");
