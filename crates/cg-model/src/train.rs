@@ -32,6 +32,8 @@ use crate::model::{CgResNet, GateCtx, NetSpec};
 use crate::schedule::{flops_weight, learning_rate, temperature};
 use crate::{Error, Result};
 
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// How a training run is carried out (as opposed to what is trained).
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
@@ -342,8 +344,17 @@ pub fn train_on<B: AutodiffBackend>(
     let cfg = &prep.config;
     let t = &cfg.train;
     let gated = prep.gated();
-    B::seed(device, t.seed);
-    let mut model: CgResNet<B> = prep.net.init(device);
+    // The backends' generator is process-global: hold a lock from seeding to the last initial weight
+    // so that concurrent runs in one process (tests, benchmarks) still initialise from their own seed.
+    let mut model: CgResNet<B> = {
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        B::seed(device, t.seed);
+        let model: CgResNet<B> = prep.net.init(device);
+        // Parameters are initialised lazily; materialise them while the lock is held.
+        let _ = model.num_params();
+        let _ = burn::module::Module::<B>::into_record(model.clone());
+        model
+    };
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig {
             momentum: t.momentum,

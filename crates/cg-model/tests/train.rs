@@ -171,7 +171,7 @@ fn resnet8_learns_real_digits() {
     c.model.depth = 8;
     c.model.width = 8;
     c.loss.cons_weight = 0.0;
-    c.train.epochs = 3;
+    c.train.epochs = 4;
     c.train.batch_size = 32;
     c.train.lr = Some(0.1);
     c.train.limit_train = Some(3000);
