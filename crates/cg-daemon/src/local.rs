@@ -16,7 +16,7 @@ use cg_core::JobStatus;
 use cg_model::DeviceSpec;
 use cg_store::{Claim, CompleteOutcome, Store, SweepStatus};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -182,6 +182,9 @@ struct Ctx {
     shutdown: watch::Receiver<bool>,
     streak: Mutex<Streak>,
     overhead: Mutex<Overhead>,
+    /// Woken when a job's attempt ends, so idle workers look again at once instead of at the
+    /// next poll (the last job ending would otherwise keep the run waiting for up to `poll`).
+    job_ended: Notify,
 }
 
 impl Ctx {
@@ -282,6 +285,7 @@ pub async fn run_local(
         shutdown,
         streak: Mutex::new(Streak::default()),
         overhead: Mutex::new(Overhead::default()),
+        job_ended: Notify::new(),
     });
 
     let expiry = {
@@ -354,7 +358,9 @@ async fn worker_loop(ctx: &Ctx, slot: usize, device: DeviceSpec) -> Result<()> {
         match ctx.store.claim(&worker, ctx.options.lease).await {
             Ok(Some(claim)) => {
                 store_errors = 0;
-                match run_claim(ctx, &worker, device, claim, claimed_at).await {
+                let ended = run_claim(ctx, &worker, device, claim, claimed_at).await;
+                ctx.job_ended.notify_waiters();
+                match ended {
                     Ok(true) => {
                         // Out of memory: give the device time before this slot claims again.
                         let wait = backoff.map_or(ctx.options.oom_backoff, |b| {
@@ -378,12 +384,17 @@ async fn worker_loop(ctx: &Ctx, slot: usize, device: DeviceSpec) -> Result<()> {
             }
             Ok(None) => {
                 store_errors = 0;
+                // Registered before looking, so a job ending meanwhile is not missed.
+                let ended = ctx.job_ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
                 if ctx.finished().await? {
                     return Ok(());
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(ctx.options.poll) => {}
                     _ = shutdown.changed() => {}
+                    _ = ended => {}
                 }
             }
             Err(e) => {
