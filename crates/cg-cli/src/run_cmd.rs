@@ -77,6 +77,9 @@ pub struct RunArgs {
     /// Keep every epoch checkpoint after a job completes.
     #[arg(long)]
     pub keep_checkpoints: bool,
+    /// Stop starting jobs once this many in a row have failed for good (0: never).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_consecutive_failures: u32,
 }
 
 #[derive(Args, Debug)]
@@ -226,6 +229,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
     let threads = options.threads_per_job.unwrap_or(1);
     options.sweep = Some(sweep.name().to_string());
     options.keep_checkpoints = args.keep_checkpoints;
+    options.max_consecutive_failures = Some(args.max_consecutive_failures);
 
     runtime()?.block_on(async move {
         let store = Store::open(args.db.db.as_str())
@@ -243,6 +247,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
 
         let records = store.job_records(&name).await?;
         print_summary(&records);
+        print_overhead(&summary.overhead);
         if !summary.interrupted {
             match crate::report::write_sweep_report(&store, &name, None).await {
                 Ok(path) => eprintln!("report: {}", path.display()),
@@ -253,6 +258,10 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         if summary.interrupted {
             eprintln!("interrupted; run the same command again to resume");
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        if let Some(h) = &summary.halted {
+            report_halt(h);
+            return Ok(ExitCode::FAILURE);
         }
         let all_done = records.iter().all(|r| r.status == JobStatus::Completed);
         Ok(if all_done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -309,6 +318,9 @@ pub struct WorkerArgs {
     /// Exit once no active sweep has queued jobs and nothing runs (default: wait for more).
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// Stop starting jobs once this many in a row have failed for good (0: never).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_consecutive_failures: u32,
 }
 
 /// `cg worker`: train the queued jobs of every active sweep in an existing database.
@@ -335,6 +347,7 @@ fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
         &args.runs_dir,
     )?;
     options.exit_when_idle = args.exit_when_idle;
+    options.max_consecutive_failures = Some(args.max_consecutive_failures);
     runtime()?.block_on(async move {
         let store = Store::open_existing(args.db.db.as_str())
             .await
@@ -352,8 +365,13 @@ fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
         );
         let summary = drive(&store, options, None).await?;
         store.close().await;
+        if let Some(h) = &summary.halted {
+            report_halt(h);
+        }
         Ok(if summary.interrupted {
             ExitCode::from(EXIT_INTERRUPTED)
+        } else if summary.halted.is_some() {
+            ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
         })
@@ -390,6 +408,31 @@ fn daemon_lock(db: &std::path::Path) -> Result<std::fs::File> {
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("cannot lock {}", path.display()))
         }
+    }
+}
+
+fn report_halt(h: &cg_daemon::Halted) {
+    eprintln!(
+        "error: stopped after {} consecutive failed jobs (--max-consecutive-failures); the rest \
+         stay queued. Last error: {}",
+        h.failures, h.last_error
+    );
+}
+
+/// The mean per-job overhead of the workers, on stdout after the summary table.
+fn print_overhead(o: &cg_daemon::Overhead) {
+    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+    if let Some(startup) = o.mean_startup() {
+        let first = o
+            .mean_to_first_progress()
+            .map(ms)
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "per-job overhead (mean of {} attempt(s)): runner start-up {}, claim to first progress {}",
+            o.started,
+            ms(startup),
+            first
+        );
     }
 }
 

@@ -234,6 +234,44 @@ fn a_nan_loss_fails_its_job_for_good_while_the_others_complete() {
 }
 
 #[test]
+fn consecutive_failures_stop_the_run_and_leave_the_rest_queued() {
+    let env = Env::new();
+    let sweep = env.sweep(
+        "diverge",
+        32,
+        1,
+        "  train.lr:\n    values: [1e30]\n  train.seed:\n    values: [0, 1, 2, 3]\n",
+    );
+    let out = env
+        .command(&[
+            "run",
+            sweep.to_str().unwrap(),
+            "--threads-per-job",
+            "1",
+            "--workers",
+            "1",
+            "--max-consecutive-failures",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let records = env.records("diverge");
+    assert_eq!(records.len(), 4);
+    let count = |s: JobStatus| records.iter().filter(|r| r.status == s).count();
+    assert_eq!(count(JobStatus::Failed), 2, "{records:?}");
+    assert_eq!(count(JobStatus::Queued), 2, "{records:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stopped after 2 consecutive failed jobs")
+            && stderr.contains("--max-consecutive-failures")
+            && stderr.contains("loss became"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn a_bad_sweep_exits_2_and_writes_nothing() {
     let env = Env::new();
     let path = env.path("bad.yaml");

@@ -23,7 +23,9 @@ mod submit;
 
 pub use error::{Error, Result};
 pub use event::Event;
-pub use local::{LocalOptions, RunSummary, detect_gpus, run_local};
+pub use local::{
+    Halted, LocalOptions, Overhead, RunSummary, detect_gpus, is_out_of_memory, run_local,
+};
 pub use proc::{hostname, local_worker_prefix, reclaim_dead_local_workers};
 pub use protocol::{ChildMessage, FailureKind};
 pub use submit::submit_sweep;

@@ -9,14 +9,14 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cg_core::JobStatus;
 use cg_model::DeviceSpec;
 use cg_store::{Claim, CompleteOutcome, Store, SweepStatus};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -53,6 +53,14 @@ pub struct LocalOptions {
     pub keep_checkpoints: bool,
     /// Without `sweep`: stop once no active sweep has a queued job and no job is running.
     pub exit_when_idle: bool,
+    /// Stop claiming jobs once this many jobs in a row have failed for good (a completed job
+    /// resets the count); running jobs finish. `None` or 0: never stop for failures.
+    pub max_consecutive_failures: Option<u32>,
+    /// First delay before a slot whose job ran out of GPU memory claims again; it doubles with
+    /// each further out-of-memory failure on that slot, up to `oom_backoff_max`.
+    pub oom_backoff: Duration,
+    /// Longest out-of-memory back-off.
+    pub oom_backoff_max: Duration,
 }
 
 impl LocalOptions {
@@ -71,15 +79,76 @@ impl LocalOptions {
             sweep: None,
             keep_checkpoints: false,
             exit_when_idle: false,
+            max_consecutive_failures: Some(5),
+            oom_backoff: Duration::from_secs(30),
+            oom_backoff_max: Duration::from_secs(480),
         }
     }
 }
 
 /// How [`run_local`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunSummary {
     /// Shut down before the work was finished.
     pub interrupted: bool,
+    /// Stopped claiming jobs after too many consecutive failures
+    /// ([`LocalOptions::max_consecutive_failures`]).
+    pub halted: Option<Halted>,
+    /// Per-job overhead of the attempts started.
+    pub overhead: Overhead,
+}
+
+/// Why the workers stopped claiming jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Halted {
+    /// Jobs that failed for good in a row.
+    pub failures: u32,
+    /// The reason of the last of them.
+    pub last_error: String,
+}
+
+/// Per-job overhead of the workers, summed over the attempts started.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overhead {
+    /// Attempts whose runner started (wrote to stderr).
+    pub started: u32,
+    /// Sum of the runners' start-up times: spawning to their first output (on stderr).
+    pub startup: Duration,
+    /// Attempts that reported progress.
+    pub progressed: u32,
+    /// Sum of the times from claiming a job to its runner's first message on stdout (the first
+    /// training step, or a failure before it): spawning, start-up, reading the data, building
+    /// the model and the first step.
+    pub to_first_progress: Duration,
+}
+
+impl Overhead {
+    /// Mean runner start-up time.
+    pub fn mean_startup(&self) -> Option<Duration> {
+        (self.started > 0).then(|| self.startup / self.started)
+    }
+
+    /// Mean time from claim to first progress.
+    pub fn mean_to_first_progress(&self) -> Option<Duration> {
+        (self.progressed > 0).then(|| self.to_first_progress / self.progressed)
+    }
+}
+
+/// Whether a failure reason (or a runner's stderr) says the device ran out of memory: worth
+/// another attempt later, when the memory may be free.
+pub fn is_out_of_memory(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("out of memory")
+        || lower.contains("cuda_error_out_of_memory")
+        || lower.contains("outofmemory")
+}
+
+/// The run of jobs that failed for good since the last completed one.
+#[derive(Default)]
+struct Streak {
+    failures: u32,
+    last_error: String,
+    halted: bool,
 }
 
 /// GPUs to run on: the indices in `CUDA_VISIBLE_DEVICES` (renumbered from 0, as CUDA sees them)
@@ -111,11 +180,47 @@ struct Ctx {
     options: LocalOptions,
     events: mpsc::UnboundedSender<Event>,
     shutdown: watch::Receiver<bool>,
+    streak: Mutex<Streak>,
+    overhead: Mutex<Overhead>,
+    /// Woken when a job's attempt ends, so idle workers look again at once instead of at the
+    /// next poll (the last job ending would otherwise keep the run waiting for up to `poll`).
+    job_ended: Notify,
 }
 
 impl Ctx {
     fn emit(&self, event: Event) {
+        self.count(&event);
         let _ = self.events.send(event);
+    }
+
+    /// Keeps the run of jobs failed for good, and halts the workers when it is too long.
+    fn count(&self, event: &Event) {
+        let mut streak = self.streak.lock().expect("streak lock");
+        match event {
+            Event::Completed { .. } => {
+                streak.failures = 0;
+            }
+            Event::Failed { error, status, .. } if *status != JobStatus::Queued => {
+                streak.failures += 1;
+                streak.last_error = error.clone();
+                let limit = self.options.max_consecutive_failures.unwrap_or(0);
+                if limit > 0 && streak.failures >= limit && !streak.halted {
+                    streak.halted = true;
+                    let message = format!(
+                        "{} jobs in a row failed (--max-consecutive-failures {limit}); no more \
+                         jobs are started, running ones finish. Last error: {error}",
+                        streak.failures
+                    );
+                    tracing::warn!("{message}");
+                    let _ = self.events.send(Event::Warning { message });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn halted(&self) -> bool {
+        self.streak.lock().expect("streak lock").halted
     }
 
     fn stopping(&self) -> bool {
@@ -178,6 +283,9 @@ pub async fn run_local(
         options,
         events,
         shutdown,
+        streak: Mutex::new(Streak::default()),
+        overhead: Mutex::new(Overhead::default()),
+        job_ended: Notify::new(),
     });
 
     let expiry = {
@@ -222,8 +330,18 @@ pub async fn run_local(
     if let Some(e) = first_error {
         return Err(e);
     }
+    let halted = {
+        let streak = ctx.streak.lock().expect("streak lock");
+        streak.halted.then(|| Halted {
+            failures: streak.failures,
+            last_error: streak.last_error.clone(),
+        })
+    };
+    let overhead = *ctx.overhead.lock().expect("overhead lock");
     Ok(RunSummary {
         interrupted: ctx.stopping(),
+        halted,
+        overhead,
     })
 }
 
@@ -231,25 +349,52 @@ async fn worker_loop(ctx: &Ctx, slot: usize, device: DeviceSpec) -> Result<()> {
     let worker = format!("{}{slot}", local_worker_prefix(std::process::id()));
     let mut shutdown = ctx.shutdown.clone();
     let mut store_errors = 0u32;
+    let mut backoff: Option<Duration> = None;
     loop {
-        if ctx.stopping() {
+        if ctx.stopping() || ctx.halted() {
             return Ok(());
         }
+        let claimed_at = Instant::now();
         match ctx.store.claim(&worker, ctx.options.lease).await {
             Ok(Some(claim)) => {
                 store_errors = 0;
-                if let Err(e) = run_claim(ctx, &worker, device, claim).await {
-                    ctx.warn(format!("worker {worker}: {e}"));
+                let ended = run_claim(ctx, &worker, device, claim, claimed_at).await;
+                ctx.job_ended.notify_waiters();
+                match ended {
+                    Ok(true) => {
+                        // Out of memory: give the device time before this slot claims again.
+                        let wait = backoff.map_or(ctx.options.oom_backoff, |b| {
+                            (b * 2).min(ctx.options.oom_backoff_max)
+                        });
+                        backoff = Some(wait);
+                        ctx.emit(Event::Warning {
+                            message: format!(
+                                "worker {worker}: out of memory on {device}; waiting {} s before the next job",
+                                wait.as_secs()
+                            ),
+                        });
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                    }
+                    Ok(false) => backoff = None,
+                    Err(e) => ctx.warn(format!("worker {worker}: {e}")),
                 }
             }
             Ok(None) => {
                 store_errors = 0;
+                // Registered before looking, so a job ending meanwhile is not missed.
+                let ended = ctx.job_ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
                 if ctx.finished().await? {
                     return Ok(());
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(ctx.options.poll) => {}
                     _ = shutdown.changed() => {}
+                    _ = ended => {}
                 }
             }
             Err(e) => {
@@ -293,7 +438,14 @@ fn keep_tail(s: &mut String, max: usize) {
     }
 }
 
-async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) -> Result<()> {
+/// Runs one claimed job to its end; `Ok(true)` when it failed for lack of device memory.
+async fn run_claim(
+    ctx: &Ctx,
+    worker: &str,
+    device: DeviceSpec,
+    claim: Claim,
+    claimed_at: Instant,
+) -> Result<bool> {
     let store = &ctx.store;
     let opts = &ctx.options;
     let job = claim.job.id.clone();
@@ -327,6 +479,7 @@ async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) ->
     if let Some(t) = opts.threads_per_job {
         cmd.env("RAYON_NUM_THREADS", t.max(1).to_string());
     }
+    let spawned_at = Instant::now();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(source) => {
@@ -371,10 +524,12 @@ async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) ->
             let mut reader = BufReader::new(stderr);
             let mut tail = String::new();
             let mut buf = vec![0u8; 8192];
+            let mut startup = None;
             while let Ok(n) = reader.read(&mut buf).await {
                 if n == 0 {
                     break;
                 }
+                startup.get_or_insert_with(|| spawned_at.elapsed());
                 if let Some(f) = log.as_mut() {
                     let _ = f.write_all(&buf[..n]).await;
                 }
@@ -384,7 +539,7 @@ async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) ->
             if let Some(f) = log.as_mut() {
                 let _ = f.flush().await;
             }
-            tail
+            (tail, startup)
         }
     });
 
@@ -398,6 +553,7 @@ async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) ->
     let mut outcome: Option<ChildMessage> = None;
     let mut epochs_total = claim.job.config.train.epochs;
     let mut end = End::Exited;
+    let mut first_progress = None;
     if ctx.stopping() {
         stdin = None;
         grace_deadline = Some(Instant::now() + opts.grace);
@@ -405,7 +561,9 @@ async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) ->
     loop {
         tokio::select! {
             line = lines.next_line() => match line {
-                Ok(Some(line)) => match ChildMessage::parse(&line) {
+                Ok(Some(line)) => match ChildMessage::parse(&line).inspect(|_| {
+                    first_progress.get_or_insert_with(|| claimed_at.elapsed());
+                }) {
                     Some(ChildMessage::Step { epoch, epochs, step, steps_per_epoch, loss, img_per_s, eta_secs }) => {
                         epochs_total = epochs;
                         ctx.emit(Event::Step { job: job.clone(), epoch, epochs, step, steps_per_epoch, loss, img_per_s, eta_secs });
@@ -456,13 +614,25 @@ async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) ->
     }
     drop(stdin);
     let status = child.wait().await;
-    let stderr_tail = stderr_task.await.unwrap_or_default();
+    let (stderr_tail, startup) = stderr_task.await.unwrap_or_default();
     let stderr_tail = Some(stderr_tail.as_str()).filter(|s| !s.is_empty());
+    {
+        let mut overhead = ctx.overhead.lock().expect("overhead lock");
+        if let Some(t) = startup {
+            overhead.started += 1;
+            overhead.startup += t;
+        }
+        if let Some(t) = first_progress {
+            overhead.progressed += 1;
+            overhead.to_first_progress += t;
+        }
+    }
 
     if matches!(end, End::LeaseLost) {
         ctx.emit(Event::LeaseLost { job, attempt });
-        return Ok(());
+        return Ok(false);
     }
+    let mut out_of_memory = false;
     let failed = |error: String, status: JobStatus| Event::Failed {
         job: job.clone(),
         attempt,
@@ -501,6 +671,7 @@ async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) ->
         Some(ChildMessage::Failed { kind, message })
             if kind != FailureKind::Stopped && !ctx.stopping() =>
         {
+            out_of_memory = is_out_of_memory(&message) || stderr_tail.is_some_and(is_out_of_memory);
             let status = store
                 .fail(
                     &job,
@@ -508,7 +679,7 @@ async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) ->
                     worker,
                     &message,
                     stderr_tail,
-                    kind.retryable(),
+                    kind.retryable() || out_of_memory,
                 )
                 .await?;
             ctx.emit(failed(message, status));
@@ -531,13 +702,14 @@ async fn run_claim(ctx: &Ctx, worker: &str, device: DeviceSpec, claim: Claim) ->
                 .map(|l| format!(": {}", l.trim()))
                 .unwrap_or_default();
             let error = format!("job runner {how} without a result{last}");
+            out_of_memory = stderr_tail.is_some_and(is_out_of_memory);
             let status = store
                 .fail(&job, attempt, worker, &error, stderr_tail, true)
                 .await?;
             ctx.emit(failed(error, status));
         }
     }
-    Ok(())
+    Ok(out_of_memory)
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {
@@ -553,6 +725,24 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_memory_is_recognised_in_reasons_and_stderr() {
+        assert!(is_out_of_memory(
+            "CUDA out of memory. Tried to allocate 2.00 GiB"
+        ));
+        assert!(is_out_of_memory(
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")"
+        ));
+        assert!(is_out_of_memory("device error: OutOfMemory"));
+        assert!(is_out_of_memory(
+            "...\nthread 'main' panicked: Out Of Memory\n"
+        ));
+        assert!(!is_out_of_memory("loss became NaN at epoch 1, step 1"));
+        assert!(!is_out_of_memory(
+            "cannot read data/train.bin: memory map failed"
+        ));
+    }
 
     #[test]
     fn tail_keeps_the_end_at_a_char_boundary() {
