@@ -81,10 +81,10 @@ fn quickstart_is_small() {
     );
     insta::assert_snapshot!(check("quickstart.yaml", 4), @r"
     gate.threshold  loss.flops_weight
-    0.8             0.25
-    0.8             1.0
-    1.2             0.25
-    1.2             1.0
+    1.0             0.25
+    1.0             1.0
+    1.3             0.25
+    1.3             1.0
     ");
 }
 
