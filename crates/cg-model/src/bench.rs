@@ -245,7 +245,7 @@ fn input<B: Backend>(
         augment: false,
     };
     let idx: Vec<usize> = (0..batch).collect();
-    to_tensor::<B>(&batcher.batch(&idx, None), device)
+    to_tensor::<B>(&mut batcher.batch(&idx, None), device)
 }
 
 /// (seconds for `iters` timed runs, seconds of the warm-up run).

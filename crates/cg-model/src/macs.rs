@@ -146,28 +146,45 @@ impl MacsTable {
     /// Nominal executed MACs of one sample: a skipped block costs zero. `open[k]` is the gate of the k-th
     /// gated block.
     pub fn executed_nominal(&self, open: &[bool]) -> u64 {
-        let gated = self.gated_blocks();
-        debug_assert_eq!(gated.len(), open.len());
-        self.fixed()
-            + gated
-                .iter()
-                .zip(open)
-                .filter(|(_, o)| **o)
-                .map(|(b, _)| self.branch[*b])
-                .sum::<u64>()
+        self.mean_executed_nominal(&rates(open)) as u64
     }
 
     /// MACs really computed for one sample: in the CIR modes every gated branch runs to decide, and each
     /// gate adds its own cost.
     pub fn executed_actual(&self, open: &[bool], mode: GateMode) -> u64 {
-        let gated = self.gated_blocks();
-        let overhead: u64 = gated.iter().map(|b| self.gate_overhead[*b]).sum();
-        if mode.needs_branch() {
-            self.full() + overhead
-        } else {
-            self.executed_nominal(open) + overhead
-        }
+        self.mean_executed_actual(&rates(open), mode) as u64
     }
+
+    /// Mean nominal MACs per sample given each gated block's open rate (cost is linear in the gates).
+    pub fn mean_executed_nominal(&self, open_rate: &[f64]) -> f64 {
+        let gated = self.gated_blocks();
+        debug_assert_eq!(gated.len(), open_rate.len());
+        self.fixed() as f64
+            + gated
+                .iter()
+                .zip(open_rate)
+                .map(|(b, r)| self.branch[*b] as f64 * r)
+                .sum::<f64>()
+    }
+
+    /// Mean MACs really computed per sample given each gated block's open rate.
+    pub fn mean_executed_actual(&self, open_rate: &[f64], mode: GateMode) -> f64 {
+        let overhead: u64 = self
+            .gated_blocks()
+            .iter()
+            .map(|b| self.gate_overhead[*b])
+            .sum();
+        let body = if mode.needs_branch() {
+            self.full() as f64
+        } else {
+            self.mean_executed_nominal(open_rate)
+        };
+        body + overhead as f64
+    }
+}
+
+fn rates(open: &[bool]) -> Vec<f64> {
+    open.iter().map(|o| f64::from(u8::from(*o))).collect()
 }
 
 #[cfg(test)]

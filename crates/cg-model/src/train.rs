@@ -158,11 +158,11 @@ pub struct Evaluation {
     pub img_per_s: f64,
 }
 
-/// The batch's images as a tensor. Shape [n, channels, side, side].
-pub(crate) fn to_tensor<B: Backend>(batch: &Batch, device: &B::Device) -> Tensor<B, 4> {
+/// Moves the batch's images into a tensor (leaving `batch.images` empty). Shape [n, channels, side, side].
+pub(crate) fn to_tensor<B: Backend>(batch: &mut Batch, device: &B::Device) -> Tensor<B, 4> {
     Tensor::from_data(
         TensorData::new(
-            batch.images.clone(),
+            std::mem::take(&mut batch.images),
             [batch.n, batch.channels, batch.side, batch.side],
         ),
         device,
@@ -193,13 +193,11 @@ pub fn evaluate<B: Backend>(
     let mut correct = 0usize;
     let mut open = vec![0usize; gated.len()];
     let mut cir_sum = vec![0f64; gated.len()];
-    let mut executed_nominal = 0f64;
-    let mut executed_actual = 0f64;
     let start = Instant::now();
     let all: Vec<usize> = (0..data.len()).collect();
     for idx in all.chunks(batch_size.max(1)) {
-        let batch = batcher.batch(idx, None);
-        let x = to_tensor::<B>(&batch, device);
+        let mut batch = batcher.batch(idx, None);
+        let x = to_tensor::<B>(&mut batch, device);
         let out = model.forward(x, &ctx);
         let pred: Vec<i64> = out.logits.argmax(1).into_data().iter::<i64>().collect();
         correct += pred
@@ -211,27 +209,25 @@ pub fn evaluate<B: Backend>(
         for (k, c) in out.cirs.into_iter().enumerate() {
             cir_sum[k] += host_f32(c).iter().map(|v| f64::from(*v)).sum::<f64>();
         }
-        for s in 0..batch.n {
-            let opened: Vec<bool> = gate_rows.iter().map(|row| row[s] > 0.5).collect();
-            for (k, o) in opened.iter().enumerate() {
-                open[k] += usize::from(*o);
-            }
-            executed_nominal += prep.macs.executed_nominal(&opened) as f64;
-            executed_actual += prep.macs.executed_actual(&opened, prep.config.gate.mode) as f64;
+        for (k, row) in gate_rows.iter().enumerate() {
+            open[k] += row.iter().filter(|g| **g > 0.5).count();
         }
     }
     let secs = start.elapsed().as_secs_f64();
     let n = data.len().max(1) as f64;
+    let open_rate: Vec<f64> = open.iter().map(|o| *o as f64 / n).collect();
     Evaluation {
         accuracy: correct as f64 / n,
-        macs_nominal: executed_nominal / n,
-        macs_actual: executed_actual / n,
+        macs_nominal: prep.macs.mean_executed_nominal(&open_rate),
+        macs_actual: prep
+            .macs
+            .mean_executed_actual(&open_rate, prep.config.gate.mode),
         gates: gated
             .iter()
             .enumerate()
             .map(|(k, b)| BlockGateStats {
                 block_idx: *b,
-                gate_open_rate: open[k] as f64 / n,
+                gate_open_rate: open_rate[k],
                 mean_cir: cir_sum[k] / n,
             })
             .collect(),
@@ -257,7 +253,7 @@ pub fn measure_sparse<B: Backend>(
     let all: Vec<usize> = (0..data.len()).collect();
     let batches: Vec<_> = all
         .chunks(batch_size.max(1))
-        .map(|idx| to_tensor::<B>(&batcher.batch(idx, None), device))
+        .map(|idx| to_tensor::<B>(&mut batcher.batch(idx, None), device))
         .collect();
     // Warm up both paths once.
     if let Some(x) = batches.first() {
@@ -466,7 +462,7 @@ pub fn train_on<B: AutodiffBackend>(
                 batch.images.extend(noisy);
                 batch.n *= 2;
             }
-            let x = to_tensor::<B>(&batch, device);
+            let x = to_tensor::<B>(&mut batch, device);
             let y = Tensor::<B, 1, Int>::from_data(
                 TensorData::new(batch.labels[..n].to_vec(), [n]),
                 device,
