@@ -318,6 +318,10 @@ pub struct WorkerArgs {
     /// Exit once no active sweep has queued jobs and nothing runs (default: wait for more).
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// Lease of a claimed job, in seconds: a worker that stops heartbeating (its machine died)
+    /// loses its jobs to other workers this long after its last heartbeat.
+    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: u64,
     /// Stop starting jobs once this many in a row have failed for good (0: never).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub max_consecutive_failures: u32,
@@ -347,6 +351,7 @@ fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
         &args.runs_dir,
     )?;
     options.exit_when_idle = args.exit_when_idle;
+    options.lease = Duration::from_secs(args.lease);
     options.max_consecutive_failures = Some(args.max_consecutive_failures);
     runtime()?.block_on(async move {
         let store = Store::open_existing(args.db.db.as_str())
