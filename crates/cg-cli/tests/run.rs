@@ -367,6 +367,27 @@ fn a_killed_run_resumes_without_duplicates_or_orphans() {
     assert_one_result_each(&records);
     for r in &records {
         assert_eq!(r.result.as_ref().unwrap().history.len(), 4);
+        assert_eq!(r.attempts, 1, "the killed attempt is given back: {r:?}");
+    }
+}
+
+#[test]
+fn run_trains_only_its_own_sweep() {
+    let env = Env::new();
+    let other = env.sweep("other", 32, 1, "  train.seed:\n    values: [5, 6]\n");
+    let out = env
+        .command(&["sweep", "submit", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let mine = env.sweep("mine", 32, 1, "  train.seed:\n    values: [1]\n");
+    let out = env.run(&mine);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_one_result_each(&env.records("mine"));
+    let others = env.records("other");
+    assert_eq!(others.len(), 2);
+    for r in &others {
+        assert_eq!((r.status, r.attempts), (JobStatus::Queued, 0), "{r:?}");
     }
 }
 

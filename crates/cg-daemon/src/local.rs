@@ -46,8 +46,9 @@ pub struct LocalOptions {
     pub grace: Duration,
     /// How often an idle worker looks for work again.
     pub poll: Duration,
-    /// Stop once this sweep has no queued or running job (or is paused or cancelled and nothing
-    /// of it runs). `None`: every sweep's jobs, until shut down (or idle, see `exit_when_idle`).
+    /// Claim only this sweep's jobs, and stop once it has no queued or running job (or is paused
+    /// or cancelled and nothing of it runs). `None`: every active sweep's jobs, until shut down
+    /// (or idle, see `exit_when_idle`).
     pub sweep: Option<String>,
     /// Keep every epoch checkpoint after a job completes.
     pub keep_checkpoints: bool,
@@ -355,7 +356,11 @@ async fn worker_loop(ctx: &Ctx, slot: usize, device: DeviceSpec) -> Result<()> {
             return Ok(());
         }
         let claimed_at = Instant::now();
-        match ctx.store.claim(&worker, ctx.options.lease).await {
+        match ctx
+            .store
+            .claim_from(&worker, ctx.options.lease, ctx.options.sweep.as_deref())
+            .await
+        {
             Ok(Some(claim)) => {
                 store_errors = 0;
                 let ended = run_claim(ctx, &worker, device, claim, claimed_at).await;

@@ -50,7 +50,7 @@ fn is_live_cg_process(pid: u32) -> bool {
 
 /// Finds the running jobs leased to local workers of this host whose process no longer exists
 /// (or is this very process, which has claimed nothing yet) and takes them back at once with
-/// [`Store::reclaim_owner`] (the dead attempt is spent). Returns how many jobs were taken back.
+/// [`Store::reclaim_owner`] (the dead attempt is given back). Returns how many jobs were taken back.
 pub async fn reclaim_dead_local_workers(store: &Store) -> Result<usize> {
     let host_prefix = format!("local:{}:", hostname());
     let mut dead: BTreeSet<u32> = BTreeSet::new();

@@ -35,7 +35,8 @@ fn next_queued(fence: &str) -> String {
         "SELECT j.id FROM jobs j \
          WHERE j.status = 'queued' \
            AND EXISTS (SELECT 1 FROM sweep_jobs sj JOIN sweeps s ON s.name = sj.sweep \
-                       WHERE sj.job_id = j.id AND s.status = 'active' {fence}) \
+                       WHERE sj.job_id = j.id AND s.status = 'active' \
+                         AND (CAST($4 AS TEXT) IS NULL OR sj.sweep = $4) {fence}) \
          ORDER BY j.priority DESC, j.seq \
          LIMIT 1"
     )
@@ -72,6 +73,25 @@ static CLAIM_POSTGRES: LazyLock<String> = LazyLock::new(|| {
                      SELECT id, last_attempt, $1, $3, 'running' FROM claimed) \
          SELECT id, sweep, params, config, last_attempt FROM claimed",
         next = next_queued("OFFSET 0")
+    )
+});
+
+/// Takes back the running jobs of a dead worker (`$2`: its id prefix). The attempt is given back
+/// (a job runs in a child process, so its worker dying says nothing against the job) unless the job
+/// was already taken back from dead workers `max_attempts` times: then it is spent, so a job that
+/// somehow kills its worker every time still runs out of attempts.
+static RECLAIM_OWNER: LazyLock<String> = LazyLock::new(|| {
+    let spent = "(attempts - CASE WHEN (SELECT COUNT(*) FROM attempts a \
+                  WHERE a.job_id = jobs.id AND a.outcome = 'reclaimed') < max_attempts \
+                  THEN 1 ELSE 0 END)";
+    format!(
+        "UPDATE jobs SET status = CASE WHEN {spent} >= max_attempts THEN 'failed' ELSE 'queued' END, \
+         attempts = {spent}, \
+         last_error = 'worker ' || lease_owner || ' died; job taken back (' \
+                      || CAST({spent} AS TEXT) || ' of ' || CAST(max_attempts AS TEXT) || ' attempts spent)', \
+         lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1 \
+         WHERE status = 'running' AND substr(lease_owner, 1, length($2)) = $2 \
+         RETURNING id, last_attempt, last_error"
     )
 });
 
@@ -532,6 +552,17 @@ impl Store {
     /// `worker` should identify the process and slot, e.g. `host:pid:slot`, so that
     /// [`Store::reclaim_owner`] can find its jobs by prefix if the process dies.
     pub async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Claim>> {
+        self.claim_from(worker, lease, None).await
+    }
+
+    /// [`Store::claim`], taking only jobs of the sweep `sweep` when it is `Some` (a job shared by
+    /// several sweeps counts for each of them).
+    pub async fn claim_from(
+        &self,
+        worker: &str,
+        lease: Duration,
+        sweep: Option<&str>,
+    ) -> Result<Option<Claim>> {
         let now = now_ms();
         let expires = now.saturating_add(lease_ms(lease));
         let row: Option<ClaimRow> = match &self.engine {
@@ -540,6 +571,7 @@ impl Store {
                     .bind(worker)
                     .bind(expires)
                     .bind(now)
+                    .bind(sweep)
                     .fetch_optional(pool)
                     .await?
             }
@@ -547,7 +579,8 @@ impl Store {
                 let query = sqlx::query(CLAIM_SQLITE.as_str())
                     .bind(worker.to_string())
                     .bind(expires)
-                    .bind(now);
+                    .bind(now)
+                    .bind(sweep.map(str::to_string));
                 let rows = run_sqlite_script(write, query).await?;
                 rows.first().map(ClaimRow::from_row).transpose()?
             }
@@ -825,8 +858,9 @@ impl Store {
 
     /// Takes back, like [`Store::requeue_expired`], every running job leased to a worker whose id
     /// starts with `worker_prefix` (e.g. `host:pid:` of a local process found dead), without
-    /// waiting for the leases to expire. The attempts are spent: a job that kills its worker
-    /// must not loop forever. An empty prefix is refused.
+    /// waiting for the leases to expire. The attempt is not spent unless the job was already
+    /// taken back from dead workers `max_attempts` times (see `RECLAIM_OWNER`). An empty prefix
+    /// is refused.
     pub async fn reclaim_owner(&self, worker_prefix: &str) -> Result<usize> {
         if worker_prefix.is_empty() {
             return Err(Error::InvalidArgument(
@@ -849,16 +883,7 @@ impl Store {
                 "expired",
                 None,
             ),
-            TakeBack::Owner(prefix) => (
-                "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
-                 last_error = 'worker ' || lease_owner || ' died (attempt ' \
-                              || CAST(attempts AS TEXT) || ' of ' || CAST(max_attempts AS TEXT) || ')', \
-                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1 \
-                 WHERE status = 'running' AND substr(lease_owner, 1, length($2)) = $2 \
-                 RETURNING id, last_attempt, last_error",
-                "reclaimed",
-                Some(prefix),
-            ),
+            TakeBack::Owner(prefix) => (RECLAIM_OWNER.as_str(), "reclaimed", Some(prefix)),
         };
         let taken = in_write_tx!(self, |tx, pg, DB| {
             let query = sqlx::query_as(sql).bind(now);

@@ -31,6 +31,8 @@ on_both_engines!(
     record_epoch_is_idempotent,
     graceful_requeue_spends_no_attempt,
     reclaim_owner_takes_back_a_dead_process_jobs,
+    a_job_whose_workers_keep_dying_runs_out,
+    claim_from_keeps_to_one_sweep,
     paused_and_cancelled_sweeps_hand_out_nothing,
     delete_sweep_removes_its_jobs,
     open_existing_refuses_a_newer_schema,
@@ -706,6 +708,7 @@ async fn reclaim_owner_takes_back_a_dead_process_jobs(db: &TestDb) {
     ));
     let record = store.job_record(&dead_a.job.id).await.unwrap();
     assert_eq!(record.status, JobStatus::Queued);
+    assert_eq!(record.attempts, 0, "a dead worker's attempt is given back");
     assert!(record.last_error.unwrap().contains("host:100:0"));
     assert_eq!(
         store.attempts(&dead_a.job.id).await.unwrap()[0].outcome,
@@ -715,6 +718,87 @@ async fn reclaim_owner_takes_back_a_dead_process_jobs(db: &TestDb) {
         store.job_record(&alive.job.id).await.unwrap().status,
         JobStatus::Running
     );
+}
+
+/// A job whose workers keep dying is given its attempts back `max_attempts` times, then spends
+/// them: it cannot loop forever.
+async fn a_job_whose_workers_keep_dying_runs_out(db: &TestDb) {
+    let store = &db.store;
+    store.upsert_sweep("s", "", &info("s")).await.unwrap();
+    let options = SubmitOptions {
+        max_attempts: 2,
+        ..SubmitOptions::default()
+    };
+    store
+        .submit_jobs_with("s", &jobs("dying", 1), &options)
+        .await
+        .unwrap();
+    let mut taken = 0;
+    for pid in 0.. {
+        let worker = format!("host:{pid}:0");
+        let Some(_claim) = store.claim(&worker, LEASE).await.unwrap() else {
+            break;
+        };
+        assert_eq!(
+            store.reclaim_owner(&format!("host:{pid}:")).await.unwrap(),
+            1
+        );
+        taken += 1;
+        assert!(taken < 10, "the job never ran out of attempts");
+    }
+    assert_eq!(taken, 4, "2 attempts given back, then 2 spent");
+    let record = store.job_record(&jobs("dying", 1)[0].id).await.unwrap();
+    assert_eq!((record.status, record.attempts), (JobStatus::Failed, 2));
+    assert!(record.last_error.unwrap().contains("2 of 2 attempts spent"));
+}
+
+/// `claim_from` takes only the named sweep's jobs; `claim` takes any active sweep's.
+async fn claim_from_keeps_to_one_sweep(db: &TestDb) {
+    let store = &db.store;
+    for name in ["a", "b"] {
+        store.upsert_sweep(name, "", &info(name)).await.unwrap();
+    }
+    store
+        .submit_jobs("a", &jobs("in-a", 2), false)
+        .await
+        .unwrap();
+    store
+        .submit_jobs("b", &jobs("in-b", 1), false)
+        .await
+        .unwrap();
+    let b = store
+        .claim_from("w", LEASE, Some("b"))
+        .await
+        .unwrap()
+        .expect("b has a job");
+    assert_eq!(b.sweep, "b");
+    assert!(
+        store
+            .claim_from("w", LEASE, Some("b"))
+            .await
+            .unwrap()
+            .is_none(),
+        "a's jobs are not b's"
+    );
+    assert!(
+        store
+            .claim_from("w", LEASE, Some("nope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.claim("w", LEASE).await.unwrap().unwrap().sweep, "a");
+    // A job submitted to both sweeps is claimable from either.
+    store
+        .submit_jobs("b", &jobs("in-a", 2)[1..], false)
+        .await
+        .unwrap();
+    let shared = store
+        .claim_from("w", LEASE, Some("b"))
+        .await
+        .unwrap()
+        .expect("the shared job");
+    assert_eq!(shared.job.id, jobs("in-a", 2)[1].id);
 }
 
 async fn paused_and_cancelled_sweeps_hand_out_nothing(db: &TestDb) {
