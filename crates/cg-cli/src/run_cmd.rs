@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cg_core::{JobRecord, JobStatus};
-use cg_daemon::{Event, LocalOptions, submit_sweep};
+use cg_daemon::{Event, LocalOptions, Slot, submit_sweep};
 use cg_model::DeviceSpec;
 use cg_store::{Store, SubmitOptions, SubmitSummary};
 use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, SHORT_ID_LEN, Sweep, load_sweep};
@@ -165,16 +165,12 @@ struct SlotArgs {
 
 /// Local-worker options shared by `cg run` and `cg worker`.
 fn local_options(
-    slots: Vec<DeviceSpec>,
+    slots: Vec<Slot>,
     threads_per_job: Option<usize>,
     timeout_per_job: Option<u64>,
     runs_dir: &std::path::Path,
 ) -> Result<LocalOptions> {
-    let cpu_slots = slots
-        .iter()
-        .filter(|d| **d == DeviceSpec::Cpu)
-        .count()
-        .max(1);
+    let cpu_slots = slots.iter().filter(|s| **s == Slot::Cpu).count().max(1);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -187,26 +183,32 @@ fn local_options(
     Ok(options)
 }
 
-fn slots(args: &SlotArgs) -> Result<Vec<DeviceSpec>> {
-    let gpus: Vec<usize> = match args.gpus.as_str() {
+fn slots(args: &SlotArgs) -> Result<Vec<Slot>> {
+    let cuda_build = cfg!(feature = "cuda");
+    let gpus = match args.gpus.as_str() {
         "none" | "" => Vec::new(),
-        "auto" if cfg!(feature = "cuda") => cg_daemon::detect_gpus(),
+        "auto" if cuda_build => cg_daemon::detect_gpus(),
         "auto" => Vec::new(),
-        list => list
-            .split(',')
-            .map(|s| s.trim().parse::<usize>())
-            .collect::<Result<_, _>>()
-            .with_context(|| {
-                format!("--gpus takes auto, none or indices like 0,1; got `{list}`")
-            })?,
+        list => {
+            let requested = list
+                .split(',')
+                .map(|s| s.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| {
+                    format!("--gpus takes auto, none or indices like 0,1; got `{list}`")
+                })?;
+            anyhow::ensure!(
+                cuda_build,
+                "--gpus {list}: this cg was built without CUDA support; build it with \
+                 `cargo build --release -p cg-cli --features cuda`, or run on the CPU with --gpus none"
+            );
+            cg_daemon::pick_gpus(&requested, &cg_daemon::detect_gpus())?
+        }
     };
     if gpus.is_empty() {
-        return Ok(vec![DeviceSpec::Cpu; args.workers.max(1)]);
+        return Ok(vec![Slot::Cpu; args.workers.max(1)]);
     }
-    Ok(gpus
-        .iter()
-        .flat_map(|&g| std::iter::repeat_n(DeviceSpec::Cuda(g), args.jobs_per_gpu.max(1)))
-        .collect())
+    Ok(cg_daemon::gpu_slots(&gpus, args.jobs_per_gpu))
 }
 
 /// `cg run`.
@@ -441,7 +443,7 @@ fn print_overhead(o: &cg_daemon::Overhead) {
     }
 }
 
-fn describe_slots(slots: &[DeviceSpec]) -> String {
+fn describe_slots(slots: &[Slot]) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for s in slots {
         *counts.entry(s.to_string()).or_default() += 1;

@@ -267,3 +267,33 @@ fn report_reads_the_store_and_records_the_hypervolume() {
     );
     assert!(!out.status.success() && text(&out).contains("nope"));
 }
+
+/// This test binary is built without the `cuda` feature: asking for GPUs is refused up front,
+/// before anything is submitted, with the way out in the message.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn gpus_on_a_cpu_build_are_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = format!("name: g\n{TINY}");
+    std::fs::write(dir.path().join("g.yaml"), sweep).unwrap();
+    let out = cg(
+        &["run", "g.yaml", "--gpus", "0", "--db", "g.db"],
+        dir.path(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("built without CUDA") && msg.contains("--features cuda"),
+        "{msg}"
+    );
+    assert!(
+        !dir.path().join("g.db").exists(),
+        "nothing is submitted: {msg}"
+    );
+    let out = cg(&["worker", "--gpus", "x", "--db", "g.db"], dir.path());
+    assert!(
+        text(&out).contains("--gpus takes auto, none or indices"),
+        "{}",
+        text(&out)
+    );
+}

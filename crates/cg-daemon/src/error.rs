@@ -22,6 +22,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `--gpus` named a GPU this machine does not show.
+    #[error("GPU {index} is not available (this process sees GPUs {available})")]
+    NoSuchGpu { index: usize, available: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,6 +15,7 @@
 
 mod error;
 mod event;
+mod gpu;
 mod local;
 mod proc;
 mod protocol;
@@ -23,9 +24,8 @@ mod submit;
 
 pub use error::{Error, Result};
 pub use event::Event;
-pub use local::{
-    Halted, LocalOptions, Overhead, RunSummary, detect_gpus, is_out_of_memory, run_local,
-};
+pub use gpu::{Gpu, Slot, detect_gpus, gpu_slots, parse_visible_devices, pick_gpus};
+pub use local::{Halted, LocalOptions, Overhead, RunSummary, is_out_of_memory, run_local};
 pub use proc::{hostname, local_worker_prefix, reclaim_dead_local_workers};
 pub use protocol::{ChildMessage, FailureKind};
 pub use submit::submit_sweep;

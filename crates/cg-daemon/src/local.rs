@@ -7,13 +7,14 @@
 //! its next step, keeping its last epoch checkpoint, and its job goes back to the queue without
 //! spending an attempt. A child that does not stop within `grace` is killed (and requeued too).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cg_core::JobStatus;
-use cg_model::DeviceSpec;
 use cg_store::{Claim, CompleteOutcome, Store, SweepStatus};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc, watch};
@@ -21,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::error::io_err;
+use crate::gpu::Slot;
 use crate::proc::{local_worker_prefix, reclaim_dead_local_workers};
 use crate::protocol::{ChildMessage, FailureKind};
 use crate::{Error, Event, Result};
@@ -32,8 +34,9 @@ pub struct LocalOptions {
     pub exe: PathBuf,
     /// Arguments that make `exe` a job runner, e.g. `["job-runner"]`.
     pub runner_args: Vec<String>,
-    /// One entry per concurrent job: the device it trains on.
-    pub slots: Vec<DeviceSpec>,
+    /// One entry per concurrent job: where it trains. Slots on one GPU share it; when a job
+    /// runs out of its memory, that GPU gets one slot fewer (down to one).
+    pub slots: Vec<Slot>,
     /// `RAYON_NUM_THREADS` of each child (its CPU thread budget); `None` leaves it unset.
     pub threads_per_job: Option<usize>,
     /// Wall-clock limit of one attempt; past it the child is killed and the attempt failed.
@@ -70,7 +73,7 @@ impl LocalOptions {
         Self {
             exe,
             runner_args,
-            slots: vec![DeviceSpec::Cpu],
+            slots: vec![Slot::Cpu],
             threads_per_job: None,
             timeout_per_job: None,
             runs_dir: PathBuf::from("runs"),
@@ -152,30 +155,6 @@ struct Streak {
     halted: bool,
 }
 
-/// GPUs to run on: the indices in `CUDA_VISIBLE_DEVICES` (renumbered from 0, as CUDA sees them)
-/// when it is set, else those `nvidia-smi` lists, else none.
-pub fn detect_gpus() -> Vec<usize> {
-    if let Ok(visible) = std::env::var("CUDA_VISIBLE_DEVICES") {
-        let n = visible
-            .split(',')
-            .map(str::trim)
-            .take_while(|s| !s.is_empty() && !s.starts_with('-'))
-            .count();
-        return (0..n).collect();
-    }
-    let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=index", "--format=csv,noheader"])
-        .stderr(Stdio::null())
-        .output();
-    match out {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 struct Ctx {
     store: Store,
     options: LocalOptions,
@@ -183,6 +162,9 @@ struct Ctx {
     shutdown: watch::Receiver<bool>,
     streak: Mutex<Streak>,
     overhead: Mutex<Overhead>,
+    /// How many slots of each device (by its name) may claim jobs: all of them at first, one
+    /// fewer after each out-of-memory failure on it, never below one.
+    limits: HashMap<String, AtomicUsize>,
     /// Woken when a job's attempt ends, so idle workers look again at once instead of at the
     /// next poll (the last job ending would otherwise keep the run waiting for up to `poll`).
     job_ended: Notify,
@@ -279,6 +261,13 @@ pub async fn run_local(
         });
     }
     let slots = options.slots.clone();
+    let mut limits: HashMap<String, AtomicUsize> = HashMap::new();
+    for slot in &slots {
+        limits
+            .entry(slot.to_string())
+            .or_insert_with(|| AtomicUsize::new(0))
+            .fetch_add(1, Ordering::Relaxed);
+    }
     let ctx = Arc::new(Ctx {
         store,
         options,
@@ -286,6 +275,7 @@ pub async fn run_local(
         shutdown,
         streak: Mutex::new(Streak::default()),
         overhead: Mutex::new(Overhead::default()),
+        limits,
         job_ended: Notify::new(),
     });
 
@@ -309,9 +299,17 @@ pub async fn run_local(
     };
 
     let mut workers = JoinSet::new();
-    for (slot, device) in slots.into_iter().enumerate() {
+    let mut ranks: HashMap<String, usize> = HashMap::new();
+    for (n, slot) in slots.into_iter().enumerate() {
+        let rank = ranks.entry(slot.to_string()).or_default();
         let ctx = Arc::clone(&ctx);
-        workers.spawn(async move { worker_loop(&ctx, slot, device).await });
+        let place = Place {
+            n,
+            rank: *rank,
+            slot,
+        };
+        *rank += 1;
+        workers.spawn(async move { worker_loop(&ctx, place).await });
     }
     let mut first_error = None;
     while let Some(joined) = workers.join_next().await {
@@ -346,8 +344,33 @@ pub async fn run_local(
     })
 }
 
-async fn worker_loop(ctx: &Ctx, slot: usize, device: DeviceSpec) -> Result<()> {
-    let worker = format!("{}{slot}", local_worker_prefix(std::process::id()));
+/// A worker slot: its number, its rank among the slots of its device, and the device.
+struct Place {
+    n: usize,
+    rank: usize,
+    slot: Slot,
+}
+
+impl Ctx {
+    fn limit(&self, slot: &Slot) -> &AtomicUsize {
+        &self.limits[&slot.to_string()]
+    }
+
+    /// After an out-of-memory failure on `slot`'s device: one slot fewer may claim on it (unless
+    /// only one does). Returns the new limit when it changed.
+    fn fewer_jobs_on(&self, slot: &Slot) -> Option<usize> {
+        self.limit(slot)
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 1).then(|| n - 1)
+            })
+            .ok()
+            .map(|was| was - 1)
+    }
+}
+
+async fn worker_loop(ctx: &Ctx, place: Place) -> Result<()> {
+    let Place { n, rank, slot } = place;
+    let worker = format!("{}{n}", local_worker_prefix(std::process::id()));
     let mut shutdown = ctx.shutdown.clone();
     let mut store_errors = 0u32;
     let mut backoff: Option<Duration> = None;
@@ -355,27 +378,38 @@ async fn worker_loop(ctx: &Ctx, slot: usize, device: DeviceSpec) -> Result<()> {
         if ctx.stopping() || ctx.halted() {
             return Ok(());
         }
+        if rank >= ctx.limit(&slot).load(Ordering::SeqCst) {
+            // Its device ran out of memory with this many jobs on it: this slot retires.
+            return Ok(());
+        }
         let claimed_at = Instant::now();
-        match ctx
+        let claimed = ctx
             .store
             .claim_from(&worker, ctx.options.lease, ctx.options.sweep.as_deref())
-            .await
-        {
+            .await;
+        match claimed {
             Ok(Some(claim)) => {
                 store_errors = 0;
-                let ended = run_claim(ctx, &worker, device, claim, claimed_at).await;
+                let ended = run_claim(ctx, &worker, &slot, claim, claimed_at).await;
                 ctx.job_ended.notify_waiters();
                 match ended {
                     Ok(true) => {
-                        // Out of memory: give the device time before this slot claims again.
+                        // Out of memory: fewer jobs on this device from now on, and time for
+                        // the memory to come free before this slot claims again.
                         let wait = backoff.map_or(ctx.options.oom_backoff, |b| {
                             (b * 2).min(ctx.options.oom_backoff_max)
                         });
                         backoff = Some(wait);
+                        let fewer = match ctx.fewer_jobs_on(&slot) {
+                            Some(limit) => {
+                                format!("at most {limit} job(s) at once on it from now on; ")
+                            }
+                            None => String::new(),
+                        };
                         ctx.emit(Event::Warning {
                             message: format!(
-                                "worker {worker}: out of memory on {device}; waiting {} s before the next job",
-                                wait.as_secs()
+                                "worker {worker}: out of memory on {slot}; {fewer}waiting {} s before the next job",
+                                wait.as_secs_f64()
                             ),
                         });
                         tokio::select! {
@@ -447,7 +481,7 @@ fn keep_tail(s: &mut String, max: usize) {
 async fn run_claim(
     ctx: &Ctx,
     worker: &str,
-    device: DeviceSpec,
+    slot: &Slot,
     claim: Claim,
     claimed_at: Instant,
 ) -> Result<bool> {
@@ -468,7 +502,9 @@ async fn run_claim(
         .arg("--checkpoint-dir")
         .arg(&dir)
         .arg("--device")
-        .arg(device.to_string())
+        .arg(slot.child_device().to_string())
+        // Pinned: the child sees its own GPU only (as cuda:0), or none on a CPU slot.
+        .env("CUDA_VISIBLE_DEVICES", slot.child_visible_devices())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -508,7 +544,7 @@ async fn run_claim(
         job: job.clone(),
         attempt,
         worker: worker.to_string(),
-        device: device.to_string(),
+        device: slot.to_string(),
     });
 
     let mut stdin = child.stdin.take();

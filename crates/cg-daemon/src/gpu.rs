@@ -1,0 +1,201 @@
+//! Which GPUs the local workers use, and the slots (concurrent jobs) on them.
+//!
+//! A GPU is numbered as this process sees it (`index`: the n-th entry of `CUDA_VISIBLE_DEVICES`
+//! when that is set, else the physical index) and pinned by `id`, the value a child gets as its
+//! only visible device (`CUDA_VISIBLE_DEVICES=<id>`, then `cuda:0` inside the child). A job can
+//! then neither touch nor allocate a context on any other GPU.
+
+use std::fmt;
+use std::process::Stdio;
+
+use cg_model::DeviceSpec;
+
+use crate::{Error, Result};
+
+/// A GPU the workers may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gpu {
+    /// As this process numbers it (`--gpus` takes these).
+    pub index: usize,
+    /// What pins a child to it: a physical index or a `GPU-…`/`MIG-…` UUID.
+    pub id: String,
+}
+
+/// One concurrent job of the local workers: where it trains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    Cpu,
+    Gpu(Gpu),
+}
+
+impl Slot {
+    /// The device the child is told to use: `cpu`, or `cuda:0` (it sees only its GPU).
+    pub fn child_device(&self) -> DeviceSpec {
+        match self {
+            Slot::Cpu => DeviceSpec::Cpu,
+            Slot::Gpu(_) => DeviceSpec::Cuda(0),
+        }
+    }
+
+    /// `CUDA_VISIBLE_DEVICES` of the child: its GPU, or none at all on a CPU slot.
+    pub fn child_visible_devices(&self) -> &str {
+        match self {
+            Slot::Cpu => "",
+            Slot::Gpu(gpu) => &gpu.id,
+        }
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Slot::Cpu => write!(f, "cpu"),
+            Slot::Gpu(g) if g.id == g.index.to_string() => write!(f, "cuda:{}", g.index),
+            Slot::Gpu(g) => write!(f, "cuda:{} ({})", g.index, g.id),
+        }
+    }
+}
+
+/// The GPUs named by a `CUDA_VISIBLE_DEVICES` value, as CUDA reads it: entries up to the first
+/// empty or negative one (`-1` or `""` hide every GPU).
+pub fn parse_visible_devices(value: &str) -> Vec<Gpu> {
+    value
+        .split(',')
+        .map(str::trim)
+        .take_while(|s| !s.is_empty() && !s.starts_with('-'))
+        .enumerate()
+        .map(|(index, id)| Gpu {
+            index,
+            id: id.to_string(),
+        })
+        .collect()
+}
+
+/// The GPUs in `nvidia-smi --query-gpu=index --format=csv,noheader` output.
+pub fn parse_nvidia_smi(output: &str) -> Vec<Gpu> {
+    output
+        .lines()
+        .filter_map(|l| l.trim().parse::<usize>().ok())
+        .map(|index| Gpu {
+            index,
+            id: index.to_string(),
+        })
+        .collect()
+}
+
+/// The GPUs this process may use: those of `CUDA_VISIBLE_DEVICES` when it is set, else those
+/// `nvidia-smi` lists, else none.
+pub fn detect_gpus() -> Vec<Gpu> {
+    if let Ok(visible) = std::env::var("CUDA_VISIBLE_DEVICES") {
+        return parse_visible_devices(&visible);
+    }
+    let out = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=index", "--format=csv,noheader"])
+        .stderr(Stdio::null())
+        .output();
+    match out {
+        Ok(out) if out.status.success() => parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout)),
+        _ => Vec::new(),
+    }
+}
+
+/// The GPUs `--gpus 0,1` asks for, among `available` (from [`detect_gpus`]). When nothing was
+/// detected (no `nvidia-smi`), indices are taken as physical ones, unchecked.
+pub fn pick_gpus(requested: &[usize], available: &[Gpu]) -> Result<Vec<Gpu>> {
+    requested
+        .iter()
+        .map(|&index| {
+            if available.is_empty() {
+                return Ok(Gpu {
+                    index,
+                    id: index.to_string(),
+                });
+            }
+            available
+                .iter()
+                .find(|g| g.index == index)
+                .cloned()
+                .ok_or_else(|| {
+                    let seen: Vec<String> = available.iter().map(|g| g.index.to_string()).collect();
+                    Error::NoSuchGpu {
+                        index,
+                        available: seen.join(","),
+                    }
+                })
+        })
+        .collect()
+}
+
+/// `jobs_per_gpu` slots on each GPU, GPU by GPU.
+pub fn gpu_slots(gpus: &[Gpu], jobs_per_gpu: usize) -> Vec<Slot> {
+    gpus.iter()
+        .flat_map(|g| std::iter::repeat_n(Slot::Gpu(g.clone()), jobs_per_gpu.max(1)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(gpus: &[Gpu]) -> Vec<(usize, &str)> {
+        gpus.iter().map(|g| (g.index, g.id.as_str())).collect()
+    }
+
+    #[test]
+    fn visible_devices_are_read_as_cuda_reads_them() {
+        let cases: &[(&str, &[(usize, &str)])] = &[
+            ("0", &[(0, "0")]),
+            ("2,3", &[(0, "2"), (1, "3")]),
+            (" 1 , 0 ", &[(0, "1"), (1, "0")]),
+            ("GPU-8e1c,MIG-77", &[(0, "GPU-8e1c"), (1, "MIG-77")]),
+            ("", &[]),
+            ("-1", &[]),
+            ("1,-1,2", &[(0, "1")]),
+            ("0,,1", &[(0, "0")]),
+        ];
+        for (value, want) in cases {
+            assert_eq!(ids(&parse_visible_devices(value)), *want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn nvidia_smi_lines_are_indices() {
+        assert_eq!(ids(&parse_nvidia_smi("0\n1\n")), [(0, "0"), (1, "1")]);
+        assert_eq!(ids(&parse_nvidia_smi("")), []);
+        assert_eq!(
+            ids(&parse_nvidia_smi("No devices were found\n")),
+            [] as [(usize, &str); 0]
+        );
+    }
+
+    #[test]
+    fn picked_gpus_keep_their_pinning_id() {
+        let visible = parse_visible_devices("4,GPU-ab");
+        assert_eq!(
+            ids(&pick_gpus(&[1, 0], &visible).unwrap()),
+            [(1, "GPU-ab"), (0, "4")]
+        );
+        let err = pick_gpus(&[2], &visible).unwrap_err().to_string();
+        assert!(err.contains("GPU 2") && err.contains("0,1"), "{err}");
+        assert_eq!(ids(&pick_gpus(&[3], &[]).unwrap()), [(3, "3")]);
+    }
+
+    #[test]
+    fn slots_pack_jobs_per_gpu_and_pin_children() {
+        let slots = gpu_slots(&parse_visible_devices("5,6"), 2);
+        let names: Vec<String> = slots.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            ["cuda:0 (5)", "cuda:0 (5)", "cuda:1 (6)", "cuda:1 (6)"]
+        );
+        assert!(
+            slots
+                .iter()
+                .all(|s| s.child_device() == DeviceSpec::Cuda(0))
+        );
+        assert_eq!(slots[2].child_visible_devices(), "6");
+        assert_eq!(Slot::Cpu.child_visible_devices(), "");
+        assert_eq!(Slot::Cpu.child_device(), DeviceSpec::Cpu);
+        assert_eq!(gpu_slots(&parse_nvidia_smi("0\n"), 0).len(), 1);
+    }
+}

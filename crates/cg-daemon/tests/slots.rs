@@ -1,0 +1,257 @@
+//! The local workers' GPU slots, with a scripted job runner standing in for `cg job-runner` (this
+//! machine has no GPU): each child is pinned to its GPU through `CUDA_VISIBLE_DEVICES` and told
+//! `cuda:0`; a GPU whose jobs run out of memory gets fewer of them at once and every job still
+//! completes. The script speaks the real child protocol and the store is a real SQLite file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cg_core::{JobStatus, Provenance, RunConfig, RunResult};
+use cg_daemon::{
+    Event, LocalOptions, Slot, gpu_slots, parse_visible_devices, run_local, submit_sweep,
+};
+use cg_store::{AttemptOutcome, Store, SubmitOptions};
+use cg_sweep::{LoadOptions, load_sweep};
+use tokio::sync::{mpsc, watch};
+
+/// A job runner: records how it was started, holds a place on its "GPU" for a moment and
+/// reports a result, or fails with CUDA's out-of-memory message when more than `FAKE_CAPACITY`
+/// runners hold that GPU at once.
+const RUNNER: &str = r#"#!/bin/bash
+set -u
+FAKE_DIR="@DIR@"
+FAKE_CAPACITY=@CAPACITY@
+read -r _config
+echo "visible=[$CUDA_VISIBLE_DEVICES] args=[$*]" >> "$FAKE_DIR/calls.log"
+gpu="$FAKE_DIR/gpu-${CUDA_VISIBLE_DEVICES:-cpu}"
+mkdir -p "$gpu"
+touch "$gpu/$$"
+held=$(ls "$gpu" | wc -l)
+if [ "$held" -gt "$FAKE_CAPACITY" ]; then
+    rm -f "$gpu/$$"
+    echo "RuntimeError: CUDA out of memory (fake GPU holds $FAKE_CAPACITY job(s), $held tried)" >&2
+    echo '{"type":"failed","kind":"other","message":"device error: CUDA_ERROR_OUT_OF_MEMORY"}'
+    exit 1
+fi
+sleep 0.3
+rm -f "$gpu/$$"
+cat "$FAKE_DIR/done.json"
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: Store,
+}
+
+impl Fixture {
+    /// `jobs` queued jobs; the runner's GPUs hold `capacity` jobs each.
+    async fn new(jobs: usize, capacity: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = dir.path().join("runner.sh");
+        let script = RUNNER
+            .replace("@DIR@", &dir.path().to_string_lossy())
+            .replace("@CAPACITY@", &capacity.to_string());
+        std::fs::write(&runner, script).unwrap();
+        std::fs::set_permissions(&runner, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let result = RunResult {
+            config: RunConfig::fully_specified(),
+            provenance: Provenance::default(),
+            history: Vec::new(),
+            test_acc_final: 0.5,
+            test_acc_peak: 0.5,
+            peak_epoch: 0,
+            macs_full: 1,
+            macs_executed_nominal: 1.0,
+            macs_executed_actual: 1.0,
+            savings_nominal: 0.0,
+            savings_actual: 0.0,
+            savings_measured: None,
+            gates: Vec::new(),
+            train_img_per_s: 1.0,
+            infer_img_per_s: 1.0,
+            wall_secs: 0.3,
+        };
+        let done = serde_json::json!({"type": "done", "result": result});
+        std::fs::write(dir.path().join("done.json"), format!("{done}\n")).unwrap();
+
+        let seeds: Vec<String> = (0..jobs).map(|s| s.to_string()).collect();
+        let yaml = dir.path().join("gpus.yaml");
+        std::fs::write(
+            &yaml,
+            format!(
+                "name: gpus\n\
+                 dataset: {{kind: synthetic}}\n\
+                 parameters:\n  train.seed:\n    values: [{}]\n",
+                seeds.join(", ")
+            ),
+        )
+        .unwrap();
+        let sweep = load_sweep(&yaml, &LoadOptions::default()).unwrap();
+        let store = Store::open(dir.path().join("cg.db").as_path())
+            .await
+            .unwrap();
+        let options = SubmitOptions {
+            max_attempts: 50,
+            ..SubmitOptions::default()
+        };
+        submit_sweep(&store, &sweep, &options).await.unwrap();
+        Self { dir, store }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Runs the sweep to its end on `slots`.
+    async fn run(&self, slots: Vec<Slot>) -> Vec<Event> {
+        let mut options = LocalOptions::new(self.path("runner.sh"), vec!["job-runner".into()]);
+        options.slots = slots;
+        options.runs_dir = self.path("runs");
+        options.sweep = Some("gpus".into());
+        options.poll = Duration::from_millis(50);
+        options.oom_backoff = Duration::from_millis(50);
+        options.oom_backoff_max = Duration::from_millis(200);
+        options.max_consecutive_failures = None;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (_stop, stop_rx) = watch::channel(false);
+        let summary = tokio::time::timeout(
+            Duration::from_secs(120),
+            run_local(self.store.clone(), options, tx, stop_rx),
+        )
+        .await
+        .expect("the sweep finished in time")
+        .unwrap();
+        assert!(
+            !summary.interrupted && summary.halted.is_none(),
+            "{summary:?}"
+        );
+        let mut events = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        events
+    }
+
+    async fn assert_all_completed(&self, jobs: usize) {
+        let records = self.store.job_records("gpus").await.unwrap();
+        assert_eq!(records.len(), jobs);
+        for r in &records {
+            assert_eq!(r.status, JobStatus::Completed, "{r:?}");
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("calls.log"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn started_on(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Started { device, .. } => Some(device.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_child_sees_only_its_own_gpu_as_cuda_0() {
+    let jobs = 8;
+    let fx = Fixture::new(jobs, 2).await;
+    let mut slots = vec![Slot::Cpu];
+    slots.extend(gpu_slots(&parse_visible_devices("5,GPU-3f2a"), 2));
+    let events = fx.run(slots).await;
+    fx.assert_all_completed(jobs).await;
+
+    let calls = fx.calls();
+    assert_eq!(calls.len(), jobs, "{calls:#?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for call in &calls {
+        let visible = call
+            .strip_prefix("visible=[")
+            .and_then(|r| r.split_once(']'))
+            .map(|(v, _)| v.to_string())
+            .unwrap();
+        let want = if visible.is_empty() { "cpu" } else { "cuda:0" };
+        assert!(
+            call.contains(&format!("--device {want} "))
+                || call.ends_with(&format!("--device {want}]")),
+            "{call}"
+        );
+        assert!(["", "5", "GPU-3f2a"].contains(&visible.as_str()), "{call}");
+        seen.insert(visible);
+    }
+    assert_eq!(seen.len(), 3, "every slot's device ran a job: {calls:#?}");
+    let started = started_on(&events);
+    assert!(
+        started.iter().any(|d| d == "cuda:1 (GPU-3f2a)"),
+        "{started:?}"
+    );
+    assert!(started.iter().any(|d| d == "cuda:0 (5)"), "{started:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_that_runs_out_of_memory_gets_fewer_jobs_and_all_complete() {
+    let jobs = 6;
+    let fx = Fixture::new(jobs, 1).await;
+    let slots = gpu_slots(&parse_visible_devices("0"), 3);
+    let events = fx.run(slots).await;
+    fx.assert_all_completed(jobs).await;
+
+    let down_to_one = events
+        .iter()
+        .position(|e| {
+            matches!(e, Event::Warning { message }
+                if message.contains("out of memory on cuda:0") && message.contains("at most 1 job(s)"))
+        })
+        .unwrap_or_else(|| panic!("the GPU never went down to one job: {events:#?}"));
+    // From then on only the GPU's first slot starts jobs (the second may have been claiming
+    // when the limit dropped: one start of it is allowed).
+    let late_starts = events[down_to_one..]
+        .iter()
+        .filter(|e| matches!(e, Event::Started { worker, .. } if !worker.ends_with(":0")))
+        .count();
+    assert!(
+        late_starts <= 1,
+        "retired slots kept starting jobs: {events:#?}"
+    );
+
+    let mut out_of_memory = 0;
+    for r in fx.store.job_records("gpus").await.unwrap() {
+        for a in fx.store.attempts(&r.job.id).await.unwrap() {
+            if a.outcome == AttemptOutcome::Failed {
+                let error = a.error.as_deref().unwrap_or("");
+                assert!(error.contains("OUT_OF_MEMORY"), "{a:?}");
+                out_of_memory += 1;
+            }
+        }
+    }
+    assert!(
+        out_of_memory >= 2,
+        "fewer out-of-memory failures than limit drops: {out_of_memory}"
+    );
+}
+
+#[test]
+fn the_runner_script_is_executable() {
+    // Guards the fixture: a silently broken script would fail every job for another reason.
+    let dir = tempfile::tempdir().unwrap();
+    let path: &Path = &dir.path().join("r.sh");
+    std::fs::write(
+        path,
+        RUNNER.replace("@DIR@", "/tmp").replace("@CAPACITY@", "1"),
+    )
+    .unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
