@@ -5,6 +5,7 @@
 mod config;
 mod error;
 mod job;
+mod nan;
 mod result;
 mod sweep;
 
@@ -14,5 +15,6 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use job::{JobId, JobSpec, JobStatus};
+pub use nan::f64_or_nan;
 pub use result::{BlockGateStats, EpochRecord, Provenance, RunResult};
 pub use sweep::{Direction, JobRecord, Objective, SweepInfo};

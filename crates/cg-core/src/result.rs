@@ -19,8 +19,10 @@ pub struct Provenance {
 pub struct BlockGateStats {
     pub block_idx: usize,
     /// Fraction of test samples for which the block executed.
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub gate_open_rate: f64,
     /// Mean Cosine Incompatibility Ratio `1 - cos(x, F(x))` over test samples.
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub mean_cir: f64,
 }
 
@@ -28,40 +30,60 @@ pub struct BlockGateStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub train_acc: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub test_acc: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub savings_nominal: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub savings_actual: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub lr: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub tau: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub flops_weight: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub wall_secs: f64,
     pub gates: Vec<BlockGateStats>,
 }
 
 /// Everything one training run produced: written as RESULT.json and stored in the database.
+///
+/// A NaN or infinite float is written as JSON `null` (serde_json's rule) and read back as NaN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub config: RunConfig,
     pub provenance: Provenance,
     pub history: Vec<EpochRecord>,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub test_acc_final: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub test_acc_peak: f64,
     pub peak_epoch: usize,
     /// MACs per sample of the backbone alone (no gate heads).
     pub macs_full: u64,
     /// Mean MACs per sample executed with hard gates, skipped blocks counted as zero.
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub macs_executed_nominal: f64,
     /// Mean MACs per sample really computed, including gate overhead and branches computed to decide.
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub macs_executed_actual: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub savings_nominal: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub savings_actual: f64,
     /// Wall-clock savings of real (gather/scatter) skipping; null where not measured.
     pub savings_measured: Option<f64>,
     /// Final per-block gate statistics on the test set.
     pub gates: Vec<BlockGateStats>,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub train_img_per_s: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub infer_img_per_s: f64,
+    #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub wall_secs: f64,
 }

@@ -16,8 +16,11 @@ pub enum ChildMessage {
         epochs: usize,
         step: usize,
         steps_per_epoch: usize,
+        #[serde(deserialize_with = "cg_core::f64_or_nan")]
         loss: f64,
+        #[serde(deserialize_with = "cg_core::f64_or_nan")]
         img_per_s: f64,
+        #[serde(deserialize_with = "cg_core::f64_or_nan")]
         eta_secs: f64,
     },
     /// An epoch finished and was checkpointed.

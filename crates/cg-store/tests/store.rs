@@ -26,6 +26,7 @@ on_both_engines!(
     expired_attempts_run_out_into_failed,
     retryable_failures_retry_until_attempts_run_out,
     complete_is_idempotent,
+    a_result_with_nan_metrics_round_trips,
     a_long_history_is_stored_whole,
     a_stale_attempt_cannot_complete,
     record_epoch_is_idempotent,
@@ -549,6 +550,41 @@ async fn complete_is_idempotent(db: &TestDb) {
         store.job_record(&claim.job.id).await.unwrap().result,
         Some(run)
     );
+}
+
+/// A result with NaN metrics (a gate that never opened has no mean CIR) is stored and read back.
+async fn a_result_with_nan_metrics_round_trips(db: &TestDb) {
+    let store = &db.store;
+    store.upsert_sweep("s", "", &info("s")).await.unwrap();
+    store
+        .submit_jobs("s", &jobs("nan", 1), false)
+        .await
+        .unwrap();
+    let claim = store.claim("w", LEASE).await.unwrap().unwrap();
+    let mut run = result(&claim.job, 0.8, 2);
+    run.gates[0].mean_cir = f64::NAN;
+    run.history[1].train_loss = f64::NAN;
+    run.infer_img_per_s = f64::NAN;
+    store
+        .record_epoch(&claim.job.id, 1, &run.history[1])
+        .await
+        .unwrap();
+    store.complete(&claim.job.id, 1, "w", &run).await.unwrap();
+    let back = store
+        .job_record(&claim.job.id)
+        .await
+        .unwrap()
+        .result
+        .unwrap();
+    assert!(back.gates[0].mean_cir.is_nan());
+    assert!(back.history[1].train_loss.is_nan());
+    assert!(back.infer_img_per_s.is_nan());
+    assert_eq!(back.test_acc_final, run.test_acc_final);
+    let history = store.job_history(&claim.job.id).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[1].train_loss.is_nan(), "{history:?}");
+    let live = store.attempt_history(&claim.job.id, 1).await.unwrap();
+    assert!(live.iter().any(|e| e.train_loss.is_nan()), "{live:?}");
 }
 
 /// More epochs than fit in one SQLite statement's parameters.
