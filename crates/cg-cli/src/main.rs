@@ -53,6 +53,9 @@ enum Command {
     Status(status_cmd::StatusArgs),
     /// A job's attempts, their errors and the job runner's logs.
     Logs(status_cmd::LogsArgs),
+    /// Check that a device can run cg: start its backend and compute on it (on CUDA: load the
+    /// driver and NVRTC, compile a kernel). Workers run it on each GPU before taking jobs.
+    DeviceCheck(run_cmd::DeviceCheckArgs),
     /// Train one job for `cg run` (configuration on stdin, JSON lines on stdout).
     #[command(hide = true)]
     JobRunner(run_cmd::JobRunnerArgs),
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Status(a) => status_cmd::status_cmd(a),
         Command::Logs(a) => status_cmd::logs_cmd(a),
         Command::JobRunner(a) => run_cmd::job_runner_cmd(a),
+        Command::DeviceCheck(a) => run_cmd::device_check_cmd(a),
     };
     match outcome {
         Ok(code) => code,

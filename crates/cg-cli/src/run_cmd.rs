@@ -234,6 +234,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
     options.max_consecutive_failures = Some(args.max_consecutive_failures);
 
     runtime()?.block_on(async move {
+        check_gpus(&options).await?;
         let store = Store::open(args.db.db.as_str())
             .await
             .context("cannot open the database")?;
@@ -268,6 +269,23 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         let all_done = records.iter().all(|r| r.status == JobStatus::Completed);
         Ok(if all_done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     })
+}
+
+/// Checks each GPU of the slots with `cg device-check` before any job is claimed, so that a
+/// broken CUDA set-up fails once, here, rather than in every job.
+async fn check_gpus(options: &LocalOptions) -> Result<()> {
+    if options.slots.iter().all(|s| *s == Slot::Cpu) {
+        return Ok(());
+    }
+    eprintln!("checking the GPUs ({})…", describe_slots(&options.slots));
+    cg_daemon::check_gpus(
+        &options.exe,
+        &["device-check".to_string()],
+        &options.slots,
+        Duration::from_secs(300),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Runs the workers with signal handling and progress lines until they finish or are stopped.
@@ -356,6 +374,7 @@ fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
     options.lease = Duration::from_secs(args.lease);
     options.max_consecutive_failures = Some(args.max_consecutive_failures);
     runtime()?.block_on(async move {
+        check_gpus(&options).await?;
         let store = Store::open_existing(args.db.db.as_str())
             .await
             .context("cannot open the database (submit a sweep first)")?;
@@ -731,4 +750,24 @@ pub fn job_runner_cmd(args: JobRunnerArgs) -> Result<ExitCode> {
         result.provenance = provenance(device);
     });
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+#[derive(Args, Debug)]
+pub struct DeviceCheckArgs {
+    /// `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// `cg device-check`: exit 0 and print `ok` when the device computes, else the reason and exit 1.
+pub fn device_check_cmd(args: DeviceCheckArgs) -> Result<ExitCode> {
+    let device: DeviceSpec = args.device.parse()?;
+    let started = Instant::now();
+    cg_model::check_device(device)?;
+    println!(
+        "ok: {} ({:.2} s)",
+        cg_model::device::device_name(device),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }

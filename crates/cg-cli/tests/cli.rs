@@ -296,4 +296,19 @@ fn gpus_on_a_cpu_build_are_refused_with_the_fix() {
         "{}",
         text(&out)
     );
+    let out = cg(&["device-check", "--device", "cuda:0"], dir.path());
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no CUDA support"), "{}", text(&out));
+}
+
+#[test]
+fn device_check_computes_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cg(&["device-check"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("ok: cpu"),
+        "{}",
+        text(&out)
+    );
 }

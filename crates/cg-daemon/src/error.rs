@@ -22,6 +22,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A GPU failed its device check (`cg device-check`) before any job was given to it.
+    #[error("{device} cannot run jobs: {detail}")]
+    DeviceCheck { device: String, detail: String },
     /// `--gpus` named a GPU this machine does not show.
     #[error("GPU {index} is not available (this process sees GPUs {available})")]
     NoSuchGpu { index: usize, available: String },

@@ -6,7 +6,9 @@
 //! then neither touch nor allocate a context on any other GPU.
 
 use std::fmt;
+use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use cg_model::DeviceSpec;
 
@@ -131,6 +133,58 @@ pub fn gpu_slots(gpus: &[Gpu], jobs_per_gpu: usize) -> Vec<Slot> {
     gpus.iter()
         .flat_map(|g| std::iter::repeat_n(Slot::Gpu(g.clone()), jobs_per_gpu.max(1)))
         .collect()
+}
+
+/// Runs `exe check_args… --device cuda:0` once per GPU among `slots`, pinned as a job would be,
+/// all at once, each within `timeout`. The first GPU that fails is an error naming it, with the
+/// last lines the check wrote; CPU slots are not checked.
+pub async fn check_gpus(
+    exe: &Path,
+    check_args: &[String],
+    slots: &[Slot],
+    timeout: Duration,
+) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut checks = tokio::task::JoinSet::new();
+    for slot in slots {
+        if *slot == Slot::Cpu || !seen.insert(slot.to_string()) {
+            continue;
+        }
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.args(check_args)
+            .arg("--device")
+            .arg(slot.child_device().to_string())
+            .env("CUDA_VISIBLE_DEVICES", slot.child_visible_devices())
+            .env_remove("CG_DB")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let name = slot.to_string();
+        checks.spawn(async move {
+            let detail = match tokio::time::timeout(timeout, cmd.output()).await {
+                Err(_) => format!("its device check took longer than {} s", timeout.as_secs()),
+                Ok(Err(e)) => format!("cannot start its device check: {e}"),
+                Ok(Ok(out)) if out.status.success() => return Ok(()),
+                Ok(Ok(out)) => {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let lines: Vec<&str> =
+                        stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+                    let last = lines[lines.len().saturating_sub(5)..].join("\n  ");
+                    format!("its device check failed ({}):\n  {last}", out.status)
+                }
+            };
+            Err(Error::DeviceCheck {
+                device: name,
+                detail,
+            })
+        });
+    }
+    let mut first = None;
+    while let Some(done) = checks.join_next().await {
+        if let Ok(Err(e)) = done {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ mod submit;
 
 pub use error::{Error, Result};
 pub use event::Event;
-pub use gpu::{Gpu, Slot, detect_gpus, gpu_slots, parse_visible_devices, pick_gpus};
+pub use gpu::{Gpu, Slot, check_gpus, detect_gpus, gpu_slots, parse_visible_devices, pick_gpus};
 pub use local::{Halted, LocalOptions, Overhead, RunSummary, is_out_of_memory, run_local};
 pub use proc::{hostname, local_worker_prefix, reclaim_dead_local_workers};
 pub use protocol::{ChildMessage, FailureKind};

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use cg_core::{JobStatus, Provenance, RunConfig, RunResult};
 use cg_daemon::{
-    Event, LocalOptions, Slot, gpu_slots, parse_visible_devices, run_local, submit_sweep,
+    Event, LocalOptions, Slot, check_gpus, gpu_slots, parse_visible_devices, run_local,
+    submit_sweep,
 };
 use cg_store::{AttemptOutcome, Store, SubmitOptions};
 use cg_sweep::{LoadOptions, load_sweep};
@@ -21,6 +22,14 @@ const RUNNER: &str = r#"#!/bin/bash
 set -u
 FAKE_DIR="@DIR@"
 FAKE_CAPACITY=@CAPACITY@
+if [ "$1" = device-check ]; then
+    if [ "$CUDA_VISIBLE_DEVICES" = GPU-dead ]; then
+        echo "thread 'main' panicked: Unable to dynamically load the cuda shared library" >&2
+        exit 101
+    fi
+    echo "ok: $*"
+    exit 0
+fi
 read -r _config
 echo "visible=[$CUDA_VISIBLE_DEVICES] args=[$*]" >> "$FAKE_DIR/calls.log"
 gpu="$FAKE_DIR/gpu-${CUDA_VISIBLE_DEVICES:-cpu}"
@@ -235,6 +244,45 @@ async fn a_gpu_that_runs_out_of_memory_gets_fewer_jobs_and_all_complete() {
     assert!(
         out_of_memory >= 2,
         "fewer out-of-memory failures than limit drops: {out_of_memory}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_that_cannot_start_cuda_is_named_before_any_job() {
+    let fx = Fixture::new(1, 1).await;
+    let exe = fx.path("runner.sh");
+    let args = ["device-check".to_string()];
+    let good = gpu_slots(&parse_visible_devices("0,GPU-ok"), 2);
+    check_gpus(&exe, &args, &good, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut bad = good.clone();
+    bad.extend(gpu_slots(&parse_visible_devices("0,1,GPU-dead"), 1)[2..].to_vec());
+    bad.push(Slot::Cpu);
+    let err = check_gpus(&exe, &args, &bad, Duration::from_secs(30))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cuda:2 (GPU-dead) cannot run jobs"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Unable to dynamically load the cuda shared library"),
+        "{err}"
+    );
+    let missing = check_gpus(
+        &fx.path("no-such-cg"),
+        &args,
+        &good,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        missing.contains("cannot start its device check"),
+        "{missing}"
     );
 }
 

@@ -84,28 +84,65 @@ fn run_cuda(
 ) -> Result<RunResult> {
     use burn::backend::cuda::CudaDevice;
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
+    check_device(DeviceSpec::Cuda(n))?;
     let device = CudaDevice::new(n);
+    Ok(train_on::<B>(prep, &device, opts, observer)?.0)
+}
+
+/// Starts the backend on `device` and computes one small sum there. On CUDA that loads the driver
+/// and NVRTC and compiles a kernel, so a machine that cannot train on the GPU says so at once,
+/// with what to check, instead of inside a job's first step.
+pub fn check_device(device: DeviceSpec) -> Result<()> {
+    match device {
+        DeviceSpec::Cpu => {
+            let t = burn::tensor::Tensor::<burn::backend::Flex, 1>::ones([4], &Default::default());
+            let sum: f32 = t.sum().into_scalar();
+            if sum == 4.0 {
+                Ok(())
+            } else {
+                Err(Error::Device {
+                    device: device.to_string(),
+                    message: format!("a sum of four ones gave {sum}"),
+                })
+            }
+        }
+        DeviceSpec::Cuda(n) => check_cuda(n),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn check_cuda(n: usize) -> Result<()> {
     // The CUDA driver and NVRTC are loaded on first use; a missing library panics inside cudarc.
-    // Turn that into an error before training starts.
     let probe = std::panic::catch_unwind(|| {
+        let device = burn::backend::cuda::CudaDevice::new(n);
         let t = burn::tensor::Tensor::<burn::backend::Cuda, 1>::ones([4], &device);
-        t.sum().into_scalar()
+        let sum: f32 = t.sum().into_scalar();
+        sum
     });
-    if let Err(p) = probe {
-        let msg = p
+    let message = match probe {
+        Ok(sum) if sum == 4.0 => return Ok(()),
+        Ok(sum) => format!("a sum of four ones gave {sum}"),
+        Err(p) => p
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown error".into());
-        return Err(Error::Device {
-            device: format!("cuda:{n}"),
-            message: format!(
-                "cannot start CUDA ({msg}); check the NVIDIA driver (libcuda.so.1), NVRTC (libnvrtc.so.13 on \
-                 LD_LIBRARY_PATH) and CUDA_PATH (headers for NVRTC)"
-            ),
-        });
-    }
-    Ok(train_on::<B>(prep, &device, opts, observer)?.0)
+            .unwrap_or_else(|| "unknown error".into()),
+    };
+    Err(Error::Device {
+        device: format!("cuda:{n}"),
+        message: format!(
+            "cannot start CUDA ({message}); check the NVIDIA driver (libcuda.so.1), NVRTC \
+             (libnvrtc.so.13 on LD_LIBRARY_PATH) and CUDA_PATH (headers for NVRTC)"
+        ),
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn check_cuda(n: usize) -> Result<()> {
+    Err(Error::Device {
+        device: format!("cuda:{n}"),
+        message: "this build of cg has no CUDA support; rebuild with `--features cuda`".into(),
+    })
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -115,8 +152,5 @@ fn run_cuda(
     _opts: &TrainOptions,
     _observer: &mut dyn Observer,
 ) -> Result<RunResult> {
-    Err(Error::Device {
-        device: format!("cuda:{n}"),
-        message: "this build of cg has no CUDA support; rebuild with `--features cuda`".into(),
-    })
+    Err(check_cuda(n).expect_err("a build without CUDA cannot start it"))
 }

@@ -11,5 +11,5 @@ pub mod model;
 pub mod schedule;
 pub mod train;
 
-pub use device::{DeviceSpec, burn_version, run};
+pub use device::{DeviceSpec, burn_version, check_device, run};
 pub use error::{Error, Result};
