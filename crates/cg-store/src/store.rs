@@ -258,6 +258,23 @@ async fn open_sqlite(options: &StoreOptions) -> Result<Engine> {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
             }
+            // A new database is readable by its owner only (SQLite gives its -wal and -shm files
+            // the same mode); an empty file is a valid empty database.
+            if !path.exists() {
+                use std::os::unix::fs::OpenOptionsExt;
+                let created = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path);
+                match created {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(Error::io(format!("cannot create {}", path.display()), e));
+                    }
+                }
+            }
         } else if !path.exists() {
             return Err(Error::Missing(path.clone()));
         }

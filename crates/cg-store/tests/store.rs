@@ -1049,6 +1049,22 @@ async fn sqlite_file_is_in_wal_mode() {
 }
 
 #[tokio::test]
+async fn a_new_sqlite_file_is_for_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/cg.db");
+    let store = Store::open(path.as_path()).await.unwrap();
+    store.migrate().await.unwrap();
+    store.upsert_sweep("p", "", &info("p")).await.unwrap();
+    for file in ["cg.db", "cg.db-wal", "cg.db-shm"] {
+        let p = dir.path().join("sub").join(file);
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{}: {mode:o}", p.display());
+    }
+    store.close().await;
+}
+
+#[tokio::test]
 async fn a_password_never_shows_in_errors() {
     let err = Store::open("postgres://cg:s3cret@127.0.0.1:1/cg")
         .await
