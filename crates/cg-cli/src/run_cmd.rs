@@ -55,6 +55,16 @@ pub struct RunArgs {
     /// Submit even when the sweep has more jobs than the safety limit.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub workers: WorkerOpts,
+    /// Keep every epoch checkpoint after a job completes.
+    #[arg(long)]
+    pub keep_checkpoints: bool,
+}
+
+/// How local workers run: shared by `cg run`, `cg worker` and `cg daemon`.
+#[derive(Args, Debug)]
+pub struct WorkerOpts {
     /// Jobs trained at once on the CPU (when no GPU is used).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -74,9 +84,6 @@ pub struct RunArgs {
     /// Checkpoints and logs go to DIR/<job-id>/.
     #[arg(long, default_value = "runs", value_name = "DIR")]
     pub runs_dir: PathBuf,
-    /// Keep every epoch checkpoint after a job completes.
-    #[arg(long)]
-    pub keep_checkpoints: bool,
     /// Stop starting jobs once this many in a row have failed for good (0: never).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub max_consecutive_failures: u32,
@@ -156,20 +163,9 @@ pub fn submit_cmd(args: SubmitArgs) -> Result<ExitCode> {
     })
 }
 
-/// The devices of the worker slots: GPUs when asked for (or found, in a CUDA build), else CPUs.
-struct SlotArgs {
-    workers: usize,
-    gpus: String,
-    jobs_per_gpu: usize,
-}
-
-/// Local-worker options shared by `cg run` and `cg worker`.
-fn local_options(
-    slots: Vec<Slot>,
-    threads_per_job: Option<usize>,
-    timeout_per_job: Option<u64>,
-    runs_dir: &std::path::Path,
-) -> Result<LocalOptions> {
+/// Local-worker options shared by `cg run`, `cg worker` and `cg daemon`.
+fn local_options(opts: &WorkerOpts) -> Result<LocalOptions> {
+    let slots = slots(opts)?;
     let cpu_slots = slots.iter().filter(|s| **s == Slot::Cpu).count().max(1);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -177,15 +173,17 @@ fn local_options(
     let exe = std::env::current_exe().context("cannot find the cg binary to run jobs with")?;
     let mut options = LocalOptions::new(exe, vec!["job-runner".into()]);
     options.slots = slots;
-    options.threads_per_job = Some(threads_per_job.unwrap_or((cores / cpu_slots).max(1)));
-    options.timeout_per_job = timeout_per_job.map(Duration::from_secs);
-    options.runs_dir = runs_dir.to_path_buf();
+    options.threads_per_job = Some(opts.threads_per_job.unwrap_or((cores / cpu_slots).max(1)));
+    options.timeout_per_job = opts.timeout_per_job.map(Duration::from_secs);
+    options.runs_dir = opts.runs_dir.clone();
+    options.max_consecutive_failures = Some(opts.max_consecutive_failures);
     Ok(options)
 }
 
-fn slots(args: &SlotArgs) -> Result<Vec<Slot>> {
+/// The devices of the worker slots: GPUs when asked for (or found, in a CUDA build), else CPUs.
+fn slots(opts: &WorkerOpts) -> Result<Vec<Slot>> {
     let cuda_build = cfg!(feature = "cuda");
-    let gpus = match args.gpus.as_str() {
+    let gpus = match opts.gpus.as_str() {
         "none" | "" => Vec::new(),
         "auto" if cuda_build => cg_daemon::detect_gpus(),
         "auto" => Vec::new(),
@@ -206,9 +204,9 @@ fn slots(args: &SlotArgs) -> Result<Vec<Slot>> {
         }
     };
     if gpus.is_empty() {
-        return Ok(vec![Slot::Cpu; args.workers.max(1)]);
+        return Ok(vec![Slot::Cpu; opts.workers.max(1)]);
     }
-    Ok(cg_daemon::gpu_slots(&gpus, args.jobs_per_gpu))
+    Ok(cg_daemon::gpu_slots(&gpus, opts.jobs_per_gpu))
 }
 
 /// `cg run`.
@@ -217,21 +215,10 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let slots = slots(&SlotArgs {
-        workers: args.workers,
-        gpus: args.gpus.clone(),
-        jobs_per_gpu: args.jobs_per_gpu,
-    })?;
-    let mut options = local_options(
-        slots,
-        args.threads_per_job,
-        args.timeout_per_job,
-        &args.runs_dir,
-    )?;
+    let mut options = local_options(&args.workers)?;
     let threads = options.threads_per_job.unwrap_or(1);
     options.sweep = Some(sweep.name().to_string());
     options.keep_checkpoints = args.keep_checkpoints;
-    options.max_consecutive_failures = Some(args.max_consecutive_failures);
 
     runtime()?.block_on(async move {
         check_gpus(&options).await?;
@@ -317,24 +304,8 @@ async fn drive(
 pub struct WorkerArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Jobs trained at once on the CPU (when no GPU is used).
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
-    /// CPU threads per job (default: the cores divided among the workers).
-    #[arg(long)]
-    pub threads_per_job: Option<usize>,
-    /// Wall-clock limit of one attempt, in seconds.
-    #[arg(long, value_name = "SECS")]
-    pub timeout_per_job: Option<u64>,
-    /// GPUs to use: `auto`, `none`, or indices like `0,1`.
-    #[arg(long, default_value = "auto")]
-    pub gpus: String,
-    /// Jobs trained at once on each GPU.
-    #[arg(long, default_value_t = 1)]
-    pub jobs_per_gpu: usize,
-    /// Checkpoints and logs go to DIR/<job-id>/.
-    #[arg(long, default_value = "runs", value_name = "DIR")]
-    pub runs_dir: PathBuf,
+    #[command(flatten)]
+    pub workers: WorkerOpts,
     /// Exit once no active sweep has queued jobs and nothing runs (default: wait for more).
     #[arg(long)]
     pub exit_when_idle: bool,
@@ -342,9 +313,6 @@ pub struct WorkerArgs {
     /// loses its jobs to other workers this long after its last heartbeat.
     #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub lease: u64,
-    /// Stop starting jobs once this many in a row have failed for good (0: never).
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub max_consecutive_failures: u32,
 }
 
 /// `cg worker`: train the queued jobs of every active sweep in an existing database.
@@ -358,21 +326,9 @@ pub fn daemon_cmd(args: WorkerArgs) -> Result<ExitCode> {
 }
 
 fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
-    let slot_args = SlotArgs {
-        workers: args.workers,
-        gpus: args.gpus.clone(),
-        jobs_per_gpu: args.jobs_per_gpu,
-    };
-    let slots = slots(&slot_args)?;
-    let mut options = local_options(
-        slots,
-        args.threads_per_job,
-        args.timeout_per_job,
-        &args.runs_dir,
-    )?;
+    let mut options = local_options(&args.workers)?;
     options.exit_when_idle = args.exit_when_idle;
     options.lease = Duration::from_secs(args.lease);
-    options.max_consecutive_failures = Some(args.max_consecutive_failures);
     runtime()?.block_on(async move {
         check_gpus(&options).await?;
         let store = Store::open_existing(args.db.db.as_str())

@@ -60,6 +60,29 @@ pub struct BenchLine {
     pub warmup_secs: f64,
 }
 
+impl BenchLine {
+    /// A train or dense-inference line: `iters` batches of `batch` images in `secs`.
+    fn dense(
+        model: &str,
+        mode: &str,
+        batch: usize,
+        iters: usize,
+        secs: f64,
+        warmup_secs: f64,
+    ) -> Self {
+        BenchLine {
+            model: model.to_string(),
+            mode: mode.to_string(),
+            batch,
+            img_per_s: (batch * iters) as f64 / secs,
+            closed: None,
+            speedup: None,
+            theoretical_speedup: None,
+            warmup_secs,
+        }
+    }
+}
+
 fn config(kind: ModelKind, mode: GateMode, opts: &BenchOptions, batch: usize) -> RunConfig {
     let mut c = RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Synthetic,
@@ -150,16 +173,7 @@ fn bench_on<B: AutodiffBackend>(
             if opts.train {
                 let (secs, warm) = time_training::<B>(&prep, device)?;
                 emit(
-                    BenchLine {
-                        model: name.clone(),
-                        mode: "train".into(),
-                        batch,
-                        img_per_s: (batch * opts.iters) as f64 / secs,
-                        closed: None,
-                        speedup: None,
-                        theoretical_speedup: None,
-                        warmup_secs: warm,
-                    },
+                    BenchLine::dense(name, "train", batch, opts.iters, secs, warm),
                     &mut out,
                 );
             }
@@ -172,16 +186,7 @@ fn bench_on<B: AutodiffBackend>(
                     .into_data();
             });
             emit(
-                BenchLine {
-                    model: name.clone(),
-                    mode: "infer-dense".into(),
-                    batch,
-                    img_per_s: (batch * opts.iters) as f64 / secs,
-                    closed: None,
-                    speedup: None,
-                    theoretical_speedup: None,
-                    warmup_secs: warm,
-                },
+                BenchLine::dense(name, "infer-dense", batch, opts.iters, secs, warm),
                 &mut out,
             );
         }
