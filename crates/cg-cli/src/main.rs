@@ -1,6 +1,7 @@
 //! `cg`: the command line of the CosineGate research platform.
 
 mod bench;
+mod bench_workers;
 mod data;
 mod db;
 mod progress;
@@ -32,6 +33,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Measure training and inference images/s (dense and sparse) on synthetic data.
     Bench(bench::BenchArgs),
+    /// Measure the workers: the same short jobs at several packings (jobs at once), wall time
+    /// and per-job overhead.
+    BenchWorkers(bench_workers::BenchWorkersArgs),
     /// Data sets: download the official files.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::BenchWorkers(a) => bench_workers::run(a),
         Command::Data(c) => data::run(c),
         Command::Sweep(c) => sweep::run(c),
         Command::Report(a) => report::run(a),

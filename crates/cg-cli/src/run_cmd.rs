@@ -164,7 +164,7 @@ pub fn submit_cmd(args: SubmitArgs) -> Result<ExitCode> {
 }
 
 /// Local-worker options shared by `cg run`, `cg worker` and `cg daemon`.
-fn local_options(opts: &WorkerOpts) -> Result<LocalOptions> {
+pub(crate) fn local_options(opts: &WorkerOpts) -> Result<LocalOptions> {
     let slots = slots(opts)?;
     let cpu_slots = slots.iter().filter(|s| **s == Slot::Cpu).count().max(1);
     let cores = std::thread::available_parallelism()
@@ -260,7 +260,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
 
 /// Checks each GPU of the slots with `cg device-check` before any job is claimed, so that a
 /// broken CUDA set-up fails once, here, rather than in every job.
-async fn check_gpus(options: &LocalOptions) -> Result<()> {
+pub(crate) async fn check_gpus(options: &LocalOptions) -> Result<()> {
     if options.slots.iter().all(|s| *s == Slot::Cpu) {
         return Ok(());
     }

@@ -312,3 +312,33 @@ fn device_check_computes_on_the_cpu() {
         text(&out)
     );
 }
+
+#[test]
+fn bench_workers_runs_every_job_at_each_packing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cg(
+        &[
+            "bench-workers",
+            "--jobs",
+            "2",
+            "--steps",
+            "1",
+            "--packing",
+            "1,2",
+            "--width",
+            "4",
+            "--keep",
+            "kept",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.contains("2/2")).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(
+        stdout.contains("is ") && stdout.contains("x the speed of packing 1"),
+        "{stdout}"
+    );
+    assert!(dir.path().join("kept/packing-2").is_dir());
+}
