@@ -372,6 +372,47 @@ fn a_killed_run_resumes_without_duplicates_or_orphans() {
 }
 
 #[test]
+fn a_killed_daemon_restarts_and_finishes_the_sweep_once() {
+    let env = Env::new();
+    let sweep = env.sweep("daemon", 512, 4, "  train.seed:\n    values: [1, 2]\n");
+    let out = env
+        .command(&["sweep", "submit", sweep.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let log = std::fs::File::create(env.path("daemon.log")).unwrap();
+    let mut daemon = env
+        .command(&["daemon", "--exit-when-idle", "--threads-per-job", "1"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let runner = wait_for_checkpointed_runner(&env, daemon.id());
+    kill9(daemon.id());
+    daemon.wait().unwrap();
+    let start = Instant::now();
+    while alive(runner) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the job runner outlived its daemon"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = env
+        .command(&["daemon", "--exit-when-idle", "--threads-per-job", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let records = env.records("daemon");
+    assert_eq!(records.len(), 2);
+    assert_one_result_each(&records);
+    for r in &records {
+        assert_eq!(r.result.as_ref().unwrap().history.len(), 4);
+        assert_eq!(r.attempts, 1, "{r:?}");
+    }
+}
+
+#[test]
 fn run_trains_only_its_own_sweep() {
     let env = Env::new();
     let other = env.sweep("other", 32, 1, "  train.seed:\n    values: [5, 6]\n");
