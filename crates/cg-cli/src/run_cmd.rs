@@ -331,16 +331,31 @@ fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
     options.lease = Duration::from_secs(args.lease);
     runtime()?.block_on(async move {
         check_gpus(&options).await?;
-        let store = Store::open_existing(args.db.db.as_str())
-            .await
-            .context("cannot open the database (submit a sweep first)")?;
+        // A worker joins a database its coordinator made; the daemon is the coordinator: it
+        // creates and migrates its database (after taking the lock, so only one daemon does).
+        let store = if daemon {
+            Store::open(args.db.db.as_str())
+                .await
+                .context("cannot open the database")?
+        } else {
+            Store::open_existing(args.db.db.as_str())
+                .await
+                .context("cannot open the database (submit a sweep first)")?
+        };
         // Held until this process exits: a second daemon on the same SQLite file is refused.
         let _lock = match (daemon, store.sqlite_path()) {
             (true, Some(path)) => Some(daemon_lock(path)?),
             _ => None,
         };
+        if daemon {
+            store
+                .migrate()
+                .await
+                .with_context(|| format!("cannot migrate {}", store.url()))?;
+        }
         eprintln!(
-            "worker on {} with {} slot(s) ({}); Ctrl-C stops and requeues",
+            "{} on {} with {} slot(s) ({}); Ctrl-C stops and requeues",
+            if daemon { "daemon" } else { "worker" },
             store.url(),
             options.slots.len(),
             describe_slots(&options.slots)

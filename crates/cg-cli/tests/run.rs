@@ -573,4 +573,14 @@ fn a_second_daemon_on_the_same_database_is_refused() {
         text(&second)
     );
     assert_eq!(status.code(), Some(130));
+
+    // A daemon creates and migrates a database that does not exist yet.
+    let out = Command::new(CG)
+        .args(["daemon", "--exit-when-idle", "--db"])
+        .arg(env.path("new/fresh.db"))
+        .env_remove("CG_DB")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(env.path("new/fresh.db").is_file());
 }
