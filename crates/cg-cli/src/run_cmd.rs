@@ -24,7 +24,8 @@ const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Args, Debug, Clone)]
 pub struct DbArg {
-    /// Database: a SQLite file or a `postgres://` URL (the password is never printed).
+    /// Database: a SQLite file or a `postgres://` URL (the password is never printed; on a
+    /// shared machine pass it in CG_DB or PGPASSWORD, not here, where `ps` shows it).
     #[arg(long, env = "CG_DB", default_value = "cg.db", hide_env_values = true)]
     pub db: String,
 }

@@ -160,7 +160,9 @@ impl Pg {
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap());
         if db_in_env {
-            cmd.env("CG_DB", &self.url);
+            // PGPASSWORD as well (the server trusts loopback and ignores it): job runners must
+            // see neither.
+            cmd.env("CG_DB", &self.url).env("PGPASSWORD", &self.secret);
         } else {
             cmd.arg("--db").arg(&self.url);
         }
@@ -360,11 +362,11 @@ impl Worker {
         self.child.try_wait().unwrap()
     }
 
-    /// Whether one of its attempts is this worker's (`local:<host>:<pid>:<slot>`).
+    /// Whether one of its attempts is this worker's (`local:<host>:<machine>:<pid>:<slot>`).
     fn owns(&self, attempt: &AttemptRecord) -> bool {
         attempt
             .worker
-            .starts_with(&format!("local:{}:{}:", hostname(), self.pid()))
+            .starts_with(&cg_daemon::local_worker_prefix(self.pid()))
     }
 }
 
@@ -388,16 +390,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// The host part of local worker ids.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Processes whose parent is `parent` and whose command line contains `job-runner` (so they

@@ -156,6 +156,8 @@ pub async fn check_gpus(
             .arg(slot.child_device().to_string())
             .env("CUDA_VISIBLE_DEVICES", slot.child_visible_devices())
             .env_remove("CG_DB")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
             .stdin(Stdio::null())
             .kill_on_drop(true);
         let name = slot.to_string();

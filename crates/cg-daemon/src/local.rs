@@ -512,8 +512,10 @@ async fn run_claim(
         // Its own process group: a Ctrl-C at the terminal reaches the parent only, which then
         // stops the child cleanly.
         .process_group(0)
-        // The child never opens the database; it need not see where it is.
-        .env_remove("CG_DB");
+        // The child never opens the database; it need not see where it is or how to log in.
+        .env_remove("CG_DB")
+        .env_remove("PGPASSWORD")
+        .env_remove("PGPASSFILE");
     if opts.keep_checkpoints {
         cmd.arg("--keep-checkpoints");
     }

@@ -1,5 +1,9 @@
-//! Local worker ids (`local:<hostname>:<pid>:<slot>`) and taking back the jobs of local workers
-//! whose process is gone.
+//! Local worker ids (`local:<hostname>:<machine>:<pid>:<slot>`) and taking back the jobs of local
+//! workers whose process is gone.
+//!
+//! `<machine>` tells apart machines (and containers) that share a host name: a hash of the boot id
+//! and of the pid namespace. Only workers with this process's host name *and* machine key are
+//! judged by their pid here; any other worker's jobs come back when its lease expires.
 
 use std::collections::BTreeSet;
 
@@ -18,33 +22,68 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// The worker-id prefix of the local process `pid` on this host: `local:<hostname>:<pid>:`.
-pub fn local_worker_prefix(pid: u32) -> String {
-    format!("local:{}:{pid}:", hostname())
+/// 8 hex digits naming this boot of this kernel and this pid namespace: two processes with the
+/// same key see the same pids. `0` when neither can be read (no `/proc`).
+fn machine_key() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if boot.is_empty() && pid_ns.is_empty() {
+        return "0".into();
+    }
+    // FNV-1a: stable across builds, so workers of different cg versions agree.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in boot.trim().bytes().chain([0]).chain(pid_ns.bytes()) {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{hash:08x}")
 }
 
-/// Whether `pid` is a live `cg` process other than this one. A pid reused by some other program
-/// counts as dead; a pid we cannot inspect (no `/proc`) counts as alive (leases expire anyway).
+/// The prefix of the worker ids of this machine: `local:<hostname>:<machine>:`.
+fn machine_prefix() -> String {
+    format!("local:{}:{}:", hostname(), machine_key())
+}
+
+/// The worker-id prefix of the local process `pid` on this machine:
+/// `local:<hostname>:<machine>:<pid>:`.
+pub fn local_worker_prefix(pid: u32) -> String {
+    format!("{}{pid}:", machine_prefix())
+}
+
+/// The command name (`comm`) in a `/proc/<pid>/stat` line and the state letter after it.
+fn comm_and_state(stat: &str) -> Option<(String, Option<char>)> {
+    let (_, rest) = stat.split_once('(')?;
+    let (comm, rest) = rest.rsplit_once(')')?;
+    Some((comm.to_string(), rest.trim_start().chars().next()))
+}
+
+/// Whether `pid` is a live process running the same program as this one (other than this one).
+/// A pid reused by some other program counts as dead; a pid we cannot inspect (no `/proc`)
+/// counts as alive (leases expire anyway).
 fn is_live_cg_process(pid: u32) -> bool {
     if pid == std::process::id() {
         return false;
     }
-    if !std::path::Path::new("/proc/self").exists() {
+    let Some(own) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| comm_and_state(&s))
+    else {
         return true;
-    }
+    };
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // `pid (comm) state ...`; a zombie (`Z`) is as good as dead.
-        Ok(stat) => {
-            let comm = stat
-                .split_once('(')
-                .and_then(|(_, rest)| rest.rsplit_once(')'))
-                .map(|(comm, rest)| (comm.to_string(), rest.trim_start().chars().next()));
-            match comm {
-                Some((comm, state)) => comm.starts_with("cg") && state != Some('Z'),
-                None => true,
-            }
-        }
+        Ok(stat) => runs_program(&stat, &own.0),
         Err(_) => false,
+    }
+}
+
+/// Whether a `/proc/<pid>/stat` line is a live (not zombie) process named `comm`; an unreadable
+/// line counts as alive.
+fn runs_program(stat: &str, comm: &str) -> bool {
+    match comm_and_state(stat) {
+        Some((name, state)) => name == comm && state != Some('Z'),
+        None => true,
     }
 }
 
@@ -52,7 +91,7 @@ fn is_live_cg_process(pid: u32) -> bool {
 /// (or is this very process, which has claimed nothing yet) and takes them back at once with
 /// [`Store::reclaim_owner`] (the dead attempt is given back). Returns how many jobs were taken back.
 pub async fn reclaim_dead_local_workers(store: &Store) -> Result<usize> {
-    let host_prefix = format!("local:{}:", hostname());
+    let host_prefix = machine_prefix();
     let mut dead: BTreeSet<u32> = BTreeSet::new();
     for sweep in store.list_sweeps().await? {
         if sweep.counts.running == 0 {
@@ -96,8 +135,45 @@ mod tests {
     }
 
     #[test]
-    fn prefix_names_host_and_pid() {
+    fn another_program_on_a_pid_is_no_worker() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(!is_live_cg_process(sleeper.id()));
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        assert!(runs_program("7 (cg) S 1", "cg"));
+        assert!(runs_program("7 (my-cg-build) S 1", "my-cg-build"));
+        assert!(!runs_program("7 (cg) Z 1", "cg"), "a zombie is dead");
+        assert!(!runs_program("7 (cgx) S 1", "cg"));
+        assert!(
+            runs_program("7 garbage", "cg"),
+            "unreadable counts as alive"
+        );
+    }
+
+    #[test]
+    fn prefix_names_host_machine_and_pid() {
         let p = local_worker_prefix(42);
-        assert!(p.starts_with("local:") && p.ends_with(":42:"), "{p}");
+        let parts: Vec<&str> = p.split(':').collect();
+        assert_eq!(parts.len(), 5, "{p}");
+        assert_eq!((parts[0], parts[1]), ("local", hostname().as_str()));
+        assert_eq!(parts[2], machine_key());
+        assert_eq!((parts[3], parts[4]), ("42", ""));
+        assert!(machine_key().len() == 8 || machine_key() == "0");
+    }
+
+    #[test]
+    fn stat_lines_give_comm_and_state() {
+        assert_eq!(
+            comm_and_state("12 (cg job) R 1 2"),
+            Some(("cg job".to_string(), Some('R')))
+        );
+        assert_eq!(
+            comm_and_state("12 (a) b)) Z 1"),
+            Some(("a) b)".to_string(), Some('Z')))
+        );
+        assert_eq!(comm_and_state("garbage"), None);
     }
 }
