@@ -173,6 +173,78 @@ fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().iter::<f32>().collect()
 }
 
+/// Training steps whose loss and correct count are read to the host together: a GPU runs ahead
+/// instead of waiting for the host at every step. A non-finite loss is still reported at its step.
+const SYNC_EVERY: usize = 16;
+
+/// One epoch's running totals, from the steps read so far.
+#[derive(Default)]
+struct EpochStats {
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+    last_loss: f64,
+}
+
+/// Steps not yet read: their index, batch size, loss (`[1]`) and correct count (`[1]`), on the
+/// device.
+struct StepWindow<B: Backend> {
+    steps: Vec<(usize, usize)>,
+    losses: Vec<Tensor<B, 1>>,
+    correct: Vec<Tensor<B, 1, Int>>,
+}
+
+impl<B: Backend> Default for StepWindow<B> {
+    fn default() -> Self {
+        Self {
+            steps: Vec::new(),
+            losses: Vec::new(),
+            correct: Vec::new(),
+        }
+    }
+}
+
+impl<B: Backend> StepWindow<B> {
+    fn push(&mut self, step: usize, n: usize, loss: Tensor<B, 1>, correct: Tensor<B, 1, Int>) {
+        self.steps.push((step, n));
+        self.losses.push(loss);
+        self.correct.push(correct);
+    }
+
+    /// Samples in the steps not yet read.
+    fn samples(&self) -> usize {
+        self.steps.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Reads the pending steps in one transfer each for losses and counts, adds them to `stats`
+    /// and empties the window; the first non-finite loss is an error naming its step.
+    fn flush(&mut self, epoch: usize, stats: &mut EpochStats) -> Result<()> {
+        if self.steps.is_empty() {
+            return Ok(());
+        }
+        let losses = host_f32(Tensor::cat(std::mem::take(&mut self.losses), 0));
+        let correct: Vec<i64> = Tensor::cat(std::mem::take(&mut self.correct), 0)
+            .into_data()
+            .iter::<i64>()
+            .collect();
+        for (((step, n), loss), correct) in self.steps.drain(..).zip(losses).zip(correct) {
+            let value = f64::from(loss);
+            if !value.is_finite() {
+                return Err(Error::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    value,
+                });
+            }
+            stats.loss_sum += value * n as f64;
+            stats.correct += usize::try_from(correct).unwrap_or(0);
+            stats.seen += n;
+            stats.last_loss = value;
+        }
+        Ok(())
+    }
+}
+
 /// Evaluates on a data set with hard gates (σ(z) ≥ p_threshold), dense path.
 pub fn evaluate<B: Backend>(
     model: &CgResNet<B>,
@@ -426,9 +498,8 @@ pub fn train_on<B: AutodiffBackend>(
         let mut rng = StdRng::seed_from_u64(epoch_seed(t.seed, epoch));
         let mut order: Vec<usize> = (0..n_train).collect();
         order.shuffle(&mut rng);
-        let mut loss_sum = 0f64;
-        let mut correct = 0usize;
-        let mut seen = 0usize;
+        let mut stats = EpochStats::default();
+        let mut window = StepWindow::<B::InnerBackend>::default();
         let (mut lr, mut tau, mut lam) = (0.0, 0.0, 0.0);
         for (step, idx) in order.chunks(batch_size).enumerate() {
             if idx.len() < 2 {
@@ -484,6 +555,7 @@ pub fn train_on<B: AutodiffBackend>(
             } else {
                 out.logits.clone()
             };
+            let y_host = y.clone().inner();
             let mut loss = ce.forward(logits.clone(), y);
             if gated && lam > 0.0 {
                 let mut executed: Tensor<B, 1> = Tensor::full([1], macs_fixed, device);
@@ -505,14 +577,18 @@ pub fn train_on<B: AutodiffBackend>(
                 let lc = (pa - pb).square().sum_dim(1).mean();
                 loss = loss + lc.mul_scalar(cfg.loss.cons_weight);
             }
-            let loss_value = f64::from(host_f32(loss.clone())[0]);
-            if !loss_value.is_finite() {
-                return Err(Error::NonFiniteLoss {
-                    epoch: epoch + 1,
-                    step: step + 1,
-                    value: loss_value,
-                });
-            }
+            window.push(
+                step,
+                n,
+                loss.clone().inner(),
+                logits
+                    .inner()
+                    .argmax(1)
+                    .reshape([n])
+                    .equal(y_host)
+                    .int()
+                    .sum(),
+            );
             let total = if t.weight_decay > 0.0 {
                 loss + l2_of_weights(&model).mul_scalar(0.5 * t.weight_decay)
             } else {
@@ -521,14 +597,10 @@ pub fn train_on<B: AutodiffBackend>(
             let grads = GradientsParams::from_grads(total.backward(), &model);
             model = optim.step(lr, model, grads);
 
-            let pred: Vec<i64> = logits.argmax(1).into_data().iter::<i64>().collect();
-            correct += pred
-                .iter()
-                .zip(&batch.labels[..n])
-                .filter(|(p, l)| **p == i64::from(**l))
-                .count();
-            loss_sum += loss_value * n as f64;
-            seen += n;
+            if window.steps.len() >= SYNC_EVERY {
+                window.flush(epoch, &mut stats)?;
+            }
+            let (loss_value, seen) = (stats.last_loss, stats.seen + window.samples());
             let elapsed = train_secs + epoch_start.elapsed().as_secs_f64();
             let imgs = train_images + seen as u64;
             let rate = imgs as f64 / elapsed.max(1e-9);
@@ -543,6 +615,8 @@ pub fn train_on<B: AutodiffBackend>(
                 eta_secs: remaining / rate.max(1e-9),
             });
         }
+        window.flush(epoch, &mut stats)?;
+        let seen = stats.seen;
         train_secs += epoch_start.elapsed().as_secs_f64();
         train_images += seen as u64;
 
@@ -556,8 +630,8 @@ pub fn train_on<B: AutodiffBackend>(
         );
         let record = EpochRecord {
             epoch: epoch + 1,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
+            train_loss: stats.loss_sum / seen.max(1) as f64,
+            train_acc: stats.correct as f64 / seen.max(1) as f64,
             test_acc: eval.accuracy,
             savings_nominal: 1.0 - eval.macs_nominal / macs_full,
             savings_actual: 1.0 - eval.macs_actual / macs_full,
@@ -713,4 +787,48 @@ fn finish_checkpoints<B: Backend>(dir: &Path, model: &CgResNet<B>, keep: bool) -
         let _ = std::fs::remove_file(dir.join("state.json"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type B = burn::backend::Flex;
+
+    fn push(window: &mut StepWindow<B>, step: usize, n: usize, loss: f32, correct: i64) {
+        let device = Default::default();
+        window.push(
+            step,
+            n,
+            Tensor::from_data(TensorData::new(vec![loss], [1]), &device),
+            Tensor::from_data(TensorData::new(vec![correct], [1]), &device),
+        );
+    }
+
+    #[test]
+    fn a_window_adds_its_steps_and_names_the_first_non_finite_one() {
+        let mut stats = EpochStats::default();
+        let mut window = StepWindow::<B>::default();
+        push(&mut window, 0, 4, 1.0, 3);
+        push(&mut window, 1, 2, 2.5, 1);
+        assert_eq!(window.samples(), 6);
+        window.flush(0, &mut stats).unwrap();
+        assert_eq!((stats.seen, stats.correct), (6, 4));
+        assert_eq!((stats.loss_sum, stats.last_loss), (4.0 + 5.0, 2.5));
+        assert_eq!(window.samples(), 0);
+        window.flush(0, &mut stats).unwrap();
+        assert_eq!(stats.seen, 6, "an empty window adds nothing");
+
+        push(&mut window, 2, 4, 0.5, 4);
+        push(&mut window, 3, 4, f32::NAN, 0);
+        push(&mut window, 4, 4, f32::INFINITY, 0);
+        match window.flush(6, &mut stats) {
+            Err(Error::NonFiniteLoss { epoch, step, value }) => {
+                assert_eq!((epoch, step), (7, 4));
+                assert!(value.is_nan());
+            }
+            other => panic!("expected the NaN of step 4, got {other:?}"),
+        }
+        assert_eq!(stats.seen, 10, "steps before the NaN are counted");
+    }
 }
