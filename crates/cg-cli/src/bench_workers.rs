@@ -159,6 +159,9 @@ async fn bench_one(args: &BenchWorkersArgs, packing: usize) -> Result<Line> {
     let _ = drain.await;
     let completed = store.sweep_status(sweep.name()).await?.completed;
     store.close().await;
+    if args.keep.is_some() {
+        let _ = dir.keep();
+    }
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     Ok(Line {
         packing,

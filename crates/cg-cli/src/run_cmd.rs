@@ -167,14 +167,15 @@ pub fn submit_cmd(args: SubmitArgs) -> Result<ExitCode> {
 /// Local-worker options shared by `cg run`, `cg worker` and `cg daemon`.
 pub(crate) fn local_options(opts: &WorkerOpts) -> Result<LocalOptions> {
     let slots = slots(opts)?;
-    let cpu_slots = slots.iter().filter(|s| **s == Slot::Cpu).count().max(1);
+    // Every job, on a CPU or a GPU slot, gets its share of the cores for its host-side work.
+    let per_job = slots.len().max(1);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let exe = std::env::current_exe().context("cannot find the cg binary to run jobs with")?;
     let mut options = LocalOptions::new(exe, vec!["job-runner".into()]);
     options.slots = slots;
-    options.threads_per_job = Some(opts.threads_per_job.unwrap_or((cores / cpu_slots).max(1)));
+    options.threads_per_job = Some(opts.threads_per_job.unwrap_or((cores / per_job).max(1)));
     options.timeout_per_job = opts.timeout_per_job.map(Duration::from_secs);
     options.runs_dir = opts.runs_dir.clone();
     options.max_consecutive_failures = Some(opts.max_consecutive_failures);
@@ -186,7 +187,7 @@ fn slots(opts: &WorkerOpts) -> Result<Vec<Slot>> {
     let cuda_build = cfg!(feature = "cuda");
     let gpus = match opts.gpus.as_str() {
         "none" | "" => Vec::new(),
-        "auto" if cuda_build => cg_daemon::detect_gpus(),
+        "auto" if cuda_build => cg_daemon::detect_gpus().unwrap_or_default(),
         "auto" => Vec::new(),
         list => {
             let requested = list
@@ -201,7 +202,7 @@ fn slots(opts: &WorkerOpts) -> Result<Vec<Slot>> {
                 "--gpus {list}: this cg was built without CUDA support; build it with \
                  `cargo build --release -p cg-cli --features cuda`, or run on the CPU with --gpus none"
             );
-            cg_daemon::pick_gpus(&requested, &cg_daemon::detect_gpus())?
+            cg_daemon::pick_gpus(&requested, cg_daemon::detect_gpus().as_deref())?
         }
     };
     if gpus.is_empty() {
@@ -331,9 +332,8 @@ fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
     options.exit_when_idle = args.exit_when_idle;
     options.lease = Duration::from_secs(args.lease);
     runtime()?.block_on(async move {
-        check_gpus(&options).await?;
         // A worker joins a database its coordinator made; the daemon is the coordinator: it
-        // creates and migrates its database (after taking the lock, so only one daemon does).
+        // creates the file if need be, takes the lock, then checks the GPUs and migrates.
         let store = if daemon {
             Store::open(args.db.db.as_str())
                 .await
@@ -348,6 +348,7 @@ fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
             (true, Some(path)) => Some(daemon_lock(path)?),
             _ => None,
         };
+        check_gpus(&options).await?;
         if daemon {
             store
                 .migrate()

@@ -340,5 +340,12 @@ fn bench_workers_runs_every_job_at_each_packing() {
         stdout.contains("is ") && stdout.contains("x the speed of packing 1"),
         "{stdout}"
     );
-    assert!(dir.path().join("kept/packing-2").is_dir());
+    let kept: Vec<_> = std::fs::read_dir(dir.path().join("kept/packing-2"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].join("cg.db").is_file(), "{kept:?}");
+    assert!(kept[0].join("runs").is_dir(), "{kept:?}");
 }

@@ -85,35 +85,39 @@ pub fn parse_nvidia_smi(output: &str) -> Vec<Gpu> {
         .collect()
 }
 
-/// The GPUs this process may use: those of `CUDA_VISIBLE_DEVICES` when it is set, else those
-/// `nvidia-smi` lists, else none.
-pub fn detect_gpus() -> Vec<Gpu> {
+/// The GPUs this process may use: those of `CUDA_VISIBLE_DEVICES` when it is set (possibly
+/// none), else those `nvidia-smi` lists; `None` when neither says anything.
+pub fn detect_gpus() -> Option<Vec<Gpu>> {
     if let Ok(visible) = std::env::var("CUDA_VISIBLE_DEVICES") {
-        return parse_visible_devices(&visible);
+        return Some(parse_visible_devices(&visible));
     }
     let out = std::process::Command::new("nvidia-smi")
         .args(["--query-gpu=index", "--format=csv,noheader"])
         .stderr(Stdio::null())
         .output();
     match out {
-        Ok(out) if out.status.success() => parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout)),
-        _ => Vec::new(),
+        Ok(out) if out.status.success() => {
+            Some(parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout)))
+        }
+        _ => None,
     }
 }
 
-/// The GPUs `--gpus 0,1` asks for, among `available` (from [`detect_gpus`]). When nothing was
-/// detected (no `nvidia-smi`), indices are taken as physical ones, unchecked.
-pub fn pick_gpus(requested: &[usize], available: &[Gpu]) -> Result<Vec<Gpu>> {
-    requested
-        .iter()
-        .map(|&index| {
-            if available.is_empty() {
-                return Ok(Gpu {
-                    index,
-                    id: index.to_string(),
-                });
-            }
-            available
+/// The GPUs `--gpus 0,1` asks for (each once), among `available` (from [`detect_gpus`]). When
+/// nothing is known (`None`: no `CUDA_VISIBLE_DEVICES`, no `nvidia-smi`), indices are taken as
+/// physical ones, unchecked.
+pub fn pick_gpus(requested: &[usize], available: Option<&[Gpu]>) -> Result<Vec<Gpu>> {
+    let mut picked: Vec<Gpu> = Vec::new();
+    for &index in requested {
+        if picked.iter().any(|g| g.index == index) {
+            continue;
+        }
+        let gpu = match available {
+            None => Gpu {
+                index,
+                id: index.to_string(),
+            },
+            Some(available) => available
                 .iter()
                 .find(|g| g.index == index)
                 .cloned()
@@ -121,11 +125,17 @@ pub fn pick_gpus(requested: &[usize], available: &[Gpu]) -> Result<Vec<Gpu>> {
                     let seen: Vec<String> = available.iter().map(|g| g.index.to_string()).collect();
                     Error::NoSuchGpu {
                         index,
-                        available: seen.join(","),
+                        available: if seen.is_empty() {
+                            "none".into()
+                        } else {
+                            seen.join(",")
+                        },
                     }
-                })
-        })
-        .collect()
+                })?,
+        };
+        picked.push(gpu);
+    }
+    Ok(picked)
 }
 
 /// `jobs_per_gpu` slots on each GPU, GPU by GPU.
@@ -136,8 +146,8 @@ pub fn gpu_slots(gpus: &[Gpu], jobs_per_gpu: usize) -> Vec<Slot> {
 }
 
 /// Runs `exe check_args… --device cuda:0` once per GPU among `slots`, pinned as a job would be,
-/// all at once, each within `timeout`. The first GPU that fails is an error naming it, with the
-/// last lines the check wrote; CPU slots are not checked.
+/// all at once, each within `timeout`. An error names every GPU that failed, with the last lines
+/// its check wrote; CPU slots are not checked.
 pub async fn check_gpus(
     exe: &Path,
     check_args: &[String],
@@ -165,7 +175,7 @@ pub async fn check_gpus(
             let detail = match tokio::time::timeout(timeout, cmd.output()).await {
                 Err(_) => format!("its device check took longer than {} s", timeout.as_secs()),
                 Ok(Err(e)) => format!("cannot start its device check: {e}"),
-                Ok(Ok(out)) if out.status.success() => return Ok(()),
+                Ok(Ok(out)) if out.status.success() => return None,
                 Ok(Ok(out)) => {
                     let stderr = String::from_utf8_lossy(&out.stderr);
                     let lines: Vec<&str> =
@@ -174,19 +184,34 @@ pub async fn check_gpus(
                     format!("its device check failed ({}):\n  {last}", out.status)
                 }
             };
-            Err(Error::DeviceCheck {
-                device: name,
-                detail,
-            })
+            Some((name, detail))
         });
     }
-    let mut first = None;
+    let mut failed = Vec::new();
     while let Some(done) = checks.join_next().await {
-        if let Ok(Err(e)) = done {
-            first.get_or_insert(e);
+        if let Ok(Some(failure)) = done {
+            failed.push(failure);
         }
     }
-    first.map_or(Ok(()), Err)
+    failed.sort();
+    match failed.as_slice() {
+        [] => Ok(()),
+        [(device, detail)] => Err(Error::DeviceCheck {
+            device: device.clone(),
+            detail: detail.clone(),
+        }),
+        many => Err(Error::DeviceCheck {
+            device: many
+                .iter()
+                .map(|(d, _)| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            detail: many
+                .iter()
+                .map(|(d, detail)| format!("\n{d}: {detail}"))
+                .collect(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -228,12 +253,17 @@ mod tests {
     fn picked_gpus_keep_their_pinning_id() {
         let visible = parse_visible_devices("4,GPU-ab");
         assert_eq!(
-            ids(&pick_gpus(&[1, 0], &visible).unwrap()),
+            ids(&pick_gpus(&[1, 0, 1], Some(&visible)).unwrap()),
             [(1, "GPU-ab"), (0, "4")]
         );
-        let err = pick_gpus(&[2], &visible).unwrap_err().to_string();
+        let err = pick_gpus(&[2], Some(&visible)).unwrap_err().to_string();
         assert!(err.contains("GPU 2") && err.contains("0,1"), "{err}");
-        assert_eq!(ids(&pick_gpus(&[3], &[]).unwrap()), [(3, "3")]);
+        assert_eq!(ids(&pick_gpus(&[3], None).unwrap()), [(3, "3")]);
+        // CUDA_VISIBLE_DEVICES=-1 hides every GPU: asking for one is an error, not GPU 0.
+        let err = pick_gpus(&[0], Some(&parse_visible_devices("-1")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sees GPUs none"), "{err}");
     }
 
     #[test]

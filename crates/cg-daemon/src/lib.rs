@@ -13,6 +13,7 @@
 //! It does not parse command lines or draw terminals (cg-cli does), and it never touches SQL
 //! (cg-store does). The child never opens the database: only the parent writes to the store.
 
+mod devices;
 mod error;
 mod event;
 mod gpu;

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,9 +20,10 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::devices::Devices;
 use crate::error::io_err;
 use crate::gpu::Slot;
-use crate::proc::{local_worker_prefix, reclaim_dead_local_workers};
+use crate::proc::{own_worker_prefix, reclaim_dead_local_workers};
 use crate::protocol::{ChildMessage, FailureKind};
 use crate::{Error, Event, Result};
 
@@ -162,9 +162,8 @@ struct Ctx {
     shutdown: watch::Receiver<bool>,
     streak: Mutex<Streak>,
     overhead: Mutex<Overhead>,
-    /// How many slots of each device (by its name) may claim jobs: all of them at first, one
-    /// fewer after each out-of-memory failure on it, never below one.
-    limits: HashMap<String, AtomicUsize>,
+    /// How many slots of each device may claim jobs, and how many jobs run on it.
+    devices: Devices,
     /// Woken when a job's attempt ends, so idle workers look again at once instead of at the
     /// next poll (the last job ending would otherwise keep the run waiting for up to `poll`).
     job_ended: Notify,
@@ -261,13 +260,6 @@ pub async fn run_local(
         });
     }
     let slots = options.slots.clone();
-    let mut limits: HashMap<String, AtomicUsize> = HashMap::new();
-    for slot in &slots {
-        limits
-            .entry(slot.to_string())
-            .or_insert_with(|| AtomicUsize::new(0))
-            .fetch_add(1, Ordering::Relaxed);
-    }
     let ctx = Arc::new(Ctx {
         store,
         options,
@@ -275,7 +267,7 @@ pub async fn run_local(
         shutdown,
         streak: Mutex::new(Streak::default()),
         overhead: Mutex::new(Overhead::default()),
-        limits,
+        devices: Devices::new(&slots),
         job_ended: Notify::new(),
     });
 
@@ -351,26 +343,21 @@ struct Place {
     slot: Slot,
 }
 
-impl Ctx {
-    fn limit(&self, slot: &Slot) -> &AtomicUsize {
-        &self.limits[&slot.to_string()]
-    }
-
-    /// After an out-of-memory failure on `slot`'s device: one slot fewer may claim on it (unless
-    /// only one does). Returns the new limit when it changed.
-    fn fewer_jobs_on(&self, slot: &Slot) -> Option<usize> {
-        self.limit(slot)
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n > 1).then(|| n - 1)
-            })
-            .ok()
-            .map(|was| was - 1)
-    }
+/// How an attempt ended, for its slot.
+enum Ended {
+    Completed,
+    /// It ran out of device memory; `beside_others`: other jobs ran on the device then (and the
+    /// job went back to the queue without spending an attempt); `retried`: it will run again.
+    OutOfMemory {
+        beside_others: bool,
+        retried: bool,
+    },
+    Other,
 }
 
 async fn worker_loop(ctx: &Ctx, place: Place) -> Result<()> {
     let Place { n, rank, slot } = place;
-    let worker = format!("{}{n}", local_worker_prefix(std::process::id()));
+    let worker = format!("{}{n}", own_worker_prefix());
     let mut shutdown = ctx.shutdown.clone();
     let mut store_errors = 0u32;
     let mut backoff: Option<Duration> = None;
@@ -378,46 +365,62 @@ async fn worker_loop(ctx: &Ctx, place: Place) -> Result<()> {
         if ctx.stopping() || ctx.halted() {
             return Ok(());
         }
-        if rank >= ctx.limit(&slot).load(Ordering::SeqCst) {
-            // Its device ran out of memory with this many jobs on it: this slot retires.
-            return Ok(());
-        }
         let claimed_at = Instant::now();
-        let claimed = ctx
-            .store
-            .claim_from(&worker, ctx.options.lease, ctx.options.sweep.as_deref())
-            .await;
+        // A slot above its device's limit waits like an idle one (see `Devices`).
+        let claimed = if ctx.devices.may_claim(&slot, rank) {
+            ctx.store
+                .claim_from(&worker, ctx.options.lease, ctx.options.sweep.as_deref())
+                .await
+        } else {
+            Ok(None)
+        };
         match claimed {
             Ok(Some(claim)) => {
                 store_errors = 0;
                 let ended = run_claim(ctx, &worker, &slot, claim, claimed_at).await;
                 ctx.job_ended.notify_waiters();
                 match ended {
-                    Ok(true) => {
-                        // Out of memory: fewer jobs on this device from now on, and time for
-                        // the memory to come free before this slot claims again.
+                    Ok(Ended::OutOfMemory {
+                        beside_others,
+                        retried,
+                    }) => {
+                        let mut message = format!("worker {worker}: out of memory on {slot}");
+                        if beside_others {
+                            if let Some(limit) = ctx.devices.lower(&slot) {
+                                message
+                                    .push_str(&format!("; at most {limit} job(s) at once on it"));
+                            }
+                        } else {
+                            ctx.devices.out_of_memory_alone(&slot);
+                        }
+                        if !retried || !ctx.devices.may_claim(&slot, rank) {
+                            ctx.emit(Event::Warning { message });
+                            continue;
+                        }
+                        // Time for the memory to come free before this slot claims again.
                         let wait = backoff.map_or(ctx.options.oom_backoff, |b| {
                             (b * 2).min(ctx.options.oom_backoff_max)
                         });
                         backoff = Some(wait);
-                        let fewer = match ctx.fewer_jobs_on(&slot) {
-                            Some(limit) => {
-                                format!("at most {limit} job(s) at once on it from now on; ")
-                            }
-                            None => String::new(),
-                        };
-                        ctx.emit(Event::Warning {
-                            message: format!(
-                                "worker {worker}: out of memory on {slot}; {fewer}waiting {} s before the next job",
-                                wait.as_secs_f64()
-                            ),
-                        });
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = shutdown.changed() => {}
+                        message.push_str(&format!(
+                            "; waiting {} s before the next job",
+                            wait.as_secs_f64()
+                        ));
+                        ctx.emit(Event::Warning { message });
+                        back_off(ctx, &mut shutdown, wait).await?;
+                    }
+                    Ok(Ended::Completed) => {
+                        backoff = None;
+                        if let Some(limit) = ctx.devices.completed(&slot) {
+                            ctx.emit(Event::Warning {
+                                message: format!(
+                                    "{slot}: {} jobs in a row completed; up to {limit} job(s) at once on it again",
+                                    crate::devices::RAISE_AFTER
+                                ),
+                            });
                         }
                     }
-                    Ok(false) => backoff = None,
+                    Ok(Ended::Other) => backoff = None,
                     Err(e) => ctx.warn(format!("worker {worker}: {e}")),
                 }
             }
@@ -445,6 +448,21 @@ async fn worker_loop(ctx: &Ctx, place: Place) -> Result<()> {
                 ctx.warn(format!("worker {worker}: cannot claim a job: {e}"));
                 tokio::time::sleep(ctx.options.poll).await;
             }
+        }
+    }
+}
+
+/// Waits `wait`, or less when the workers stop, halt or have nothing left to do.
+async fn back_off(ctx: &Ctx, shutdown: &mut watch::Receiver<bool>, wait: Duration) -> Result<()> {
+    let until = Instant::now() + wait;
+    loop {
+        let now = Instant::now();
+        if now >= until || ctx.stopping() || ctx.halted() || ctx.finished().await? {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep((until - now).min(ctx.options.poll)) => {}
+            _ = shutdown.changed() => {}
         }
     }
 }
@@ -477,14 +495,14 @@ fn keep_tail(s: &mut String, max: usize) {
     }
 }
 
-/// Runs one claimed job to its end; `Ok(true)` when it failed for lack of device memory.
+/// Runs one claimed job to its end.
 async fn run_claim(
     ctx: &Ctx,
     worker: &str,
     slot: &Slot,
     claim: Claim,
     claimed_at: Instant,
-) -> Result<bool> {
+) -> Result<Ended> {
     let store = &ctx.store;
     let opts = &ctx.options;
     let job = claim.job.id.clone();
@@ -542,6 +560,7 @@ async fn run_claim(
             return Err(error);
         }
     };
+    let _running = ctx.devices.running(slot);
     ctx.emit(Event::Started {
         job: job.clone(),
         attempt,
@@ -673,18 +692,18 @@ async fn run_claim(
 
     if matches!(end, End::LeaseLost) {
         ctx.emit(Event::LeaseLost { job, attempt });
-        return Ok(false);
+        return Ok(Ended::Other);
     }
-    let mut out_of_memory = false;
     let failed = |error: String, status: JobStatus| Event::Failed {
         job: job.clone(),
         attempt,
         error,
         status,
     };
-    match outcome {
+    // Why the attempt failed, whether another may succeed, and whether memory ran out.
+    let (error, retry, out_of_memory) = match outcome {
         Some(ChildMessage::Done { result }) => {
-            match store.complete(&job, attempt, worker, &result).await {
+            return match store.complete(&job, attempt, worker, &result).await {
                 Ok(CompleteOutcome::Recorded | CompleteOutcome::AlreadyRecorded) => {
                     let _ = store
                         .add_artifact(&job, "log", &log_path.to_string_lossy())
@@ -696,36 +715,25 @@ async fn run_claim(
                         savings_nominal: result.savings_nominal,
                         wall_secs: result.wall_secs,
                     });
+                    Ok(Ended::Completed)
                 }
                 Err(cg_store::Error::StaleAttempt { .. }) => {
                     ctx.emit(Event::LeaseLost { job, attempt });
+                    Ok(Ended::Other)
                 }
-                Err(e) => return Err(e.into()),
-            }
+                Err(e) => Err(e.into()),
+            };
         }
         _ if matches!(end, End::TimedOut) => {
             let secs = opts.timeout_per_job.unwrap_or_default().as_secs();
             let error = format!("timed out after {secs} s (--timeout-per-job); killed");
-            let status = store
-                .fail(&job, attempt, worker, &error, stderr_tail, true)
-                .await?;
-            ctx.emit(failed(error, status));
+            (error, true, false)
         }
         Some(ChildMessage::Failed { kind, message })
             if kind != FailureKind::Stopped && !ctx.stopping() =>
         {
-            out_of_memory = is_out_of_memory(&message) || stderr_tail.is_some_and(is_out_of_memory);
-            let status = store
-                .fail(
-                    &job,
-                    attempt,
-                    worker,
-                    &message,
-                    stderr_tail,
-                    kind.retryable() || out_of_memory,
-                )
-                .await?;
-            ctx.emit(failed(message, status));
+            let oom = is_out_of_memory(&message) || stderr_tail.is_some_and(is_out_of_memory);
+            (message, kind.retryable() || oom, oom)
         }
         _ if ctx.stopping() || matches!(outcome, Some(ChildMessage::Failed { .. })) => {
             // Stopped on request (or asked to stop and it died): back to the queue.
@@ -734,6 +742,7 @@ async fn run_claim(
             } else {
                 ctx.emit(Event::LeaseLost { job, attempt });
             }
+            return Ok(Ended::Other);
         }
         _ => {
             let how = match status {
@@ -745,14 +754,41 @@ async fn run_claim(
                 .map(|l| format!(": {}", l.trim()))
                 .unwrap_or_default();
             let error = format!("job runner {how} without a result{last}");
-            out_of_memory = stderr_tail.is_some_and(is_out_of_memory);
-            let status = store
-                .fail(&job, attempt, worker, &error, stderr_tail, true)
-                .await?;
-            ctx.emit(failed(error, status));
+            (error, true, stderr_tail.is_some_and(is_out_of_memory))
         }
+    };
+    let others = ctx.devices.running_on(slot).saturating_sub(1);
+    if out_of_memory && others > 0 {
+        // Its neighbours took the memory: not the job's fault, so no attempt is spent.
+        let error = format!(
+            "{error} (out of memory beside {others} other job(s) on {slot}; back in the queue, \
+             no attempt spent)"
+        );
+        if store
+            .requeue_because(&job, attempt, Some(&error), stderr_tail)
+            .await?
+        {
+            ctx.emit(failed(error, JobStatus::Queued));
+        } else {
+            ctx.emit(Event::LeaseLost { job, attempt });
+        }
+        return Ok(Ended::OutOfMemory {
+            beside_others: true,
+            retried: true,
+        });
     }
-    Ok(out_of_memory)
+    let status = store
+        .fail(&job, attempt, worker, &error, stderr_tail, retry)
+        .await?;
+    ctx.emit(failed(error, status));
+    Ok(if out_of_memory {
+        Ended::OutOfMemory {
+            beside_others: false,
+            retried: status == JobStatus::Queued,
+        }
+    } else {
+        Ended::Other
+    })
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {

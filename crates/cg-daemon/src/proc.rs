@@ -1,9 +1,11 @@
-//! Local worker ids (`local:<hostname>:<machine>:<pid>:<slot>`) and taking back the jobs of local
-//! workers whose process is gone.
+//! Local worker ids (`local:<hostname>:<machine>:<pid>-<start>:<slot>`) and taking back the jobs
+//! of local workers whose process is gone.
 //!
 //! `<machine>` tells apart machines (and containers) that share a host name: a hash of the boot id
-//! and of the pid namespace. Only workers with this process's host name *and* machine key are
-//! judged by their pid here; any other worker's jobs come back when its lease expires.
+//! and of the pid namespace. `<start>` is the process's start time (in clock ticks since boot), so
+//! a pid reused by another process is not mistaken for the worker. Only workers with this
+//! process's host name *and* machine key are judged by their pid here; any other worker's jobs
+//! come back when its lease expires.
 
 use std::collections::BTreeSet;
 
@@ -46,45 +48,51 @@ fn machine_prefix() -> String {
     format!("local:{}:{}:", hostname(), machine_key())
 }
 
-/// The worker-id prefix of the local process `pid` on this machine:
-/// `local:<hostname>:<machine>:<pid>:`.
+/// The prefix of every worker id of the local process `pid`, whatever its start time:
+/// `local:<hostname>:<machine>:<pid>-`.
 pub fn local_worker_prefix(pid: u32) -> String {
-    format!("{}{pid}:", machine_prefix())
+    format!("{}{pid}-", machine_prefix())
 }
 
-/// The command name (`comm`) in a `/proc/<pid>/stat` line and the state letter after it.
-fn comm_and_state(stat: &str) -> Option<(String, Option<char>)> {
-    let (_, rest) = stat.split_once('(')?;
-    let (comm, rest) = rest.rsplit_once(')')?;
-    Some((comm.to_string(), rest.trim_start().chars().next()))
+/// The prefix of this process's worker ids: `local:<hostname>:<machine>:<pid>-<start>:`.
+pub(crate) fn own_worker_prefix() -> String {
+    let pid = std::process::id();
+    let start = read_stat(pid).map_or(0, |s| s.start);
+    format!("{}{start}:", local_worker_prefix(pid))
 }
 
-/// Whether `pid` is a live process running the same program as this one (other than this one).
-/// A pid reused by some other program counts as dead; a pid we cannot inspect (no `/proc`)
-/// counts as alive (leases expire anyway).
-fn is_live_cg_process(pid: u32) -> bool {
+/// What `/proc/<pid>/stat` says of a process.
+#[derive(Debug, PartialEq)]
+struct Stat {
+    zombie: bool,
+    /// Start time after boot, in clock ticks (field 22).
+    start: u64,
+}
+
+fn parse_stat(stat: &str) -> Option<Stat> {
+    // `pid (comm) state ppid …`: the command name may hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        zombie: *fields.first()? == "Z",
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Whether the worker process `pid` started at `start` still runs (not as a zombie). Without
+/// `/proc` nothing can be judged: alive (leases expire anyway).
+fn is_live_worker(pid: u32, start: u64) -> bool {
     if pid == std::process::id() {
         return false;
     }
-    let Some(own) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| comm_and_state(&s))
-    else {
+    if !std::path::Path::new("/proc/self/stat").exists() {
         return true;
-    };
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => runs_program(&stat, &own.0),
-        Err(_) => false,
     }
-}
-
-/// Whether a `/proc/<pid>/stat` line is a live (not zombie) process named `comm`; an unreadable
-/// line counts as alive.
-fn runs_program(stat: &str, comm: &str) -> bool {
-    match comm_and_state(stat) {
-        Some((name, state)) => name == comm && state != Some('Z'),
-        None => true,
-    }
+    read_stat(pid).is_some_and(|s| !s.zombie && s.start == start)
 }
 
 /// Finds the running jobs leased to local workers of this host whose process no longer exists
@@ -92,7 +100,7 @@ fn runs_program(stat: &str, comm: &str) -> bool {
 /// [`Store::reclaim_owner`] (the dead attempt is given back). Returns how many jobs were taken back.
 pub async fn reclaim_dead_local_workers(store: &Store) -> Result<usize> {
     let host_prefix = machine_prefix();
-    let mut dead: BTreeSet<u32> = BTreeSet::new();
+    let mut dead: BTreeSet<String> = BTreeSet::new();
     for sweep in store.list_sweeps().await? {
         if sweep.counts.running == 0 {
             continue;
@@ -105,20 +113,28 @@ pub async fn reclaim_dead_local_workers(store: &Store) -> Result<usize> {
             let Some(last) = attempts.last() else {
                 continue;
             };
-            let Some(rest) = last.worker.strip_prefix(&host_prefix) else {
+            // `<pid>-<start>:<slot>`
+            let Some(process) = last
+                .worker
+                .strip_prefix(&host_prefix)
+                .and_then(|rest| rest.split(':').next())
+            else {
                 continue;
             };
-            let Some(pid) = rest.split(':').next().and_then(|p| p.parse::<u32>().ok()) else {
+            let Some((pid, start)) = process
+                .split_once('-')
+                .and_then(|(p, s)| Some((p.parse::<u32>().ok()?, s.parse::<u64>().ok()?)))
+            else {
                 continue;
             };
-            if !is_live_cg_process(pid) {
-                dead.insert(pid);
+            if !is_live_worker(pid, start) {
+                dead.insert(format!("{host_prefix}{process}:"));
             }
         }
     }
     let mut taken = 0;
-    for pid in dead {
-        taken += store.reclaim_owner(&local_worker_prefix(pid)).await?;
+    for prefix in dead {
+        taken += store.reclaim_owner(&prefix).await?;
     }
     Ok(taken)
 }
@@ -128,52 +144,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn this_process_is_not_a_live_worker_and_init_is_not_cg() {
-        assert!(!is_live_cg_process(std::process::id()));
-        assert!(!is_live_cg_process(1) || !std::path::Path::new("/proc/self").exists());
-        assert!(!is_live_cg_process(u32::MAX - 1));
-    }
-
-    #[test]
-    fn another_program_on_a_pid_is_no_worker() {
+    fn this_process_is_not_a_live_worker_and_a_stale_start_is_dead() {
+        let me = read_stat(std::process::id()).expect("/proc");
+        assert!(!is_live_worker(std::process::id(), me.start));
+        assert!(!is_live_worker(u32::MAX - 1, 0));
         let mut sleeper = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
             .unwrap();
-        assert!(!is_live_cg_process(sleeper.id()));
+        let start = read_stat(sleeper.id()).unwrap().start;
+        assert!(is_live_worker(sleeper.id(), start));
+        assert!(
+            !is_live_worker(sleeper.id(), start + 1),
+            "the same pid started at another time is another process"
+        );
         let _ = sleeper.kill();
         let _ = sleeper.wait();
-        assert!(runs_program("7 (cg) S 1", "cg"));
-        assert!(runs_program("7 (my-cg-build) S 1", "my-cg-build"));
-        assert!(!runs_program("7 (cg) Z 1", "cg"), "a zombie is dead");
-        assert!(!runs_program("7 (cgx) S 1", "cg"));
-        assert!(
-            runs_program("7 garbage", "cg"),
-            "unreadable counts as alive"
-        );
+        assert!(!is_live_worker(sleeper.id(), start));
     }
 
     #[test]
-    fn prefix_names_host_machine_and_pid() {
-        let p = local_worker_prefix(42);
-        let parts: Vec<&str> = p.split(':').collect();
-        assert_eq!(parts.len(), 5, "{p}");
+    fn ids_name_host_machine_pid_and_start() {
+        let own = own_worker_prefix();
+        let parts: Vec<&str> = own.split(':').collect();
+        assert_eq!(parts.len(), 5, "{own}");
         assert_eq!((parts[0], parts[1]), ("local", hostname().as_str()));
         assert_eq!(parts[2], machine_key());
-        assert_eq!((parts[3], parts[4]), ("42", ""));
         assert!(machine_key().len() == 8 || machine_key() == "0");
+        let pid = std::process::id();
+        assert!(own.starts_with(&local_worker_prefix(pid)), "{own}");
+        assert!(!local_worker_prefix(12).starts_with(&local_worker_prefix(1)));
     }
 
     #[test]
-    fn stat_lines_give_comm_and_state() {
+    fn stat_lines_give_state_and_start() {
+        let line = "12 (cg (job) x) S 1 12 12 0 -1 4194560 100 0 0 0 5 1 0 0 20 0 3 0 987654 1 2";
         assert_eq!(
-            comm_and_state("12 (cg job) R 1 2"),
-            Some(("cg job".to_string(), Some('R')))
+            parse_stat(line),
+            Some(Stat {
+                zombie: false,
+                start: 987654
+            })
         );
-        assert_eq!(
-            comm_and_state("12 (a) b)) Z 1"),
-            Some(("a) b)".to_string(), Some('Z')))
-        );
-        assert_eq!(comm_and_state("garbage"), None);
+        assert!(parse_stat(&line.replace(") S", ") Z")).unwrap().zombie);
+        assert_eq!(parse_stat("12 (cg) S 1"), None);
+        assert_eq!(parse_stat("garbage"), None);
     }
 }

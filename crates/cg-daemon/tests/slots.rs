@@ -16,17 +16,20 @@ use cg_sweep::{LoadOptions, load_sweep};
 use tokio::sync::{mpsc, watch};
 
 /// A job runner: records how it was started, holds a place on its "GPU" for a moment and
-/// reports a result, or fails with CUDA's out-of-memory message when more than `FAKE_CAPACITY`
-/// runners hold that GPU at once.
+/// reports a result, or fails with CUDA's out-of-memory message when more than `CAPACITY` runners
+/// hold that GPU at once. With `WAVE` > 0 the first `WAVE` runners wait for each other and then
+/// all run out of memory, the k-th to arrive 0.5·k s after the others have met, so that each
+/// failure but the last happens while the later ones still run.
 const RUNNER: &str = r#"#!/bin/bash
 set -u
 FAKE_DIR="@DIR@"
 FAKE_CAPACITY=@CAPACITY@
+WAVE=@WAVE@
 if [ "$1" = device-check ]; then
-    if [ "$CUDA_VISIBLE_DEVICES" = GPU-dead ]; then
+    case "$CUDA_VISIBLE_DEVICES" in GPU-dead*)
         echo "thread 'main' panicked: Unable to dynamically load the cuda shared library" >&2
         exit 101
-    fi
+    esac
     echo "ok: $*"
     exit 0
 fi
@@ -35,12 +38,26 @@ echo "visible=[$CUDA_VISIBLE_DEVICES] args=[$*]" >> "$FAKE_DIR/calls.log"
 gpu="$FAKE_DIR/gpu-${CUDA_VISIBLE_DEVICES:-cpu}"
 mkdir -p "$gpu"
 touch "$gpu/$$"
-held=$(ls "$gpu" | wc -l)
-if [ "$held" -gt "$FAKE_CAPACITY" ]; then
+oom() {
     rm -f "$gpu/$$"
-    echo "RuntimeError: CUDA out of memory (fake GPU holds $FAKE_CAPACITY job(s), $held tried)" >&2
+    echo "RuntimeError: CUDA out of memory ($1)" >&2
     echo '{"type":"failed","kind":"other","message":"device error: CUDA_ERROR_OUT_OF_MEMORY"}'
     exit 1
+}
+if [ "$WAVE" -gt 0 ] && [ ! -e "$FAKE_DIR/wave-met" ]; then
+    k=1
+    until mkdir "$FAKE_DIR/arrived-$k" 2>/dev/null; do k=$((k + 1)); done
+    for _ in $(seq 400); do
+        [ "$(ls -d "$FAKE_DIR"/arrived-* | wc -l)" -ge "$WAVE" ] && break
+        sleep 0.05
+    done
+    touch "$FAKE_DIR/wave-met"
+    sleep "$((k / 2)).$((k % 2 * 5))"
+    oom "first wave, arrived $k of $WAVE"
+fi
+held=$(ls "$gpu" | wc -l)
+if [ "$held" -gt "$FAKE_CAPACITY" ]; then
+    oom "fake GPU holds $FAKE_CAPACITY job(s), $held tried"
 fi
 sleep 0.3
 rm -f "$gpu/$$"
@@ -53,13 +70,15 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// `jobs` queued jobs; the runner's GPUs hold `capacity` jobs each.
-    async fn new(jobs: usize, capacity: usize) -> Self {
+    /// `jobs` queued jobs of `max_attempts` each; the runner's GPUs hold `capacity` jobs each,
+    /// after a first `wave` of runners that all run out of memory (0: none).
+    async fn new(jobs: usize, capacity: usize, wave: usize, max_attempts: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let runner = dir.path().join("runner.sh");
         let script = RUNNER
             .replace("@DIR@", &dir.path().to_string_lossy())
-            .replace("@CAPACITY@", &capacity.to_string());
+            .replace("@CAPACITY@", &capacity.to_string())
+            .replace("@WAVE@", &wave.to_string());
         std::fs::write(&runner, script).unwrap();
         std::fs::set_permissions(&runner, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
@@ -101,7 +120,7 @@ impl Fixture {
             .await
             .unwrap();
         let options = SubmitOptions {
-            max_attempts: 50,
+            max_attempts,
             ..SubmitOptions::default()
         };
         submit_sweep(&store, &sweep, &options).await.unwrap();
@@ -172,7 +191,7 @@ fn started_on(events: &[Event]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_child_sees_only_its_own_gpu_as_cuda_0() {
     let jobs = 8;
-    let fx = Fixture::new(jobs, 2).await;
+    let fx = Fixture::new(jobs, 2, 0, 3).await;
     let mut slots = vec![Slot::Cpu];
     slots.extend(gpu_slots(&parse_visible_devices("5,GPU-3f2a"), 2));
     let events = fx.run(slots).await;
@@ -205,21 +224,35 @@ async fn each_child_sees_only_its_own_gpu_as_cuda_0() {
     assert!(started.iter().any(|d| d == "cuda:0 (5)"), "{started:?}");
 }
 
+fn warnings(events: &[Event]) -> Vec<(usize, &str)> {
+    events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            Event::Warning { message } => Some((i, message.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gpu_that_runs_out_of_memory_gets_fewer_jobs_and_all_complete() {
     let jobs = 6;
-    let fx = Fixture::new(jobs, 1).await;
+    // Three jobs meet on a GPU that holds one and all run out of memory, one after the other.
+    let fx = Fixture::new(jobs, 1, 3, 3).await;
     let slots = gpu_slots(&parse_visible_devices("0"), 3);
     let events = fx.run(slots).await;
     fx.assert_all_completed(jobs).await;
 
-    let down_to_one = events
-        .iter()
-        .position(|e| {
-            matches!(e, Event::Warning { message }
-                if message.contains("out of memory on cuda:0") && message.contains("at most 1 job(s)"))
-        })
-        .unwrap_or_else(|| panic!("the GPU never went down to one job: {events:#?}"));
+    let warnings = warnings(&events);
+    let at_most = |n: usize| {
+        warnings
+            .iter()
+            .find(|(_, w)| w.contains(&format!("at most {n} job(s) at once on it")))
+            .map(|(i, _)| *i)
+    };
+    assert!(at_most(2).is_some(), "{warnings:#?}");
+    let down_to_one = at_most(1).unwrap_or_else(|| panic!("never down to one: {warnings:#?}"));
     // From then on only the GPU's first slot starts jobs (the second may have been claiming
     // when the limit dropped: one start of it is allowed).
     let late_starts = events[down_to_one..]
@@ -231,25 +264,72 @@ async fn a_gpu_that_runs_out_of_memory_gets_fewer_jobs_and_all_complete() {
         "retired slots kept starting jobs: {events:#?}"
     );
 
-    let mut out_of_memory = 0;
+    // Out of memory beside other jobs spends no attempt; alone, it does.
+    let (mut beside, mut alone) = (0, 0);
     for r in fx.store.job_records("gpus").await.unwrap() {
-        for a in fx.store.attempts(&r.job.id).await.unwrap() {
-            if a.outcome == AttemptOutcome::Failed {
-                let error = a.error.as_deref().unwrap_or("");
-                assert!(error.contains("OUT_OF_MEMORY"), "{a:?}");
-                out_of_memory += 1;
+        let attempts = fx.store.attempts(&r.job.id).await.unwrap();
+        let spent = attempts
+            .iter()
+            .filter(|a| a.outcome != AttemptOutcome::Requeued)
+            .count();
+        assert_eq!(r.attempts as usize, spent, "{r:?} {attempts:#?}");
+        for a in &attempts {
+            let error = a.error.as_deref().unwrap_or("");
+            match a.outcome {
+                AttemptOutcome::Requeued => {
+                    assert!(error.contains("out of memory beside"), "{a:?}");
+                    assert!(
+                        a.stderr_tail
+                            .as_deref()
+                            .unwrap_or("")
+                            .contains("CUDA out of memory")
+                    );
+                    beside += 1;
+                }
+                AttemptOutcome::Failed => {
+                    assert!(error.contains("OUT_OF_MEMORY"), "{a:?}");
+                    assert!(!error.contains("beside"), "{a:?}");
+                    alone += 1;
+                }
+                _ => {}
             }
         }
     }
     assert!(
-        out_of_memory >= 2,
-        "fewer out-of-memory failures than limit drops: {out_of_memory}"
+        beside >= 2,
+        "the first two of the wave ran out beside others: {beside}"
+    );
+    assert!(alone <= 1, "only the last of the wave was alone: {alone}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_too_big_for_its_gpu_spends_its_attempts_and_the_run_ends() {
+    // A GPU that holds nothing: the job runs out of memory alone, every time.
+    let fx = Fixture::new(1, 0, 0, 3).await;
+    let events = fx.run(gpu_slots(&parse_visible_devices("0"), 2)).await;
+    let records = fx.store.job_records("gpus").await.unwrap();
+    assert_eq!(
+        (records[0].status, records[0].attempts),
+        (JobStatus::Failed, 3)
+    );
+    let warnings = warnings(&events);
+    let waits = warnings
+        .iter()
+        .filter(|(_, w)| w.contains("waiting"))
+        .count();
+    assert_eq!(
+        waits, 2,
+        "a back-off after each retried attempt, none after the last: {warnings:#?}"
+    );
+    assert!(
+        !warnings.iter().any(|(_, w)| w.contains("at most")),
+        "alone, it does not lower the GPU's jobs: {warnings:#?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gpu_that_cannot_start_cuda_is_named_before_any_job() {
-    let fx = Fixture::new(1, 1).await;
+    let fx = Fixture::new(1, 1, 0, 3).await;
     let exe = fx.path("runner.sh");
     let args = ["device-check".to_string()];
     let good = gpu_slots(&parse_visible_devices("0,GPU-ok"), 2);
@@ -269,6 +349,20 @@ async fn a_gpu_that_cannot_start_cuda_is_named_before_any_job() {
     );
     assert!(
         err.contains("Unable to dynamically load the cuda shared library"),
+        "{err}"
+    );
+    let two = gpu_slots(&parse_visible_devices("GPU-dead-a,0,GPU-dead-b"), 1);
+    let err = check_gpus(&exe, &args, &two, Duration::from_secs(30))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cuda:0 (GPU-dead-a), cuda:2 (GPU-dead-b) cannot run jobs"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("Unable to dynamically load").count(),
+        2,
         "{err}"
     );
     let missing = check_gpus(
@@ -293,7 +387,10 @@ fn the_runner_script_is_executable() {
     let path: &Path = &dir.path().join("r.sh");
     std::fs::write(
         path,
-        RUNNER.replace("@DIR@", "/tmp").replace("@CAPACITY@", "1"),
+        RUNNER
+            .replace("@DIR@", "/tmp")
+            .replace("@CAPACITY@", "1")
+            .replace("@WAVE@", "0"),
     )
     .unwrap();
     let out = std::process::Command::new("bash")

@@ -131,8 +131,9 @@ fn check_cuda(n: usize) -> Result<()> {
     Err(Error::Device {
         device: format!("cuda:{n}"),
         message: format!(
-            "cannot start CUDA ({message}); check the NVIDIA driver (libcuda.so.1), NVRTC \
-             (libnvrtc.so.13 on LD_LIBRARY_PATH) and CUDA_PATH (headers for NVRTC)"
+            "CUDA failed: {message}. If a library could not be loaded or a kernel not compiled, \
+             check the NVIDIA driver (libcuda.so.1), NVRTC (libnvrtc.so.13 on LD_LIBRARY_PATH) \
+             and CUDA_PATH (headers for NVRTC)"
         ),
     })
 }

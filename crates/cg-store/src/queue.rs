@@ -819,28 +819,44 @@ impl Store {
     /// Puts a running attempt's job back in the queue without spending an attempt: a graceful
     /// stop (the daemon shutting down). `false` if the attempt no longer held the job.
     pub async fn requeue(&self, job: &str, attempt: u32) -> Result<bool> {
+        self.requeue_because(job, attempt, None, None).await
+    }
+
+    /// [`Store::requeue`], keeping why the attempt ended (`error`, and the tail of the runner's
+    /// stderr) on the attempt and as the job's `last_error`: for an attempt that failed through
+    /// no fault of its job (out of memory beside other jobs on its GPU).
+    pub async fn requeue_because(
+        &self,
+        job: &str,
+        attempt: u32,
+        error: Option<&str>,
+        stderr_tail: Option<&str>,
+    ) -> Result<bool> {
         let now = now_ms();
         let attempt_i = i64::from(attempt);
         let requeued = in_write_tx!(self, |tx, pg, DB| {
             let n = sqlx::query(
                 "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, \
-                 lease_expires_at_ms = NULL, updated_at_ms = $3 \
+                 lease_expires_at_ms = NULL, updated_at_ms = $3, last_error = COALESCE($4, last_error) \
                  WHERE id = $1 AND status = 'running' AND last_attempt = $2",
             )
             .bind(job)
             .bind(attempt_i)
             .bind(now)
+            .bind(error)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if n == 1 {
                 sqlx::query(
-                    "UPDATE attempts SET outcome = 'requeued', ended_at_ms = $3 \
-                     WHERE job_id = $1 AND attempt = $2",
+                    "UPDATE attempts SET outcome = 'requeued', ended_at_ms = $3, error = $4, \
+                     stderr_tail = $5 WHERE job_id = $1 AND attempt = $2",
                 )
                 .bind(job)
                 .bind(attempt_i)
                 .bind(now)
+                .bind(error)
+                .bind(stderr_tail)
                 .execute(&mut *tx)
                 .await?;
             }
