@@ -39,12 +39,24 @@ pub fn provenance(device: DeviceSpec) -> Provenance {
         cg_version: env!("CARGO_PKG_VERSION").to_string(),
         git_commit: (!commit.is_empty()).then(|| commit.to_string()),
         burn_version: cg_model::burn_version().to_string(),
-        device: cg_model::device::device_name(device),
+        device: provenance_device(device),
         hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty()),
         finished_at: Some(rfc3339_now()),
+    }
+}
+
+/// The device as provenance names it; a job runner pinned to one GPU also names that GPU, since
+/// it sees it as `cuda:0`.
+fn provenance_device(device: DeviceSpec) -> String {
+    let name = cg_model::device::device_name(device);
+    match (device, std::env::var("CUDA_VISIBLE_DEVICES")) {
+        (DeviceSpec::Cuda(_), Ok(visible)) if !visible.is_empty() => {
+            format!("{name} (CUDA_VISIBLE_DEVICES={visible})")
+        }
+        _ => name,
     }
 }
 
