@@ -32,6 +32,7 @@ on_both_engines!(
     record_epoch_is_idempotent,
     graceful_requeue_spends_no_attempt,
     reclaim_owner_takes_back_a_dead_process_jobs,
+    requeue_because_keeps_the_reason,
     a_job_whose_workers_keep_dying_runs_out,
     claim_from_keeps_to_one_sweep,
     paused_and_cancelled_sweeps_hand_out_nothing,
@@ -724,6 +725,36 @@ async fn graceful_requeue_spends_no_attempt(db: &TestDb) {
     assert_eq!(
         store.attempts(&first.job.id).await.unwrap()[0].outcome,
         AttemptOutcome::Requeued
+    );
+}
+
+/// A requeue with a reason keeps it on the attempt and the job, and spends no attempt.
+async fn requeue_because_keeps_the_reason(db: &TestDb) {
+    let store = &db.store;
+    store.upsert_sweep("s", "", &info("s")).await.unwrap();
+    store
+        .submit_jobs("s", &jobs("why", 1), false)
+        .await
+        .unwrap();
+    let claim = store.claim("w", LEASE).await.unwrap().unwrap();
+    let requeued = store
+        .requeue_because(
+            &claim.job.id,
+            1,
+            Some("out of memory beside 2"),
+            Some("tail"),
+        )
+        .await
+        .unwrap();
+    assert!(requeued);
+    let record = store.job_record(&claim.job.id).await.unwrap();
+    assert_eq!((record.status, record.attempts), (JobStatus::Queued, 0));
+    assert_eq!(record.last_error.as_deref(), Some("out of memory beside 2"));
+    let attempt = &store.attempts(&claim.job.id).await.unwrap()[0];
+    assert_eq!(attempt.outcome, AttemptOutcome::Requeued);
+    assert_eq!(
+        (attempt.error.as_deref(), attempt.stderr_tail.as_deref()),
+        (Some("out of memory beside 2"), Some("tail"))
     );
 }
 
