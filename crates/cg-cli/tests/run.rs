@@ -2,12 +2,15 @@
 //! adds nothing, a NaN loss fails its job for good, a killed job runner is retried from its
 //! checkpoint, and a killed `cg run` resumes without duplicates or orphans.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cg_core::{JobRecord, JobStatus};
 use cg_store::{AttemptRecord, Store};
+use common::{alive, kill9, runners_of, text};
 
 const CG: &str = env!("CARGO_BIN_EXE_cg");
 
@@ -92,58 +95,6 @@ impl Env {
     fn attempts(&self, job: &str) -> Vec<AttemptRecord> {
         self.store(async |s| s.attempts(job).await.unwrap())
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Processes whose parent is `parent` and whose command line contains `job-runner`.
-fn runners_of(parent: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(parent) {
-            continue;
-        }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains("job-runner") {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// Whether `pid` is alive (a zombie counts as dead).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-fn kill9(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// Waits until some job of `runs/` has an epoch checkpoint and a runner of `parent` is running.
