@@ -34,8 +34,9 @@ pub struct LocalOptions {
     pub exe: PathBuf,
     /// Arguments that make `exe` a job runner, e.g. `["job-runner"]`.
     pub runner_args: Vec<String>,
-    /// One entry per concurrent job: where it trains. Slots on one GPU share it; when a job
-    /// runs out of its memory, that GPU gets one slot fewer (down to one).
+    /// One entry per concurrent job: where it trains. Slots on one device share it; when a job
+    /// runs out of memory beside others there, the device gets one claiming slot fewer (down to
+    /// one; see `devices.rs`).
     pub slots: Vec<Slot>,
     /// `RAYON_NUM_THREADS` of each child (its CPU thread budget); `None` leaves it unset.
     pub threads_per_job: Option<usize>,
