@@ -16,6 +16,9 @@ pub(crate) const RAISE_AFTER: usize = 10;
 struct Device {
     slots: usize,
     limit: AtomicUsize,
+    /// Places taken: jobs running and claims under way.
+    reserved: AtomicUsize,
+    /// Jobs whose runner has started.
     running: AtomicUsize,
     completions: AtomicUsize,
 }
@@ -30,6 +33,7 @@ impl Devices {
             let device = map.entry(slot.to_string()).or_insert_with(|| Device {
                 slots: 0,
                 limit: AtomicUsize::new(0),
+                reserved: AtomicUsize::new(0),
                 running: AtomicUsize::new(0),
                 completions: AtomicUsize::new(0),
             });
@@ -43,16 +47,31 @@ impl Devices {
         &self.0[&slot.to_string()]
     }
 
-    /// Whether the slot of this `rank` (0 for the first slot of its device) may claim now.
-    pub(crate) fn may_claim(&self, slot: &Slot, rank: usize) -> bool {
-        rank < self.get(slot).limit.load(Ordering::SeqCst)
+    /// A place for one more job on the slot's device, if the slot of this `rank` (0 for the first
+    /// slot of its device) may claim now: its rank and the places taken there are both below the
+    /// limit. Held until the guard drops (take it before claiming, so that two slots cannot both
+    /// pass the limit); [`Reservation::start`] counts its job as running.
+    pub(crate) fn reserve(&self, slot: &Slot, rank: usize) -> Option<Reservation<'_>> {
+        let device = self.get(slot);
+        let limit = device.limit.load(Ordering::SeqCst);
+        if rank >= limit {
+            return None;
+        }
+        device
+            .reserved
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Reservation {
+                device,
+                started: false,
+            })
     }
 
-    /// Counts a job running on the slot's device until the guard drops.
-    pub(crate) fn running(&self, slot: &Slot) -> Running<'_> {
-        let device = self.get(slot);
-        device.running.fetch_add(1, Ordering::SeqCst);
-        Running(device)
+    /// Whether the slot of this `rank` is above its device's limit (it claims nothing).
+    pub(crate) fn parked(&self, slot: &Slot, rank: usize) -> bool {
+        rank >= self.get(slot).limit.load(Ordering::SeqCst)
     }
 
     /// Jobs running on the slot's device now.
@@ -86,10 +105,16 @@ impl Devices {
         if device.limit.load(Ordering::SeqCst) >= device.slots {
             return None;
         }
-        if device.completions.fetch_add(1, Ordering::SeqCst) + 1 < RAISE_AFTER {
+        // Only the completion that wraps the count raises, however many arrive at once.
+        let wrapped = device
+            .completions
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(if n + 1 >= RAISE_AFTER { 0 } else { n + 1 })
+            })
+            .is_ok_and(|was| was + 1 >= RAISE_AFTER);
+        if !wrapped {
             return None;
         }
-        device.completions.store(0, Ordering::SeqCst);
         device
             .limit
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -100,12 +125,28 @@ impl Devices {
     }
 }
 
-/// A job counted as running on a device.
-pub(crate) struct Running<'a>(&'a Device);
+/// A place on a device, taken by [`Devices::reserve`].
+pub(crate) struct Reservation<'a> {
+    device: &'a Device,
+    started: bool,
+}
 
-impl Drop for Running<'_> {
+impl Reservation<'_> {
+    /// Its job's runner started: it counts as running until the place is dropped.
+    pub(crate) fn start(&mut self) {
+        if !self.started {
+            self.started = true;
+            self.device.running.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::SeqCst);
+        if self.started {
+            self.device.running.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.device.reserved.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -121,38 +162,75 @@ mod tests {
         let d = Devices::new(&slots);
         let gpu0 = &slots[0];
         let gpu1 = &slots[3];
-        assert!((0..3).all(|r| d.may_claim(gpu0, r)) && !d.may_claim(gpu0, 3));
-        assert!(d.may_claim(&Slot::Cpu, 0) && !d.may_claim(&Slot::Cpu, 1));
+        let may = |slot: &Slot, rank: usize| d.reserve(slot, rank).is_some();
+        assert!((0..3).all(|r| may(gpu0, r)) && !may(gpu0, 3));
+        assert!(may(&Slot::Cpu, 0) && !may(&Slot::Cpu, 1));
 
         assert_eq!(d.lower(gpu0), Some(2));
         assert_eq!(d.lower(gpu0), Some(1));
         assert_eq!(d.lower(gpu0), None, "never below one");
-        assert!(d.may_claim(gpu0, 0) && !d.may_claim(gpu0, 1));
-        assert!(d.may_claim(gpu1, 2), "other GPUs keep their slots");
+        assert!(may(gpu0, 0) && !may(gpu0, 1));
+        assert!(d.parked(gpu0, 1) && !d.parked(gpu0, 0));
+        assert!(may(gpu1, 2), "other GPUs keep their slots");
 
         for _ in 1..RAISE_AFTER {
             assert_eq!(d.completed(gpu0), None);
         }
         assert_eq!(d.completed(gpu0), Some(2));
+        for _ in 0..3 {
+            assert_eq!(d.completed(gpu0), None);
+        }
         d.out_of_memory_alone(gpu0);
         for _ in 1..RAISE_AFTER {
-            assert_eq!(d.completed(gpu0), None);
+            assert_eq!(d.completed(gpu0), None, "the run restarted at the failure");
         }
         assert_eq!(d.completed(gpu0), Some(3));
         assert_eq!(d.completed(gpu0), None, "never above the slots");
-        assert!(d.may_claim(gpu0, 2));
+        assert!(may(gpu0, 2));
     }
 
     #[test]
-    fn running_jobs_are_counted_per_device() {
-        let slots = gpu_slots(&parse_visible_devices("0,1"), 2);
+    fn a_lowered_limit_counts_jobs_still_running_on_parked_slots() {
+        let slots = gpu_slots(&parse_visible_devices("0"), 2);
         let d = Devices::new(&slots);
-        let a = d.running(&slots[0]);
-        let b = d.running(&slots[1]);
-        let _c = d.running(&slots[2]);
-        assert_eq!((d.running_on(&slots[0]), d.running_on(&slots[2])), (2, 1));
-        drop(a);
-        drop(b);
+        // Rank 1 runs a long job; rank 0's job ran out of memory beside it.
+        let mut long = d.reserve(&slots[1], 1).expect("room for two");
+        long.start();
+        assert_eq!(d.lower(&slots[0]), Some(1));
+        assert!(
+            d.reserve(&slots[0], 0).is_none(),
+            "the GPU is full at one job"
+        );
+        drop(long);
+        let next = d
+            .reserve(&slots[0], 0)
+            .expect("room once the long job ended");
+        assert!(d.reserve(&slots[1], 1).is_none() && d.reserve(&slots[0], 0).is_none());
+        drop(next);
+    }
+
+    #[test]
+    fn reservations_never_pass_the_limit() {
+        let slots = gpu_slots(&parse_visible_devices("0"), 3);
+        let d = Devices::new(&slots);
+        let mut held: Vec<_> = (0..3).filter_map(|r| d.reserve(&slots[r], r)).collect();
+        assert_eq!(
+            (held.len(), d.running_on(&slots[0])),
+            (3, 0),
+            "claims, not jobs yet"
+        );
+        held[1].start();
+        held[1].start();
+        assert_eq!(d.running_on(&slots[0]), 1);
+        drop(held);
+        assert_eq!(d.running_on(&slots[0]), 0);
+        assert_eq!(d.lower(&slots[0]), Some(2));
+        let a = d.reserve(&slots[2], 2);
+        assert!(a.is_none(), "rank 2 is parked");
+        let b = d.reserve(&slots[0], 0).unwrap();
+        let c = d.reserve(&slots[1], 1).unwrap();
+        assert!(d.reserve(&slots[0], 0).is_none());
+        drop((b, c));
         assert_eq!(d.running_on(&slots[0]), 0);
     }
 }

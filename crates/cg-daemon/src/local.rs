@@ -20,7 +20,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::devices::Devices;
+use crate::devices::{Devices, Reservation};
 use crate::error::io_err;
 use crate::gpu::Slot;
 use crate::proc::{own_worker_prefix, reclaim_dead_local_workers};
@@ -346,11 +346,16 @@ struct Place {
 
 /// How an attempt ended, for its slot.
 enum Ended {
-    Completed,
-    /// It ran out of device memory; `beside_others`: other jobs ran on the device then (and the
-    /// job went back to the queue without spending an attempt); `retried`: it will run again.
+    /// Completed; `raised_to`: its device may run this many jobs at once again.
+    Completed {
+        raised_to: Option<usize>,
+    },
+    /// It ran out of device memory. `beside_others`: other jobs ran on the device then, and the
+    /// job went back to the queue without spending an attempt; `lowered_to`: the device runs at
+    /// most this many jobs at once from now on; `retried`: the job will run again.
     OutOfMemory {
         beside_others: bool,
+        lowered_to: Option<usize>,
         retried: bool,
     },
     Other,
@@ -367,34 +372,36 @@ async fn worker_loop(ctx: &Ctx, place: Place) -> Result<()> {
             return Ok(());
         }
         let claimed_at = Instant::now();
-        // A slot above its device's limit waits like an idle one (see `Devices`).
-        let claimed = if ctx.devices.may_claim(&slot, rank) {
-            ctx.store
-                .claim_from(&worker, ctx.options.lease, ctx.options.sweep.as_deref())
-                .await
-        } else {
-            Ok(None)
+        // A place on the device first: a slot above its device's limit, or on a device already
+        // running as many jobs as the limit, waits like an idle one (see `Devices`).
+        let reservation = ctx.devices.reserve(&slot, rank);
+        let claimed = match &reservation {
+            Some(_) => {
+                ctx.store
+                    .claim_from(&worker, ctx.options.lease, ctx.options.sweep.as_deref())
+                    .await
+            }
+            None => Ok(None),
         };
-        match claimed {
-            Ok(Some(claim)) => {
+        match (claimed, reservation) {
+            (Ok(Some(claim)), Some(reservation)) => {
                 store_errors = 0;
-                let ended = run_claim(ctx, &worker, &slot, claim, claimed_at).await;
+                let ended = run_claim(ctx, &worker, &slot, reservation, claim, claimed_at).await;
                 ctx.job_ended.notify_waiters();
                 match ended {
                     Ok(Ended::OutOfMemory {
                         beside_others,
+                        lowered_to,
                         retried,
                     }) => {
                         let mut message = format!("worker {worker}: out of memory on {slot}");
                         if beside_others {
-                            if let Some(limit) = ctx.devices.lower(&slot) {
-                                message
-                                    .push_str(&format!("; at most {limit} job(s) at once on it"));
-                            }
-                        } else {
-                            ctx.devices.out_of_memory_alone(&slot);
+                            message.push_str(" beside other jobs");
                         }
-                        if !retried || !ctx.devices.may_claim(&slot, rank) {
+                        if let Some(limit) = lowered_to {
+                            message.push_str(&format!("; at most {limit} job(s) at once on it"));
+                        }
+                        if !retried || ctx.devices.parked(&slot, rank) {
                             ctx.emit(Event::Warning { message });
                             continue;
                         }
@@ -408,11 +415,11 @@ async fn worker_loop(ctx: &Ctx, place: Place) -> Result<()> {
                             wait.as_secs_f64()
                         ));
                         ctx.emit(Event::Warning { message });
-                        back_off(ctx, &mut shutdown, wait).await?;
+                        back_off(ctx, &mut shutdown, wait).await;
                     }
-                    Ok(Ended::Completed) => {
+                    Ok(Ended::Completed { raised_to }) => {
                         backoff = None;
-                        if let Some(limit) = ctx.devices.completed(&slot) {
+                        if let Some(limit) = raised_to {
                             ctx.emit(Event::Warning {
                                 message: format!(
                                     "{slot}: {} jobs in a row completed; up to {limit} job(s) at once on it again",
@@ -425,7 +432,7 @@ async fn worker_loop(ctx: &Ctx, place: Place) -> Result<()> {
                     Err(e) => ctx.warn(format!("worker {worker}: {e}")),
                 }
             }
-            Ok(None) => {
+            (Ok(_), _) => {
                 store_errors = 0;
                 // Registered before looking, so a job ending meanwhile is not missed.
                 let ended = ctx.job_ended.notified();
@@ -440,7 +447,7 @@ async fn worker_loop(ctx: &Ctx, place: Place) -> Result<()> {
                     _ = ended => {}
                 }
             }
-            Err(e) => {
+            (Err(e), _) => {
                 // A busy database is worth waiting for; a broken one ends the run.
                 store_errors += 1;
                 if store_errors > 10 {
@@ -454,12 +461,21 @@ async fn worker_loop(ctx: &Ctx, place: Place) -> Result<()> {
 }
 
 /// Waits `wait`, or less when the workers stop, halt or have nothing left to do.
-async fn back_off(ctx: &Ctx, shutdown: &mut watch::Receiver<bool>, wait: Duration) -> Result<()> {
+async fn back_off(ctx: &Ctx, shutdown: &mut watch::Receiver<bool>, wait: Duration) {
     let until = Instant::now() + wait;
     loop {
         let now = Instant::now();
-        if now >= until || ctx.stopping() || ctx.halted() || ctx.finished().await? {
-            return Ok(());
+        if now >= until || ctx.stopping() || ctx.halted() {
+            return;
+        }
+        match ctx.finished().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            // The claim loop decides what a failing store means; here it only ends the wait.
+            Err(e) => {
+                ctx.warn(format!("cannot read the sweep's state: {e}"));
+                return;
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep((until - now).min(ctx.options.poll)) => {}
@@ -501,6 +517,7 @@ async fn run_claim(
     ctx: &Ctx,
     worker: &str,
     slot: &Slot,
+    mut reservation: Reservation<'_>,
     claim: Claim,
     claimed_at: Instant,
 ) -> Result<Ended> {
@@ -561,7 +578,7 @@ async fn run_claim(
             return Err(error);
         }
     };
-    let _running = ctx.devices.running(slot);
+    reservation.start();
     ctx.emit(Event::Started {
         job: job.clone(),
         attempt,
@@ -716,7 +733,9 @@ async fn run_claim(
                         savings_nominal: result.savings_nominal,
                         wall_secs: result.wall_secs,
                     });
-                    Ok(Ended::Completed)
+                    Ok(Ended::Completed {
+                        raised_to: ctx.devices.completed(slot),
+                    })
                 }
                 Err(cg_store::Error::StaleAttempt { .. }) => {
                     ctx.emit(Event::LeaseLost { job, attempt });
@@ -758,9 +777,12 @@ async fn run_claim(
             (error, true, stderr_tail.is_some_and(is_out_of_memory))
         }
     };
+    // The device's limits change before the job is back in the queue, so that no idle slot
+    // takes it again under the old limit.
     let others = ctx.devices.running_on(slot).saturating_sub(1);
     if out_of_memory && others > 0 {
         // Its neighbours took the memory: not the job's fault, so no attempt is spent.
+        let lowered_to = ctx.devices.lower(slot);
         let error = format!(
             "{error} (out of memory beside {others} other job(s) on {slot}; back in the queue, \
              no attempt spent)"
@@ -775,8 +797,12 @@ async fn run_claim(
         }
         return Ok(Ended::OutOfMemory {
             beside_others: true,
+            lowered_to,
             retried: true,
         });
+    }
+    if out_of_memory {
+        ctx.devices.out_of_memory_alone(slot);
     }
     let status = store
         .fail(&job, attempt, worker, &error, stderr_tail, retry)
@@ -785,6 +811,7 @@ async fn run_claim(
     Ok(if out_of_memory {
         Ended::OutOfMemory {
             beside_others: false,
+            lowered_to: None,
             retried: status == JobStatus::Queued,
         }
     } else {

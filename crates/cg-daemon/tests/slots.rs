@@ -19,12 +19,14 @@ use tokio::sync::{mpsc, watch};
 /// reports a result, or fails with CUDA's out-of-memory message when more than `CAPACITY` runners
 /// hold that GPU at once. With `WAVE` > 0 the first `WAVE` runners wait for each other and then
 /// all run out of memory, the k-th to arrive 0.5·k s after the others have met, so that each
-/// failure but the last happens while the later ones still run.
+/// failure but the last happens while the later ones still run. With `LONG` > 0 the first runner
+/// holds its GPU for `LONG` s whatever it holds, and the others start only once it has.
 const RUNNER: &str = r#"#!/bin/bash
 set -u
 FAKE_DIR="@DIR@"
 FAKE_CAPACITY=@CAPACITY@
 WAVE=@WAVE@
+LONG=@LONG@
 if [ "$1" = device-check ]; then
     case "$CUDA_VISIBLE_DEVICES" in GPU-dead*)
         echo "thread 'main' panicked: Unable to dynamically load the cuda shared library" >&2
@@ -55,6 +57,16 @@ if [ "$WAVE" -gt 0 ] && [ ! -e "$FAKE_DIR/wave-met" ]; then
     sleep "$((k / 2)).$((k % 2 * 5))"
     oom "first wave, arrived $k of $WAVE"
 fi
+if [ "$LONG" != 0 ]; then
+    if mkdir "$FAKE_DIR/long-taken" 2>/dev/null; then
+        touch "$FAKE_DIR/long-started"
+        sleep "$LONG"
+        rm -f "$gpu/$$"
+        cat "$FAKE_DIR/done.json"
+        exit 0
+    fi
+    for _ in $(seq 400); do [ -e "$FAKE_DIR/long-started" ] && break; sleep 0.02; done
+fi
 held=$(ls "$gpu" | wc -l)
 if [ "$held" -gt "$FAKE_CAPACITY" ]; then
     oom "fake GPU holds $FAKE_CAPACITY job(s), $held tried"
@@ -71,14 +83,16 @@ struct Fixture {
 
 impl Fixture {
     /// `jobs` queued jobs of `max_attempts` each; the runner's GPUs hold `capacity` jobs each,
-    /// after a first `wave` of runners that all run out of memory (0: none).
-    async fn new(jobs: usize, capacity: usize, wave: usize, max_attempts: u32) -> Self {
+    /// after a first `wave` of runners that all run out of memory (0: none); with `long`, the
+    /// first job holds its GPU for 3 s.
+    async fn new(jobs: usize, capacity: usize, wave: usize, long: bool, max_attempts: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let runner = dir.path().join("runner.sh");
         let script = RUNNER
             .replace("@DIR@", &dir.path().to_string_lossy())
             .replace("@CAPACITY@", &capacity.to_string())
-            .replace("@WAVE@", &wave.to_string());
+            .replace("@WAVE@", &wave.to_string())
+            .replace("@LONG@", if long { "3" } else { "0" });
         std::fs::write(&runner, script).unwrap();
         std::fs::set_permissions(&runner, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
@@ -191,7 +205,7 @@ fn started_on(events: &[Event]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_child_sees_only_its_own_gpu_as_cuda_0() {
     let jobs = 8;
-    let fx = Fixture::new(jobs, 2, 0, 3).await;
+    let fx = Fixture::new(jobs, 2, 0, false, 3).await;
     let mut slots = vec![Slot::Cpu];
     slots.extend(gpu_slots(&parse_visible_devices("5,GPU-3f2a"), 2));
     let events = fx.run(slots).await;
@@ -239,7 +253,7 @@ fn warnings(events: &[Event]) -> Vec<(usize, &str)> {
 async fn a_gpu_that_runs_out_of_memory_gets_fewer_jobs_and_all_complete() {
     let jobs = 6;
     // Three jobs meet on a GPU that holds one and all run out of memory, one after the other.
-    let fx = Fixture::new(jobs, 1, 3, 3).await;
+    let fx = Fixture::new(jobs, 1, 3, false, 3).await;
     let slots = gpu_slots(&parse_visible_devices("0"), 3);
     let events = fx.run(slots).await;
     fx.assert_all_completed(jobs).await;
@@ -303,9 +317,29 @@ async fn a_gpu_that_runs_out_of_memory_gets_fewer_jobs_and_all_complete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lowered_gpu_waits_for_its_long_job_instead_of_retrying_beside_it() {
+    // A GPU that holds one job, two slots: the short job runs out of memory beside the long one
+    // once; then the GPU counts the long job, whichever slot runs it, and waits for it to end.
+    let fx = Fixture::new(2, 1, 0, true, 3).await;
+    let events = fx.run(gpu_slots(&parse_visible_devices("0"), 2)).await;
+    fx.assert_all_completed(2).await;
+    let mut requeued = 0;
+    for r in fx.store.job_records("gpus").await.unwrap() {
+        for a in fx.store.attempts(&r.job.id).await.unwrap() {
+            assert_ne!(a.outcome, AttemptOutcome::Failed, "{a:?}");
+            requeued += usize::from(a.outcome == AttemptOutcome::Requeued);
+        }
+    }
+    assert_eq!(
+        requeued, 1,
+        "one try beside the long job, then none: {events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_too_big_for_its_gpu_spends_its_attempts_and_the_run_ends() {
     // A GPU that holds nothing: the job runs out of memory alone, every time.
-    let fx = Fixture::new(1, 0, 0, 3).await;
+    let fx = Fixture::new(1, 0, 0, false, 3).await;
     let events = fx.run(gpu_slots(&parse_visible_devices("0"), 2)).await;
     let records = fx.store.job_records("gpus").await.unwrap();
     assert_eq!(
@@ -329,7 +363,7 @@ async fn a_job_too_big_for_its_gpu_spends_its_attempts_and_the_run_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gpu_that_cannot_start_cuda_is_named_before_any_job() {
-    let fx = Fixture::new(1, 1, 0, 3).await;
+    let fx = Fixture::new(1, 1, 0, false, 3).await;
     let exe = fx.path("runner.sh");
     let args = ["device-check".to_string()];
     let good = gpu_slots(&parse_visible_devices("0,GPU-ok"), 2);

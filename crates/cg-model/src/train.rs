@@ -597,7 +597,8 @@ pub fn train_on<B: AutodiffBackend>(
             let grads = GradientsParams::from_grads(total.backward(), &model);
             model = optim.step(lr, model, grads);
 
-            if window.steps.len() >= SYNC_EVERY {
+            // The first step of an epoch is read at once, so progress shows a loss early.
+            if window.steps.len() >= SYNC_EVERY || stats.seen == 0 {
                 window.flush(epoch, &mut stats)?;
             }
             let (loss_value, seen) = (stats.last_loss, stats.seen + window.samples());

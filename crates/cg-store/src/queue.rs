@@ -834,6 +834,7 @@ impl Store {
     ) -> Result<bool> {
         let now = now_ms();
         let attempt_i = i64::from(attempt);
+        let stderr_tail = stderr_tail.map(tail);
         let requeued = in_write_tx!(self, |tx, pg, DB| {
             let n = sqlx::query(
                 "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, \
