@@ -1,9 +1,12 @@
-//! What the slots of one device share: how many may claim jobs now, and how many jobs run.
+//! What the slots of one device share: its limit (how many jobs may run on it at once, and so
+//! which of its slots may claim), and the jobs running or being claimed there.
 //!
-//! A device (a GPU, or the CPU) starts with all its slots claiming. A job that runs out of memory
-//! while other jobs run on the same device lowers that number by one (never below one): packing
-//! was too tight. After [`RAISE_AFTER`] jobs in a row complete on it, one more slot may claim
-//! again (up to all of them), so a long-running daemon recovers from a tight moment.
+//! A device (a GPU, or the CPU) starts with the limit at its slot count. A job that runs out of
+//! memory while other jobs run on the same device lowers the limit by one (never below one):
+//! packing was too tight. Slots of a higher rank than the limit claim nothing, and no slot claims
+//! while the device runs as many jobs as the limit (jobs started under a higher limit included).
+//! After [`RAISE_AFTER`] jobs in a row complete on it, the limit rises by one (up to the slot
+//! count), so a long-running daemon recovers from a tight moment.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
