@@ -30,6 +30,7 @@ pub struct DbArg {
     pub db: String,
 }
 
+/// A sweep file and where its jobs go: shared by `cg sweep submit` and `cg run`.
 #[derive(Args, Debug)]
 pub struct SubmitArgs {
     /// Sweep file (YAML).
@@ -46,16 +47,8 @@ pub struct SubmitArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Sweep file (YAML).
-    pub file: PathBuf,
     #[command(flatten)]
-    pub db: DbArg,
-    /// Put completed and failed jobs of the sweep back in the queue first.
-    #[arg(long)]
-    pub rerun: bool,
-    /// Submit even when the sweep has more jobs than the safety limit.
-    #[arg(long)]
-    pub yes: bool,
+    pub sweep: SubmitArgs,
     #[command(flatten)]
     pub workers: WorkerOpts,
     /// Keep every epoch checkpoint after a job completes.
@@ -213,7 +206,7 @@ fn slots(opts: &WorkerOpts) -> Result<Vec<Slot>> {
 
 /// `cg run`.
 pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
-    let sweep = match load_checked(&args.file, args.yes) {
+    let sweep = match load_checked(&args.sweep.file, args.sweep.yes) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -224,10 +217,10 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
 
     runtime()?.block_on(async move {
         check_gpus(&options).await?;
-        let store = Store::open(args.db.db.as_str())
+        let store = Store::open(args.sweep.db.db.as_str())
             .await
             .context("cannot open the database")?;
-        submit(&store, &sweep, args.rerun).await?;
+        submit(&store, &sweep, args.sweep.rerun).await?;
         let name = sweep.name().to_string();
         eprintln!(
             "running sweep `{name}` with {} worker(s) ({}; {threads} CPU thread(s) per job); Ctrl-C stops and requeues",
@@ -657,12 +650,6 @@ fn print_summary(records: &[JobRecord]) {
         "params".into(),
     ]];
     for r in records {
-        let params: Vec<String> = r
-            .job
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
         let (acc, sav) = match &r.result {
             Some(res) => (
                 format!("{:.2}%", 100.0 * res.test_acc_final),
@@ -676,7 +663,7 @@ fn print_summary(records: &[JobRecord]) {
             r.attempts.to_string(),
             acc,
             sav,
-            params.join(" "),
+            crate::util::params_line(&r.job.params),
         ]);
     }
     let widths: Vec<usize> = (0..6)

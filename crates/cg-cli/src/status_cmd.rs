@@ -96,12 +96,6 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                     c.cancelled
                 );
                 for r in store.job_records(name).await? {
-                    let params: Vec<String> = r
-                        .job
-                        .params
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect();
                     let acc = r
                         .result
                         .as_ref()
@@ -118,7 +112,7 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                         r.status.as_str(),
                         r.attempts,
                         acc,
-                        params.join(" "),
+                        crate::util::params_line(&r.job.params),
                         error
                     );
                 }

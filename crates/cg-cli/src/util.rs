@@ -96,3 +96,12 @@ pub fn human_secs(secs: f64) -> String {
         format!("{s}s")
     }
 }
+
+/// A job's swept parameters as `key=value` pairs on one line.
+pub fn params_line(params: &serde_json::Map<String, serde_json::Value>) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cg_core::{JobRecord, JobStatus};
 use cg_store::{AttemptRecord, Store};
-use common::{alive, kill9, runners_of, text};
+use common::{alive, kill9, runners_of, text, wait_dead};
 
 const CG: &str = env!("CARGO_BIN_EXE_cg");
 
@@ -51,6 +51,16 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("CG_DB");
         cmd
+    }
+
+    /// `cg sweep submit`, which must succeed; its output.
+    fn submit(&self, sweep: &Path) -> Output {
+        let out = self
+            .command(&["sweep", "submit", sweep.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        out
     }
 
     fn run(&self, sweep: &Path) -> Output {
@@ -249,11 +259,7 @@ fn a_bad_sweep_exits_2_and_writes_nothing() {
 fn sweep_submit_queues_and_reports_counts() {
     let env = Env::new();
     let sweep = env.sweep("sub", 32, 1, "  train.seed:\n    values: [0, 1]\n");
-    let out = env
-        .command(&["sweep", "submit", sweep.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let out = env.submit(&sweep);
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("2 job(s) added, 0 already stored, 0 requeued")
@@ -296,14 +302,7 @@ fn a_killed_run_resumes_without_duplicates_or_orphans() {
     let runner = wait_for_checkpointed_runner(&env, run.id());
     kill9(run.id());
     run.wait().unwrap();
-    let start = Instant::now();
-    while alive(runner) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the job runner outlived its parent"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_dead(runner, "the job runner of the killed parent");
 
     let out = env.run(&sweep);
     assert!(out.status.success(), "{}", text(&out));
@@ -326,11 +325,7 @@ fn a_killed_run_resumes_without_duplicates_or_orphans() {
 fn a_killed_daemon_restarts_and_finishes_the_sweep_once() {
     let env = Env::new();
     let sweep = env.sweep("daemon", 512, 4, "  train.seed:\n    values: [1, 2]\n");
-    let out = env
-        .command(&["sweep", "submit", sweep.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    env.submit(&sweep);
     let log = std::fs::File::create(env.path("daemon.log")).unwrap();
     let mut daemon = env
         .command(&["daemon", "--exit-when-idle", "--threads-per-job", "1"])
@@ -341,14 +336,7 @@ fn a_killed_daemon_restarts_and_finishes_the_sweep_once() {
     let runner = wait_for_checkpointed_runner(&env, daemon.id());
     kill9(daemon.id());
     daemon.wait().unwrap();
-    let start = Instant::now();
-    while alive(runner) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the job runner outlived its daemon"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_dead(runner, "the job runner of the killed daemon");
     let out = env
         .command(&["daemon", "--exit-when-idle", "--threads-per-job", "1"])
         .output()
@@ -367,11 +355,7 @@ fn a_killed_daemon_restarts_and_finishes_the_sweep_once() {
 fn run_trains_only_its_own_sweep() {
     let env = Env::new();
     let other = env.sweep("other", 32, 1, "  train.seed:\n    values: [5, 6]\n");
-    let out = env
-        .command(&["sweep", "submit", other.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    env.submit(&other);
     let mine = env.sweep("mine", 32, 1, "  train.seed:\n    values: [1]\n");
     let out = env.run(&mine);
     assert!(out.status.success(), "{}", text(&out));
@@ -471,11 +455,7 @@ fn sigterm_requeues_running_jobs_and_the_same_command_resumes() {
 fn a_worker_trains_submitted_jobs_and_exits_when_idle() {
     let env = Env::new();
     let sweep = env.sweep("work", 32, 1, "  train.seed:\n    values: [0, 1]\n");
-    let out = env
-        .command(&["sweep", "submit", sweep.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    env.submit(&sweep);
     let out = env
         .command(&["worker", "--exit-when-idle", "--threads-per-job", "1"])
         .output()
@@ -488,13 +468,7 @@ fn a_worker_trains_submitted_jobs_and_exits_when_idle() {
 fn a_second_daemon_on_the_same_database_is_refused() {
     let env = Env::new();
     let sweep = env.sweep("d", 32, 1, "  train.seed:\n    values: [0]\n");
-    assert!(
-        env.command(&["sweep", "submit", sweep.to_str().unwrap()])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    env.submit(&sweep);
     let mut first = env
         .command(&["daemon", "--threads-per-job", "1"])
         .stderr(Stdio::null())

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use cg_core::{JobRecord, JobStatus};
 use cg_store::{AttemptOutcome, AttemptRecord, Store, StoreOptions};
-use common::{alive, kill9, runners_of, text};
+use common::{alive, kill9, runners_of, text, wait_dead};
 use sqlx::Connection;
 
 const CG: &str = env!("CARGO_BIN_EXE_cg");
@@ -383,14 +383,6 @@ impl Drop for Worker {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
         }
-    }
-}
-
-fn wait_dead(pid: u32, what: &str) {
-    let start = Instant::now();
-    while alive(pid) {
-        assert!(start.elapsed() < TIMEOUT, "{what} (pid {pid}) did not die");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

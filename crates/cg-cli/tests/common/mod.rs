@@ -2,6 +2,7 @@
 //! job runners of a process, found and killed through `/proc`.
 
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// A command's status and output, for assertion messages.
 pub fn text(out: &Output) -> String {
@@ -55,4 +56,16 @@ pub fn kill9(pid: u32) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -9 {pid} failed");
+}
+
+/// Waits (up to 60 s) until `pid` is dead, or fails naming `what`.
+pub fn wait_dead(pid: u32, what: &str) {
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what} (pid {pid}) did not die"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
