@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use cg_store::Store;
+use cg_store::{DatabaseUrl, Store, UrlKind};
 use clap::{Args, Subcommand};
 
 /// Where the results database is: a SQLite path or a `postgres://` URL.
@@ -18,18 +18,45 @@ pub struct DbArg {
 impl DbArg {
     /// Opens an existing database of a schema this binary knows (it never creates one).
     pub async fn open_existing(&self) -> Result<Store> {
-        let url = cg_store::DatabaseUrl::new(self.db.clone());
-        if !url.is_postgres()
-            && !std::path::Path::new(self.db.trim_start_matches("sqlite:")).exists()
-        {
-            bail!(
-                "no results database at {} (run `cg sweep submit` or `cg run` first, or pass --db)",
-                self.db
-            );
-        }
+        let url = self.checked_url()?;
         Store::open_existing(url.clone())
             .await
             .with_context(|| format!("cannot open the results database {}", url.redacted()))
+    }
+
+    /// Opens an existing database for reading only: works on a read-only mount or another user's
+    /// file.
+    pub async fn open_read_only(&self) -> Result<Store> {
+        let url = self.checked_url()?;
+        Store::open_read_only(url.clone())
+            .await
+            .with_context(|| format!("cannot open the results database {}", url.redacted()))
+    }
+
+    /// Opens an existing database for writing if it can be written, else for reading only.
+    pub async fn open_existing_or_read_only(&self) -> Result<Store> {
+        match self.open_existing().await {
+            Ok(store) => Ok(store),
+            Err(e) => match self.open_read_only().await {
+                Ok(store) => Ok(store),
+                Err(_) => Err(e),
+            },
+        }
+    }
+
+    /// The URL, refused when it is not one cg can open, or names a SQLite file that is missing.
+    fn checked_url(&self) -> Result<DatabaseUrl> {
+        let url = DatabaseUrl::new(self.db.clone());
+        let kind = url
+            .kind()
+            .map_err(|reason| anyhow::anyhow!("--db {}: {reason}", url.redacted()))?;
+        if kind == UrlKind::SqlitePath && !std::path::Path::new(&self.db).exists() {
+            bail!(
+                "no results database at {} (run `cg sweep submit` or `cg run` first, or pass --db)",
+                url.redacted()
+            );
+        }
+        Ok(url)
     }
 }
 
@@ -75,7 +102,7 @@ pub fn run(cmd: DbCommand) -> Result<ExitCode> {
                 if file.exists() {
                     bail!("{} exists; choose a new file", file.display());
                 }
-                let store = db.open_existing().await?;
+                let store = db.open_read_only().await?;
                 store
                     .backup(&file)
                     .await

@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", util::error_chain(&e));
             ExitCode::FAILURE
         }
     }

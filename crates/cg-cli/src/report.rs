@@ -22,7 +22,7 @@ pub struct ReportArgs {
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
-        let store = args.db.open_existing().await?;
+        let store = args.db.open_existing_or_read_only().await?;
         let path = write_sweep_report(&store, &args.sweep, args.out.clone()).await?;
         println!("{}", path.display());
         Ok(ExitCode::SUCCESS)
@@ -44,7 +44,15 @@ pub async fn write_sweep_report(
         .job_records(sweep)
         .await
         .context("cannot read the sweep's jobs")?;
-    let out = out.unwrap_or_else(|| PathBuf::from("reports").join(sweep));
+    let out = match out {
+        Some(out) => out,
+        None => {
+            // The name comes from the database: only a plain name may pick the directory.
+            cg_core::check_name(sweep)
+                .map_err(|reason| anyhow::anyhow!("{reason}; pass --out DIR"))?;
+            PathBuf::from("reports").join(sweep)
+        }
+    };
     let opts = ReportOptions {
         configs_dir: out.join("configs").display().to_string(),
         ..ReportOptions::default()
@@ -53,10 +61,14 @@ pub async fn write_sweep_report(
     let written =
         write_report(&report, &out).with_context(|| format!("cannot write {}", out.display()))?;
     if let Some(hv) = written.hypervolume {
-        store
-            .set_hypervolume(sweep, hv)
-            .await
-            .context("cannot store the hypervolume")?;
+        if store.is_read_only() {
+            eprintln!("note: the database is read-only; the hypervolume is not stored");
+        } else {
+            store
+                .set_hypervolume(sweep, hv)
+                .await
+                .context("cannot store the hypervolume")?;
+        }
     }
     let c = &summary.counts;
     eprintln!(

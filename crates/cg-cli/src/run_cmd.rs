@@ -19,6 +19,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::util::{EXIT_INVALID, human_secs, provenance};
 
+/// Longest `--timeout-per-job` and `--lease`: one year, far from overflowing a clock.
+const MAX_SECS: u64 = 366 * 24 * 3600;
+
 /// Exit code after an interruption (Ctrl-C / SIGTERM), as shells report SIGINT.
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -43,6 +46,10 @@ pub struct SubmitArgs {
     /// Submit even when the sweep has more jobs than the safety limit.
     #[arg(long)]
     pub yes: bool,
+    /// Add this file's jobs to an existing sweep of the same name made from a different file
+    /// (the sweep then takes this file's axes and objectives). Without it, that is refused.
+    #[arg(long)]
+    pub merge: bool,
 }
 
 #[derive(Args, Debug)]
@@ -66,7 +73,7 @@ pub struct WorkerOpts {
     #[arg(long)]
     pub threads_per_job: Option<usize>,
     /// Wall-clock limit of one attempt, in seconds; past it the job's runner is killed.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub timeout_per_job: Option<u64>,
     /// GPUs to use: `auto` (CUDA_VISIBLE_DEVICES or nvidia-smi, CUDA builds only), `none`, or
     /// indices like `0,1`.
@@ -122,9 +129,10 @@ fn load_checked(file: &std::path::Path, yes: bool) -> Result<Sweep, ExitCode> {
     Ok(sweep)
 }
 
-async fn submit(store: &Store, sweep: &Sweep, rerun: bool) -> Result<SubmitSummary> {
+async fn submit(store: &Store, sweep: &Sweep, args: &SubmitArgs) -> Result<SubmitSummary> {
     let options = SubmitOptions {
-        rerun,
+        rerun: args.rerun,
+        merge: args.merge,
         ..SubmitOptions::default()
     };
     let summary = submit_sweep(store, sweep, &options)
@@ -151,7 +159,7 @@ pub fn submit_cmd(args: SubmitArgs) -> Result<ExitCode> {
         let store = Store::open(args.db.db.as_str())
             .await
             .context("cannot open the database")?;
-        submit(&store, &sweep, args.rerun).await?;
+        submit(&store, &sweep, &args).await?;
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
@@ -220,7 +228,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         let store = Store::open(args.sweep.db.db.as_str())
             .await
             .context("cannot open the database")?;
-        submit(&store, &sweep, args.sweep.rerun).await?;
+        submit(&store, &sweep, &args.sweep).await?;
         let name = sweep.name().to_string();
         eprintln!(
             "running sweep `{name}` with {} worker(s) ({}; {threads} CPU thread(s) per job); Ctrl-C stops and requeues",
@@ -306,7 +314,7 @@ pub struct WorkerArgs {
     pub exit_when_idle: bool,
     /// Lease of a claimed job, in seconds: a worker that stops heartbeating (its machine died)
     /// loses its jobs to other workers this long after its last heartbeat.
-    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub lease: u64,
 }
 

@@ -55,6 +55,18 @@ async fn open(db: &DbArg) -> Result<Store> {
     })
 }
 
+/// For commands that only look: read-only, so a read-only mount or another user's file works.
+async fn open_read_only(db: &DbArg) -> Result<Store> {
+    Store::open_read_only(db.db.as_str())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                cg_store::DatabaseUrl::new(db.db.clone())
+            )
+        })
+}
+
 fn short(id: &str) -> &str {
     &id[..id.len().min(SHORT_ID_LEN)]
 }
@@ -62,10 +74,11 @@ fn short(id: &str) -> &str {
 /// `cg status`.
 pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
     block_on(async {
-        let store = open(&args.db).await?;
+        let store = open_read_only(&args.db).await?;
         match &args.sweep {
             None => {
                 println!("sweep  status  jobs  completed  running  queued  failed  cancelled");
+                let expired = store.expired_leases(None).await?.len();
                 for s in store.list_sweeps().await? {
                     let c = s.counts;
                     println!(
@@ -79,6 +92,9 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                         c.failed,
                         c.cancelled
                     );
+                }
+                if expired > 0 {
+                    println!("{}", expired_note(expired));
                 }
             }
             Some(name) => {
@@ -95,7 +111,16 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                     c.failed,
                     c.cancelled
                 );
+                let expired = store.expired_leases(Some(name)).await?;
+                if !expired.is_empty() {
+                    println!("{}", expired_note(expired.len()));
+                }
                 for r in store.job_records(name).await? {
+                    let status = if expired.contains(&r.job.id) {
+                        "running (lease expired)"
+                    } else {
+                        r.status.as_str()
+                    };
                     let acc = r
                         .result
                         .as_ref()
@@ -109,7 +134,7 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                     println!(
                         "{}  {}  attempts {}  {}  {}{}",
                         short(&r.job.id),
-                        r.status.as_str(),
+                        status,
                         r.attempts,
                         acc,
                         crate::util::params_line(&r.job.params),
@@ -121,6 +146,14 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A line on running jobs whose worker stopped heartbeating.
+fn expired_note(n: usize) -> String {
+    format!(
+        "{n} running job(s) have an expired lease: their worker stopped; the next `cg run`, \
+         `cg worker` or `cg daemon` takes them back"
+    )
 }
 
 /// `cg sweep pause`.
@@ -171,7 +204,7 @@ async fn find_job(store: &Store, prefix: &str) -> Result<JobRecord> {
 /// `cg logs`: every attempt of the job with its outcome and error, then the runner's stderr logs.
 pub fn logs_cmd(args: LogsArgs) -> Result<ExitCode> {
     block_on(async {
-        let store = open(&args.db).await?;
+        let store = open_read_only(&args.db).await?;
         let record = find_job(&store, &args.job).await?;
         let id = &record.job.id;
         println!(
@@ -190,11 +223,16 @@ pub fn logs_cmd(args: LogsArgs) -> Result<ExitCode> {
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default()
             );
+            // The id comes from the database: only a plain name may pick a file to read.
             let log = args
                 .runs_dir
                 .join(id)
                 .join(format!("attempt-{}.log", a.attempt));
-            match std::fs::read_to_string(&log) {
+            let text = match cg_core::check_job_id(id) {
+                Ok(()) => std::fs::read_to_string(&log),
+                Err(reason) => Err(std::io::Error::other(reason)),
+            };
+            match text {
                 Ok(text) => {
                     println!("--- {}", log.display());
                     print!("{text}");

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use anyhow::Result;
-use cg_sweep::{LoadOptions, load_sweep, plan_table_with_axes};
+use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, load_sweep, plan_table_with_axes};
 use clap::Subcommand;
 
 use crate::util::EXIT_INVALID;
@@ -17,6 +18,9 @@ pub enum SweepCommand {
         /// Check the file's form only, not that the data paths exist.
         #[arg(long)]
         no_data_check: bool,
+        /// List the jobs even when the sweep has more than the safety limit.
+        #[arg(long)]
+        yes: bool,
     },
     /// Validate a sweep file and queue its jobs in the database.
     Submit(crate::run_cmd::SubmitArgs),
@@ -26,6 +30,9 @@ pub enum SweepCommand {
     Resume(crate::status_cmd::SweepControlArgs),
     /// Cancel a sweep's queued jobs.
     Cancel(crate::status_cmd::SweepControlArgs),
+    /// Delete a sweep with its jobs, results and metrics (jobs another sweep holds stay). Files
+    /// under runs/ and reports/ are left alone.
+    Delete(crate::status_cmd::SweepControlArgs),
     /// Print a JSON Schema of the sweep format (for editor completion).
     Schema,
 }
@@ -35,6 +42,7 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
         SweepCommand::Plan {
             file,
             no_data_check,
+            yes,
         } => {
             let opts = LoadOptions {
                 no_data_check,
@@ -47,6 +55,11 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_INVALID));
                 }
             };
+            // Counted before anything is expanded.
+            if !yes && let Err(e) = sweep.check_job_limit(DEFAULT_JOB_LIMIT) {
+                eprintln!("error: {e}; pass --yes to list them anyway");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
             let jobs = sweep.expand();
             println!("sweep `{}`: {} job(s)", sweep.name(), jobs.len());
             print!("{}", plan_table_with_axes(&jobs, &sweep.axes()));
@@ -56,6 +69,7 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
         SweepCommand::Pause(a) => crate::status_cmd::pause(a),
         SweepCommand::Resume(a) => crate::status_cmd::resume(a),
         SweepCommand::Cancel(a) => crate::status_cmd::cancel(a),
+        SweepCommand::Delete(a) => delete(a),
         SweepCommand::Schema => {
             println!(
                 "{}",
@@ -64,4 +78,25 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `cg sweep delete NAME`.
+fn delete(args: crate::status_cmd::SweepControlArgs) -> Result<ExitCode> {
+    crate::db::runtime()?.block_on(async {
+        let store = cg_store::Store::open_existing(args.db.db.as_str())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    cg_store::DatabaseUrl::new(args.db.db.clone())
+                )
+            })?;
+        let deleted = store.delete_sweep(&args.sweep).await?;
+        println!(
+            "sweep `{}` deleted with {deleted} job(s) of its own",
+            args.sweep
+        );
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -105,3 +105,56 @@ pub fn params_line(params: &serde_json::Map<String, serde_json::Value>) -> Strin
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// An error and its causes on one line, `a: b: c`, each cause once: a layer whose message already
+/// quotes its cause (as many library errors do) does not repeat it.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that quotes its source in its message and also returns it as `source()`.
+    #[derive(Debug)]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot open database x.db: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::other("permission denied");
+        let e =
+            anyhow::Error::new(Quoting { source: io }).context("cannot open the results database");
+        assert_eq!(
+            error_chain(&e),
+            "cannot open the results database: cannot open database x.db: permission denied"
+        );
+        let plain = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(error_chain(&plain), "outer: middle: inner");
+    }
+}

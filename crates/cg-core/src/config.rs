@@ -394,6 +394,31 @@ fn d_warmup() -> f64 {
     0.01
 }
 
+/// Upper bounds of the sizes in a configuration, checked by [`RunConfig::problems`] before anything
+/// is allocated: far above any sensible run, far below what overflows or exhausts memory.
+pub mod limits {
+    /// `model.depth` (ResNet-1202 is the deepest CIFAR ResNet published).
+    pub const DEPTH: usize = 1202;
+    /// `model.width`: channels of the first stage (the last has 4×).
+    pub const WIDTH: usize = 1024;
+    /// `model.num_classes`, `dataset.synthetic.classes`.
+    pub const CLASSES: usize = 100_000;
+    /// `model.in_channels`, `dataset.synthetic.channels`.
+    pub const CHANNELS: usize = 64;
+    /// `gate.controller_hidden`.
+    pub const CONTROLLER_HIDDEN: usize = 4096;
+    /// `train.epochs`.
+    pub const EPOCHS: usize = 100_000;
+    /// `train.batch_size`.
+    pub const BATCH_SIZE: usize = 65_536;
+    /// `train.limit_train`, `train.limit_test`, `dataset.synthetic.n_train|n_test`.
+    pub const SAMPLES: usize = 100_000_000;
+    /// `dataset.synthetic.side`.
+    pub const SIDE: usize = 1024;
+    /// Values of a synthetic data set in memory (4 bytes each: 4 GiB).
+    pub const SYNTHETIC_VALUES: u64 = 1 << 30;
+}
+
 /// One thing wrong with a configuration, at a dotted key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -450,6 +475,77 @@ impl RunConfig {
             })
         };
         let m = &self.model;
+        let t = &self.train;
+        let mut sizes = vec![
+            ("model.depth", m.depth, limits::DEPTH),
+            ("model.width", m.width, limits::WIDTH),
+            ("model.num_classes", m.num_classes, limits::CLASSES),
+            (
+                "model.in_channels",
+                m.in_channels.unwrap_or(1),
+                limits::CHANNELS,
+            ),
+            (
+                "gate.controller_hidden",
+                self.gate.controller_hidden,
+                limits::CONTROLLER_HIDDEN,
+            ),
+            ("train.epochs", t.epochs, limits::EPOCHS),
+            ("train.batch_size", t.batch_size, limits::BATCH_SIZE),
+            (
+                "train.limit_train",
+                t.limit_train.unwrap_or(0),
+                limits::SAMPLES,
+            ),
+            (
+                "train.limit_test",
+                t.limit_test.unwrap_or(0),
+                limits::SAMPLES,
+            ),
+        ];
+        if let Some(s) = &self.dataset.synthetic {
+            sizes.extend([
+                ("dataset.synthetic.n_train", s.n_train, limits::SAMPLES),
+                ("dataset.synthetic.n_test", s.n_test, limits::SAMPLES),
+                ("dataset.synthetic.channels", s.channels, limits::CHANNELS),
+                ("dataset.synthetic.side", s.side, limits::SIDE),
+                ("dataset.synthetic.classes", s.classes, limits::CLASSES),
+            ]);
+            for (key, v) in [
+                ("dataset.synthetic.n_train", s.n_train),
+                ("dataset.synthetic.n_test", s.n_test),
+                ("dataset.synthetic.channels", s.channels),
+                ("dataset.synthetic.side", s.side),
+            ] {
+                if v == 0 {
+                    bad(key, "must be at least 1".into());
+                }
+            }
+            if s.classes < 2 {
+                bad(
+                    "dataset.synthetic.classes",
+                    format!("must be at least 2, got {}", s.classes),
+                );
+            }
+            // In u128: the product of four bounded sizes cannot overflow it.
+            let pixels = (s.channels as u128) * (s.side as u128) * (s.side as u128);
+            let total = pixels * (s.n_train as u128 + s.n_test as u128);
+            if total > u128::from(limits::SYNTHETIC_VALUES) {
+                bad(
+                    "dataset.synthetic",
+                    format!(
+                        "(n_train + n_test) × channels × side² is {total} values, more than the {} \
+                         that cg generates in memory",
+                        limits::SYNTHETIC_VALUES
+                    ),
+                );
+            }
+        }
+        for (key, value, max) in sizes {
+            if value > max {
+                bad(key, format!("must be at most {max}, got {value}"));
+            }
+        }
         if m.depth < 8 || !(m.depth - 2).is_multiple_of(6) {
             bad(
                 "model.depth",
@@ -525,12 +621,17 @@ impl RunConfig {
                 ),
             );
         }
-        let t = &self.train;
         if t.epochs < 1 {
             bad("train.epochs", "must be at least 1".into());
         }
-        if t.batch_size < 1 {
-            bad("train.batch_size", "must be at least 1".into());
+        if t.batch_size < 2 {
+            bad(
+                "train.batch_size",
+                format!(
+                    "must be at least 2 (batch norm needs two images per batch), got {}",
+                    t.batch_size
+                ),
+            );
         }
         if let Some(lr) = t.lr
             && !(lr > 0.0 && lr.is_finite())
@@ -559,8 +660,11 @@ impl RunConfig {
             ("train.limit_train", t.limit_train),
             ("train.limit_test", t.limit_test),
         ] {
-            if v == Some(0) {
-                bad(key, "must be at least 1 when given".into());
+            if matches!(v, Some(0 | 1)) {
+                bad(
+                    key,
+                    "must be at least 2 when given (batch norm needs two images per batch)".into(),
+                );
             }
         }
         if self.dataset.kind != DatasetKind::Synthetic && self.dataset.path.is_none() {

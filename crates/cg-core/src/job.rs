@@ -47,3 +47,86 @@ impl JobStatus {
         })
     }
 }
+
+/// Longest job id or sweep name accepted.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Checks a job id read from a sweep or from the store before it names a directory (`runs/<id>/`)
+/// or goes on a command line: 1 to 128 ASCII letters, digits, `_`, `-` and `.`, not starting with
+/// `-` or `.` (so never an option, `..`, a hidden file or a path). `Err` says what is wrong.
+pub fn check_job_id(id: &str) -> Result<(), String> {
+    check_token(id, "job id")
+}
+
+/// Checks a sweep name (a report directory, a command-line argument): the rule of
+/// [`check_job_id`].
+pub fn check_name(name: &str) -> Result<(), String> {
+    check_token(name, "sweep name")
+}
+
+fn check_token(s: &str, what: &str) -> Result<(), String> {
+    let shown: String = s
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if s.is_empty() {
+        return Err(format!("the {what} is empty"));
+    }
+    if s.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "the {what} `{shown}…` is longer than {MAX_NAME_LEN} characters"
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "the {what} `{shown}` contains {c:?}; use letters, digits, `_`, `-` and `.`"
+        ));
+    }
+    if s.starts_with(['-', '.']) {
+        return Err(format!(
+            "the {what} `{shown}` starts with `{}`; start it with a letter or digit",
+            &s[..1]
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_that_could_be_paths_or_options_are_refused() {
+        for ok in ["0123abcdef", "mnist-grid", "a.b_c-1", "A"] {
+            assert_eq!(check_job_id(ok), Ok(()), "{ok}");
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        for bad in [
+            "",
+            "/etc",
+            "/tmp/x",
+            "..",
+            "../x",
+            "a/b",
+            ".hidden",
+            "-rf",
+            "--device",
+            "a b",
+            "a\nb",
+            "é",
+            "a\0b",
+            "${HOME}",
+            long.as_str(),
+        ] {
+            assert!(check_job_id(bad).is_err(), "{bad:?}");
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name("-x").unwrap_err().contains("starts with `-`"));
+    }
+}

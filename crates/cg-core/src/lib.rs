@@ -11,10 +11,11 @@ mod sweep;
 
 pub use config::{
     DatasetKind, DatasetSpec, GateMode, GateSpec, LossSpec, ModelKind, ModelSpec, Problem,
-    RunConfig, Schedule, Shortcut, SyntheticSpec, TrainSpec, closest, known_keys, parse_set_value,
+    RunConfig, Schedule, Shortcut, SyntheticSpec, TrainSpec, closest, known_keys, limits,
+    parse_set_value,
 };
 pub use error::{Error, Result};
-pub use job::{JobId, JobSpec, JobStatus};
+pub use job::{JobId, JobSpec, JobStatus, check_job_id, check_name};
 pub use nan::f64_or_nan;
 pub use result::{BlockGateStats, EpochRecord, Provenance, RunResult};
 pub use sweep::{Direction, JobRecord, Objective, SweepInfo};

@@ -525,8 +525,28 @@ async fn run_claim(
     let opts = &ctx.options;
     let job = claim.job.id.clone();
     let attempt = claim.attempt;
+    // What the store hands out is untrusted (every machine of a shared queue writes it): the id
+    // names a directory and goes on a command line, the configuration goes to the child.
+    if let Err(reason) = check_claim(&claim) {
+        let error = format!("refused: {reason}");
+        let status = store
+            .fail(&job, attempt, worker, &error, None, false)
+            .await?;
+        ctx.emit(Event::Failed {
+            job,
+            attempt,
+            error,
+            status,
+        });
+        return Ok(Ended::Other);
+    }
     let dir = opts.runs_dir.join(&job);
     std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+    // A job's checkpoints and logs are the database's data: no more readable than its file.
+    if let Some(mode) = store.file_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(dir_mode(mode)));
+    }
     let log_path = dir.join(format!("attempt-{attempt}.log"));
 
     let mut cmd = tokio::process::Command::new(&opts.exe);
@@ -626,7 +646,9 @@ async fn run_claim(
     let mut lines = BufReader::new(stdout).lines();
     let mut heartbeat = tokio::time::interval((opts.lease / 4).max(Duration::from_millis(100)));
     heartbeat.tick().await;
-    let deadline = opts.timeout_per_job.map(|t| Instant::now() + t);
+    let deadline = opts
+        .timeout_per_job
+        .and_then(|t| Instant::now().checked_add(t));
     let mut grace_deadline: Option<Instant> = None;
     let mut shutdown = ctx.shutdown.clone();
     let mut watching_shutdown = true;
@@ -770,8 +792,8 @@ async fn run_claim(
                 Err(e) => format!("could not be waited for ({e})"),
             };
             let last = stderr_tail
-                .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()))
-                .map(|l| format!(": {}", l.trim()))
+                .and_then(|t| panic_message(t).or_else(|| last_line(t)))
+                .map(|l| format!(": {l}"))
                 .unwrap_or_default();
             let error = format!("job runner {how} without a result{last}");
             (error, true, stderr_tail.is_some_and(is_out_of_memory))
@@ -819,6 +841,61 @@ async fn run_claim(
     })
 }
 
+/// Why a job from the store cannot run as it is: an id that is not a plain name (it would name a
+/// path or an option) or a configuration outside its bounds.
+fn check_claim(claim: &Claim) -> std::result::Result<(), String> {
+    cg_core::check_job_id(&claim.job.id)?;
+    let problems = claim.job.config.problems();
+    if !problems.is_empty() {
+        let list: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect();
+        return Err(format!(
+            "the job's configuration in the database is invalid ({})",
+            list.join("; ")
+        ));
+    }
+    Ok(())
+}
+
+/// A directory mode for files of mode `file`: searchable where readable (0600 → 0700).
+fn dir_mode(file: u32) -> u32 {
+    let file = file & 0o777;
+    file | ((file & 0o444) >> 2)
+}
+
+/// The last line of `s` that is not blank, trimmed.
+fn last_line(s: &str) -> Option<String> {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+}
+
+/// A Rust panic in `stderr` as `panicked at FILE:LINE:COL: MESSAGE` (the last panic; its message
+/// may span lines up to the backtrace note), so that the job's error says why it died.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.rfind("panicked at ")?;
+    let rest = &stderr[start..];
+    let mut lines = rest.lines();
+    let head = lines.next()?.trim_end();
+    let message: Vec<&str> = lines
+        .take_while(|l| !l.starts_with("note: ") && !l.starts_with("stack backtrace:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    // Before Rust 1.73 the message followed on the same line: `panicked at 'msg', file:line`.
+    let mut out = head.trim_end_matches(':').to_string();
+    if !message.is_empty() {
+        out.push_str(": ");
+        out.push_str(&message.join(" "));
+    }
+    let mut out: String = out.chars().take(2000).collect();
+    out.truncate(out.trim_end().len());
+    Some(out)
+}
+
 fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -849,6 +926,73 @@ mod tests {
         assert!(!is_out_of_memory(
             "cannot read data/train.bin: memory map failed"
         ));
+    }
+
+    #[test]
+    fn a_panic_is_told_by_its_message_not_the_backtrace_hint() {
+        for (stderr, expected) in [
+            (
+                "epoch 1\nthread 'main' panicked at crates/x/src/lib.rs:10:5:\nindex out of bounds: \
+                 the len is 3 but the index is 7\nnote: run with `RUST_BACKTRACE=1` environment \
+                 variable to display a backtrace\n",
+                "panicked at crates/x/src/lib.rs:10:5: index out of bounds: the len is 3 but the index is 7",
+            ),
+            (
+                "thread '<unnamed>' panicked at src/a.rs:1:1:\nfirst\nsecond line\nstack backtrace:\n   0: x\n",
+                "panicked at src/a.rs:1:1: first second line",
+            ),
+            (
+                "thread 'main' panicked at 'old style', src/a.rs:1:1\nnote: run with `RUST_BACKTRACE=1`\n",
+                "panicked at 'old style', src/a.rs:1:1",
+            ),
+        ] {
+            assert_eq!(panic_message(stderr).as_deref(), Some(expected), "{stderr}");
+        }
+        assert_eq!(panic_message("Killed\n"), None);
+        assert_eq!(last_line("a\n  b  \n\n").as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn run_directories_follow_the_database_mode() {
+        assert_eq!(dir_mode(0o600), 0o700);
+        assert_eq!(dir_mode(0o640), 0o750);
+        assert_eq!(dir_mode(0o644), 0o755);
+        assert_eq!(dir_mode(0o100600), 0o700);
+    }
+
+    #[test]
+    fn claims_with_unsafe_ids_or_configs_are_refused() {
+        let config = cg_core::RunConfig::with_dataset(cg_core::DatasetSpec {
+            kind: cg_core::DatasetKind::Synthetic,
+            path: None,
+            augment: None,
+            synthetic: None,
+        });
+        let claim = |id: &str, config: cg_core::RunConfig| Claim {
+            job: cg_core::JobSpec {
+                id: id.to_string(),
+                params: Default::default(),
+                config,
+            },
+            sweep: "s".into(),
+            attempt: 1,
+        };
+        assert_eq!(check_claim(&claim("0123abcd", config.clone())), Ok(()));
+        for id in ["/tmp/evil", "../../etc", "--device", "a/b", "", ".x"] {
+            let err = check_claim(&claim(id, config.clone())).unwrap_err();
+            assert!(err.contains("job id"), "{id}: {err}");
+        }
+        let mut huge = config.clone();
+        huge.model.width = 4_294_967_296;
+        let err = check_claim(&claim("ok", huge)).unwrap_err();
+        assert!(err.contains("model.width: must be at most"), "{err}");
+        let mut one = config;
+        one.train.batch_size = 1;
+        assert!(
+            check_claim(&claim("ok", one))
+                .unwrap_err()
+                .contains("train.batch_size")
+        );
     }
 
     #[test]

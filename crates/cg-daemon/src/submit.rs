@@ -5,19 +5,27 @@ use cg_sweep::Sweep;
 
 use crate::Result;
 
-/// Migrates the database, creates or updates the sweep and queues its jobs. Jobs already stored
-/// keep their state unless `options.rerun` (then completed and failed ones are queued again).
-/// The caller checks the job limit ([`Sweep::check_job_limit`]) before opening the database, so
-/// that a refused sweep writes nothing.
+/// Migrates the database, then creates the sweep and queues its jobs in one transaction (a
+/// submission killed half-way leaves nothing). Jobs already stored keep their state unless
+/// `options.rerun` (then completed and failed ones are queued again, their old result kept until
+/// a new one replaces it). A different file under an existing sweep's name is
+/// [`cg_store::Error::SweepExists`] unless `options.merge`. The caller checks the job limit
+/// ([`Sweep::check_job_limit`]) before opening the database, so that a refused sweep writes
+/// nothing.
 pub async fn submit_sweep(
     store: &Store,
     sweep: &Sweep,
     options: &SubmitOptions,
 ) -> Result<SubmitSummary> {
     store.migrate().await?;
-    store
-        .upsert_sweep(sweep.name(), sweep.source_text(), &sweep.info())
-        .await?;
     let jobs = sweep.expand();
-    Ok(store.submit_jobs_with(sweep.name(), &jobs, options).await?)
+    Ok(store
+        .submit_sweep(
+            sweep.name(),
+            sweep.source_text(),
+            &sweep.info(),
+            &jobs,
+            options,
+        )
+        .await?)
 }

@@ -37,7 +37,21 @@ pub struct MacsTable {
 }
 
 fn conv_macs(cin: usize, cout: usize, k: usize, out_side: usize) -> u64 {
-    (cin * cout * k * k * out_side * out_side) as u64
+    product(&[cin, cout, k, k, out_side, out_side])
+}
+
+/// A product of sizes as MACs, saturating at `u64::MAX` instead of wrapping (validation bounds
+/// the sizes far below that; this keeps an unchecked configuration from wrapping to a small count).
+fn product(factors: &[usize]) -> u64 {
+    factors
+        .iter()
+        .try_fold(1u64, |acc, &f| acc.checked_mul(f as u64))
+        .unwrap_or(u64::MAX)
+}
+
+/// A sum of MACs, saturating.
+fn sum<'a>(values: impl IntoIterator<Item = &'a u64>) -> u64 {
+    values.into_iter().fold(0u64, |a, &b| a.saturating_add(b))
 }
 
 /// The blocks of a CIFAR ResNet of the given depth and width on `side × side` inputs.
@@ -47,7 +61,7 @@ pub fn block_shapes(spec: &ModelSpec, side: usize, gate_downsample: bool) -> Vec
     let mut in_ch = spec.width;
     let mut cur_side = side;
     for stage in 0..3 {
-        let out_ch = spec.width << stage;
+        let out_ch = spec.width.saturating_mul(1 << stage);
         for i in 0..n {
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
             cur_side = cur_side.div_ceil(stride);
@@ -83,29 +97,39 @@ impl MacsTable {
         let mut gate_overhead = Vec::new();
         for b in &blocks {
             branch.push(
-                conv_macs(b.in_channels, b.out_channels, 3, b.out_side)
-                    + conv_macs(b.out_channels, b.out_channels, 3, b.out_side),
+                conv_macs(b.in_channels, b.out_channels, 3, b.out_side).saturating_add(conv_macs(
+                    b.out_channels,
+                    b.out_channels,
+                    3,
+                    b.out_side,
+                )),
             );
             shortcut.push(if b.downsamples() && spec.shortcut == Shortcut::B {
                 conv_macs(b.in_channels, b.out_channels, 1, b.out_side)
             } else {
                 0
             });
-            let elems = (b.out_channels * b.out_side * b.out_side) as u64;
+            let elems = product(&[b.out_channels, b.out_side, b.out_side]);
             let overhead = if !b.gated {
                 0
             } else {
                 let ctrl = if mode.has_controller() {
-                    elems + (b.out_channels * hidden + hidden) as u64
+                    elems
+                        .saturating_add(product(&[b.out_channels, hidden]))
+                        .saturating_add(hidden as u64)
                 } else {
                     0
                 };
-                let cos = if mode.needs_branch() { 3 * elems } else { 0 };
-                ctrl + cos
+                let cos = if mode.needs_branch() {
+                    elems.saturating_mul(3)
+                } else {
+                    0
+                };
+                ctrl.saturating_add(cos)
             };
             gate_overhead.push(overhead);
         }
-        let head = (4 * spec.width * spec.num_classes) as u64;
+        let head = product(&[4, spec.width, spec.num_classes]);
         Self {
             stem,
             branch,
@@ -118,19 +142,23 @@ impl MacsTable {
 
     /// The backbone alone, every block executed, no gate heads.
     pub fn full(&self) -> u64 {
-        self.stem + self.branch.iter().sum::<u64>() + self.shortcut.iter().sum::<u64>() + self.head
+        sum([
+            &self.stem,
+            &sum(&self.branch),
+            &sum(&self.shortcut),
+            &self.head,
+        ])
     }
 
     /// Everything that runs whatever the gates say: stem, shortcuts, ungated branches, head.
     pub fn fixed(&self) -> u64 {
-        let ungated: u64 = self
+        let ungated = sum(self
             .blocks
             .iter()
             .zip(&self.branch)
             .filter(|(b, _)| !b.gated)
-            .map(|(_, m)| *m)
-            .sum();
-        self.stem + self.shortcut.iter().sum::<u64>() + ungated + self.head
+            .map(|(_, m)| m));
+        sum([&self.stem, &sum(&self.shortcut), &ungated, &self.head])
     }
 
     /// Indices of the gated blocks, in order.
@@ -169,11 +197,7 @@ impl MacsTable {
 
     /// Mean MACs really computed per sample given each gated block's open rate.
     pub fn mean_executed_actual(&self, open_rate: &[f64], mode: GateMode) -> f64 {
-        let overhead: u64 = self
-            .gated_blocks()
-            .iter()
-            .map(|b| self.gate_overhead[*b])
-            .sum();
+        let overhead = sum(self.gated_blocks().iter().map(|b| &self.gate_overhead[*b]));
         let body = if mode.needs_branch() {
             self.full() as f64
         } else {
@@ -191,6 +215,19 @@ fn rates(open: &[bool]) -> Vec<f64> {
 mod tests {
     use super::*;
     use cg_core::ModelKind;
+
+    #[test]
+    fn huge_sizes_saturate_instead_of_wrapping() {
+        let mut m = spec(ModelKind::Cosinegate, Shortcut::B);
+        m.width = 4_294_967_296;
+        m.num_classes = 4_294_967_296;
+        let t = MacsTable::new(&m, 3, 32, true, GateMode::CirCtrl, 4_294_967_296);
+        assert_eq!(t.full(), u64::MAX);
+        assert_eq!(t.head, u64::MAX);
+        assert!(t.fixed() >= t.head);
+        assert_eq!(product(&[1 << 40, 1 << 40]), u64::MAX);
+        assert_eq!(product(&[3, 4]), 12);
+    }
 
     fn spec(kind: ModelKind, shortcut: Shortcut) -> ModelSpec {
         ModelSpec {

@@ -106,6 +106,17 @@ impl Prepared {
 
     /// Like [`Prepared::new`] with data already in memory (tests, benchmarks).
     pub fn with_data(config: &RunConfig, data: DataSplits) -> Result<Self> {
+        // A split of one image would skip every batch (batch norm needs two) and "complete" a
+        // run that never trained.
+        if data.train.len() < 2 {
+            return Err(Error::Config(format!(
+                "the training split has {} image(s); training needs at least 2 (batch norm)",
+                data.train.len()
+            )));
+        }
+        if data.test.is_empty() {
+            return Err(Error::Config("the test split has no images".into()));
+        }
         let in_channels = config.model.in_channels.unwrap_or(data.train.channels);
         if in_channels != data.train.channels {
             return Err(Error::Config(format!(

@@ -25,7 +25,7 @@ pub enum Error {
     #[error("no database at {}", .0.display())]
     Missing(PathBuf),
     /// The database has no cg schema yet: nobody has run the migrations.
-    #[error("the database has no cg schema yet; migrate it first (`Store::migrate`)")]
+    #[error("the database has no cg schema yet; run `cg db migrate` first")]
     NotMigrated,
     /// The database was migrated by a newer build of cg than this one.
     #[error(
@@ -34,7 +34,7 @@ pub enum Error {
     SchemaTooNew { found: i64, known: i64 },
     /// The database schema is older than this build needs (`Store::open_existing` only).
     #[error(
-        "the database schema is at version {found}, older than version {known} that this build of cg needs; migrate it first (`Store::migrate`)"
+        "the database schema is at version {found}, older than version {known} that this build of cg needs; run `cg db migrate` first"
     )]
     SchemaTooOld { found: i64, known: i64 },
     /// Applying the embedded migrations failed (an applied migration was edited, a statement failed, ...).
@@ -53,6 +53,13 @@ pub enum Error {
     /// No sweep of that name.
     #[error("no sweep named `{0}`")]
     UnknownSweep(String),
+    /// A sweep of that name exists, made from a different file.
+    #[error(
+        "a sweep named `{0}` already exists, made from a different file; give this file a new \
+         `name`, or remove the old sweep first (`cg sweep delete {0}`), or pass --merge to add \
+         this file's jobs to it"
+    )]
+    SweepExists(String),
     /// No job with that id.
     #[error("no job with id `{0}`")]
     UnknownJob(String),

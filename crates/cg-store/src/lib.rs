@@ -53,7 +53,7 @@ mod types;
 
 pub use bench::{BenchReport, bench_queue};
 pub use error::{BoxError, Error, Result};
-pub use options::{DatabaseUrl, StoreOptions};
+pub use options::{DatabaseUrl, StoreOptions, UrlKind};
 pub use queue::STDERR_TAIL_MAX_BYTES;
 pub use store::{EngineKind, Store};
 pub use types::{

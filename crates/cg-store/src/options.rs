@@ -25,10 +25,82 @@ impl DatabaseUrl {
         redact(&self.0)
     }
 
-    /// Whether the URL names a PostgreSQL database (`postgres://` or `postgresql://`).
+    /// Whether the URL names a PostgreSQL database (`postgres:` or `postgresql:`, in any case).
     pub fn is_postgres(&self) -> bool {
-        self.0.starts_with("postgres://") || self.0.starts_with("postgresql://")
+        matches!(self.kind(), Ok(UrlKind::Postgres))
     }
+
+    /// Which engine the URL names. Schemes are case-insensitive. A string that starts like a URL
+    /// (`word:`) with any other scheme is refused, as is `postgres:` without `//`: such a string
+    /// must never become a SQLite file named after it. `Err` is the reason, password-free.
+    pub fn kind(&self) -> Result<UrlKind, String> {
+        let Some(scheme) = scheme(&self.0) else {
+            return Ok(UrlKind::SqlitePath);
+        };
+        let rest = &self.0[scheme.len() + 1..];
+        match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" if rest.starts_with("//") => Ok(UrlKind::Postgres),
+            "postgres" | "postgresql" => Err(format!(
+                "a PostgreSQL URL starts with `{scheme}://`, as in postgres://user@host/db"
+            )),
+            "sqlite" => Ok(UrlKind::SqliteUrl),
+            _ => Err(format!(
+                "unsupported scheme `{scheme}:`; use a file path, `sqlite:` or `postgres://` \
+                 (a file whose name has a colon: write it as ./{scheme}:…)"
+            )),
+        }
+    }
+
+    /// The password in the URL, if any (user-info or `password=` parameter).
+    fn password(&self) -> Option<&str> {
+        let scheme = scheme(&self.0)?;
+        let rest = self.0[scheme.len() + 1..].trim_start_matches('/');
+        let query_start = rest.find(['?', '#']).unwrap_or(rest.len());
+        let from_userinfo = rest[..query_start]
+            .rfind('@')
+            .and_then(|at| rest[..at].split_once(':'))
+            .map(|(_, p)| p);
+        let from_query = rest[query_start..]
+            .trim_start_matches('?')
+            .split(['&', '#'])
+            .find_map(|pair| {
+                pair.split_once('=')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("password"))
+                    .map(|(_, v)| v)
+            });
+        from_userinfo.or(from_query).filter(|p| !p.is_empty())
+    }
+
+    /// `message` with this URL's password replaced by `***` (for errors of lower layers that may
+    /// quote the URL).
+    pub fn scrub(&self, message: &str) -> String {
+        match self.password() {
+            Some(p) => message.replace(p, "***"),
+            None => message.to_string(),
+        }
+    }
+}
+
+/// What a [`DatabaseUrl`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlKind {
+    /// A plain file path.
+    SqlitePath,
+    /// A `sqlite:` URL (any case).
+    SqliteUrl,
+    /// A `postgres://` or `postgresql://` URL (any case).
+    Postgres,
+}
+
+/// The scheme of a URL-like string (`word:` at the start, RFC 3986 characters), if it has one.
+fn scheme(s: &str) -> Option<&str> {
+    let colon = s.find(':')?;
+    let scheme = &s[..colon];
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
 }
 
 impl fmt::Display for DatabaseUrl {
@@ -76,10 +148,12 @@ impl From<&std::path::PathBuf> for DatabaseUrl {
 }
 
 fn redact(url: &str) -> Cow<'_, str> {
-    let Some(scheme_end) = url.find("://") else {
+    let Some(scheme) = scheme(url) else {
         return Cow::Borrowed(url);
     };
-    let rest_start = scheme_end + 3;
+    // Any scheme, any case, with or without `//`: the user-info is hidden all the same.
+    let after = &url[scheme.len() + 1..];
+    let rest_start = scheme.len() + 1 + (after.len() - after.trim_start_matches('/').len());
     let rest = &url[rest_start..];
     let query_start = rest.find(['?', '#']).unwrap_or(rest.len());
     let mut out = String::with_capacity(url.len());
@@ -144,6 +218,11 @@ pub struct StoreOptions {
     /// `synchronous_commit=on`, at one disk flush per commit (on PostgreSQL, about half the
     /// queue throughput on a disk with 3.6 ms flushes).
     pub durable_commits: bool,
+    /// Open for reading only (`cg status`, `cg logs`, `cg db backup`, `cg report`): nothing is
+    /// created or written, so a read-only mount or another user's file works. SQLite opens the
+    /// file read-only (immutable when even that fails, e.g. no `-shm` can be made beside it);
+    /// PostgreSQL sessions are `default_transaction_read_only`. Writes fail.
+    pub read_only: bool,
 }
 
 impl StoreOptions {
@@ -155,6 +234,7 @@ impl StoreOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(60),
             durable_commits: false,
+            read_only: false,
         }
     }
 }
@@ -192,6 +272,58 @@ mod tests {
         );
         check("sqlite:cg.db", "sqlite:cg.db");
         check("runs/cg.db", "runs/cg.db");
+    }
+
+    #[test]
+    fn passwords_are_redacted_whatever_the_spelling() {
+        for url in [
+            "Postgres://cg:s3cret@h/db",
+            "POSTGRES://cg:s3cret@h/db",
+            "PostgreSQL://cg:s3cret@h/db",
+            "postgres:/cg:s3cret@h/db",
+            "postgres:cg:s3cret@h/db",
+            "mysql://cg:s3cret@h/db",
+            "postgres://h/db?PASSWORD=s3cret",
+            "postgres://h/db?Password=s3cret#frag",
+        ] {
+            let u = DatabaseUrl::new(url);
+            assert!(!u.to_string().contains("s3cret"), "{url} -> {u}");
+            assert!(!format!("{u:?}").contains("s3cret"), "{url}");
+            assert_eq!(
+                u.scrub(&format!("failed: {url} (s3cret)"))
+                    .matches("s3cret")
+                    .count(),
+                0,
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive_and_unknown_ones_refused() {
+        for (url, kind) in [
+            ("postgres://h/db", Some(UrlKind::Postgres)),
+            ("Postgres://h/db", Some(UrlKind::Postgres)),
+            ("POSTGRESQL://h/db", Some(UrlKind::Postgres)),
+            ("sqlite:cg.db", Some(UrlKind::SqliteUrl)),
+            ("SQLite:///tmp/cg.db", Some(UrlKind::SqliteUrl)),
+            ("runs/cg.db", Some(UrlKind::SqlitePath)),
+            ("/tmp/a:b.db", Some(UrlKind::SqlitePath)),
+            ("./cg:1.db", Some(UrlKind::SqlitePath)),
+            ("cg.db", Some(UrlKind::SqlitePath)),
+            ("postgres:/h/db", None),
+            ("postgres:h/db", None),
+            ("Postgres:/cg:pw@h/db", None),
+            ("mysql://h/db", None),
+            ("http://h/db", None),
+            ("file:cg.db", None),
+        ] {
+            let got = DatabaseUrl::new(url).kind();
+            assert_eq!(got.as_ref().ok().copied(), kind, "{url}: {got:?}");
+            if let Err(reason) = got {
+                assert!(!reason.contains("pw"), "{reason}");
+            }
+        }
     }
 
     #[test]

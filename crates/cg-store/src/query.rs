@@ -118,6 +118,26 @@ impl Store {
         rows.into_iter().map(JobRecordRow::into_record).collect()
     }
 
+    /// The running jobs (of `sweep`, or of every sweep) whose lease has expired: their worker
+    /// stopped heartbeating and the next worker or coordinator to look takes them back. Read-only.
+    pub async fn expired_leases(&self, sweep: Option<&str>) -> Result<Vec<String>> {
+        let now = crate::store::now_ms();
+        let ids: Vec<String> = with_reader!(self, |pool, pg, DB| {
+            sqlx::query_scalar(
+                "SELECT j.id FROM jobs j \
+                 WHERE j.status = 'running' AND j.lease_expires_at_ms < $1 \
+                   AND (CAST($2 AS TEXT) IS NULL \
+                        OR EXISTS (SELECT 1 FROM sweep_jobs sj WHERE sj.job_id = j.id AND sj.sweep = $2)) \
+                 ORDER BY j.seq",
+            )
+            .bind(now)
+            .bind(sweep)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids)
+    }
+
     /// One job as its first sweep knows it.
     pub async fn job_record(&self, job: &str) -> Result<JobRecord> {
         let row: Option<JobRecordRow> = with_reader!(self, |pool, pg, DB| {

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use cg_core::{EpochRecord, JobSpec, JobStatus, Provenance, RunConfig, RunResult};
+use cg_core::{EpochRecord, JobSpec, JobStatus, Provenance, RunConfig, RunResult, SweepInfo};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::types::Json;
 use sqlx::{FromRow, QueryBuilder, Sqlite};
@@ -394,6 +394,18 @@ fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
+/// Whether two sweep files are the same file, up to trailing spaces and blank lines.
+fn same_source(a: &str, b: &str) -> bool {
+    let lines = |s: &str| -> Vec<String> {
+        let mut v: Vec<String> = s.lines().map(|l| l.trim_end().to_string()).collect();
+        while v.last().is_some_and(String::is_empty) {
+            v.pop();
+        }
+        v
+    };
+    lines(a) == lines(b)
+}
+
 /// Which running jobs [`Store::take_back`] takes back.
 enum TakeBack<'a> {
     Expired,
@@ -417,12 +429,40 @@ impl Store {
 
     /// Adds `jobs` to the sweep, in one transaction. A job (by id) is stored once however often
     /// it is submitted, by whichever sweeps: a job already stored joins this sweep (with the
-    /// `params` given here, for this sweep's tables) and keeps its state, except that a cancelled job goes back to the queue, and with `options.rerun` a
-    /// completed or failed one does too (its attempts counter restarts, its stored result is
-    /// dropped; its old attempts and epoch metrics stay).
+    /// `params` given here, for this sweep's tables) and keeps its state, except that a cancelled
+    /// job goes back to the queue, and with `options.rerun` a completed or failed one does too
+    /// (its attempts counter restarts; its stored result stays until a new attempt completes and
+    /// replaces it; its old attempts and epoch metrics stay).
     pub async fn submit_jobs_with(
         &self,
         sweep: &str,
+        jobs: &[JobSpec],
+        options: &SubmitOptions,
+    ) -> Result<SubmitSummary> {
+        self.submit_inner(sweep, None, jobs, options).await
+    }
+
+    /// Creates the sweep `name` from its YAML and queues its jobs, all in one transaction: a
+    /// submission that is killed or fails half-way leaves nothing. A sweep name is an identity: if
+    /// a sweep of that name exists and was made from a different file, this is
+    /// [`Error::SweepExists`] unless `options.merge` (then the sweep takes the new file's YAML and
+    /// info and gains its jobs). The same file again updates nothing but the queue.
+    pub async fn submit_sweep(
+        &self,
+        name: &str,
+        source_yaml: &str,
+        info: &SweepInfo,
+        jobs: &[JobSpec],
+        options: &SubmitOptions,
+    ) -> Result<SubmitSummary> {
+        self.submit_inner(name, Some((source_yaml, info)), jobs, options)
+            .await
+    }
+
+    async fn submit_inner(
+        &self,
+        sweep: &str,
+        create: Option<(&str, &SweepInfo)>,
         jobs: &[JobSpec],
         options: &SubmitOptions,
     ) -> Result<SubmitSummary> {
@@ -433,12 +473,31 @@ impl Store {
         let max_attempts = i64::from(options.max_attempts.max(1));
         let (added, requeued) = in_write_tx!(self, |tx, pg, DB| {
             let known: Option<String> =
-                sqlx::query_scalar("SELECT name FROM sweeps WHERE name = $1")
+                sqlx::query_scalar("SELECT source_yaml FROM sweeps WHERE name = $1")
                     .bind(sweep)
                     .fetch_optional(&mut *tx)
                     .await?;
-            if known.is_none() {
-                return Err(Error::UnknownSweep(sweep.to_string()));
+            match (create, known) {
+                (None, None) => return Err(Error::UnknownSweep(sweep.to_string())),
+                (None, Some(_)) => {}
+                (Some((yaml, _)), Some(stored)) if same_source(yaml, &stored) => {}
+                (Some((yaml, info)), stored) => {
+                    if stored.is_some() && !options.merge {
+                        return Err(Error::SweepExists(sweep.to_string()));
+                    }
+                    sqlx::query(
+                        "INSERT INTO sweeps (name, source_yaml, info, status, created_at_ms, updated_at_ms) \
+                         VALUES ($1, $2, $3, 'active', $4, $4) \
+                         ON CONFLICT (name) DO UPDATE SET source_yaml = excluded.source_yaml, \
+                         info = excluded.info, updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(sweep)
+                    .bind(yaml)
+                    .bind(Json(info))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
             let base_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM jobs")
                 .fetch_one(&mut *tx)
@@ -511,20 +570,9 @@ impl Store {
                 }
                 update.push(") RETURNING id");
                 let ids: Vec<String> = update.build_query_scalar().fetch_all(&mut *tx).await?;
+                // A rerun keeps the stored result (and gate statistics) until the new attempt
+                // completes and replaces them; while the job is not completed, no query shows it.
                 requeued += ids.len();
-                if options.rerun && !ids.is_empty() {
-                    for table in ["results", "gate_stats"] {
-                        let mut delete = QueryBuilder::<DB>::new(format!(
-                            "DELETE FROM {table} WHERE job_id IN ("
-                        ));
-                        let mut list = delete.separated(", ");
-                        for id in &ids {
-                            list.push_bind(id.as_str());
-                        }
-                        delete.push(")");
-                        delete.build().execute(&mut *tx).await?;
-                    }
-                }
             }
             (added.len(), requeued)
         });

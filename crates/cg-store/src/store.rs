@@ -13,7 +13,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::{DatabaseUrl, Error, Result, StoreOptions};
+use crate::{DatabaseUrl, Error, Result, StoreOptions, UrlKind};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -59,6 +59,7 @@ pub(crate) enum Engine {
 pub struct Store {
     pub(crate) engine: Engine,
     url: DatabaseUrl,
+    read_only: bool,
 }
 
 impl fmt::Debug for Store {
@@ -103,6 +104,24 @@ impl Store {
     pub async fn open_existing(url_or_path: impl Into<DatabaseUrl>) -> Result<Store> {
         let mut options = StoreOptions::new(url_or_path);
         options.create_if_missing = false;
+        Store::open_checked(options).await
+    }
+
+    /// [`Store::open_existing`] for reading only (see [`StoreOptions::read_only`]): for commands
+    /// that only look, so that they work on a read-only mount or another user's database.
+    pub async fn open_read_only(url_or_path: impl Into<DatabaseUrl>) -> Result<Store> {
+        let mut options = StoreOptions::new(url_or_path);
+        options.create_if_missing = false;
+        options.read_only = true;
+        Store::open_checked(options).await
+    }
+
+    /// Whether this store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    async fn open_checked(options: StoreOptions) -> Result<Store> {
         let store = Store::open_with(options).await?;
         let known = Store::known_schema_version();
         match store.applied_version().await? {
@@ -116,12 +135,22 @@ impl Store {
     /// Opens a database with explicit settings.
     pub async fn open_with(options: StoreOptions) -> Result<Store> {
         let url = options.url.clone();
-        let engine = if url.is_postgres() {
-            open_postgres(&options).await?
-        } else {
-            open_sqlite(&options).await?
+        let kind = url.kind().map_err(|message| Error::InvalidUrl {
+            url: url.clone(),
+            message,
+        })?;
+        let engine = match kind {
+            UrlKind::Postgres => open_postgres(&options).await?,
+            UrlKind::SqliteUrl | UrlKind::SqlitePath if options.read_only => {
+                open_sqlite_read_only(&options, kind).await?
+            }
+            UrlKind::SqliteUrl | UrlKind::SqlitePath => open_sqlite(&options, kind).await?,
         };
-        Ok(Store { engine, url })
+        Ok(Store {
+            engine,
+            url,
+            read_only: options.read_only,
+        })
     }
 
     /// The engine behind this store.
@@ -210,11 +239,35 @@ impl Store {
         let dest_str = dest.to_str().ok_or_else(|| {
             Error::Unsupported(format!("backup path {} is not valid UTF-8", dest.display()))
         })?;
-        sqlx::query("VACUUM INTO $1")
+        // The copy is made empty first with the database's permissions (`VACUUM INTO` fills an
+        // empty file and keeps its mode), so it is never readable by more users than the original.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(self.file_mode().unwrap_or(0o600))
+                .open(dest)
+                .map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
+        }
+        if let Err(e) = sqlx::query("VACUUM INTO $1")
             .bind(dest_str)
             .execute(read)
-            .await?;
+            .await
+        {
+            let _ = std::fs::remove_file(dest);
+            return Err(e.into());
+        }
         Ok(())
+    }
+
+    /// The permission bits of the SQLite database file (e.g. `0o600`), for files that hold its
+    /// data elsewhere (backups, run directories) to follow. `None` for PostgreSQL and in-memory
+    /// databases.
+    pub fn file_mode(&self) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(self.sqlite_path()?).ok()?;
+        Some(meta.permissions().mode() & 0o777)
     }
 
     /// The SQLite database file, if this is a file-backed SQLite store.
@@ -238,16 +291,79 @@ impl Store {
     }
 }
 
-async fn open_sqlite(options: &StoreOptions) -> Result<Engine> {
+/// SQLite for reading only: no file, directory, journal mode or pragma is written. When the file
+/// cannot even be opened read-only (a WAL database whose `-shm` cannot be made: a read-only
+/// directory), it is opened `immutable`, which reads the main file as it is.
+async fn open_sqlite_read_only(options: &StoreOptions, kind: UrlKind) -> Result<Engine> {
+    let base = sqlite_base(options, kind)?;
+    if is_memory(options.url.expose()) {
+        return Err(Error::Unsupported(
+            "an in-memory database cannot be opened read-only".into(),
+        ));
+    }
+    let path = base.get_filename().to_path_buf();
+    if !path.exists() {
+        return Err(Error::Missing(path));
+    }
+    let connect = base
+        .read_only(true)
+        .create_if_missing(false)
+        .busy_timeout(options.busy_timeout);
+    let connect_err = |e: sqlx::Error| Error::Connect {
+        url: options.url.clone(),
+        source: Box::new(e),
+    };
+    let pool = |connect: SqliteConnectOptions| {
+        SqlitePoolOptions::new()
+            .test_before_acquire(false)
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+    };
+    let probe = "SELECT COUNT(*) FROM sqlite_master";
+    let first = pool(connect.clone()).await;
+    let usable = match &first {
+        Ok(p) => sqlx::query(probe).fetch_one(p).await.is_ok(),
+        Err(_) => false,
+    };
+    let read = match first {
+        Ok(p) if usable => p,
+        first => {
+            if let Ok(p) = first {
+                p.close().await;
+            }
+            let immutable = pool(connect.immutable(true)).await.map_err(connect_err)?;
+            sqlx::query(probe)
+                .fetch_one(&immutable)
+                .await
+                .map_err(connect_err)?;
+            immutable
+        }
+    };
+    Ok(Engine::Sqlite {
+        write: read.clone(),
+        read,
+        path: Some(path),
+    })
+}
+
+fn sqlite_base(options: &StoreOptions, kind: UrlKind) -> Result<SqliteConnectOptions> {
     let raw = options.url.expose();
-    let base = if raw.starts_with("sqlite:") {
-        SqliteConnectOptions::from_str(raw).map_err(|e| Error::InvalidUrl {
+    Ok(if kind == UrlKind::SqliteUrl {
+        // sqlx wants the scheme in lower case.
+        let url = format!("sqlite:{}", &raw["sqlite:".len()..]);
+        SqliteConnectOptions::from_str(&url).map_err(|e| Error::InvalidUrl {
             url: options.url.clone(),
-            message: e.to_string(),
+            message: options.url.scrub(&e.to_string()),
         })?
     } else {
         SqliteConnectOptions::new().filename(raw)
-    };
+    })
+}
+
+async fn open_sqlite(options: &StoreOptions, kind: UrlKind) -> Result<Engine> {
+    let raw = options.url.expose();
+    let base = sqlite_base(options, kind)?;
     let memory = is_memory(raw);
     let path = (!memory).then(|| base.get_filename().to_path_buf());
     if let Some(path) = &path {
@@ -344,9 +460,14 @@ async fn open_postgres(options: &StoreOptions) -> Result<Engine> {
     let connect = PgConnectOptions::from_str(options.url.expose())
         .map_err(|e| Error::InvalidUrl {
             url: options.url.clone(),
-            message: e.to_string(),
+            message: options.url.scrub(&e.to_string()),
         })?
         .options([("synchronous_commit", synchronous_commit)]);
+    let connect = if options.read_only {
+        connect.options([("default_transaction_read_only", "on")])
+    } else {
+        connect
+    };
     let connect_err = |e: sqlx::Error| Error::Connect {
         url: options.url.clone(),
         source: Box::new(e),

@@ -53,6 +53,9 @@ pub struct SubmitOptions {
     pub priority: i64,
     /// Attempts a new job may spend before it stays failed.
     pub max_attempts: u32,
+    /// [`Store::submit_sweep`](crate::Store::submit_sweep): add the jobs to an existing sweep of
+    /// the same name made from a different file (it takes the new file and info).
+    pub merge: bool,
 }
 
 impl Default for SubmitOptions {
@@ -61,6 +64,7 @@ impl Default for SubmitOptions {
             rerun: false,
             priority: 0,
             max_attempts: 3,
+            merge: false,
         }
     }
 }

@@ -301,8 +301,8 @@ async fn rerun_requeues_finished_jobs(db: &TestDb) {
         (record.status, record.attempts, record.result),
         (JobStatus::Queued, 0, None)
     );
-    assert_eq!(db.count("SELECT COUNT(*) FROM results").await, 0);
-    assert_eq!(db.count("SELECT COUNT(*) FROM gate_stats").await, 0);
+    // The old result stays stored (not shown) until the new attempt completes.
+    assert_eq!(db.count("SELECT COUNT(*) FROM results").await, 1);
     // The rerun is a new attempt; the old one stays on record.
     let next = store.claim("w2", LEASE).await.unwrap().unwrap();
     assert_eq!((next.job.id.as_str(), next.attempt), (a.job.id.as_str(), 2));

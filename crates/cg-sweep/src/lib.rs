@@ -23,8 +23,8 @@ pub use run::{
 };
 pub use schema::json_schema;
 pub use sweep::{
-    DEFAULT_JOB_LIMIT, DISTRIBUTIONS, METRICS, Method, PARAMETER_KEYS, PRESET_AXIS, SWEEP_KEYS,
-    Sweep, load_sweep, load_sweep_str,
+    DEFAULT_JOB_LIMIT, DISTRIBUTIONS, MAX_GRID_POINTS, MAX_JOBS, METRICS, Method, PARAMETER_KEYS,
+    PRESET_AXIS, SWEEP_KEYS, Sweep, load_sweep, load_sweep_str,
 };
 pub use yaml::{MAX_ALIAS_REPLAYED_EVENTS, MAX_FILE_BYTES, MAX_NODES};
 

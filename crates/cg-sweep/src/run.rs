@@ -514,11 +514,11 @@ run.yaml:2:1: parameters: unknown key (sweep keys belong in a sweep file; load t
             "{err}"
         );
 
-        let text = "dataset: {kind: idx, path: \"${NOT_SET_ANYWHERE}/x\"}\n";
+        let text = "dataset: {kind: idx, path: \"${CG_NOT_SET_ANYWHERE}/x\"}\n";
         let err = load_run_str_with(text, "r.yaml", Path::new("/x"), &options).unwrap_err();
         assert!(
             err.to_string().contains(
-                "r.yaml:1:28: dataset.path: environment variable `NOT_SET_ANYWHERE` is not set"
+                "r.yaml:1:28: dataset.path: environment variable `CG_NOT_SET_ANYWHERE` is not set"
             ),
             "{err}"
         );

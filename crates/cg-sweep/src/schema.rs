@@ -8,7 +8,7 @@ use cg_core::RunConfig;
 
 use crate::keys::{enum_variants, keys, probe_config, takes_fractions, type_problem};
 use crate::run::RUN_SECTIONS;
-use crate::sweep::{DISTRIBUTIONS, METRICS, PRESET_AXIS};
+use crate::sweep::{DISTRIBUTIONS, MAX_GRID_POINTS, MAX_JOBS, METRICS, PRESET_AXIS};
 
 /// The JSON Schema of a sweep file (a run file is a sweep file without the sweep keys).
 pub fn json_schema() -> Json {
@@ -31,12 +31,13 @@ pub fn json_schema() -> Json {
         );
     }
     let sweep_properties = json!({
-        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$",
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                  "description": "Sweep name; default: the file name without extension."},
         "description": {"type": "string"},
         "method": {"enum": ["grid", "random"], "default": "grid",
                    "description": "grid: every combination; random: n_samples draws from seed."},
-        "n_samples": {"type": "integer", "minimum": 1, "description": "Random method: number of draws."},
+        "n_samples": {"type": "integer", "minimum": 1, "maximum": MAX_JOBS,
+                      "description": "Random method: number of draws."},
         "seed": {"type": "integer", "minimum": 0, "default": 0,
                  "description": "Random method: seed of the draws (training seeds: `seeds`)."},
         "parameters": {
@@ -87,7 +88,7 @@ pub fn json_schema() -> Json {
                     "min": {"type": "number"},
                     "max": {"type": "number"},
                     "distribution": {"enum": DISTRIBUTIONS},
-                    "grid_points": {"type": "integer", "minimum": 2,
+                    "grid_points": {"type": "integer", "minimum": 2, "maximum": MAX_GRID_POINTS,
                                     "description": "Grid method: evenly spaced points of a min/max range."}
                 }
             },
@@ -128,6 +129,15 @@ fn leaf_schema(key: &str, example: Option<&Json>, default: Option<&Json>) -> Jso
         },
         _ => json!({}),
     };
+    if let Some(obj) = schema.as_object_mut() {
+        if let Some((min, max)) = size_bounds(key) {
+            obj.insert("minimum".into(), json!(min));
+            obj.insert("maximum".into(), json!(max));
+        }
+        if key == "dataset.path" {
+            obj.insert("description".into(), json!(DATA_PATH_DOC));
+        }
+    }
     // Optional settings also take null, meaning "not set".
     let nullable = type_problem(&probe_config(), key, &Json::Null).is_none();
     if nullable && let Some(Json::String(t)) = schema.get("type").cloned() {
@@ -143,6 +153,32 @@ fn leaf_schema(key: &str, example: Option<&Json>, default: Option<&Json>) -> Jso
         obj.insert("default".into(), d.clone());
     }
     schema
+}
+
+/// What the schema says of `dataset.path`, the only place `${VAR}` is expanded.
+const DATA_PATH_DOC: &str = "Directory of the data; a relative path resolves against the file's \
+    directory. `${CG_VAR}` and `${HOME}` (also `${CG_VAR:-fallback}`) are expanded here and only \
+    here, and only variables named CG_* or HOME; `${` anywhere else is an error.";
+
+/// The bounds of the sizes that cg-core checks ([`cg_core::limits`]).
+fn size_bounds(key: &str) -> Option<(u64, u64)> {
+    use cg_core::limits as l;
+    let (min, max) = match key {
+        "model.depth" => (8, l::DEPTH),
+        "model.width" => (1, l::WIDTH),
+        "model.num_classes" => (2, l::CLASSES),
+        "model.in_channels" => (1, l::CHANNELS),
+        "gate.controller_hidden" => (1, l::CONTROLLER_HIDDEN),
+        "train.epochs" => (1, l::EPOCHS),
+        "train.batch_size" => (2, l::BATCH_SIZE),
+        "train.limit_train" | "train.limit_test" => (2, l::SAMPLES),
+        "dataset.synthetic.n_train" | "dataset.synthetic.n_test" => (1, l::SAMPLES),
+        "dataset.synthetic.channels" => (1, l::CHANNELS),
+        "dataset.synthetic.side" => (1, l::SIDE),
+        "dataset.synthetic.classes" => (2, l::CLASSES),
+        _ => return None,
+    };
+    Some((min, max as u64))
 }
 
 fn lookup<'a>(root: &'a Json, parts: &[&str]) -> Option<&'a Json> {

@@ -26,6 +26,12 @@ use crate::{Error, Result};
 /// Sweeps larger than this need explicit confirmation (`cg sweep --yes`).
 pub const DEFAULT_JOB_LIMIT: usize = 10_000;
 
+/// No sweep may have more jobs than this, even with `--yes`: the queue stores every one of them.
+pub const MAX_JOBS: usize = 1_000_000;
+
+/// Most values of one `grid_points` axis.
+pub const MAX_GRID_POINTS: u64 = 10_000;
+
 /// The top-level keys a sweep file has besides the run sections.
 pub const SWEEP_KEYS: [&str; 10] = [
     "name",
@@ -703,7 +709,27 @@ fn axis_keys<'a>(axis: &'a Axis, presets: &'a Presets) -> Vec<&'a str> {
 /// Problems that only show in combination (e.g. `loss.ramp_start` above `loss.ramp_end` from two axes), and
 /// grid points that come out identical. Checked on every job when the sweep is within the job limit.
 fn check_jobs(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
-    if sweep.count() > DEFAULT_JOB_LIMIT {
+    let count = sweep.count();
+    if count > MAX_JOBS {
+        let shown = if count == usize::MAX {
+            "more jobs than can be counted".to_string()
+        } else {
+            format!("{count} jobs")
+        };
+        sink.push(
+            pos,
+            "parameters",
+            format!(
+                "the sweep expands to {shown}, more than cg's limit of {MAX_JOBS} (even with --yes)"
+            ),
+            Some(
+                "split it into several sweeps, or use `method: random` with fewer `n_samples`"
+                    .into(),
+            ),
+        );
+        return;
+    }
+    if count > DEFAULT_JOB_LIMIT {
         return;
     }
     let mut reported: HashSet<String> = HashSet::new();
@@ -913,7 +939,11 @@ impl Loader<'_> {
 
     fn name(&mut self, entry: Option<(&Key, &Node)>, origin: &str) -> String {
         let (name, pos) = match entry {
-            Some((_, node)) => (self.string(node, "name").unwrap_or_default(), node.pos),
+            Some((_, node)) => match self.string(node, "name") {
+                Some(name) => (name, node.pos),
+                // Its type is reported already; "missing" would contradict it.
+                None => return String::new(),
+            },
             None => {
                 let stem = Path::new(origin)
                     .file_stem()
@@ -921,17 +951,15 @@ impl Loader<'_> {
                 (stem.unwrap_or_default(), Pos::START)
             }
         };
-        let valid = name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !name.starts_with('.');
+        let valid = name.len() <= 64 && cg_core::check_name(&name).is_ok();
         if name.is_empty() {
             self.sink
                 .push(pos, "name", "missing", Some("add `name: my-sweep`".into()));
         } else if !valid {
             let hint = match entry {
-                Some(_) => "use up to 64 letters, digits, `-`, `_` and `.`",
+                Some(_) => {
+                    "use up to 64 letters, digits, `-`, `_` and `.`, starting with a letter or digit"
+                }
                 None => "the file name is used when `name` is absent; add `name: my-sweep`",
             };
             self.sink.push(
@@ -975,7 +1003,15 @@ impl Loader<'_> {
                     self.sink.error(node.pos, "n_samples", "must be at least 1");
                     0
                 }
-                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                Some(n) if n > MAX_JOBS as u64 => {
+                    self.sink.error(
+                        node.pos,
+                        "n_samples",
+                        format!("must be at most {MAX_JOBS}, got {n}"),
+                    );
+                    0
+                }
+                Some(n) => n as usize,
                 None => 0,
             },
             (Method::Random, None) => {
@@ -1444,6 +1480,15 @@ impl Loader<'_> {
         }
         let grid_points = match get("grid_points") {
             Some((key, node)) => match self.uint(node, &format!("{path}.grid_points")) {
+                Some(n) if n > MAX_GRID_POINTS => {
+                    self.sink.push(
+                        node.pos,
+                        &format!("{path}.grid_points"),
+                        format!("must be at most {MAX_GRID_POINTS}, got {n}"),
+                        None,
+                    );
+                    return None;
+                }
                 Some(n) if n >= 2 => Some((n as usize, key.pos)),
                 Some(n) => {
                     self.sink.push(

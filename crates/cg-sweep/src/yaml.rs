@@ -373,8 +373,11 @@ impl<'de> Visitor<'de> for RawVisitor {
     }
 }
 
-/// Replaces `${VAR}` (and `${VAR:-fallback}`) in every string of the tree. An undefined variable without
-/// a fallback is a problem at that string.
+/// Replaces `${VAR}` (and `${VAR:-fallback}`) in data paths (`dataset.path`, also as a parameter's
+/// `value`/`values` or in a preset), and only variables named `CG_*` or `HOME`: anything else could
+/// copy a secret into the database, `cg status` and reports. `${` elsewhere, another variable or an
+/// undefined one without a fallback is a problem at that string that names the variable, never
+/// its value.
 pub(crate) fn expand_env(
     node: &mut Node,
     path: &str,
@@ -382,15 +385,27 @@ pub(crate) fn expand_env(
     sink: &mut Sink,
 ) {
     match &mut node.value {
-        Value::Str(s) if s.contains("${") => match expand_str(s, env) {
-            Ok(expanded) => *s = expanded,
-            Err(message) => sink.push(
-                node.pos,
-                path,
-                message,
-                Some("set it in the environment, or write `${VAR:-fallback}`".into()),
-            ),
-        },
+        Value::Str(s) if s.contains("${") => {
+            if !is_data_path(path) {
+                let var = first_variable(s);
+                sink.push(
+                    node.pos,
+                    path,
+                    format!("`{var}`: variables are expanded only in `dataset.path`"),
+                    Some("write the value itself".into()),
+                );
+                return;
+            }
+            match expand_str(s, env) {
+                Ok(expanded) => *s = expanded,
+                Err(message) => sink.push(
+                    node.pos,
+                    path,
+                    message,
+                    Some("set it in the environment, or write `${CG_VAR:-fallback}`".into()),
+                ),
+            }
+        }
         Value::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 expand_env(item, &format!("{path}[{i}]"), env, sink);
@@ -403,6 +418,37 @@ pub(crate) fn expand_env(
         }
         _ => {}
     }
+}
+
+/// Whether a string at `path` is a data path: `dataset.path`, `presets.P.dataset.path`, or the
+/// `value`/`values[i]` of a `dataset.path` parameter.
+fn is_data_path(path: &str) -> bool {
+    let mut p = path;
+    while let Some(stripped) = p.strip_suffix(']').and_then(|q| q.rsplit_once('[')) {
+        p = stripped.0;
+    }
+    let p = p
+        .strip_suffix(".values")
+        .or_else(|| p.strip_suffix(".value"))
+        .unwrap_or(p);
+    p == "dataset.path" || p.ends_with(".dataset.path")
+}
+
+/// The first `${…}` of `s` as written (without a fallback's text), for messages.
+fn first_variable(s: &str) -> String {
+    let Some(start) = s.find("${") else {
+        return String::new();
+    };
+    let after = &s[start + 2..];
+    let inner = after.find('}').map_or(after, |end| &after[..end]);
+    let name = inner.split_once(":-").map_or(inner, |(n, _)| n);
+    let name: String = name.chars().take(64).collect();
+    format!("${{{name}}}")
+}
+
+/// The variables `${VAR}` may name: `CG_*` and `HOME`.
+pub fn is_expandable_variable(name: &str) -> bool {
+    name == "HOME" || name.starts_with("CG_")
 }
 
 fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
@@ -421,6 +467,11 @@ fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("`${{{inner}}}` is not a variable name"));
+        }
+        if !is_expandable_variable(name) {
+            return Err(format!(
+                "`${{{name}}}`: only variables named `CG_*` or `HOME` are expanded"
+            ));
         }
         // As in the shell, `:-` also replaces a variable that is set but empty.
         let value = env(name).filter(|v| !(v.is_empty() && fallback.is_some()));
@@ -504,18 +555,65 @@ mod tests {
 
     #[test]
     fn env_expansion() {
-        let env = |name: &str| (name == "HOME_DIR").then(|| "/data".to_string());
-        assert_eq!(
-            expand_str("${HOME_DIR}/cifar", &env).unwrap(),
-            "/data/cifar"
-        );
-        assert_eq!(expand_str("${NOPE:-/var}/x", &env).unwrap(), "/var/x");
+        let env = |name: &str| (name == "CG_DATA").then(|| "/data".to_string());
+        assert_eq!(expand_str("${CG_DATA}/cifar", &env).unwrap(), "/data/cifar");
+        assert_eq!(expand_str("${CG_NOPE:-/var}/x", &env).unwrap(), "/var/x");
         assert_eq!(expand_str("plain $ sign", &env).unwrap(), "plain $ sign");
         assert!(
-            expand_str("${NOPE}/x", &env)
+            expand_str("${CG_NOPE}/x", &env)
                 .unwrap_err()
-                .contains("`NOPE` is not set")
+                .contains("`CG_NOPE` is not set")
         );
         assert!(expand_str("${bad-name}", &env).is_err());
+        // Only CG_* and HOME, whatever is set: the message names the variable, not its value.
+        let secret = |_: &str| Some("s3cret-value".to_string());
+        for var in [
+            "AWS_SECRET_ACCESS_KEY",
+            "PGPASSWORD",
+            "USER",
+            "HOMEX",
+            "cg_data",
+        ] {
+            let err = expand_str(&format!("${{{var}}}/x"), &secret).unwrap_err();
+            assert!(err.contains(var), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+            let err = expand_str(&format!("${{{var}:-/fallback}}"), &secret).unwrap_err();
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        assert_eq!(expand_str("${HOME}/d", &secret).unwrap(), "s3cret-value/d");
+    }
+
+    #[test]
+    fn variables_expand_in_data_paths_only() {
+        for (path, data) in [
+            ("dataset.path", true),
+            ("presets.big.dataset.path", true),
+            ("parameters.dataset.path.values[2]", true),
+            ("parameters.dataset.path.value", true),
+            ("name", false),
+            ("description", false),
+            ("dataset.kind", false),
+            ("objectives[0].metric", false),
+            ("parameters.gate.mode.values[0]", false),
+            ("dataset.pathological", false),
+        ] {
+            assert_eq!(is_data_path(path), data, "{path}");
+        }
+        let text = "name: \"${AWS_SECRET_ACCESS_KEY}\"\ndescription: \"x ${CG_DATA:-y}\"\n\
+                    dataset: {kind: idx, path: \"${CG_DATA}/m\"}\n";
+        let mut sink = Sink::new("t.yaml");
+        let mut root = parse(text.as_bytes(), &mut sink).unwrap();
+        let env = |_: &str| Some("s3cret-value".to_string());
+        expand_env(&mut root, "", &env, &mut sink);
+        let out = sink.finish().to_string();
+        assert!(out.contains("${AWS_SECRET_ACCESS_KEY}"), "{out}");
+        assert!(
+            out.contains("`${CG_DATA}`: variables are expanded only"),
+            "{out}"
+        );
+        assert!(!out.contains("s3cret"), "{out}");
+        let map = root.as_map().unwrap();
+        let dataset = map[2].1.as_map().unwrap();
+        assert!(matches!(&dataset[1].1.value, Value::Str(s) if s == "s3cret-value/m"));
     }
 }

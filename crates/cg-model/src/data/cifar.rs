@@ -35,7 +35,7 @@ fn load_files(files: &[std::path::PathBuf]) -> Result<Dataset> {
     let mut images = Vec::new();
     let mut labels = Vec::new();
     for f in files {
-        if !f.is_file() {
+        if !f.exists() {
             return Err(data_err(f, "missing"));
         }
         let bytes = read_file(f)?;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Dataset;
+use super::{Dataset, MAX_IMAGE_FILE_BYTES, read_file_capped};
 use crate::Result;
 use crate::error::{data_err, io_err};
 
@@ -25,6 +25,28 @@ pub fn load_image_folder(dir: &Path) -> Result<(Dataset, Dataset)> {
         ));
     }
     Ok((train, test))
+}
+
+/// Largest side of an image, in pixels.
+const MAX_SIDE: u32 = 4096;
+/// Most bytes all decoded images of one split may take.
+const MAX_DECODED_BYTES: u64 = 1 << 32;
+
+/// Reads (capped at [`MAX_IMAGE_FILE_BYTES`], regular files only) and decodes one image, with the
+/// decoder's size and allocation limits on.
+fn decode_image(file: &Path) -> Result<image::DynamicImage> {
+    let bytes = read_file_capped(file, MAX_IMAGE_FILE_BYTES)?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(256 << 20);
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(io_err(file))?;
+    reader.limits(limits);
+    reader
+        .decode()
+        .map_err(|e| data_err(file, format!("cannot decode image: {e}")))
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -92,8 +114,7 @@ fn load_split(split: &Path, classes: &[String]) -> Result<Dataset> {
             if !matches!(ext.as_str(), "jpg" | "jpeg" | "png") {
                 continue;
             }
-            let img = image::open(&file)
-                .map_err(|e| data_err(&file, format!("cannot decode image: {e}")))?;
+            let img = decode_image(&file)?;
             let channels = if img.color().has_color() { 3 } else { 1 };
             let (w, h) = (img.width(), img.height());
             match shape {
@@ -126,6 +147,15 @@ fn load_split(split: &Path, classes: &[String]) -> Result<Dataset> {
                 images.extend_from_slice(img.to_luma8().as_raw());
             }
             labels.push(label as u8);
+            if images.len() as u64 > MAX_DECODED_BYTES {
+                return Err(data_err(
+                    split,
+                    format!(
+                        "the images decode to more than {MAX_DECODED_BYTES} bytes; use fewer or \
+                         smaller images"
+                    ),
+                ));
+            }
         }
     }
     let Some((channels, side, _)) = shape else {

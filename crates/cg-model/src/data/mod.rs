@@ -160,6 +160,44 @@ pub fn load(spec: &DatasetSpec, seed: u64) -> Result<DataSplits> {
     })
 }
 
+/// Largest data file read (CIFAR-10's batches are 30 MB, MNIST's raw images 47 MB).
+pub const MAX_DATA_FILE_BYTES: u64 = 1 << 31;
+/// Largest image file of an image folder.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads a data file of at most [`MAX_DATA_FILE_BYTES`].
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(crate::error::io_err(path))
+    read_file_capped(path, MAX_DATA_FILE_BYTES)
+}
+
+/// Reads a regular file (a symlink is followed) of at most `max` bytes. A device, FIFO or
+/// directory (a link to `/dev/zero`, say) is refused before anything is read, and the read itself
+/// stops past `max`, so a file that grows meanwhile cannot eat memory either.
+pub(crate) fn read_file_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(crate::error::io_err(path))?;
+    if !meta.is_file() {
+        return Err(crate::error::data_err(
+            path,
+            "not a regular file (a device, pipe or directory?)",
+        ));
+    }
+    let too_big = |n: u64| {
+        crate::error::data_err(
+            path,
+            format!("{n} bytes, more than the {max} that a file of this kind may have"),
+        )
+    };
+    if meta.len() > max {
+        return Err(too_big(meta.len()));
+    }
+    let file = std::fs::File::open(path).map_err(crate::error::io_err(path))?;
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(crate::error::io_err(path))?;
+    if out.len() as u64 > max {
+        return Err(too_big(out.len() as u64));
+    }
+    Ok(out)
 }
