@@ -6,6 +6,7 @@ mod data;
 mod db;
 mod progress;
 mod report;
+mod reporter;
 mod run_cmd;
 mod status_cmd;
 mod sweep;
@@ -51,8 +52,9 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Train the queued jobs of every active sweep in a database, until stopped.
     Worker(run_cmd::WorkerArgs),
-    /// A long-running worker, one per SQLite database (Ctrl-C stops and requeues).
-    Daemon(run_cmd::WorkerArgs),
+    /// A long-running worker, one per SQLite database, that writes the sweeps' reports and
+    /// (with --watch) submits the sweep files dropped in a folder (Ctrl-C stops and requeues).
+    Daemon(run_cmd::DaemonArgs),
     /// Sweeps and their jobs in the database: counts, statuses, errors.
     Status(status_cmd::StatusArgs),
     /// A job's attempts, their errors and the job runner's logs.

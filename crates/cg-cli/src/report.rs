@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use cg_report::{ReportOptions, build_report, write_report};
+use cg_report::{Progress, ReportOptions, WriteOptions, build_report, write_report_with};
 use clap::Args;
 
 use crate::db::{DbArg, runtime};
@@ -29,6 +29,26 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     })
 }
 
+/// How often a running sweep's `report.html` reloads itself, in seconds.
+pub const RELOAD_SECS: u32 = 30;
+
+/// The absolute path of `report.html` in `out`, as `cg status` shows it.
+pub fn report_html_path(out: &std::path::Path) -> String {
+    let html = out.join("report.html");
+    std::path::absolute(&html)
+        .unwrap_or(html)
+        .display()
+        .to_string()
+}
+
+/// The permission bits of a SQLite database file, for the report files (`None` on PostgreSQL).
+pub fn db_file_mode(store: &cg_store::Store) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = store.sqlite_path()?;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(meta.permissions().mode() & 0o666)
+}
+
 /// Builds and writes a sweep's report (default `reports/<sweep>/`), stores its hypervolume, prints a
 /// one-line summary on stderr, and returns the path of `report.md`.
 pub async fn write_sweep_report(
@@ -36,14 +56,6 @@ pub async fn write_sweep_report(
     sweep: &str,
     out: Option<PathBuf>,
 ) -> Result<PathBuf> {
-    let summary = store
-        .sweep(sweep)
-        .await
-        .with_context(|| format!("no sweep `{sweep}`"))?;
-    let records = store
-        .job_records(sweep)
-        .await
-        .context("cannot read the sweep's jobs")?;
     let out = match out {
         Some(out) => out,
         None => {
@@ -53,13 +65,56 @@ pub async fn write_sweep_report(
             PathBuf::from("reports").join(sweep)
         }
     };
+    write_sweep_report_quiet(store, sweep, &out, true).await?;
+    Ok(out.join("report.md"))
+}
+
+/// [`write_sweep_report`] into `out`, with the one-line summary only when `summary_line`. The
+/// report says whether the sweep is running (and then reloads itself) or finished; its files
+/// take the permissions of the SQLite database file.
+pub async fn write_sweep_report_quiet(
+    store: &cg_store::Store,
+    sweep: &str,
+    out: &std::path::Path,
+    summary_line: bool,
+) -> Result<()> {
+    let summary = store
+        .sweep(sweep)
+        .await
+        .with_context(|| format!("no sweep `{sweep}`"))?;
+    let records = store
+        .job_records(sweep)
+        .await
+        .context("cannot read the sweep's jobs")?;
+    let progress = if summary.has_finished() {
+        Progress::Finished {
+            finished: crate::util::utc_text(
+                summary.finished_at_ms.unwrap_or_else(crate::util::now_ms),
+            ),
+        }
+    } else {
+        Progress::Running {
+            updated: crate::util::utc_text(crate::util::now_ms()),
+            reload_secs: RELOAD_SECS,
+        }
+    };
     let opts = ReportOptions {
         configs_dir: out.join("configs").display().to_string(),
+        progress: Some(progress),
         ..ReportOptions::default()
     };
     let report = build_report(&summary.info, &records, &opts).context("cannot build the report")?;
-    let written =
-        write_report(&report, &out).with_context(|| format!("cannot write {}", out.display()))?;
+    let write = WriteOptions {
+        mode: db_file_mode(store),
+    };
+    let written = write_report_with(&report, out, &write)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if !store.is_read_only() {
+        store
+            .set_report_path(sweep, &report_html_path(out))
+            .await
+            .context("cannot store the report's path")?;
+    }
     if let Some(hv) = written.hypervolume {
         if store.is_read_only() {
             eprintln!("note: the database is read-only; the hypervolume is not stored");
@@ -69,6 +124,9 @@ pub async fn write_sweep_report(
                 .await
                 .context("cannot store the hypervolume")?;
         }
+    }
+    if !summary_line {
+        return Ok(());
     }
     let c = &summary.counts;
     eprintln!(
@@ -83,5 +141,5 @@ pub async fn write_sweep_report(
             .map(|hv| format!("; hypervolume {hv:.6}"))
             .unwrap_or_default()
     );
-    Ok(out.join("report.md"))
+    Ok(())
 }

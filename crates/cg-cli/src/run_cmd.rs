@@ -17,6 +17,7 @@ use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, SHORT_ID_LEN, Sweep, load_sweep};
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
+use crate::reporter::ReportSettings;
 use crate::util::{EXIT_INVALID, human_secs, provenance};
 
 /// Longest `--timeout-per-job` and `--lease`: one year, far from overflowing a clock.
@@ -50,6 +51,10 @@ pub struct SubmitArgs {
     /// (the sweep then takes this file's axes and objectives). Without it, that is refused.
     #[arg(long)]
     pub merge: bool,
+    /// Serve this sweep's jobs before those of sweeps with a lower priority (default 0: active
+    /// sweeps take turns).
+    #[arg(long, default_value_t = 0, value_name = "N", allow_negative_numbers = true)]
+    pub priority: i64,
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +138,7 @@ async fn submit(store: &Store, sweep: &Sweep, args: &SubmitArgs) -> Result<Submi
     let options = SubmitOptions {
         rerun: args.rerun,
         merge: args.merge,
+        priority: args.priority,
         ..SubmitOptions::default()
     };
     let summary = submit_sweep(store, sweep, &options)
@@ -236,13 +242,13 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             describe_slots(&options.slots),
         );
 
-        let summary = drive(&store, options, Some(name.clone())).await?;
+        let summary = drive(&store, options, Some(name.clone()), None).await?;
 
         let records = store.job_records(&name).await?;
         print_summary(&records);
         print_overhead(&summary.overhead);
         if !summary.interrupted {
-            match crate::report::write_sweep_report(&store, &name, None).await {
+            match crate::reporter::foreground_report(&store, &name).await {
                 Ok(path) => eprintln!("report: {}", path.display()),
                 Err(e) => eprintln!("warning: the report could not be written: {e:#}"),
             }
@@ -279,10 +285,12 @@ pub(crate) async fn check_gpus(options: &LocalOptions) -> Result<()> {
 }
 
 /// Runs the workers with signal handling and progress lines until they finish or are stopped.
+/// With `reports`, the sweeps' reports are written as they run (see `reporter`).
 async fn drive(
     store: &Store,
     options: LocalOptions,
     sweep: Option<String>,
+    reports: Option<ReportSettings>,
 ) -> Result<cg_daemon::RunSummary> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(async move {
@@ -295,10 +303,34 @@ async fn drive(
         eprintln!("quitting now; unfinished jobs are taken back on the next run");
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let view = tokio::spawn(show_progress(store.clone(), sweep, events_rx));
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
+    let (view_tx, view_rx) = mpsc::unbounded_channel();
+    let view = tokio::spawn(show_progress(store.clone(), sweep, view_rx));
+    let reporter = reports.map(|settings| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            tx,
+            tokio::spawn(crate::reporter::run_reporter(store.clone(), settings, rx)),
+        )
+    });
+    let report_tx = reporter.as_ref().map(|(tx, _)| tx.clone());
+    let tee = tokio::spawn(async move {
+        while let Some(event) = events_rx.recv().await {
+            if let Some(tx) = &report_tx
+                && !matches!(event, Event::Step { .. })
+            {
+                let _ = tx.send(event.clone());
+            }
+            let _ = view_tx.send(event);
+        }
+    });
     let outcome = cg_daemon::run_local(store.clone(), options, events_tx, stop_rx).await;
+    let _ = tee.await;
     let _ = view.await;
+    if let Some((tx, task)) = reporter {
+        drop(tx);
+        let _ = task.await;
+    }
     signals.abort();
     outcome.context("the workers stopped")
 }
@@ -316,19 +348,49 @@ pub struct WorkerArgs {
     /// loses its jobs to other workers this long after its last heartbeat.
     #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub lease: u64,
+    /// Reports of the sweeps worked on go to DIR/<sweep>/ (refreshed while they run).
+    #[arg(long, default_value = "reports", value_name = "DIR")]
+    pub reports: PathBuf,
+    /// Write no reports.
+    #[arg(long)]
+    pub no_reports: bool,
+    /// Least seconds between two refreshes of a running sweep's report.
+    #[arg(long, default_value_t = 30, value_name = "SECS", hide = true)]
+    pub report_every: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Submit the sweep files (*.yaml, *.yml) that appear or change in DIR, as `cg sweep submit`
+    /// would; a file that is refused is reported once, in the log and in `cg status`.
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<PathBuf>,
 }
 
 /// `cg worker`: train the queued jobs of every active sweep in an existing database.
 pub fn worker_cmd(args: WorkerArgs) -> Result<ExitCode> {
-    worker_or_daemon(args, false)
+    worker_or_daemon(args, None, false)
 }
 
 /// `cg daemon`: a worker that keeps running, one per SQLite database (an flock beside the file).
-pub fn daemon_cmd(args: WorkerArgs) -> Result<ExitCode> {
-    worker_or_daemon(args, true)
+pub fn daemon_cmd(args: DaemonArgs) -> Result<ExitCode> {
+    worker_or_daemon(args.worker, args.watch, true)
 }
 
-fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
+fn worker_or_daemon(args: WorkerArgs, watch: Option<PathBuf>, daemon: bool) -> Result<ExitCode> {
+    if let Some(dir) = &watch {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--watch {}: no such directory",
+            dir.display()
+        );
+    }
+    let reports = (!args.no_reports).then(|| ReportSettings {
+        dir: args.reports.clone(),
+        every: Duration::from_secs(args.report_every),
+    });
     let mut options = local_options(&args.workers)?;
     options.exit_when_idle = args.exit_when_idle;
     options.lease = Duration::from_secs(args.lease);
@@ -363,7 +425,18 @@ fn worker_or_daemon(args: WorkerArgs, daemon: bool) -> Result<ExitCode> {
             options.slots.len(),
             describe_slots(&options.slots)
         );
-        let summary = drive(&store, options, None).await?;
+        let watcher = watch.map(|dir| {
+            eprintln!("watching {} for sweep files", dir.display());
+            tokio::spawn(crate::reporter::watch_loop(
+                store.clone(),
+                cg_daemon::Watcher::new(dir, SubmitOptions::default()),
+            ))
+        });
+        let summary = drive(&store, options, None, reports).await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        let summary = summary?;
         store.close().await;
         if let Some(h) = &summary.halted {
             report_halt(h);

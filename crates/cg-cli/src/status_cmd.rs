@@ -77,20 +77,30 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
         let store = open_read_only(&args.db).await?;
         match &args.sweep {
             None => {
-                println!("sweep  status  jobs  completed  running  queued  failed  cancelled");
+                println!(
+                    "sweep  status  jobs  completed  running  queued  failed  cancelled  report"
+                );
                 let expired = store.expired_leases(None).await?.len();
                 for s in store.list_sweeps().await? {
                     let c = s.counts;
                     println!(
-                        "{}  {}  {}  {}  {}  {}  {}  {}",
+                        "{}  {}  {}  {}  {}  {}  {}  {}  {}",
                         s.name,
-                        s.status,
+                        s.lifecycle(),
                         c.total(),
                         c.completed,
                         c.running,
                         c.queued,
                         c.failed,
-                        c.cancelled
+                        c.cancelled,
+                        s.report_path.as_deref().unwrap_or("-")
+                    );
+                }
+                for r in store.rejections().await? {
+                    println!(
+                        "rejected  {}  {}",
+                        r.path,
+                        r.message.lines().collect::<Vec<_>>().join(" | ")
                     );
                 }
                 if expired > 0 {
@@ -103,7 +113,7 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                 println!(
                     "sweep `{}` ({}): {} job(s): {} completed, {} running, {} queued, {} failed, {} cancelled",
                     sweep.name,
-                    sweep.status,
+                    sweep.lifecycle(),
                     c.total(),
                     c.completed,
                     c.running,
@@ -115,6 +125,13 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                 if !expired.is_empty() {
                     println!("{}", expired_note(expired.len()));
                 }
+                let when = |ms: Option<i64>| ms.map_or("-".into(), crate::util::utc_text);
+                println!(
+                    "started {}, finished {}; report: {}",
+                    when(sweep.started_at_ms),
+                    when(sweep.finished_at_ms),
+                    sweep.report_path.as_deref().unwrap_or("-")
+                );
                 for r in store.job_records(name).await? {
                     let status = if expired.contains(&r.job.id) {
                         "running (lease expired)"

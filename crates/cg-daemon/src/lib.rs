@@ -7,6 +7,7 @@
 //!   runner (see [`runner`]), heartbeats the lease while the child reports progress as JSON lines
 //!   ([`ChildMessage`]) on its stdout, and completes, fails or requeues the job when it ends.
 //!   Everything worth showing is sent as one closed enum, [`Event`]; the CLI draws it.
+//! - [`Watcher`]: `cg daemon --watch DIR`, sweep files validated and submitted as they appear.
 //! - [`runner::run_child`]: the child side: read the resolved config, train with epoch
 //!   checkpoints (resuming), stop when the parent goes away.
 //!
@@ -22,6 +23,7 @@ mod proc;
 mod protocol;
 pub mod runner;
 mod submit;
+mod watch;
 
 pub use error::{Error, Result};
 pub use event::Event;
@@ -30,3 +32,4 @@ pub use local::{Halted, LocalOptions, Overhead, RunSummary, is_out_of_memory, ru
 pub use proc::{hostname, local_worker_prefix, reclaim_dead_local_workers};
 pub use protocol::{ChildMessage, FailureKind};
 pub use submit::submit_sweep;
+pub use watch::{WatchEvent, Watcher};

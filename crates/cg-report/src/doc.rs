@@ -14,6 +14,8 @@ pub enum Block {
         header: Vec<String>,
         rows: Vec<Vec<String>>,
     },
+    /// A notice at the top of the page: the sweep is running (`running`) or has finished.
+    Notice { running: bool, text: String },
     /// A figure by file stem (`pareto` for `pareto.png` / `pareto.svg`).
     Figure {
         stem: String,
@@ -52,6 +54,9 @@ pub fn to_markdown(blocks: &[Block]) -> String {
                     let cells: Vec<String> = row.iter().map(|c| md_cell(c)).collect();
                     let _ = writeln!(out, "| {} |", cells.join(" | "));
                 }
+            }
+            Block::Notice { text, .. } => {
+                let _ = writeln!(out, "> **{}**", text.replace('\n', " "));
             }
             Block::Figure { stem, caption } => {
                 let _ = writeln!(out, "![{caption}]({stem}.png)");
@@ -102,14 +107,26 @@ const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:1200px;margin
 table{border-collapse:collapse;margin:1em 0;font-size:90%}\
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
 th{background:#f3f3f3}code{background:#f6f6f6;padding:0 .2em;font-size:90%}\
+.notice{padding:.6em 1em;border-radius:4px;margin:1em 0;font-weight:600}\
+.notice.running{background:#fff4d6;border:1px solid #e0b100}\
+.notice.finished{background:#e6f4ea;border:1px solid #5aa469}\
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}figcaption{color:#555;font-style:italic}";
 
-/// A standalone HTML page; `svg_of(stem)` gives the SVG text of a figure to inline.
-pub fn to_html(title: &str, blocks: &[Block], svg_of: &dyn Fn(&str) -> Option<String>) -> String {
+/// A standalone HTML page; `svg_of(stem)` gives the SVG text of a figure to inline. With
+/// `reload_secs`, the page reloads itself that often.
+pub fn to_html(
+    title: &str,
+    blocks: &[Block],
+    svg_of: &dyn Fn(&str) -> Option<String>,
+    reload_secs: Option<u32>,
+) -> String {
     let mut out = String::new();
+    let refresh = reload_secs
+        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">\n"))
+        .unwrap_or_default();
     let _ = write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n{refresh}<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
         escape_html(title)
     );
     for block in blocks {
@@ -119,6 +136,14 @@ pub fn to_html(title: &str, blocks: &[Block], svg_of: &dyn Fn(&str) -> Option<St
             }
             Block::Paragraph(text) => {
                 let _ = writeln!(out, "<p>{}</p>", inline_html(text));
+            }
+            Block::Notice { running, text } => {
+                let class = if *running { "running" } else { "finished" };
+                let _ = writeln!(
+                    out,
+                    "<div class=\"notice {class}\" role=\"status\">{}</div>",
+                    inline_html(text)
+                );
             }
             Block::List(items) => {
                 out.push_str("<ul>\n");

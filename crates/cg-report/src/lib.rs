@@ -3,7 +3,7 @@
 //! plotters and an embedded font), and `report.md`, a self-contained `report.html`, CSV and JSON tables.
 //!
 //! Pure: [`build_report`] takes a sweep's job records and computes everything in memory;
-//! [`write_report`] writes the files. This crate never opens a database and is the only one that knows
+//! [`write_report`] writes the files, each atomically. This crate never opens a database and is the only one that knows
 //! plotters. Same records, same bytes: nothing here reads a clock.
 
 mod aggregate;
@@ -14,6 +14,7 @@ pub mod pareto;
 mod plots;
 mod report;
 mod table;
+mod write;
 
 pub use aggregate::{
     BlockGateMean, Configuration, CurvePoint, FrontMembership, METRICS, Rerun, RunRow, SEED_KEY,
@@ -22,6 +23,7 @@ pub use aggregate::{
 pub use error::{Error, Result};
 pub use pareto::{dominates, hypervolume, pareto_mask};
 pub use report::{
-    FailedJob, JobCounts, Report, ReportFile, ReportOptions, WrittenReport, build_report,
+    FailedJob, JobCounts, Progress, Report, ReportFile, ReportOptions, WrittenReport, build_report,
     write_report,
 };
+pub use write::{WriteOptions, write_atomic, write_report_with};

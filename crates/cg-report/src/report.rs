@@ -38,6 +38,18 @@ pub struct ReportOptions {
     /// Most rows of the all-configurations and failed-jobs tables in the documents (the CSV and JSON
     /// files always have every row).
     pub max_table_rows: usize,
+    /// Where the sweep stands, for a notice at the top of the documents; `None`: no notice.
+    pub progress: Option<Progress>,
+}
+
+/// Where a sweep stands when its report is written. The writer reads the clock, not this crate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// Jobs are queued or running: the documents say so (with the job counts and `updated`, the
+    /// time of this report as text) and `report.html` reloads itself every `reload_secs`.
+    Running { updated: String, reload_secs: u32 },
+    /// No job is queued or running any more (since `finished`, a time as text); no reloading.
+    Finished { finished: String },
 }
 
 impl Default for ReportOptions {
@@ -50,6 +62,7 @@ impl Default for ReportOptions {
             max_curves: 10,
             max_point_labels: 20,
             max_table_rows: 200,
+            progress: None,
         }
     }
 }
@@ -850,6 +863,9 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
         1,
         format!("Sweep report: `{}`", report.sweep.name),
     )];
+    if let Some(progress) = &opts.progress {
+        blocks.push(progress_notice(counts, progress));
+    }
 
     let mut states = vec![format!("{} finished", counts.finished)];
     for (n, what) in [
@@ -1100,6 +1116,43 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
     blocks
 }
 
+/// The notice at the top: running (k of n done, what runs, when) or finished.
+fn progress_notice(counts: &JobCounts, progress: &Progress) -> Block {
+    let done = counts.finished + counts.completed_without_result + counts.failed + counts.cancelled;
+    let completed = counts.finished + counts.completed_without_result;
+    let mut parts = vec![format!("{completed} completed")];
+    if counts.failed > 0 {
+        parts.push(format!("{} failed", counts.failed));
+    }
+    if counts.cancelled > 0 {
+        parts.push(format!("{} cancelled", counts.cancelled));
+    }
+    match progress {
+        Progress::Running {
+            updated,
+            reload_secs,
+        } => Block::Notice {
+            running: true,
+            text: format!(
+                "Sweep running: {done} of {} jobs done ({}), {} running, {} queued. Last update: {updated}. \
+                 This page reloads every {reload_secs} s until the sweep has finished.",
+                counts.total,
+                parts.join(", "),
+                counts.running,
+                counts.queued
+            ),
+        },
+        Progress::Finished { finished } => Block::Notice {
+            running: false,
+            text: format!(
+                "Sweep finished: {} jobs ({}). Finished: {finished}.",
+                counts.total,
+                parts.join(", ")
+            ),
+        },
+    }
+}
+
 fn render_files(
     report: &Report,
     columns: &[String],
@@ -1123,10 +1176,15 @@ fn render_files(
             .find(|(s, _)| s == stem)
             .map(|(_, r)| r.svg.clone())
     };
+    let reload = match &opts.progress {
+        Some(Progress::Running { reload_secs, .. }) => Some(*reload_secs),
+        _ => None,
+    };
     let html = doc::to_html(
         &format!("Sweep report: {}", report.sweep.name),
         &blocks,
         &svg_of,
+        reload,
     );
     files.push(file("report.md", markdown.into_bytes()));
     files.push(file("report.html", html.into_bytes()));
@@ -1152,24 +1210,8 @@ fn render_files(
     Ok(files)
 }
 
-/// Writes every file of a report under `out_dir` (created when missing; existing files of the same
-/// names are replaced, others are left alone).
+/// Writes every file of a report under `out_dir`, each one atomically, with the process's
+/// permissions; see [`write_report_with`](crate::write_report_with).
 pub fn write_report(report: &Report, out_dir: &Path) -> Result<WrittenReport> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    let mut written = Vec::with_capacity(report.files.len());
-    for f in &report.files {
-        let path = out_dir.join(&f.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        std::fs::write(&path, &f.contents).map_err(io(&path))?;
-        written.push(path);
-    }
-    Ok(WrittenReport {
-        hypervolume: report.hypervolume,
-        files: written,
-    })
+    crate::write::write_report_with(report, out_dir, &crate::WriteOptions::default())
 }

@@ -44,6 +44,7 @@ mod macros;
 
 mod bench;
 mod error;
+mod lifecycle;
 mod options;
 mod query;
 mod queue;
@@ -53,6 +54,7 @@ mod types;
 
 pub use bench::{BenchReport, bench_queue};
 pub use error::{BoxError, Error, Result};
+pub use lifecycle::{FinalReport, Rejection};
 pub use options::{DatabaseUrl, StoreOptions, UrlKind};
 pub use queue::STDERR_TAIL_MAX_BYTES;
 pub use store::{EngineKind, Store};

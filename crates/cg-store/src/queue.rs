@@ -25,11 +25,12 @@ const CHUNK: usize = 500;
 /// Longest stderr tail kept per attempt, in bytes (the end is kept).
 pub const STDERR_TAIL_MAX_BYTES: usize = 64 * 1024;
 
-/// The queued job to hand out next: highest priority, then oldest, of a sweep that is active.
-/// On PostgreSQL, `fence` is `OFFSET 0`: it keeps the planner from turning the `EXISTS` into a
-/// join over every queued job (which it does on a freshly filled table without statistics, making
-/// each claim a full scan and sort), so the plan walks the `jobs_queue` index in order and stops
-/// at the first hit. SQLite never flattens the `EXISTS` (and rejects a bare `OFFSET`).
+/// The queued job to hand out next, ignoring fairness: highest priority, then oldest, of a sweep
+/// that is active. On PostgreSQL, `fence` is `OFFSET 0`: it keeps the planner from turning the
+/// `EXISTS` into a join over every queued job (which it does on a freshly filled table without
+/// statistics, making each claim a full scan and sort), so the plan walks the `jobs_queue` index
+/// in order and stops at the first hit. SQLite never flattens the `EXISTS` (and rejects a bare
+/// `OFFSET`).
 fn next_queued(fence: &str) -> String {
     format!(
         "SELECT j.id FROM jobs j \
@@ -42,6 +43,28 @@ fn next_queued(fence: &str) -> String {
     )
 }
 
+/// The queued job to hand out next, fairly: the active sweep to serve is the one with the highest
+/// priority among its queued jobs (`--priority`), then the fewest running jobs, then the one served least recently
+/// (`claim_turn`, round-robin), and of it the highest-priority, oldest queued
+/// job. Sweeps are the jobs' first sweeps (`jobs.sweep`); a queued job only another, active sweep
+/// holds is handed out by [`next_queued`] when no sweep is picked here. The sub-queries walk the
+/// partial indexes `jobs_sweep_queued` and `jobs_sweep_running`.
+const NEXT_FAIR: &str = "SELECT j.id FROM jobs j \
+     WHERE j.status = 'queued' AND j.sweep = (\
+         SELECT s.name FROM sweeps s \
+         WHERE s.status = 'active' AND (CAST($4 AS TEXT) IS NULL OR s.name = $4) \
+           AND EXISTS (SELECT 1 FROM jobs q WHERE q.sweep = s.name AND q.status = 'queued') \
+         ORDER BY (SELECT MAX(q.priority) FROM jobs q WHERE q.sweep = s.name AND q.status = 'queued') DESC, \
+                  (SELECT COUNT(*) FROM jobs r WHERE r.sweep = s.name AND r.status = 'running'), \
+                  COALESCE(s.claim_turn, 0), s.created_at_ms, s.name \
+         LIMIT 1) \
+     ORDER BY j.priority DESC, j.seq \
+     LIMIT 1";
+
+/// Marks the claimed job's first sweep as served now (for [`NEXT_FAIR`]) and started.
+const TOUCH_SWEEP: &str = "claim_turn = (SELECT COALESCE(MAX(t.claim_turn), 0) + 1 FROM sweeps t), \
+     started_at_ms = COALESCE(sweeps.started_at_ms, $3)";
+
 const CLAIM_SET: &str = "status = 'running', attempts = attempts + 1, last_attempt = last_attempt + 1, \
      lease_owner = $1, lease_expires_at_ms = $2, heartbeat_at_ms = $3, updated_at_ms = $3";
 
@@ -51,8 +74,10 @@ const CLAIM_SET: &str = "status = 'running', attempts = attempts + 1, last_attem
 static CLAIM_SQLITE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "BEGIN IMMEDIATE; \
-         UPDATE jobs SET {CLAIM_SET} WHERE status = 'queued' AND id = ({next}) \
+         UPDATE jobs SET {CLAIM_SET} WHERE status = 'queued' AND id = COALESCE(({NEXT_FAIR}), ({next})) \
          RETURNING id, sweep, params, config, last_attempt; \
+         UPDATE sweeps SET {TOUCH_SWEEP} WHERE name IN (SELECT sweep FROM jobs \
+           WHERE status = 'running' AND lease_expires_at_ms = $2 AND lease_owner = $1 AND updated_at_ms = $3); \
          INSERT INTO attempts (job_id, attempt, worker, started_at_ms, outcome) \
          SELECT id, last_attempt, $1, $3, 'running' FROM jobs \
          WHERE status = 'running' AND lease_expires_at_ms = $2 AND lease_owner = $1 \
@@ -65,12 +90,16 @@ static CLAIM_SQLITE: LazyLock<String> = LazyLock::new(|| {
 /// PostgreSQL: one statement; `SKIP LOCKED` lets concurrent claimers pass each other's row.
 static CLAIM_POSTGRES: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH picked AS ({next} FOR UPDATE OF j SKIP LOCKED), \
+        "WITH fair AS ({NEXT_FAIR} FOR UPDATE OF j SKIP LOCKED), \
+         anyq AS ({next} FOR UPDATE OF j SKIP LOCKED), \
+         picked AS (SELECT id FROM fair UNION ALL \
+                    (SELECT id FROM anyq WHERE NOT EXISTS (SELECT 1 FROM fair)) LIMIT 1), \
          claimed AS (UPDATE jobs SET {CLAIM_SET} FROM picked \
                      WHERE jobs.id = picked.id AND jobs.status = 'queued' \
                      RETURNING jobs.id, jobs.sweep, jobs.params, jobs.config, jobs.last_attempt), \
          started AS (INSERT INTO attempts (job_id, attempt, worker, started_at_ms, outcome) \
-                     SELECT id, last_attempt, $1, $3, 'running' FROM claimed) \
+                     SELECT id, last_attempt, $1, $3, 'running' FROM claimed), \
+         touched AS (UPDATE sweeps SET {TOUCH_SWEEP} FROM claimed WHERE sweeps.name = claimed.sweep) \
          SELECT id, sweep, params, config, last_attempt FROM claimed",
         next = next_queued("OFFSET 0")
     )
@@ -576,6 +605,7 @@ impl Store {
             }
             (added.len(), requeued)
         });
+        self.reopen_sweep(sweep).await?;
         if let Engine::Postgres { pool } = &self.engine
             && added > 0
         {

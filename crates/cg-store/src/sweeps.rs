@@ -18,7 +18,15 @@ struct SweepRow {
     info: Json<SweepInfo>,
     hypervolume: Option<f64>,
     created_at_ms: i64,
+    started_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+    report_path: Option<String>,
+    final_report_done_ms: Option<i64>,
 }
+
+/// The columns of [`SweepRow`].
+const SWEEP_COLUMNS: &str = "name, status, info, hypervolume, created_at_ms, started_at_ms, \
+     finished_at_ms, report_path, final_report_done_ms";
 
 impl SweepRow {
     fn into_summary(self, counts: StatusCounts) -> Result<SweepSummary> {
@@ -28,6 +36,10 @@ impl SweepRow {
             info: self.info.0,
             hypervolume: self.hypervolume,
             created_at_ms: self.created_at_ms,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: self.finished_at_ms,
+            report_path: self.report_path,
+            final_report_done_ms: self.final_report_done_ms,
             counts,
         })
     }
@@ -103,6 +115,7 @@ impl Store {
                 None => 0,
             }
         });
+        self.reopen_sweep(name).await?;
         Ok(changed as usize)
     }
 
@@ -172,9 +185,9 @@ impl Store {
     /// One sweep with its job counts.
     pub async fn sweep(&self, name: &str) -> Result<SweepSummary> {
         let row: Option<SweepRow> = with_reader!(self, |pool, pg, DB| {
-            sqlx::query_as(
-                "SELECT name, status, info, hypervolume, created_at_ms FROM sweeps WHERE name = $1",
-            )
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SWEEP_COLUMNS} FROM sweeps WHERE name = $1"
+            )))
             .bind(name)
             .fetch_optional(pool)
             .await?
@@ -199,7 +212,9 @@ impl Store {
     /// Every sweep, oldest first, with its job counts.
     pub async fn list_sweeps(&self) -> Result<Vec<SweepSummary>> {
         let rows: Vec<SweepRow> = with_reader!(self, |pool, pg, DB| {
-            sqlx::query_as("SELECT name, status, info, hypervolume, created_at_ms FROM sweeps ORDER BY created_at_ms, name")
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY created_at_ms, name"
+            )))
             .fetch_all(pool)
             .await?
         });

@@ -150,7 +150,36 @@ pub struct SweepSummary {
     pub info: SweepInfo,
     pub hypervolume: Option<f64>,
     pub created_at_ms: i64,
+    /// When one of its jobs was first claimed.
+    pub started_at_ms: Option<i64>,
+    /// When it was recorded finished ([`Store::finish_sweep`](crate::Store::finish_sweep));
+    /// `None` again once jobs are queued in it anew.
+    pub finished_at_ms: Option<i64>,
+    /// Where the latest report of it was written (by whichever worker wrote it).
+    pub report_path: Option<String>,
+    /// When its final report was written; `None` while none was.
+    pub final_report_done_ms: Option<i64>,
     pub counts: StatusCounts,
+}
+
+impl SweepSummary {
+    /// THE rule for "this sweep has finished", used by `cg status`, the daemon's reports and
+    /// [`Store::finish_sweep`](crate::Store::finish_sweep): it has jobs and none of them is queued
+    /// or running (completed, failed and cancelled ones are all done). A paused sweep with queued
+    /// jobs has not finished. A sweep whose search submits jobs as results arrive (`method:
+    /// mo-asha`) must also have finished its search: add that condition here, and only here.
+    pub fn has_finished(&self) -> bool {
+        self.counts.total() > 0 && self.counts.is_finished()
+    }
+
+    /// `finished` when [`SweepSummary::has_finished`], else the stored status.
+    pub fn lifecycle(&self) -> &'static str {
+        if self.has_finished() {
+            "finished"
+        } else {
+            self.status.as_str()
+        }
+    }
 }
 
 /// How an attempt ended.
