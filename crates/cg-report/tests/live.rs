@@ -35,7 +35,10 @@ fn a_running_sweep_says_so_and_reloads() {
         .find(|l| l.contains("class=\"notice running\""))
         .expect("a notice");
     assert!(notice.contains("Sweep running:"), "{notice}");
-    assert!(notice.contains("Last update: 2026-12-02 01:00:00 UTC"), "{notice}");
+    assert!(
+        notice.contains("Last update: 2026-12-02 01:00:00 UTC"),
+        "{notice}"
+    );
     assert!(md.contains("> **Sweep running:"), "{md}");
     // The notice comes first, right after the title.
     assert!(html.find("notice running").unwrap() < html.find("<ul>").unwrap());
