@@ -261,6 +261,24 @@ fn an_invalid_file_is_rejected_with_its_line_and_the_daemon_goes_on() {
     assert!(rejected[0].contains("bad.yaml:3"), "{status}");
     assert_eq!(status_row(&status, "good")[1], "finished", "{status}");
 
+    // A file changed after its submission is not taken silently: it is submitted again under the
+    // rules of `cg sweep submit` (which may refuse it), and the log says which.
+    env.drop_file(
+        "experiments/good.yaml",
+        &Env::sweep_text("good", 32, 1, "0, 1, 2"),
+    );
+    wait_until(
+        &env,
+        "daemon.log",
+        60,
+        "the changed file to be noticed",
+        || {
+            let log = env.log("daemon.log");
+            log.contains("watch: submitted experiments/good.yaml (changed)")
+                || log.contains("watch: rejected experiments/good.yaml")
+        },
+    );
+
     // Fixed, the file is submitted and its rejection goes away.
     env.drop_file("experiments/bad.yaml", &Env::sweep_text("bad", 32, 1, "0"));
     wait_until(&env, "daemon.log", 300, "the fixed sweep to finish", || {
