@@ -50,7 +50,8 @@ enum Command {
     Db(db::DbCommand),
     /// Submit a sweep and train its jobs with local workers until every job is done.
     Run(run_cmd::RunArgs),
-    /// Train the queued jobs of every active sweep in a database, until stopped.
+    /// Train the queued jobs of every active sweep in a database, until stopped, and write the
+    /// reports of the sweeps worked on.
     Worker(run_cmd::WorkerArgs),
     /// A long-running worker, one per SQLite database, that writes the sweeps' reports and
     /// (with --watch) submits the sweep files dropped in a folder (Ctrl-C stops and requeues).

@@ -184,7 +184,9 @@ impl Reporter {
                         }
                         Err(e) => {
                             state.failed_final = true;
-                            eprintln!("warning: the report of sweep `{name}` was not written: {e:#}")
+                            eprintln!(
+                                "warning: the report of sweep `{name}` was not written: {e:#}"
+                            )
                         }
                     }
                 }

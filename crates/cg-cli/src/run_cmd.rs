@@ -53,7 +53,12 @@ pub struct SubmitArgs {
     pub merge: bool,
     /// Serve this sweep's jobs before those of sweeps with a lower priority (default 0: active
     /// sweeps take turns).
-    #[arg(long, default_value_t = 0, value_name = "N", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub priority: i64,
 }
 
@@ -381,11 +386,7 @@ pub fn daemon_cmd(args: DaemonArgs) -> Result<ExitCode> {
 
 fn worker_or_daemon(args: WorkerArgs, watch: Option<PathBuf>, daemon: bool) -> Result<ExitCode> {
     if let Some(dir) = &watch {
-        anyhow::ensure!(
-            dir.is_dir(),
-            "--watch {}: no such directory",
-            dir.display()
-        );
+        anyhow::ensure!(dir.is_dir(), "--watch {}: no such directory", dir.display());
     }
     let reports = (!args.no_reports).then(|| ReportSettings {
         dir: args.reports.clone(),

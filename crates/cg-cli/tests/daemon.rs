@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cg_core::{JobRecord, JobStatus};
 use cg_store::Store;
-use common::{kill9, text};
+use common::{kill9, runners_of, text, wait_dead};
 
 const CG: &str = env!("CARGO_BIN_EXE_cg");
 
@@ -156,7 +156,7 @@ fn a_watched_sweep_is_submitted_reported_while_running_and_finished() {
     );
     env.drop_file(
         "experiments/watched.yaml",
-        &Env::sweep_text("watched", 256, 2, "0, 1, 2, 3"),
+        &Env::sweep_text("watched", 1024, 3, "0, 1, 2, 3"),
     );
     let html = env.path("reports/watched/report.html");
     let mut running_page = None;
@@ -172,7 +172,10 @@ fn a_watched_sweep_is_submitted_reported_while_running_and_finished() {
         running_page.is_some()
     });
     let page = running_page.unwrap();
-    assert!(page.contains("http-equiv=\"refresh\" content=\"30\""), "{page}");
+    assert!(
+        page.contains("http-equiv=\"refresh\" content=\"30\""),
+        "{page}"
+    );
     assert!(page.contains("of 4 jobs done"), "{page}");
     assert!(page.trim_end().ends_with("</html>"));
 
@@ -182,8 +185,14 @@ fn a_watched_sweep_is_submitted_reported_while_running_and_finished() {
             .contains("Sweep finished")
     });
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(!page.contains("http-equiv=\"refresh\""), "no reload once finished");
-    assert!(page.contains("Sweep finished: 4 jobs (4 completed)"), "{page}");
+    assert!(
+        !page.contains("http-equiv=\"refresh\""),
+        "no reload once finished"
+    );
+    assert!(
+        page.contains("Sweep finished: 4 jobs (4 completed)"),
+        "{page}"
+    );
     let records = env.records("watched");
     assert!(records.iter().all(|r| r.status == JobStatus::Completed));
     assert_eq!(mode(&html), 0o600, "the database's permissions");
@@ -192,11 +201,18 @@ fn a_watched_sweep_is_submitted_reported_while_running_and_finished() {
 
     let status = env.status(None);
     let row = status_row(&status, "watched");
-    assert_eq!(&row[1..7], ["finished", "4", "4", "0", "0", "0"], "{status}");
+    assert_eq!(
+        &row[1..7],
+        ["finished", "4", "4", "0", "0", "0"],
+        "{status}"
+    );
     assert!(row[8].ends_with("reports/watched/report.html"), "{status}");
     let one = env.status(Some("watched"));
     assert!(one.contains("sweep `watched` (finished)"), "{one}");
-    assert!(!one.contains("finished -"), "the finish time is recorded: {one}");
+    assert!(
+        !one.contains("finished -"),
+        "the finish time is recorded: {one}"
+    );
     let log = env.log("daemon.log");
     assert_eq!(log.matches("watch: submitted").count(), 1, "{log}");
     assert_eq!(log.matches("has finished; report:").count(), 1, "{log}");
@@ -232,18 +248,39 @@ fn an_invalid_file_is_rejected_with_its_line_and_the_daemon_goes_on() {
     assert_eq!(log.matches("watch: rejected").count(), 1, "{log}");
     assert!(log.contains("bad.yaml:3"), "file:line in the log: {log}");
     assert!(log.contains("wdth"), "{log}");
-    assert!(!env.path("executed").exists(), "nothing in a sweep file runs");
+    assert!(
+        !env.path("executed").exists(),
+        "nothing in a sweep file runs"
+    );
     let status = env.status(None);
-    let rejected: Vec<&str> = status.lines().filter(|l| l.starts_with("rejected")).collect();
+    let rejected: Vec<&str> = status
+        .lines()
+        .filter(|l| l.starts_with("rejected"))
+        .collect();
     assert_eq!(rejected.len(), 1, "{status}");
     assert!(rejected[0].contains("bad.yaml:3"), "{status}");
     assert_eq!(status_row(&status, "good")[1], "finished", "{status}");
 
-    // Fixed, the file is submitted and its rejection goes away.
+    // A file changed after its submission is not taken silently: it is submitted again under the
+    // rules of `cg sweep submit` (which may refuse it), and the log says which.
     env.drop_file(
-        "experiments/bad.yaml",
-        &Env::sweep_text("bad", 32, 1, "0"),
+        "experiments/good.yaml",
+        &Env::sweep_text("good", 32, 1, "0, 1, 2"),
     );
+    wait_until(
+        &env,
+        "daemon.log",
+        60,
+        "the changed file to be noticed",
+        || {
+            let log = env.log("daemon.log");
+            log.contains("watch: submitted experiments/good.yaml (changed)")
+                || log.contains("watch: rejected experiments/good.yaml")
+        },
+    );
+
+    // Fixed, the file is submitted and its rejection goes away.
+    env.drop_file("experiments/bad.yaml", &Env::sweep_text("bad", 32, 1, "0"));
     wait_until(&env, "daemon.log", 300, "the fixed sweep to finish", || {
         env.log("daemon.log").contains("sweep `bad` has finished")
     });
@@ -255,16 +292,28 @@ fn an_invalid_file_is_rejected_with_its_line_and_the_daemon_goes_on() {
 #[test]
 fn two_sweeps_submitted_one_after_the_other_both_progress() {
     let env = Env::new();
-    let first = env.drop_file("first.yaml", &Env::sweep_text("first", 128, 1, "0, 1, 2, 3"));
+    let first = env.drop_file(
+        "first.yaml",
+        &Env::sweep_text("first", 128, 1, "0, 1, 2, 3"),
+    );
     env.ok(&["sweep", "submit", first.to_str().unwrap()]);
     // One worker: the second sweep gets turns although the first still has queued jobs.
     let daemon = env.daemon(&[], "daemon.log");
-    wait_until(&env, "daemon.log", 120, "a job of the first sweep to start", || {
-        env.records("first")
-            .iter()
-            .any(|r| r.status != JobStatus::Queued)
-    });
-    let second = env.drop_file("second.yaml", &Env::sweep_text("second", 128, 1, "0, 1, 2, 3"));
+    wait_until(
+        &env,
+        "daemon.log",
+        120,
+        "a job of the first sweep to start",
+        || {
+            env.records("first")
+                .iter()
+                .any(|r| r.status != JobStatus::Queued)
+        },
+    );
+    let second = env.drop_file(
+        "second.yaml",
+        &Env::sweep_text("second", 128, 1, "0, 1, 2, 3"),
+    );
     env.ok(&["sweep", "submit", second.to_str().unwrap()]);
     wait_until(&env, "daemon.log", 600, "both sweeps to finish", || {
         [env.records("first"), env.records("second")]
@@ -308,7 +357,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else if !e.file_name().to_string_lossy().starts_with(".cg-tmp.") {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -327,7 +379,12 @@ fn assert_whole(dir: &Path) {
         } else if name.ends_with(".png") {
             assert!(bytes.ends_with(&[0xae, 0x42, 0x60, 0x82]), "{name} is cut");
         } else if name.ends_with(".svg") {
-            assert!(String::from_utf8_lossy(&bytes).trim_end().ends_with("</svg>"), "{name} is cut");
+            assert!(
+                String::from_utf8_lossy(&bytes)
+                    .trim_end()
+                    .ends_with("</svg>"),
+                "{name} is cut"
+            );
         }
     }
 }
@@ -343,20 +400,16 @@ fn a_killed_or_failing_report_write_leaves_the_previous_report() {
     assert!(out.status.success(), "{}", text(&out));
     let dir = env.path("reports/kept");
     let before = snapshot(&dir);
-    // A file size limit above every file but the page (and SQLite's 32 KiB shared-memory file).
-    let largest_other = before
-        .iter()
-        .filter(|(p, _)| !p.ends_with("report.html"))
-        .map(|(_, b)| b.len())
-        .max()
-        .unwrap();
-    let limit_kib = (largest_other / 1024 + 8).max(64);
+    // A file size limit of half the page (above SQLite's 32 KiB shared-memory file).
+    let page_len = before[Path::new("report.html")].len();
+    let limit_kib = (page_len / 2048).max(40);
     assert!(
-        before[Path::new("report.html")].len() > limit_kib * 1024,
-        "the page must outgrow the limit"
+        page_len > limit_kib * 1024,
+        "the page ({page_len} B) must outgrow the limit"
     );
 
-    // Killed mid-write: the file size limit kills the writer (SIGXFSZ) in the middle of the page.
+    // Killed mid-write: the file size limit kills the writer (SIGXFSZ) in the middle of the first
+    // report file that outgrows it (the page, or a larger figure before it).
     let db = env.path("cg.db");
     let report = |limit: &str| {
         Command::new("bash")
@@ -369,7 +422,12 @@ fn a_killed_or_failing_report_write_leaves_the_previous_report() {
             .unwrap()
     };
     let killed = report(&format!("ulimit -f {limit_kib}"));
-    assert_eq!(killed.status.signal(), Some(25), "SIGXFSZ: {}", text(&killed));
+    assert_eq!(
+        killed.status.signal(),
+        Some(25),
+        "SIGXFSZ: {}",
+        text(&killed)
+    );
     assert_eq!(snapshot(&dir), before, "every file is as it was");
 
     // A full disk: the same limit, the signal ignored, so the write fails with an error.
@@ -387,7 +445,11 @@ fn a_killed_or_failing_report_write_leaves_the_previous_report() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".cg-tmp."))
         .collect();
-    assert_eq!(temps.len(), 1, "only the killed writer's temporary file: {temps:?}");
+    assert_eq!(
+        temps.len(),
+        1,
+        "only the killed writer's temporary file: {temps:?}"
+    );
 
     // The next write cleans up after the killed one.
     env.ok(&["report", "kept"]);
@@ -415,9 +477,13 @@ fn kill_9_of_the_daemon_while_it_writes_reports_leaves_whole_reports() {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(300 + 370 * round));
+        let runners = runners_of(daemon.id());
         kill9(daemon.id());
         let mut daemon = daemon;
         daemon.wait().unwrap();
+        for pid in runners {
+            wait_dead(pid, "a job runner of the killed daemon");
+        }
         assert_whole(&dir);
     }
     let out = env
@@ -427,5 +493,8 @@ fn kill_9_of_the_daemon_while_it_writes_reports_leaves_whole_reports() {
     assert!(out.status.success(), "{}", text(&out));
     assert_whole(&dir);
     let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(page.contains("Sweep finished: 6 jobs (6 completed)"), "{page}");
+    assert!(
+        page.contains("Sweep finished: 6 jobs (6 completed)"),
+        "{page}"
+    );
 }

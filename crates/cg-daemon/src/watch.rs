@@ -45,9 +45,7 @@ fn is_sweep_file(path: &Path) -> bool {
     let hidden = path
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-    let yaml = path
-        .extension()
-        .is_some_and(|e| e == "yaml" || e == "yml");
+    let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
     yaml && !hidden
 }
 
@@ -69,8 +67,8 @@ impl Watcher {
     /// (or the store's), never a file's.
     pub async fn scan(&mut self, store: &Store) -> Result<Vec<WatchEvent>> {
         let mut files = Vec::new();
-        let entries =
-            std::fs::read_dir(&self.dir).map_err(io_err(format!("cannot read {}", self.dir.display())))?;
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(io_err(format!("cannot read {}", self.dir.display())))?;
         for entry in entries.flatten() {
             let path = entry.path();
             if is_sweep_file(&path) && path.is_file() {

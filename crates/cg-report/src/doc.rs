@@ -15,7 +15,10 @@ pub enum Block {
         rows: Vec<Vec<String>>,
     },
     /// A notice at the top of the page: the sweep is running (`running`) or has finished.
-    Notice { running: bool, text: String },
+    Notice {
+        running: bool,
+        text: String,
+    },
     /// A figure by file stem (`pareto` for `pareto.png` / `pareto.svg`).
     Figure {
         stem: String,

@@ -1028,11 +1028,19 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
     }
 
     blocks.push(Block::Heading(2, "Figures".into()));
-    for f in figures {
-        blocks.push(Block::Figure {
-            stem: f.stem.clone(),
-            caption: f.caption.clone(),
-        });
+    if report.runs.is_empty() {
+        // Empty plots would fill the page (a live report starts this way): the files still exist.
+        blocks.push(Block::Paragraph(
+            "No figures yet: they are drawn once a job has finished (the figure files say so too)."
+                .into(),
+        ));
+    } else {
+        for f in figures {
+            blocks.push(Block::Figure {
+                stem: f.stem.clone(),
+                caption: f.caption.clone(),
+            });
+        }
     }
 
     if !report.configurations.is_empty() {

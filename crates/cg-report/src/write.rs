@@ -99,7 +99,7 @@ fn remove_stale_temps(dir: &Path) {
         };
         let pid = rest.split('.').next().unwrap_or_default();
         let alive = pid == std::process::id().to_string()
-            || Path::new("/proc").join(pid).exists() && !pid.is_empty();
+            || (!pid.is_empty() && Path::new("/proc").join(pid).exists());
         if !alive {
             let _ = std::fs::remove_file(entry.path());
         }

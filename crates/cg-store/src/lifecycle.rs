@@ -213,12 +213,14 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .map(|(path, content_sha256, message, rejected_at_ms)| Rejection {
-                path,
-                content_sha256,
-                message,
-                rejected_at_ms,
-            })
+            .map(
+                |(path, content_sha256, message, rejected_at_ms)| Rejection {
+                    path,
+                    content_sha256,
+                    message,
+                    rejected_at_ms,
+                },
+            )
             .collect())
     }
 }

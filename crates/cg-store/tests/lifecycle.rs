@@ -75,7 +75,10 @@ async fn active_sweeps_take_turns(db: &TestDb) {
     let order = drain(db).await;
     assert_eq!(order, ["b", "a", "b", "a", "b", "a"], "{order:?}");
     let a = db.store.sweep("a").await.unwrap();
-    assert!(a.started_at_ms.is_some(), "the first claim starts the sweep");
+    assert!(
+        a.started_at_ms.is_some(),
+        "the first claim starts the sweep"
+    );
 }
 
 async fn running_jobs_count_against_their_sweep(db: &TestDb) {
@@ -251,10 +254,7 @@ async fn new_jobs_reopen_a_finished_sweep(db: &TestDb) {
     );
     store.final_report_written("s", "w", "/r").await.unwrap();
     // The same sweep, one job more.
-    store
-        .submit_jobs("s", &jobs("s", 2), false)
-        .await
-        .unwrap();
+    store.submit_jobs("s", &jobs("s", 2), false).await.unwrap();
     let summary = store.sweep("s").await.unwrap();
     assert!(!summary.has_finished());
     assert_eq!(summary.lifecycle(), "active");
