@@ -65,9 +65,11 @@ fn check(file: &str, expected_jobs: usize) -> String {
 fn quickstart_is_small() {
     let sweep = load_sweep(&experiments_dir().join("quickstart.yaml"), &options()).unwrap();
     let base = sweep.base();
-    assert_eq!((base.model.depth, base.model.width), (8, 8));
-    assert!(base.train.epochs <= 3);
-    assert_eq!(base.train.limit_train, Some(1000));
+    // ResNet-14: 4 gated blocks; the whole 1,600-digit training split, 4 epochs, no consistency pass.
+    assert_eq!((base.model.depth, base.model.width), (14, 8));
+    assert!(base.train.epochs <= 4);
+    assert_eq!(base.train.limit_train, None);
+    assert_eq!(base.loss.cons_weight, 0.0);
     let data = Path::new(base.dataset.path.as_deref().unwrap());
     assert!(
         data.is_absolute() && data.ends_with("data/sample"),
@@ -81,9 +83,9 @@ fn quickstart_is_small() {
     );
     insta::assert_snapshot!(check("quickstart.yaml", 4), @r"
     gate.threshold  loss.flops_weight
-    1.0             0.25
+    1.0             0.5
     1.0             1.0
-    1.3             0.25
+    1.3             0.5
     1.3             1.0
     ");
 }
