@@ -248,7 +248,8 @@ async fn a_sqlite_file_opened_read_only_is_not_written() {
     ro.backup(&backup).await.unwrap();
     ro.close().await;
     assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
-    assert!(!dir.path().join("cg.db-wal").exists());
+    // (SQLite may still make its -wal/-shm side files where the directory allows; where it does
+    // not, the store opens the file immutable: see cg-cli's read-only test.)
     // A missing file is an error, never a new database.
     let missing = dir.path().join("nope.db");
     assert!(matches!(

@@ -460,7 +460,7 @@ run.yaml:5:12: gate.tau_end: temperature must be > 0, got 0
 run.yaml:6:16: gate.p_threshold: must lie strictly between 0 and 1, got 1.5
 run.yaml:7:9: gate.mode: unknown value \"ctrll\", expected one of `cir+ctrl`, `cir`, `ctrl` (did you mean `ctrl`?)
 run.yaml:9:11: train.epochs: wrong type: expected a whole number >= 0, found string \"many\"
-run.yaml:10:15: train.batch_size: must be at least 1
+run.yaml:10:15: train.batch_size: must be at least 2 (batch norm needs two images per batch), got 0
 run.yaml:11:3: train.flops_weight: unknown key (did you mean `loss.flops_weight`?)
 ",
         );
