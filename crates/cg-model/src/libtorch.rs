@@ -59,15 +59,17 @@ mod imp {
             .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
     }
 
-    pub fn describe(device: DeviceSpec) -> String {
-        init_threads();
+    /// `libtorch VERSION from FOLDER`: the one this process loaded.
+    fn library() -> String {
         let lib = loaded_lib().unwrap_or_else(|| PathBuf::from(env!("CG_LIBTORCH_BUILD_LIB")));
         let version = version(&lib).unwrap_or_else(|| "of unknown version".into());
+        format!("libtorch {version} from {}", lib.display())
+    }
+
+    pub fn describe(device: DeviceSpec) -> String {
+        init_threads();
         let threads = tch::get_num_threads();
-        format!(
-            "{device} (libtorch {version} from {}, {threads} threads)",
-            lib.display()
-        )
+        format!("{device} ({}, {threads} threads)", library())
     }
 
     fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -95,7 +97,7 @@ mod imp {
                         "{} sees {count} CUDA device(s): check the NVIDIA driver (libcuda.so.1, \
                          nvidia-smi), CUDA_VISIBLE_DEVICES, and that this libtorch is a CUDA build \
                          (libtorch_cuda.so beside libtorch_cpu.so)",
-                        describe(DeviceSpec::Cpu)
+                        library()
                     ),
                 });
             }

@@ -275,7 +275,10 @@ fn subsample<B: Backend>(x: Tensor<B, 4>, st: usize) -> Tensor<B, 4> {
         x
     };
     let x = if ow * st > w {
-        Tensor::cat(vec![x, Tensor::zeros([b, c, oh * st, ow * st - w], &device)], 3)
+        Tensor::cat(
+            vec![x, Tensor::zeros([b, c, oh * st, ow * st - w], &device)],
+            3,
+        )
     } else {
         x
     };
