@@ -178,7 +178,7 @@ fn run_cuda(
 ) -> Result<RunResult> {
     use burn::backend::cuda::CudaDevice;
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
-    check_device(DeviceSpec::Cuda(n))?;
+    check_device(BackendKind::Cubecl, DeviceSpec::Cuda(n))?;
     let device = CudaDevice::new(n);
     Ok(train_on::<B>(prep, &device, opts, observer)?.0)
 }
