@@ -109,7 +109,7 @@ mod imp {
             sum
         });
         match probe {
-            Ok(sum) if sum == 4.0 => Ok(()),
+            Ok(4.0) => Ok(()),
             Ok(sum) => Err(failed(device, format!("a sum of four ones gave {sum}"))),
             Err(p) => Err(failed(device, panic_text(p))),
         }
