@@ -3,17 +3,15 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use cg_model::DeviceSpec;
 use cg_model::bench::{BenchLine, BenchOptions, run_bench};
 use clap::Args;
 
-use crate::util::set_threads;
+use crate::util::{BackendArgs, set_threads};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// `cpu`, `cuda` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub target: BackendArgs,
     /// Batch sizes.
     #[arg(long, value_delimiter = ',', default_value = "128,256")]
     pub batch: Vec<usize>,
@@ -41,7 +39,7 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     set_threads(args.threads)?;
-    let device: DeviceSpec = args.device.parse()?;
+    let (backend, device) = args.target.target()?;
     let opts = BenchOptions {
         batches: args.batch.clone(),
         iters: args.iters.max(1),
@@ -53,8 +51,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if !args.json {
         eprintln!(
             "cg bench on {} ({}), synthetic 3x32x32 data, consistency loss off",
-            device,
-            cg_model::device::device_name(device)
+            backend,
+            cg_model::device::device_name(backend, device)
         );
         println!(
             "{:<20} {:<13} {:>5} {:>10} {:>7} {:>8} {:>8} {:>8}",
@@ -86,6 +84,6 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             );
         }
     };
-    run_bench(device, &opts, &mut print)?;
+    run_bench(backend, device, &opts, &mut print)?;
     Ok(ExitCode::SUCCESS)
 }

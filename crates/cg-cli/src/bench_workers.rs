@@ -30,6 +30,15 @@ pub struct BenchWorkersArgs {
     /// GPUs: `none`, `auto` or indices like `0` (as for `cg run`).
     #[arg(long, default_value = "none")]
     pub gpus: String,
+    /// Backend of the jobs: `flex`, `cubecl`, `libtorch` or `auto` (as for `cg run`).
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// `cpu` (as `--gpus none`) or `cuda:N` (as `--gpus N`).
+    #[arg(long, conflicts_with = "gpus")]
+    pub device: Option<String>,
+    /// CPU threads per job (default: the cores divided among the jobs at once).
+    #[arg(long)]
+    pub threads_per_job: Option<usize>,
     /// Network depth (6n+2) and width of the jobs.
     #[arg(long, default_value_t = 8)]
     pub depth: usize,
@@ -61,8 +70,15 @@ pub fn run(args: BenchWorkersArgs) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     eprintln!(
-        "cg bench-workers: {} jobs of {} step(s) (ResNet-{} width {}, batch 32, synthetic 3x32x32), gpus {}",
-        args.jobs, args.steps, args.depth, args.width, args.gpus
+        "cg bench-workers: {} jobs of {} step(s) (ResNet-{} width {}, batch 32, synthetic 3x32x32), backend {}, {}",
+        args.jobs,
+        args.steps,
+        args.depth,
+        args.width,
+        args.backend,
+        args.device
+            .clone()
+            .unwrap_or_else(|| format!("gpus {}", args.gpus))
     );
     println!(
         "{:>7} {:>5} {:>9} {:>9} {:>10} {:>13} {:>17}",
@@ -139,12 +155,14 @@ async fn bench_one(args: &BenchWorkersArgs, packing: usize) -> Result<Line> {
 
     let opts = WorkerOpts {
         workers: packing,
-        threads_per_job: None,
+        threads_per_job: args.threads_per_job,
         timeout_per_job: None,
         gpus: args.gpus.clone(),
         jobs_per_gpu: packing,
         runs_dir: dir.path().join("runs"),
         max_consecutive_failures: 0,
+        backend: args.backend.clone(),
+        device: args.device.clone(),
     };
     let mut options = local_options(&opts)?;
     options.sweep = Some(sweep.name().to_string());

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cg_core::{JobRecord, JobStatus};
 use cg_daemon::{Event, LocalOptions, Slot, submit_sweep};
-use cg_model::DeviceSpec;
+use cg_model::{BackendKind, DeviceSpec};
 use cg_store::{Store, SubmitOptions, SubmitSummary};
 use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, SHORT_ID_LEN, Sweep, load_sweep};
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
 use crate::reporter::ReportSettings;
-use crate::util::{EXIT_INVALID, human_secs, provenance};
+use crate::util::{BackendArgs, EXIT_INVALID, human_secs, provenance};
 
 /// Longest `--timeout-per-job` and `--lease`: one year, far from overflowing a clock.
 const MAX_SECS: u64 = 366 * 24 * 3600;
@@ -98,6 +98,12 @@ pub struct WorkerOpts {
     /// Stop starting jobs once this many in a row have failed for good (0: never).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub max_consecutive_failures: u32,
+    /// Backend of the jobs: `flex`, `cubecl`, `libtorch` or `auto` (as for `cg train`).
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// `cpu` (as `--gpus none`) or `cuda:N` (as `--gpus N`); default: as `--gpus` says.
+    #[arg(long, conflicts_with = "gpus")]
+    pub device: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -109,8 +115,8 @@ pub struct JobRunnerArgs {
     pub attempt: u32,
     #[arg(long)]
     pub checkpoint_dir: PathBuf,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub target: BackendArgs,
     #[arg(long)]
     pub keep_checkpoints: bool,
 }
@@ -184,8 +190,14 @@ pub(crate) fn local_options(opts: &WorkerOpts) -> Result<LocalOptions> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    // The backend must run on every slot's device; each job runner resolves `auto` itself.
+    let backend: BackendKind = opts.backend.parse()?;
+    for device in slots.iter().map(Slot::child_device) {
+        backend.resolve(device)?;
+    }
     let exe = std::env::current_exe().context("cannot find the cg binary to run jobs with")?;
-    let mut options = LocalOptions::new(exe, vec!["job-runner".into()]);
+    let runner = vec!["job-runner".into(), "--backend".into(), backend.to_string()];
+    let mut options = LocalOptions::new(exe, runner);
     options.slots = slots;
     options.threads_per_job = Some(opts.threads_per_job.unwrap_or((cores / per_job).max(1)));
     options.timeout_per_job = opts.timeout_per_job.map(Duration::from_secs);
@@ -196,8 +208,15 @@ pub(crate) fn local_options(opts: &WorkerOpts) -> Result<LocalOptions> {
 
 /// The devices of the worker slots: GPUs when asked for (or found, in a CUDA build), else CPUs.
 fn slots(opts: &WorkerOpts) -> Result<Vec<Slot>> {
-    let cuda_build = cfg!(feature = "cuda");
-    let gpus = match opts.gpus.as_str() {
+    let cuda_build = cfg!(feature = "cuda") || cfg!(feature = "libtorch");
+    let gpus = match opts.device.as_deref() {
+        None => opts.gpus.clone(),
+        Some(d) => match d.parse::<DeviceSpec>()? {
+            DeviceSpec::Cpu => "none".into(),
+            DeviceSpec::Cuda(n) => n.to_string(),
+        },
+    };
+    let gpus = match gpus.as_str() {
         "none" | "" => Vec::new(),
         "auto" if cuda_build => cg_daemon::detect_gpus().unwrap_or_default(),
         "auto" => Vec::new(),
@@ -212,7 +231,8 @@ fn slots(opts: &WorkerOpts) -> Result<Vec<Slot>> {
             anyhow::ensure!(
                 cuda_build,
                 "--gpus {list}: this cg was built without CUDA support; build it with \
-                 `cargo build --release -p cg-cli --features cuda`, or run on the CPU with --gpus none"
+                 `cargo build --release -p cg-cli --features cuda` (or `libtorch`), or run on the \
+                 CPU with --gpus none"
             );
             cg_daemon::pick_gpus(&requested, cg_daemon::detect_gpus().as_deref())?
         }
@@ -279,9 +299,12 @@ pub(crate) async fn check_gpus(options: &LocalOptions) -> Result<()> {
         return Ok(());
     }
     eprintln!("checking the GPUs ({})…", describe_slots(&options.slots));
+    // `device-check` with the runner's own arguments (`--backend X`).
+    let mut check = vec!["device-check".to_string()];
+    check.extend(options.runner_args.iter().skip(1).cloned());
     cg_daemon::check_gpus(
         &options.exe,
-        &["device-check".to_string()],
+        &check,
         &options.slots,
         Duration::from_secs(300),
     )
@@ -723,21 +746,23 @@ fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
 }
 
 fn print_summary(records: &[JobRecord]) {
-    let mut rows: Vec<[String; 6]> = vec![[
+    let mut rows: Vec<[String; 7]> = vec![[
         "job".into(),
         "status".into(),
         "attempts".into(),
         "test acc".into(),
         "savings".into(),
+        "backend".into(),
         "params".into(),
     ]];
     for r in records {
-        let (acc, sav) = match &r.result {
+        let (acc, sav, backend) = match &r.result {
             Some(res) => (
                 format!("{:.2}%", 100.0 * res.test_acc_final),
                 format!("{:.1}%", 100.0 * res.savings_nominal),
+                crate::status_cmd::backend_of(res).to_string(),
             ),
-            None => ("-".into(), "-".into()),
+            None => ("-".into(), "-".into(), "-".into()),
         };
         rows.push([
             short(&r.job.id).to_string(),
@@ -745,10 +770,11 @@ fn print_summary(records: &[JobRecord]) {
             r.attempts.to_string(),
             acc,
             sav,
+            backend,
             crate::util::params_line(&r.job.params),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..7)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     for row in &rows {
@@ -780,35 +806,40 @@ fn print_summary(records: &[JobRecord]) {
 
 /// `cg job-runner` (hidden): one job in this process, for `cg run`'s workers.
 pub fn job_runner_cmd(args: JobRunnerArgs) -> Result<ExitCode> {
-    let device: DeviceSpec = args.device.parse()?;
+    let (backend, device) = args.target.target()?;
     let options = cg_daemon::runner::ChildOptions {
         checkpoint_dir: args.checkpoint_dir,
+        backend,
         device,
         keep_checkpoints: args.keep_checkpoints,
     };
-    eprintln!("job {} attempt {} on {device}", args.job_id, args.attempt);
+    eprintln!(
+        "job {} attempt {} on {}",
+        args.job_id,
+        args.attempt,
+        cg_model::device::device_name(backend, device)
+    );
     let input = std::io::BufReader::new(std::io::stdin());
     let code = cg_daemon::runner::run_child(input, std::io::stdout(), &options, |result| {
-        result.provenance = provenance(device);
+        result.provenance = provenance(backend, device);
     });
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 #[derive(Args, Debug)]
 pub struct DeviceCheckArgs {
-    /// `cpu` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub target: BackendArgs,
 }
 
 /// `cg device-check`: exit 0 and print `ok` when the device computes, else the reason and exit 1.
 pub fn device_check_cmd(args: DeviceCheckArgs) -> Result<ExitCode> {
-    let device: DeviceSpec = args.device.parse()?;
+    let (backend, device) = args.target.target()?;
     let started = Instant::now();
-    cg_model::check_device(device)?;
+    cg_model::check_device(backend, device)?;
     println!(
         "ok: {} ({:.2} s)",
-        cg_model::device::device_name(device),
+        cg_model::device::device_name(backend, device),
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

@@ -141,7 +141,9 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                     let acc = r
                         .result
                         .as_ref()
-                        .map(|res| format!("{:.2}%", 100.0 * res.test_acc_final))
+                        .map(|res| {
+                            format!("{:.2}% {}", 100.0 * res.test_acc_final, backend_of(res))
+                        })
                         .unwrap_or_else(|| "-".into());
                     let error = r
                         .last_error
@@ -265,4 +267,12 @@ pub fn logs_cmd(args: LogsArgs) -> Result<ExitCode> {
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The backend a result was trained with, for the tables (`-` in results from before it was kept).
+pub(crate) fn backend_of(result: &cg_core::RunResult) -> &str {
+    match result.provenance.backend.as_str() {
+        "" => "-",
+        b => b,
+    }
 }

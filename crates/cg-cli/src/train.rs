@@ -4,12 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use cg_model::DeviceSpec;
 use cg_model::train::{Prepared, TrainOptions};
 use clap::Args;
 
 use crate::progress::TermProgress;
-use crate::util::{EXIT_INVALID, provenance, set_threads, write_atomic};
+use crate::util::{BackendArgs, EXIT_INVALID, provenance, set_threads, write_atomic};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -19,9 +18,8 @@ pub struct TrainArgs {
     /// Override one dotted key, e.g. `--set gate.threshold=0.9` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// `cpu`, `cuda` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub target: BackendArgs,
     /// Where to write the result JSON.
     #[arg(long, short)]
     pub out: PathBuf,
@@ -63,7 +61,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    let device: DeviceSpec = args.device.parse()?;
+    let (backend, device) = args.target.target()?;
     if !args.quiet {
         eprintln!("loading {:?} data…", config.dataset.kind);
     }
@@ -78,7 +76,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             prep.data.train.side,
             prep.data.source,
             describe(&config),
-            device,
+            cg_model::device::device_name(backend, device),
             prep.macs.full()
         );
     }
@@ -90,8 +88,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     };
     let mut observer = TermProgress::new(args.quiet);
     let mut result =
-        cg_model::run(&prep, device, &opts, &mut observer).context("training failed")?;
-    result.provenance = provenance(device);
+        cg_model::run(&prep, backend, device, &opts, &mut observer).context("training failed")?;
+    result.provenance = provenance(backend, device);
     let json = serde_json::to_vec_pretty(&result)?;
     write_atomic(&args.out, &json)?;
     if !args.quiet {

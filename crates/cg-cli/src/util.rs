@@ -5,7 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use cg_core::Provenance;
-use cg_model::DeviceSpec;
+use cg_model::{BackendKind, DeviceSpec};
+use clap::Args;
 
 /// Exit code for input that failed validation.
 pub const EXIT_INVALID: u8 = 2;
@@ -32,14 +33,36 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
     Ok(())
 }
 
+/// The backend and the device of a command that trains or measures (flattened into each).
+#[derive(Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// `flex` (CPU), `cubecl` (CUDA), `libtorch` (CPU and CUDA; a build with `--features
+    /// libtorch`) or `auto`: libtorch when this cg has it, else flex on the CPU and cubecl on CUDA.
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl BackendArgs {
+    /// The backend (resolved: never `auto`) and the device; an error names what is wrong.
+    pub fn target(&self) -> Result<(BackendKind, DeviceSpec)> {
+        let device: DeviceSpec = self.device.parse()?;
+        let backend: BackendKind = self.backend.parse()?;
+        Ok((backend.resolve(device)?, device))
+    }
+}
+
 /// Where and with what this result is produced.
-pub fn provenance(device: DeviceSpec) -> Provenance {
+pub fn provenance(backend: BackendKind, device: DeviceSpec) -> Provenance {
     let commit = env!("CG_GIT_COMMIT");
     Provenance {
         cg_version: env!("CARGO_PKG_VERSION").to_string(),
         git_commit: (!commit.is_empty()).then(|| commit.to_string()),
         burn_version: cg_model::burn_version().to_string(),
-        device: provenance_device(device),
+        device: provenance_device(backend, device),
+        backend: backend.to_string(),
         hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .map(|s| s.trim().to_string())
@@ -50,8 +73,8 @@ pub fn provenance(device: DeviceSpec) -> Provenance {
 
 /// The device as provenance names it; a job runner pinned to one GPU also names that GPU, since
 /// it sees it as `cuda:0`.
-fn provenance_device(device: DeviceSpec) -> String {
-    let name = cg_model::device::device_name(device);
+fn provenance_device(backend: BackendKind, device: DeviceSpec) -> String {
+    let name = cg_model::device::device_name(backend, device);
     match (device, std::env::var("CUDA_VISIBLE_DEVICES")) {
         (DeviceSpec::Cuda(_), Ok(visible)) if !visible.is_empty() => {
             format!("{name} (CUDA_VISIBLE_DEVICES={visible})")

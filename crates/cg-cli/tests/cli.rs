@@ -268,9 +268,9 @@ fn report_reads_the_store_and_records_the_hypervolume() {
     assert!(!out.status.success() && text(&out).contains("nope"));
 }
 
-/// This test binary is built without the `cuda` feature: asking for GPUs is refused up front,
-/// before anything is submitted, with the way out in the message.
-#[cfg(not(feature = "cuda"))]
+/// This test binary is built without the `cuda` and `libtorch` features: asking for GPUs is
+/// refused up front, before anything is submitted, with the way out in the message.
+#[cfg(not(any(feature = "cuda", feature = "libtorch")))]
 #[test]
 fn gpus_on_a_cpu_build_are_refused_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,4 +348,82 @@ fn bench_workers_runs_every_job_at_each_packing() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(kept[0].join("cg.db").is_file(), "{kept:?}");
     assert!(kept[0].join("runs").is_dir(), "{kept:?}");
+}
+
+/// `--backend` is checked before anything runs; a build without LibTorch says how to get it.
+#[cfg(not(feature = "libtorch"))]
+#[test]
+fn libtorch_on_a_build_without_it_names_the_set_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("run.yaml"), TINY).unwrap();
+    let out = cg(
+        &[
+            "train",
+            "--config",
+            "run.yaml",
+            "--out",
+            "r.json",
+            "--backend",
+            "libtorch",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("no LibTorch support") && msg.contains("scripts/libtorch.sh"),
+        "{msg}"
+    );
+    let out = cg(&["device-check", "--backend", "tensorflow"], dir.path());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("`flex`, `cubecl`, `libtorch` or `auto`"));
+    let out = cg(
+        &["bench", "--backend", "cubecl", "--device", "cpu"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("CUDA devices only"), "{}", text(&out));
+}
+
+/// The smoke test of a LibTorch build: `auto` picks libtorch, the device check names the libtorch
+/// the binary loaded (through its run path: no LD_LIBRARY_PATH), and a result records the backend.
+#[cfg(feature = "libtorch")]
+#[test]
+fn a_libtorch_build_trains_on_libtorch_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cg(&["device-check"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.starts_with("ok: cpu (libtorch 2.") && stdout.contains("torch/lib"),
+        "{stdout}"
+    );
+    std::fs::write(dir.path().join("run.yaml"), TINY).unwrap();
+    for backend in ["libtorch", "flex"] {
+        let out = cg(
+            &[
+                "train",
+                "--config",
+                "run.yaml",
+                "--out",
+                "r.json",
+                "--backend",
+                backend,
+                "--threads",
+                "1",
+                "-q",
+            ],
+            dir.path(),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+        assert_eq!(r["provenance"]["backend"], backend);
+        let device = r["provenance"]["device"].as_str().unwrap();
+        assert!(device.contains(backend), "{device}");
+        assert!(
+            device.contains("1 threads"),
+            "--threads bounds the backend: {device}"
+        );
+    }
 }

@@ -9,6 +9,10 @@ pub struct Provenance {
     pub git_commit: Option<String>,
     pub burn_version: String,
     pub device: String,
+    /// The training backend (`flex`, `cubecl`, `libtorch`); empty in results from before it was
+    /// recorded (those ran on flex or cubecl).
+    #[serde(default)]
+    pub backend: String,
     pub hostname: Option<String>,
     /// RFC 3339 time at which the run finished.
     pub finished_at: Option<String>,

@@ -38,7 +38,8 @@ pub struct LocalOptions {
     /// runs out of memory beside others there, the device gets one claiming slot fewer (down to
     /// one; see `devices.rs`).
     pub slots: Vec<Slot>,
-    /// `RAYON_NUM_THREADS` of each child (its CPU thread budget); `None` leaves it unset.
+    /// `RAYON_NUM_THREADS` (and `OMP_NUM_THREADS`, for LibTorch) of each child: its CPU thread
+    /// budget; `None` leaves them unset.
     pub threads_per_job: Option<usize>,
     /// Wall-clock limit of one attempt; past it the child is killed and the attempt failed.
     pub timeout_per_job: Option<Duration>,
@@ -146,6 +147,9 @@ pub fn is_out_of_memory(text: &str) -> bool {
     lower.contains("out of memory")
         || lower.contains("cuda_error_out_of_memory")
         || lower.contains("outofmemory")
+        // LibTorch: its CPU allocator, cuBLAS and cuDNN.
+        || lower.contains("can't allocate memory")
+        || lower.contains("status_alloc_failed")
 }
 
 /// The run of jobs that failed for good since the last completed one.
@@ -576,7 +580,8 @@ async fn run_claim(
         cmd.arg("--keep-checkpoints");
     }
     if let Some(t) = opts.threads_per_job {
-        cmd.env("RAYON_NUM_THREADS", t.max(1).to_string());
+        cmd.env("RAYON_NUM_THREADS", t.max(1).to_string())
+            .env("OMP_NUM_THREADS", t.max(1).to_string());
     }
     let spawned_at = Instant::now();
     let mut child = match cmd.spawn() {
@@ -922,6 +927,17 @@ mod tests {
         assert!(is_out_of_memory(
             "...\nthread 'main' panicked: Out Of Memory\n"
         ));
+        // LibTorch, as burn-tch's panics carry them.
+        assert!(is_out_of_memory(
+            "LibTorch failed: called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total capacity of 139.80 GiB\")"
+        ));
+        assert!(is_out_of_memory(
+            "Torch(\"[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes.\")"
+        ));
+        assert!(is_out_of_memory(
+            "Torch(\"CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`\")"
+        ));
+        assert!(is_out_of_memory("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"));
         assert!(!is_out_of_memory("loss became NaN at epoch 1, step 1"));
         assert!(!is_out_of_memory(
             "cannot read data/train.bin: memory map failed"

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cg_core::{EpochRecord, RunConfig, RunResult};
-use cg_model::DeviceSpec;
 use cg_model::train::{Observer, Prepared, Progress, TrainOptions};
+use cg_model::{BackendKind, DeviceSpec};
 
 use crate::protocol::{ChildMessage, FailureKind};
 
@@ -33,6 +33,7 @@ pub const EXIT_STOPPED: i32 = 3;
 #[derive(Debug, Clone)]
 pub struct ChildOptions {
     pub checkpoint_dir: PathBuf,
+    pub backend: BackendKind,
     pub device: DeviceSpec,
     /// Keep the intermediate checkpoints once the run completes.
     pub keep_checkpoints: bool,
@@ -200,7 +201,13 @@ pub fn run_child(
         stop_flag: Some(Arc::clone(&broken)),
         keep_checkpoints: options.keep_checkpoints,
     };
-    match cg_model::run(&prep, options.device, &train, &mut observer) {
+    match cg_model::run(
+        &prep,
+        options.backend,
+        options.device,
+        &train,
+        &mut observer,
+    ) {
         Ok(mut result) => {
             finish(&mut result);
             observer.send(&ChildMessage::Done {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::data::{Batcher, DataSplits, synthetic};
 use crate::model::GateCtx;
 use crate::train::{Prepared, Silent, TrainOptions, to_tensor, train_on};
-use crate::{DeviceSpec, Result};
+use crate::{BackendKind, DeviceSpec, Result};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -118,33 +118,35 @@ fn prepared(c: &RunConfig) -> Result<Prepared> {
     )
 }
 
-/// Runs every measurement on the given device, calling `line` as each one completes.
+/// Runs every measurement with the backend on the device, calling `line` as each one completes.
 pub fn run_bench(
+    backend: BackendKind,
     device: DeviceSpec,
     opts: &BenchOptions,
     line: &mut dyn FnMut(&BenchLine),
 ) -> Result<Vec<BenchLine>> {
-    match device {
-        DeviceSpec::Cpu => bench_on::<burn::backend::Autodiff<burn::backend::Flex>>(
+    match (backend.resolve(device)?, device) {
+        (BackendKind::Libtorch, _) => crate::libtorch::bench(device, opts, line),
+        (_, DeviceSpec::Cpu) => bench_on::<burn::backend::Autodiff<burn::backend::Flex>>(
             &Default::default(),
             opts,
             line,
         ),
         #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(n) => bench_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
+        (_, DeviceSpec::Cuda(n)) => bench_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
             &burn::backend::cuda::CudaDevice::new(n),
             opts,
             line,
         ),
         #[cfg(not(feature = "cuda"))]
-        DeviceSpec::Cuda(n) => Err(crate::Error::Device {
+        (_, DeviceSpec::Cuda(n)) => Err(crate::Error::Device {
             device: format!("cuda:{n}"),
             message: "this build of cg has no CUDA support; rebuild with `--features cuda`".into(),
         }),
     }
 }
 
-fn bench_on<B: AutodiffBackend>(
+pub(crate) fn bench_on<B: AutodiffBackend>(
     device: &B::Device,
     opts: &BenchOptions,
     line: &mut dyn FnMut(&BenchLine),

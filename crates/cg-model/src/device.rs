@@ -1,4 +1,6 @@
-//! Choosing a backend at run time: `cpu` (burn's flex backend) or `cuda:N` (with the `cuda` feature).
+//! Choosing a backend and a device at run time. Backends: `flex` (burn's pure-Rust CPU backend),
+//! `cubecl` (burn's CUDA backend, `cuda` feature) and `libtorch` (burn's LibTorch backend, CPU and
+//! CUDA, `libtorch` feature); devices: `cpu` or `cuda:N`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,35 +45,127 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
+/// The training backend. `Auto` is libtorch when compiled in, else flex on the CPU and cubecl on CUDA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    #[default]
+    Auto,
+    Flex,
+    Cubecl,
+    Libtorch,
+}
+
+impl FromStr for BackendKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(BackendKind::Auto),
+            "flex" => Ok(BackendKind::Flex),
+            "cubecl" => Ok(BackendKind::Cubecl),
+            "libtorch" => Ok(BackendKind::Libtorch),
+            _ => Err(Error::Device {
+                device: s.to_string(),
+                message: "expected the backend `flex`, `cubecl`, `libtorch` or `auto`".into(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Auto => "auto",
+            BackendKind::Flex => "flex",
+            BackendKind::Cubecl => "cubecl",
+            BackendKind::Libtorch => "libtorch",
+        })
+    }
+}
+
+impl BackendKind {
+    /// Whether this build of cg has the backend.
+    pub fn compiled(self) -> bool {
+        match self {
+            BackendKind::Auto | BackendKind::Flex => true,
+            BackendKind::Cubecl => cfg!(feature = "cuda"),
+            BackendKind::Libtorch => cfg!(feature = "libtorch"),
+        }
+    }
+
+    /// The backend that runs on `device`: `Auto` resolved, and a clear error for a backend this
+    /// build lacks or one that cannot use the device.
+    pub fn resolve(self, device: DeviceSpec) -> Result<BackendKind> {
+        let chosen = match (self, device) {
+            (BackendKind::Auto, _) if cfg!(feature = "libtorch") => BackendKind::Libtorch,
+            (BackendKind::Auto, DeviceSpec::Cpu) => BackendKind::Flex,
+            (BackendKind::Auto, DeviceSpec::Cuda(_)) => BackendKind::Cubecl,
+            (b, _) => b,
+        };
+        let refuse = |message: String| {
+            Err(Error::Device {
+                device: device.to_string(),
+                message,
+            })
+        };
+        match (chosen, device) {
+            (BackendKind::Flex, DeviceSpec::Cuda(_)) => refuse(
+                "the flex backend runs on the CPU only; use --backend cubecl or libtorch".into(),
+            ),
+            (BackendKind::Cubecl, DeviceSpec::Cpu) => refuse(
+                "the cubecl backend runs on CUDA devices only; use --backend flex or libtorch"
+                    .into(),
+            ),
+            (BackendKind::Cubecl, _) if !chosen.compiled() => refuse(
+                "this build of cg has no CUDA support; rebuild with `--features cuda`".into(),
+            ),
+            (BackendKind::Libtorch, _) if !chosen.compiled() => refuse(
+                "this build of cg has no LibTorch support; run `eval \"$(scripts/libtorch.sh)\"` \
+                 and rebuild with `--features libtorch`"
+                    .into(),
+            ),
+            _ => Ok(chosen),
+        }
+    }
+}
+
 /// The burn version this binary was built against.
 pub fn burn_version() -> &'static str {
     "0.21.0"
 }
 
-/// Trains a prepared run on the chosen device. Returns the result with `provenance.device` filled in.
+/// Trains a prepared run with the chosen backend on the chosen device. Returns the result with
+/// `provenance.device` and `provenance.backend` filled in.
 pub fn run(
     prep: &Prepared,
+    backend: BackendKind,
     device: DeviceSpec,
     opts: &TrainOptions,
     observer: &mut dyn Observer,
 ) -> Result<RunResult> {
-    let mut result = match device {
-        DeviceSpec::Cpu => {
+    let backend = backend.resolve(device)?;
+    let mut result = match (backend, device) {
+        (BackendKind::Libtorch, _) => crate::libtorch::run(prep, device, opts, observer)?,
+        (_, DeviceSpec::Cpu) => {
             type B = burn::backend::Autodiff<burn::backend::Flex>;
             train_on::<B>(prep, &Default::default(), opts, observer)?.0
         }
-        DeviceSpec::Cuda(n) => run_cuda(prep, n, opts, observer)?,
+        (_, DeviceSpec::Cuda(n)) => run_cuda(prep, n, opts, observer)?,
     };
-    result.provenance.device = device_name(device);
+    result.provenance.device = device_name(backend, device);
+    result.provenance.backend = backend.to_string();
     result.provenance.burn_version = burn_version().to_string();
     Ok(result)
 }
 
-/// A human-readable name of the device, for provenance.
-pub fn device_name(device: DeviceSpec) -> String {
-    match device {
-        DeviceSpec::Cpu => format!("cpu (flex, {} threads)", rayon::current_num_threads()),
-        DeviceSpec::Cuda(n) => format!("cuda:{n}"),
+/// A human-readable name of the backend on the device, for provenance and messages.
+pub fn device_name(backend: BackendKind, device: DeviceSpec) -> String {
+    match (backend.resolve(device), device) {
+        (Ok(BackendKind::Libtorch), _) => crate::libtorch::describe(device),
+        (Ok(_), DeviceSpec::Cpu) => {
+            format!("cpu (flex, {} threads)", rayon::current_num_threads())
+        }
+        (_, DeviceSpec::Cuda(n)) => format!("cuda:{n} (cubecl)"),
+        (Err(_), DeviceSpec::Cpu) => "cpu".into(),
     }
 }
 
@@ -84,17 +178,18 @@ fn run_cuda(
 ) -> Result<RunResult> {
     use burn::backend::cuda::CudaDevice;
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
-    check_device(DeviceSpec::Cuda(n))?;
+    check_device(BackendKind::Cubecl, DeviceSpec::Cuda(n))?;
     let device = CudaDevice::new(n);
     Ok(train_on::<B>(prep, &device, opts, observer)?.0)
 }
 
 /// Starts the backend on `device` and computes one small sum there. On CUDA that loads the driver
-/// and NVRTC and compiles a kernel, so a machine that cannot train on the GPU says so at once,
-/// with what to check, instead of inside a job's first step.
-pub fn check_device(device: DeviceSpec) -> Result<()> {
-    match device {
-        DeviceSpec::Cpu => {
+/// and NVRTC (cubecl) or the wheel's CUDA runtime (libtorch), so a machine that cannot train on the
+/// GPU says so at once, with what to check, instead of inside a job's first step.
+pub fn check_device(backend: BackendKind, device: DeviceSpec) -> Result<()> {
+    match (backend.resolve(device)?, device) {
+        (BackendKind::Libtorch, _) => crate::libtorch::check(device),
+        (_, DeviceSpec::Cpu) => {
             let t = burn::tensor::Tensor::<burn::backend::Flex, 1>::ones([4], &Default::default());
             let sum: f32 = t.sum().into_scalar();
             if sum == 4.0 {
@@ -106,7 +201,7 @@ pub fn check_device(device: DeviceSpec) -> Result<()> {
                 })
             }
         }
-        DeviceSpec::Cuda(n) => check_cuda(n),
+        (_, DeviceSpec::Cuda(n)) => check_cuda(n),
     }
 }
 

@@ -6,10 +6,11 @@ pub mod bench;
 pub mod data;
 pub mod device;
 mod error;
+pub mod libtorch;
 pub mod macs;
 pub mod model;
 pub mod schedule;
 pub mod train;
 
-pub use device::{DeviceSpec, burn_version, check_device, run};
+pub use device::{BackendKind, DeviceSpec, burn_version, check_device, run};
 pub use error::{Error, Result};

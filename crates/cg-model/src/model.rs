@@ -11,7 +11,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::backend::Backend;
-use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData, s};
+use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 use cg_core::{GateMode, GateSpec, ModelKind, ModelSpec, Shortcut};
 
 use crate::macs::{BlockShape, block_shapes};
@@ -262,6 +262,30 @@ pub fn relaxed_gate<B: Backend>(
     }
 }
 
+/// `x[:, :, ::st, ::st]` as reshape + narrow, padding odd sides with zeros: a stepped slice's backward
+/// fails on LibTorch (burn-tch views a non-contiguous tensor). Shapes: [b, c, h, w] ->
+/// [b, c, ⌈h/st⌉, ⌈w/st⌉].
+fn subsample<B: Backend>(x: Tensor<B, 4>, st: usize) -> Tensor<B, 4> {
+    let [b, c, h, w] = x.dims();
+    let (oh, ow) = (h.div_ceil(st), w.div_ceil(st));
+    let device = x.device();
+    let x = if oh * st > h {
+        Tensor::cat(vec![x, Tensor::zeros([b, c, oh * st - h, w], &device)], 2)
+    } else {
+        x
+    };
+    let x = if ow * st > w {
+        Tensor::cat(
+            vec![x, Tensor::zeros([b, c, oh * st, ow * st - w], &device)],
+            3,
+        )
+    } else {
+        x
+    };
+    let x: Tensor<B, 6> = x.reshape([b, c, oh, st, ow, st]);
+    x.narrow(3, 0, 1).narrow(5, 0, 1).reshape([b, c, oh, ow])
+}
+
 /// 1×1 convolution + batch norm (shortcut option B).
 #[derive(Module, Debug)]
 pub struct Projection<B: Backend> {
@@ -323,8 +347,7 @@ impl<B: Backend> BasicBlock<B> {
             return p.bn.forward(p.conv.forward(x));
         }
         let x = if self.stride > 1 {
-            let st = self.stride;
-            x.slice(s![.., .., 0..;st, 0..;st])
+            subsample(x, self.stride)
         } else {
             x
         };

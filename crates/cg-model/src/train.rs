@@ -14,7 +14,7 @@ use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -413,6 +413,34 @@ fn l2_of_weights<B: Backend>(model: &CgResNet<B>) -> Tensor<B, 1> {
     Tensor::cat(terms, 0).sum()
 }
 
+/// The initial weights of a run, the same on every backend: drawn on flex from the run's seed, then
+/// moved to `B` through a full-precision record.
+pub fn initial_model<B: Backend>(
+    prep: &Prepared,
+    seed: u64,
+    device: &B::Device,
+) -> Result<CgResNet<B>> {
+    type Flex = burn::backend::Flex;
+    let cpu = Default::default();
+    // The backends' generator is process-global: hold a lock from seeding to the last initial weight
+    // so that concurrent runs in one process (tests, benchmarks) still initialise from their own seed.
+    let record = {
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        <Flex as Backend>::seed(&cpu, seed);
+        let model: CgResNet<Flex> = prep.net.init(&cpu);
+        // Parameters are initialised lazily; the record materialises them while the lock is held.
+        Module::<Flex>::into_record(model)
+    };
+    let bytes = |e: burn::record::RecorderError| Error::Checkpoint {
+        path: PathBuf::from("(initial weights)"),
+        message: e.to_string(),
+    };
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::new();
+    let encoded = Recorder::<Flex>::record(&recorder, record, ()).map_err(bytes)?;
+    let record = Recorder::<B>::load(&recorder, encoded, device).map_err(bytes)?;
+    Ok(prep.net.init::<B>(device).load_record(record))
+}
+
 /// Trains one configuration on backend `B` (an autodiff backend).
 pub fn train_on<B: AutodiffBackend>(
     prep: &Prepared,
@@ -423,17 +451,7 @@ pub fn train_on<B: AutodiffBackend>(
     let cfg = &prep.config;
     let t = &cfg.train;
     let gated = prep.gated();
-    // The backends' generator is process-global: hold a lock from seeding to the last initial weight
-    // so that concurrent runs in one process (tests, benchmarks) still initialise from their own seed.
-    let mut model: CgResNet<B> = {
-        let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        B::seed(device, t.seed);
-        let model: CgResNet<B> = prep.net.init(device);
-        // Parameters are initialised lazily; materialise them while the lock is held.
-        let _ = model.num_params();
-        let _ = burn::module::Module::<B>::into_record(model.clone());
-        model
-    };
+    let mut model: CgResNet<B> = initial_model(prep, t.seed, device)?;
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig {
             momentum: t.momentum,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use cg_core::{DatasetKind, DatasetSpec, GateMode, RunConfig, SyntheticSpec};
 use cg_model::train::{Prepared, Silent, TrainOptions};
-use cg_model::{DeviceSpec, Error};
+use cg_model::{BackendKind, DeviceSpec, Error};
 
 fn tiny(mode: GateMode) -> RunConfig {
     let mut c = RunConfig::with_dataset(DatasetSpec {
@@ -30,7 +30,7 @@ fn tiny(mode: GateMode) -> RunConfig {
 
 fn run(c: &RunConfig, opts: &TrainOptions) -> cg_model::Result<cg_core::RunResult> {
     let prep = Prepared::new(c)?;
-    cg_model::run(&prep, DeviceSpec::Cpu, opts, &mut Silent)
+    cg_model::run(&prep, BackendKind::Flex, DeviceSpec::Cpu, opts, &mut Silent)
 }
 
 #[test]

@@ -87,6 +87,8 @@ pub struct RunRow {
     pub train_img_per_s: f64,
     pub infer_img_per_s: f64,
     pub wall_secs: f64,
+    /// The training backend from the result's provenance (`unrecorded` in older results).
+    pub backend: String,
 }
 
 /// Which front memberships a configuration has. `None`: the configuration is no candidate for that
@@ -381,6 +383,11 @@ pub fn group(
                 train_img_per_s: r.train_img_per_s,
                 infer_img_per_s: r.infer_img_per_s,
                 wall_secs: r.wall_secs,
+                backend: if r.provenance.backend.is_empty() {
+                    "unrecorded".into()
+                } else {
+                    r.provenance.backend.clone()
+                },
             });
         }
         configurations.push(aggregate(

@@ -919,6 +919,17 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
             reference.join(", ")
         ),
     ];
+    if !report.runs.is_empty() {
+        let mut backends: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in &report.runs {
+            *backends.entry(r.backend.as_str()).or_default() += 1;
+        }
+        let backends: Vec<String> = backends
+            .iter()
+            .map(|(b, n)| format!("`{b}` ({n} run{})", if *n == 1 { "" } else { "s" }))
+            .collect();
+        summary.push(format!("Backends: {}.", backends.join(", ")));
+    }
     if !report.sweep.axes.is_empty() {
         let axes: Vec<String> = report.sweep.axes.iter().map(|a| format!("`{a}`")).collect();
         summary.push(format!("Axes: {}.", axes.join(", ")));

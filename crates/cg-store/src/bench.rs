@@ -156,6 +156,7 @@ fn fake_result(config: &RunConfig) -> RunResult {
         provenance: Provenance {
             cg_version: env!("CARGO_PKG_VERSION").into(),
             device: "bench".into(),
+            backend: "flex".into(),
             ..Provenance::default()
         },
         history: vec![EpochRecord {

@@ -87,6 +87,7 @@ pub fn result(config: &RunConfig, o: &Outcome) -> RunResult {
             git_commit: None,
             burn_version: "0.21.0".into(),
             device: "cpu".into(),
+            backend: "flex".into(),
             hostname: None,
             finished_at: Some("2026-01-01T00:00:00Z".into()),
         },

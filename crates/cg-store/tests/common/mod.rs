@@ -234,6 +234,7 @@ pub fn result(job: &JobSpec, test_acc: f64, epochs: usize) -> RunResult {
             git_commit: Some("abc123".into()),
             burn_version: "0.21.0".into(),
             device: "cpu".into(),
+            backend: "flex".into(),
             hostname: Some("testhost".into()),
             finished_at: Some("2026-01-01T00:00:00Z".into()),
         },
