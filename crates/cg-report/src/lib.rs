@@ -10,7 +10,6 @@ mod aggregate;
 mod doc;
 mod error;
 mod font;
-pub mod pareto;
 mod plots;
 mod report;
 mod table;
@@ -19,6 +18,8 @@ pub use aggregate::{
     BlockGateMean, Configuration, CurvePoint, FrontMembership, METRICS, Rerun, RunRow, SEED_KEY,
     Stat,
 };
+/// Pareto dominance and hypervolume live in cg-core (the search shares them); re-exported here.
+pub use cg_core::pareto;
 pub use error::{Error, Result};
 pub use pareto::{dominates, hypervolume, pareto_mask};
 pub use report::{
