@@ -47,6 +47,7 @@ mod error;
 mod options;
 mod query;
 mod queue;
+mod search;
 mod store;
 mod sweeps;
 mod types;
@@ -55,6 +56,10 @@ pub use bench::{BenchReport, bench_queue};
 pub use error::{BoxError, Error, Result};
 pub use options::{DatabaseUrl, StoreOptions};
 pub use queue::STDERR_TAIL_MAX_BYTES;
+pub use search::{
+    AdvanceSummary, DecisionRow, EndedJob, HvRow, LoggedResult, SearchInput, SearchRecord,
+    SearchWrite,
+};
 pub use store::{EngineKind, Store};
 pub use types::{
     Artifact, AttemptOutcome, AttemptRecord, Claim, CompleteOutcome, StatusCounts, SubmitOptions,

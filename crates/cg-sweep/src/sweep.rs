@@ -113,6 +113,8 @@ pub struct Sweep {
     description: Option<String>,
     method: Method,
     source_text: String,
+    /// The directory relative data paths resolve against (the file's).
+    base_dir: std::path::PathBuf,
     base: RunConfig,
     /// The sections that axes or seeds change, with the base's JSON of each (rebuilt per job).
     sections: Vec<(String, Json)>,
@@ -280,6 +282,11 @@ impl Sweep {
     /// The file's text as it was read, to be stored with the sweep.
     pub fn source_text(&self) -> &str {
         &self.source_text
+    }
+
+    /// The directory relative data paths resolve against: load the source text again with it.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
     }
 
     /// The fingerprint of the base data set (see [`data_fingerprint`]).
@@ -817,6 +824,7 @@ fn load_sweep_bytes(
         description,
         method,
         source_text: String::from_utf8_lossy(bytes).into_owned(),
+        base_dir: base_dir.to_path_buf(),
         sections: touched_sections(&base, &overridden),
         base_fingerprint: data_fingerprint(&base.dataset),
         base,
