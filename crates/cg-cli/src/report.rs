@@ -44,6 +44,17 @@ pub async fn write_sweep_report(
         .job_records(sweep)
         .await
         .context("cannot read the sweep's jobs")?;
+    let is_search = store.search(sweep).await?.is_some();
+    // A search's front compares like with like: the configurations of the top rung, trained on
+    // the whole schedule (a rung job below it carries `train.stop_after`).
+    let records: Vec<cg_core::JobRecord> = if is_search {
+        records
+            .into_iter()
+            .filter(|r| r.job.config.train.stop_after.is_none())
+            .collect()
+    } else {
+        records
+    };
     let out = out.unwrap_or_else(|| PathBuf::from("reports").join(sweep));
     let opts = ReportOptions {
         configs_dir: out.join("configs").display().to_string(),
@@ -52,6 +63,21 @@ pub async fn write_sweep_report(
     let report = build_report(&summary.info, &records, &opts).context("cannot build the report")?;
     let written =
         write_report(&report, &out).with_context(|| format!("cannot write {}", out.display()))?;
+    // A search (`method: mo-asha`): its hypervolume history beside the report.
+    if is_search {
+        let rows: Vec<cg_report::HvHistoryRow> = store
+            .hv_history(sweep)
+            .await?
+            .into_iter()
+            .map(|h| cg_report::HvHistoryRow {
+                seq: h.seq,
+                epochs_spent: h.epochs_spent,
+                hypervolume: h.hypervolume,
+            })
+            .collect();
+        cg_report::write_hv_history(&out, sweep, &rows)
+            .with_context(|| format!("cannot write the hypervolume history in {}", out.display()))?;
+    }
     if let Some(hv) = written.hypervolume {
         store
             .set_hypervolume(sweep, hv)

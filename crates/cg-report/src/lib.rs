@@ -10,6 +10,7 @@ mod aggregate;
 mod doc;
 mod error;
 mod font;
+mod hv;
 mod plots;
 mod report;
 mod table;
@@ -21,6 +22,7 @@ pub use aggregate::{
 /// Pareto dominance and hypervolume live in cg-core (the search shares them); re-exported here.
 pub use cg_core::pareto;
 pub use error::{Error, Result};
+pub use hv::{HvHistoryRow, hv_history_csv, write_hv_history};
 pub use pareto::{dominates, hypervolume, pareto_mask};
 pub use report::{
     FailedJob, JobCounts, Report, ReportFile, ReportOptions, WrittenReport, build_report,
