@@ -75,8 +75,9 @@ pub async fn write_sweep_report(
                 hypervolume: h.hypervolume,
             })
             .collect();
-        cg_report::write_hv_history(&out, sweep, &rows)
-            .with_context(|| format!("cannot write the hypervolume history in {}", out.display()))?;
+        cg_report::write_hv_history(&out, sweep, &rows).with_context(|| {
+            format!("cannot write the hypervolume history in {}", out.display())
+        })?;
     }
     if let Some(hv) = written.hypervolume {
         store

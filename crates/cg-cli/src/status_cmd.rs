@@ -139,7 +139,11 @@ async fn print_search(store: &Store, name: &str) -> Result<()> {
         .map_or((0, 0.0), |h| (h.epochs_spent, h.hypervolume));
     println!(
         "search: {}, {} configuration(s) drawn, {} result(s) taken, {spent} epoch(s) trained, hypervolume {volume:.6}",
-        if search.finished { "finished" } else { "running" },
+        if search.finished {
+            "finished"
+        } else {
+            "running"
+        },
         decisions.iter().filter(|d| d.kind == "draw").count(),
         log.len(),
     );

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cg_core::JobStatus;
 use cg_store::{DecisionRow, HvRow, Store};
-use common::{kill9, text, wait_dead};
+use common::{kill9, runners_of, text, wait_dead};
 
 const CG: &str = env!("CARGO_BIN_EXE_cg");
 
@@ -20,13 +20,16 @@ n_samples: 6
 fidelity: {min_epochs: 1, max_epochs: 4, eta: 2}
 sampler: nsga2
 seed: 11
-dataset: {kind: synthetic, synthetic: {n_train: 32, n_test: 16, side: 8, channels: 3}}
+dataset: {kind: synthetic, synthetic: {n_train: 384, n_test: 64, side: 16, channels: 3}}
 model: {depth: 8, width: 4}
 train: {batch_size: 16}
 parameters:
   gate.threshold: {values: [0.5, 0.75, 1.0, 1.25]}
   loss.flops_weight: {min: 0.05, max: 2.0, distribution: log_uniform_values}
-reference_point: [0.0, 0.0]
+objectives:
+  - {metric: test_acc_final, direction: maximize}
+  - {metric: macs_executed_nominal, direction: minimize}
+reference_point: [0.0, 1.0e9]
 ";
 
 struct Env {
@@ -48,11 +51,18 @@ impl Env {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(CG);
-        cmd.args(["run", "moa.yaml", "--threads-per-job", "1", "--workers", "1"])
-            .arg("--db")
-            .arg(self.path("cg.db"))
-            .current_dir(self.dir.path())
-            .env_remove("CG_DB");
+        cmd.args([
+            "run",
+            "moa.yaml",
+            "--threads-per-job",
+            "1",
+            "--workers",
+            "1",
+        ])
+        .arg("--db")
+        .arg(self.path("cg.db"))
+        .current_dir(self.dir.path())
+        .env_remove("CG_DB");
         cmd
     }
 
@@ -104,7 +114,10 @@ fn a_killed_search_resumes_with_the_decisions_of_an_uninterrupted_one() {
     let count = |kind: &str| decisions.iter().filter(|d| d.kind == kind).count();
     assert_eq!(count("draw"), 6, "{decisions:?}");
     // Rungs 1, 2, 4 epochs, eta 2: at most 3 go on to rung 2 and 1 to rung 4.
-    assert!(count("promote") >= 1 && count("promote") <= 3 + 1, "{decisions:?}");
+    assert!(
+        count("promote") >= 1 && count("promote") <= 3 + 1,
+        "{decisions:?}"
+    );
     let done = a.store(async |s| {
         assert!(cg_daemon::search_finished(s, "moa").await.unwrap());
         s.job_records("moa").await.unwrap()
@@ -122,7 +135,11 @@ fn a_killed_search_resumes_with_the_decisions_of_an_uninterrupted_one() {
     assert_eq!(hv.len(), done.len());
     let bound = 6 * 1 + 3 * (2 - 1) + (4 - 2);
     assert!(hv.last().unwrap().epochs_spent as usize <= bound, "{hv:?}");
-    assert!(hv.windows(2).all(|w| w[0].epochs_spent <= w[1].epochs_spent));
+    assert!(
+        hv.windows(2)
+            .all(|w| w[0].epochs_spent <= w[1].epochs_spent)
+    );
+    assert!(hv.last().unwrap().hypervolume > 0.0, "{hv:?}");
 
     // Killed with -9 once its search has taken two results, then the same command again.
     let b = Env::new();
@@ -159,9 +176,19 @@ fn a_killed_search_resumes_with_the_decisions_of_an_uninterrupted_one() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let runners = runners_of(child.id());
+    let finished = b.store(async |s| cg_daemon::search_finished(s, "moa").await.unwrap());
+    assert!(
+        !finished,
+        "the search ended before the kill: make its jobs longer"
+    );
     kill9(child.id());
     let _ = child.wait();
     wait_dead(child.id(), "cg run");
+    // Its job runner sees its parent go and stops.
+    for pid in runners {
+        wait_dead(pid, "an orphaned job runner");
+    }
     let out = b.command().output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(key(&b.decisions()), key(&decisions));

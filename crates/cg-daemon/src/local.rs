@@ -24,8 +24,8 @@ use crate::devices::{Devices, Reservation};
 use crate::error::io_err;
 use crate::gpu::Slot;
 use crate::proc::{own_worker_prefix, reclaim_dead_local_workers};
-use crate::search::{advance_search, search_finished};
 use crate::protocol::{ChildMessage, FailureKind};
+use crate::search::{advance_search, search_finished};
 use crate::{Error, Event, Result};
 
 /// How local workers run.
@@ -259,7 +259,9 @@ impl Ctx {
             advance_search(&self.store, name).await?;
             let again = self.store.sweep(name).await?.counts;
             if again.is_finished() && !search_finished(&self.store, name).await? {
-                self.warn(format!("the search of `{name}` cannot go on: no job is left to run"));
+                self.warn(format!(
+                    "the search of `{name}` cannot go on: no job is left to run"
+                ));
                 return Ok(true);
             }
             return Ok(false);

@@ -21,7 +21,9 @@ pub async fn submit_sweep(
         .await?;
     if sweep.search_settings().is_some() {
         // A search submits its jobs as it decides them: the first draws now.
-        let s = crate::search::start_search(store, sweep).await?.unwrap_or_default();
+        let s = crate::search::start_search(store, sweep)
+            .await?
+            .unwrap_or_default();
         return Ok(SubmitSummary {
             added: s.jobs_added,
             ..SubmitSummary::default()

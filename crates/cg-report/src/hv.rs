@@ -101,6 +101,10 @@ mod tests {
         let png = std::fs::read(dir.path().join("hv_history.png")).unwrap();
         assert_eq!(&png[..4], b"\x89PNG");
         let svg = std::fs::read_to_string(dir.path().join("hv_history.svg")).unwrap();
-        assert!(svg.contains("epochs spent"), "{}", &svg[..200.min(svg.len())]);
+        assert!(
+            svg.contains("epochs spent"),
+            "{}",
+            &svg[..200.min(svg.len())]
+        );
     }
 }

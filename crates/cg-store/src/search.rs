@@ -211,9 +211,9 @@ impl Store {
     pub async fn search_decisions(&self, sweep: &str) -> Result<Vec<DecisionRow>> {
         let rows: Vec<DecisionSqlRow> = with_reader!(self, |pool, pg, DB| {
             sqlx::query_as(SELECT_DECISIONS)
-            .bind(sweep)
-            .fetch_all(pool)
-            .await?
+                .bind(sweep)
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows.into_iter().map(DecisionRow::from).collect())
     }
@@ -286,9 +286,9 @@ impl Store {
             .await?;
             let log: Vec<LoggedResult> = log.into_iter().map(log_entry).collect();
             let decisions: Vec<DecisionSqlRow> = sqlx::query_as(SELECT_DECISIONS)
-            .bind(sweep)
-            .fetch_all(&mut *tx)
-            .await?;
+                .bind(sweep)
+                .fetch_all(&mut *tx)
+                .await?;
             let decisions: Vec<DecisionRow> =
                 decisions.into_iter().map(DecisionRow::from).collect();
             let ended: Vec<EndedRow> = sqlx::query_as(
@@ -428,14 +428,12 @@ impl Store {
                     jobs_added += ids.len();
                 }
             }
-            sqlx::query(
-                "UPDATE searches SET finished = $2, updated_at_ms = $3 WHERE sweep = $1",
-            )
-            .bind(sweep)
-            .bind(i64::from(write.finished))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE searches SET finished = $2, updated_at_ms = $3 WHERE sweep = $1")
+                .bind(sweep)
+                .bind(i64::from(write.finished))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             AdvanceSummary {
                 results_taken: append.len(),
                 decisions_added: new_decisions.len(),
