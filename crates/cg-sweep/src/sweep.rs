@@ -752,7 +752,7 @@ fn load_sweep_bytes(
     let reference_point =
         loader.reference_point(top.get("reference_point").copied(), objectives.len());
     if method_given == Some(Method::MoAsha) {
-        if top.get("reference_point").is_none() {
+        if !top.contains_key("reference_point") {
             loader.sink.push(
                 Pos::START,
                 "reference_point",
