@@ -98,6 +98,17 @@ pub async fn write_sweep_report_quiet(
             reload_secs: RELOAD_SECS,
         }
     };
+    let is_search = store.search(sweep).await?.is_some();
+    // A search's front compares like with like: the configurations of the top rung, trained on
+    // the whole schedule (a rung job below it carries `train.stop_after`).
+    let records: Vec<cg_core::JobRecord> = if is_search {
+        records
+            .into_iter()
+            .filter(|r| r.job.config.train.stop_after.is_none())
+            .collect()
+    } else {
+        records
+    };
     let opts = ReportOptions {
         configs_dir: out.join("configs").display().to_string(),
         progress: Some(progress),
@@ -109,6 +120,22 @@ pub async fn write_sweep_report_quiet(
     };
     let written = write_report_with(&report, out, &write)
         .with_context(|| format!("cannot write {}", out.display()))?;
+    // A search (`method: mo-asha`): its hypervolume history beside the report.
+    if is_search {
+        let rows: Vec<cg_report::HvHistoryRow> = store
+            .hv_history(sweep)
+            .await?
+            .into_iter()
+            .map(|h| cg_report::HvHistoryRow {
+                seq: h.seq,
+                epochs_spent: h.epochs_spent,
+                hypervolume: h.hypervolume,
+            })
+            .collect();
+        cg_report::write_hv_history(&out, sweep, &rows).with_context(|| {
+            format!("cannot write the hypervolume history in {}", out.display())
+        })?;
+    }
     if !store.is_read_only() {
         store
             .set_report_path(sweep, &report_html_path(out))

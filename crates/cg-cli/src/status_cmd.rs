@@ -132,6 +132,7 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                     when(sweep.finished_at_ms),
                     sweep.report_path.as_deref().unwrap_or("-")
                 );
+                print_search(&store, name).await?;
                 for r in store.job_records(name).await? {
                     let status = if expired.contains(&r.job.id) {
                         "running (lease expired)"
@@ -173,6 +174,51 @@ fn expired_note(n: usize) -> String {
         "{n} running job(s) have an expired lease: their worker stopped; the next `cg run`, \
          `cg worker` or `cg daemon` takes them back"
     )
+}
+
+/// The rungs of a `method: mo-asha` sweep: results, promotions and stops at each; nothing for
+/// other sweeps.
+async fn print_search(store: &Store, name: &str) -> Result<()> {
+    let Some(search) = store.search(name).await? else {
+        return Ok(());
+    };
+    let decisions = store.search_decisions(name).await?;
+    let log = store.search_log(name).await?;
+    let hv = store.hv_history(name).await?;
+    let rungs = decisions.iter().map(|d| d.rung).max().map_or(0, |r| r + 1);
+    let (spent, volume) = hv
+        .last()
+        .map_or((0, 0.0), |h| (h.epochs_spent, h.hypervolume));
+    println!(
+        "search: {}, {} configuration(s) drawn, {} result(s) taken, {spent} epoch(s) trained, hypervolume {volume:.6}",
+        if search.finished {
+            "finished"
+        } else {
+            "running"
+        },
+        decisions.iter().filter(|d| d.kind == "draw").count(),
+        log.len(),
+    );
+    for k in 0..rungs {
+        let epochs = decisions
+            .iter()
+            .find(|d| d.rung == k)
+            .map_or(0, |d| d.epochs);
+        let count = |kind: &str, rung: u64| {
+            decisions
+                .iter()
+                .filter(|d| d.kind == kind && d.rung == rung)
+                .count()
+        };
+        let results = log.iter().filter(|r| r.rung == k && !r.failed).count();
+        let failed = log.iter().filter(|r| r.rung == k && r.failed).count();
+        println!(
+            "  rung {k} ({epochs} epoch(s)): {results} result(s), {} promoted, {} stopped, {failed} failed",
+            count("promote", k + 1),
+            count("stop", k),
+        );
+    }
+    Ok(())
 }
 
 /// `cg sweep pause`.

@@ -280,6 +280,10 @@ pub struct TrainSpec {
     /// Evaluate on a seeded random subset of this size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_test: Option<usize>,
+    /// Stop after this epoch, the schedules still spanning `epochs` (a rung of `method: mo-asha`);
+    /// the checkpoint stays, so a later rung continues from it as an uninterrupted run would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_after: Option<usize>,
 }
 
 impl Default for TrainSpec {
@@ -295,6 +299,7 @@ impl Default for TrainSpec {
             seed: 0,
             limit_train: None,
             limit_test: None,
+            stop_after: None,
         }
     }
 }
@@ -303,6 +308,11 @@ impl TrainSpec {
     /// The peak learning rate actually used.
     pub fn effective_lr(&self) -> f64 {
         self.lr.unwrap_or(0.1 * self.batch_size as f64 / 128.0)
+    }
+
+    /// The epoch training ends at: `stop_after` when it cuts the schedule short, else `epochs`.
+    pub fn end_epoch(&self) -> usize {
+        self.stop_after.map_or(self.epochs, |s| s.min(self.epochs))
     }
 }
 
@@ -450,6 +460,7 @@ impl RunConfig {
         cfg.train.lr = Some(0.1);
         cfg.train.limit_train = Some(1);
         cfg.train.limit_test = Some(1);
+        cfg.train.stop_after = Some(1);
         cfg
     }
 
@@ -667,6 +678,14 @@ impl RunConfig {
                 );
             }
         }
+        if let Some(s) = t.stop_after
+            && !(1..=t.epochs).contains(&s)
+        {
+            bad(
+                "train.stop_after",
+                format!("must lie in 1..=train.epochs ({}), got {s}", t.epochs),
+            );
+        }
         if self.dataset.kind != DatasetKind::Synthetic && self.dataset.path.is_none() {
             bad("dataset.path", "required for this dataset kind".into());
         }
@@ -682,6 +701,13 @@ impl RunConfig {
             message: e.to_string(),
         })?;
         Ok(())
+    }
+
+    /// The configuration without `train.stop_after`: the whole run a rung job is a part of.
+    pub fn without_stop(&self) -> RunConfig {
+        let mut c = self.clone();
+        c.train.stop_after = None;
+        c
     }
 
     /// The leaves that differ from the defaults, as a sorted JSON object of dotted keys. Stable when new

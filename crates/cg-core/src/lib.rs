@@ -6,7 +6,9 @@ mod config;
 mod error;
 mod job;
 mod nan;
+pub mod pareto;
 mod result;
+mod search;
 mod sweep;
 
 pub use config::{
@@ -18,4 +20,5 @@ pub use error::{Error, Result};
 pub use job::{JobId, JobSpec, JobStatus, check_job_id, check_name};
 pub use nan::f64_or_nan;
 pub use result::{BlockGateStats, EpochRecord, Provenance, RunResult};
+pub use search::{AxisSpace, Coord, Fidelity, Sampler, SearchSettings};
 pub use sweep::{Direction, JobRecord, Objective, SweepInfo};

@@ -22,6 +22,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A search's stored sweep file no longer loads (its data moved, an environment variable is gone).
+    #[error("the sweep `{sweep}` of the search does not load: {message}")]
+    SearchSweep { sweep: String, message: String },
     /// A GPU failed its device check (`cg device-check`) before any job was given to it.
     #[error("{device} cannot run jobs: {detail}")]
     DeviceCheck { device: String, detail: String },

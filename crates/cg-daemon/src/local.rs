@@ -25,6 +25,7 @@ use crate::error::io_err;
 use crate::gpu::Slot;
 use crate::proc::{own_worker_prefix, reclaim_dead_local_workers};
 use crate::protocol::{ChildMessage, FailureKind};
+use crate::search::{advance_search, search_finished};
 use crate::{Error, Event, Result};
 
 /// How local workers run.
@@ -219,6 +220,24 @@ impl Ctx {
         self.emit(Event::Warning { message });
     }
 
+    /// Advances the searches the job's sweeps run ([`advance_search`]); a failure is a warning
+    /// (the next result, or the next start, tries again).
+    async fn advance(&self) {
+        let sweeps = match &self.options.sweep {
+            Some(name) => vec![name.clone()],
+            None => match self.store.unfinished_searches().await {
+                Ok(s) => s,
+                Err(e) => return self.warn(format!("cannot list the searches: {e}")),
+            },
+        };
+        for sweep in &sweeps {
+            if let Err(e) = advance_search(&self.store, sweep).await {
+                self.warn(format!("cannot advance the search of `{sweep}`: {e}"));
+            }
+        }
+        self.job_ended.notify_waiters();
+    }
+
     /// Whether there is nothing more for the workers to do.
     async fn finished(&self) -> Result<bool> {
         let Some(name) = &self.options.sweep else {
@@ -226,14 +245,32 @@ impl Ctx {
                 return Ok(false);
             }
             let sweeps = self.store.list_sweeps().await?;
+            let searching = self.store.unfinished_searches().await?;
             let busy = sweeps.iter().any(|s| {
-                s.counts.running > 0 || (s.status == SweepStatus::Active && s.counts.queued > 0)
+                s.counts.running > 0
+                    || (s.status == SweepStatus::Active
+                        && (s.counts.queued > 0 || searching.contains(&s.name)))
             });
             return Ok(!busy);
         };
         let sweep = self.store.sweep(name).await?;
         let c = sweep.counts;
-        Ok(c.is_finished() || (sweep.status != SweepStatus::Active && c.running == 0))
+        if sweep.status != SweepStatus::Active && c.running == 0 {
+            return Ok(true);
+        }
+        // A search may still submit jobs after its last one ended.
+        if c.is_finished() && !search_finished(&self.store, name).await? {
+            advance_search(&self.store, name).await?;
+            let again = self.store.sweep(name).await?.counts;
+            if again.is_finished() && !search_finished(&self.store, name).await? {
+                self.warn(format!(
+                    "the search of `{name}` cannot go on: no job is left to run"
+                ));
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        Ok(c.is_finished())
     }
 }
 
@@ -263,6 +300,14 @@ pub async fn run_local(
             jobs: expired,
             why: "their lease expired".into(),
         });
+    }
+    // Results recorded before a kill, whose decisions were not made yet.
+    let searches = match &options.sweep {
+        Some(name) => vec![name.clone()],
+        None => store.unfinished_searches().await?,
+    };
+    for sweep in searches {
+        advance_search(&store, &sweep).await?;
     }
     let slots = options.slots.clone();
     let ctx = Arc::new(Ctx {
@@ -551,6 +596,16 @@ async fn run_claim(
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(dir_mode(mode)));
     }
+    // A rung job (`train.stop_after`) keeps its checkpoint in the folder of its whole run, so
+    // the next rung continues from it.
+    let checkpoint_dir = match claim.job.config.train.stop_after {
+        None => dir.clone(),
+        Some(_) => {
+            let whole = claim.job.config.without_stop();
+            let id = cg_sweep::job_id(&whole, &cg_sweep::data_fingerprint(&whole.dataset));
+            opts.runs_dir.join(id)
+        }
+    };
     let log_path = dir.join(format!("attempt-{attempt}.log"));
 
     let mut cmd = tokio::process::Command::new(&opts.exe);
@@ -560,7 +615,7 @@ async fn run_claim(
         .arg("--attempt")
         .arg(attempt.to_string())
         .arg("--checkpoint-dir")
-        .arg(&dir)
+        .arg(&checkpoint_dir)
         .arg("--device")
         .arg(slot.child_device().to_string())
         // Pinned: the child sees its own GPU only (as cuda:0), or none on a CPU slot.
@@ -760,6 +815,7 @@ async fn run_claim(
                         savings_nominal: result.savings_nominal,
                         wall_secs: result.wall_secs,
                     });
+                    ctx.advance().await;
                     Ok(Ended::Completed {
                         raised_to: ctx.devices.completed(slot),
                     })
@@ -835,6 +891,9 @@ async fn run_claim(
         .fail(&job, attempt, worker, &error, stderr_tail, retry)
         .await?;
     ctx.emit(failed(error, status));
+    if status == JobStatus::Failed {
+        ctx.advance().await;
+    }
     Ok(if out_of_memory {
         Ended::OutOfMemory {
             beside_others: false,

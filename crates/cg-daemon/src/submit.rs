@@ -9,15 +9,36 @@ use crate::Result;
 /// submission killed half-way leaves nothing). Jobs already stored keep their state unless
 /// `options.rerun` (then completed and failed ones are queued again, their old result kept until
 /// a new one replaces it). A different file under an existing sweep's name is
-/// [`cg_store::Error::SweepExists`] unless `options.merge`. The caller checks the job limit
-/// ([`Sweep::check_job_limit`]) before opening the database, so that a refused sweep writes
-/// nothing.
+/// [`cg_store::Error::SweepExists`] unless `options.merge`. A `method: mo-asha` sweep queues its
+/// first draws; [`crate::advance_search`] submits the rest as results arrive. The caller checks
+/// the job limit ([`Sweep::check_job_limit`]) before opening the database, so that a refused
+/// sweep writes nothing.
 pub async fn submit_sweep(
     store: &Store,
     sweep: &Sweep,
     options: &SubmitOptions,
 ) -> Result<SubmitSummary> {
     store.migrate().await?;
+    if sweep.search_settings().is_some() {
+        // The sweep's row, under the same identity rule; its jobs come from the search, which
+        // records its draws idempotently (a submission killed here is completed by the next).
+        store
+            .submit_sweep(
+                sweep.name(),
+                sweep.source_text(),
+                &sweep.info(),
+                &[],
+                options,
+            )
+            .await?;
+        let s = crate::search::start_search(store, sweep)
+            .await?
+            .unwrap_or_default();
+        return Ok(SubmitSummary {
+            added: s.jobs_added,
+            ..SubmitSummary::default()
+        });
+    }
     let jobs = sweep.expand();
     Ok(store
         .submit_sweep(

@@ -466,8 +466,10 @@ pub fn train_on<B: AutodiffBackend>(
     let mut train_images = 0u64;
     if let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume)
         && let Some(state) = load_state(dir)?
+        // A checkpoint past this run's end (a later rung of the same run) is not resumed from.
+        && state.epochs_done <= t.end_epoch()
     {
-        if state.config != *cfg {
+        if state.config.without_stop() != cfg.without_stop() {
             return Err(Error::Checkpoint {
                 path: dir.clone(),
                 message: "belongs to a different configuration; remove it or use another directory"
@@ -522,7 +524,8 @@ pub fn train_on<B: AutodiffBackend>(
     let noise_dist = Normal::new(0.0f32, cfg.loss.cons_sigma as f32)
         .map_err(|e| Error::Config(e.to_string()))?;
 
-    for epoch in start_epoch..t.epochs {
+    let end_epoch = t.end_epoch();
+    for epoch in start_epoch..end_epoch {
         let epoch_start = Instant::now();
         let mut rng = StdRng::seed_from_u64(epoch_seed(t.seed, epoch));
         let mut order: Vec<usize> = (0..n_train).collect();
@@ -732,7 +735,10 @@ pub fn train_on<B: AutodiffBackend>(
         wall_secs: train_secs,
         history,
     };
-    if let Some(dir) = &opts.checkpoint_dir {
+    // A rung that ends before the schedule does keeps its checkpoint for the next rung.
+    if let Some(dir) = &opts.checkpoint_dir
+        && end_epoch == t.epochs
+    {
         finish_checkpoints(dir, &valid, opts.keep_checkpoints)?;
     }
     Ok((result, valid))

@@ -81,6 +81,54 @@ fn resumed_run_equals_uninterrupted_run() {
     assert!(!names.iter().any(|n| n.starts_with("optim-")), "{names:?}");
 }
 
+/// Successive-halving rungs: `train.stop_after` ends a run early with a result and a kept
+/// checkpoint; the next rung (a larger `stop_after`, same checkpoint folder) trains only the new
+/// epochs and ends where an uninterrupted run ends.
+#[test]
+fn rung_by_rung_equals_uninterrupted_run() {
+    let mut c = tiny(GateMode::CirCtrl);
+    c.train.epochs = 4;
+    let straight = run(&c, &TrainOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions {
+        checkpoint_dir: Some(dir.path().to_path_buf()),
+        resume: true,
+        ..TrainOptions::default()
+    };
+    let mut last = None;
+    for rung in [Some(1), Some(3), None] {
+        let mut r = c.clone();
+        r.train.stop_after = rung;
+        let result = run(&r, &opts).unwrap();
+        let end = rung.unwrap_or(4);
+        assert_eq!(result.history.len(), end, "rung {rung:?}");
+        assert_eq!(
+            result.history[end - 1].test_acc,
+            straight.history[end - 1].test_acc
+        );
+        if rung.is_some() {
+            assert!(dir.path().join("state.json").is_file(), "rung {rung:?}");
+            // Its last epoch evaluated and its final result agree.
+            assert_eq!(result.test_acc_final, result.history[end - 1].test_acc);
+        }
+        last = Some(result);
+    }
+    let last = last.unwrap();
+    assert_eq!(straight.test_acc_final, last.test_acc_final);
+    assert_eq!(straight.savings_nominal, last.savings_nominal);
+    assert_eq!(straight.savings_actual, last.savings_actual);
+    assert_eq!(straight.gates, last.gates);
+    for (a, b) in straight.history.iter().zip(&last.history) {
+        assert_eq!((a.epoch, a.lr, a.tau), (b.epoch, b.lr, b.tau));
+        assert!(
+            (a.train_loss - b.train_loss).abs() < 1e-9,
+            "epoch {}",
+            a.epoch
+        );
+        assert_eq!(a.test_acc, b.test_acc);
+    }
+}
+
 #[test]
 fn result_fields_are_consistent() {
     for mode in [GateMode::CirCtrl, GateMode::Cir, GateMode::Ctrl] {

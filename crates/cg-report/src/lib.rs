@@ -10,7 +10,7 @@ mod aggregate;
 mod doc;
 mod error;
 mod font;
-pub mod pareto;
+mod hv;
 mod plots;
 mod report;
 mod table;
@@ -20,7 +20,10 @@ pub use aggregate::{
     BlockGateMean, Configuration, CurvePoint, FrontMembership, METRICS, Rerun, RunRow, SEED_KEY,
     Stat,
 };
+/// Pareto dominance and hypervolume live in cg-core (the search shares them); re-exported here.
+pub use cg_core::pareto;
 pub use error::{Error, Result};
+pub use hv::{HvHistoryRow, hv_history_csv, write_hv_history};
 pub use pareto::{dominates, hypervolume, pareto_mask};
 pub use report::{
     FailedJob, JobCounts, Progress, Report, ReportFile, ReportOptions, WrittenReport, build_report,

@@ -56,12 +56,22 @@ pub struct CurvesFigure {
     pub series: Vec<(String, Vec<(f64, f64, f64)>)>,
 }
 
+/// One step line: y against x (hypervolume against epochs spent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineFigure {
+    pub title: String,
+    pub x_desc: String,
+    pub y_desc: String,
+    pub points: Vec<(f64, f64)>,
+}
+
 /// What a figure draws.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FigureKind {
     Scatter(ScatterFigure),
     Heatmap(HeatmapFigure),
     Curves(CurvesFigure),
+    Line(LineFigure),
     /// Nothing to plot: a titled frame with a message.
     Message {
         title: String,
@@ -145,6 +155,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, kind: &FigureKind) ->
         FigureKind::Scatter(f) => draw_scatter(root, f),
         FigureKind::Heatmap(f) => draw_heatmap(root, f),
         FigureKind::Curves(f) => draw_curves(root, f),
+        FigureKind::Line(f) => draw_line(root, f),
         FigureKind::Message { title, message } => draw_message(root, title, message),
     }
 }
@@ -186,6 +197,41 @@ fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         })
+}
+
+fn draw_line<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &LineFigure) -> DrawResult<DB> {
+    let (x_lo, x_hi) = padded(min_max(f.points.iter().map(|p| p.0).chain([0.0])));
+    let (y_lo, y_hi) = padded(min_max(f.points.iter().map(|p| p.1).chain([0.0])));
+    let mut chart = ChartBuilder::on(root)
+        .caption(&f.title, (FAMILY, 22))
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)?;
+    chart
+        .configure_mesh()
+        .x_desc(f.x_desc.as_str())
+        .y_desc(f.y_desc.as_str())
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 16))
+        .light_line_style(RGBColor(240, 240, 240))
+        .bold_line_style(RGBColor(215, 215, 215))
+        .draw()?;
+    // A step line: the value holds until the next result changes it.
+    let mut steps = Vec::with_capacity(2 * f.points.len());
+    for (i, &(x, y)) in f.points.iter().enumerate() {
+        if i > 0 {
+            steps.push((x, f.points[i - 1].1));
+        }
+        steps.push((x, y));
+    }
+    chart.draw_series(LineSeries::new(steps, PALETTE[0].stroke_width(2)))?;
+    chart.draw_series(
+        f.points
+            .iter()
+            .map(|&(x, y)| Circle::new((x, y), 3, PALETTE[0].filled())),
+    )?;
+    Ok(())
 }
 
 fn draw_scatter<DB: DrawingBackend>(

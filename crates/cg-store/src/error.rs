@@ -50,6 +50,9 @@ pub enum Error {
     /// A stored value does not decode into its cg-core type (written by an incompatible cg?).
     #[error("corrupt value in the database ({what}): {message}")]
     Corrupt { what: String, message: String },
+    /// A search's decision function refused what it was given (see `Store::advance_search`).
+    #[error("search: {0}")]
+    Search(String),
     /// No sweep of that name.
     #[error("no sweep named `{0}`")]
     UnknownSweep(String),

@@ -48,6 +48,7 @@ mod lifecycle;
 mod options;
 mod query;
 mod queue;
+mod search;
 mod store;
 mod sweeps;
 mod types;
@@ -57,6 +58,10 @@ pub use error::{BoxError, Error, Result};
 pub use lifecycle::{FinalReport, Rejection};
 pub use options::{DatabaseUrl, StoreOptions, UrlKind};
 pub use queue::STDERR_TAIL_MAX_BYTES;
+pub use search::{
+    AdvanceSummary, DecisionRow, EndedJob, HvRow, LoggedResult, SearchInput, SearchRecord,
+    SearchWrite,
+};
 pub use store::{EngineKind, Store};
 pub use types::{
     Artifact, AttemptOutcome, AttemptRecord, Claim, CompleteOutcome, StatusCounts, SubmitOptions,

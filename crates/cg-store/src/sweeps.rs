@@ -22,11 +22,13 @@ struct SweepRow {
     finished_at_ms: Option<i64>,
     report_path: Option<String>,
     final_report_done_ms: Option<i64>,
+    searching: i64,
 }
 
-/// The columns of [`SweepRow`].
+/// The columns of [`SweepRow`] (`searching`: 1 while a `method: mo-asha` search may still submit).
 const SWEEP_COLUMNS: &str = "name, status, info, hypervolume, created_at_ms, started_at_ms, \
-     finished_at_ms, report_path, final_report_done_ms";
+     finished_at_ms, report_path, final_report_done_ms, \
+     (SELECT COUNT(*) FROM searches s WHERE s.sweep = sweeps.name AND s.finished = 0) AS searching";
 
 impl SweepRow {
     fn into_summary(self, counts: StatusCounts) -> Result<SweepSummary> {
@@ -40,6 +42,7 @@ impl SweepRow {
             finished_at_ms: self.finished_at_ms,
             report_path: self.report_path,
             final_report_done_ms: self.final_report_done_ms,
+            search_open: self.searching > 0,
             counts,
         })
     }

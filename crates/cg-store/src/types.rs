@@ -159,6 +159,8 @@ pub struct SweepSummary {
     pub report_path: Option<String>,
     /// When its final report was written; `None` while none was.
     pub final_report_done_ms: Option<i64>,
+    /// Its search (`method: mo-asha`) may still submit jobs.
+    pub search_open: bool,
     pub counts: StatusCounts,
 }
 
@@ -167,9 +169,9 @@ impl SweepSummary {
     /// [`Store::finish_sweep`](crate::Store::finish_sweep): it has jobs and none of them is queued
     /// or running (completed, failed and cancelled ones are all done). A paused sweep with queued
     /// jobs has not finished. A sweep whose search submits jobs as results arrive (`method:
-    /// mo-asha`) must also have finished its search: add that condition here, and only here.
+    /// mo-asha`) must also have finished its search. (`finish_sweep` repeats this in SQL.)
     pub fn has_finished(&self) -> bool {
-        self.counts.total() > 0 && self.counts.is_finished()
+        self.counts.total() > 0 && self.counts.is_finished() && !self.search_open
     }
 
     /// `finished` when [`SweepSummary::has_finished`], else the stored status.

@@ -34,12 +34,23 @@ pub fn json_schema() -> Json {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                  "description": "Sweep name; default: the file name without extension."},
         "description": {"type": "string"},
-        "method": {"enum": ["grid", "random"], "default": "grid",
-                   "description": "grid: every combination; random: n_samples draws from seed."},
-        "n_samples": {"type": "integer", "minimum": 1, "maximum": MAX_JOBS,
-                      "description": "Random method: number of draws."},
+        "method": {"enum": ["grid", "random", "mo-asha"], "default": "grid",
+                   "description": "grid: every combination; random: n_samples draws from seed; mo-asha: multi-objective successive halving on epochs (needs fidelity and reference_point)."},
+        "n_samples": {"type": "integer", "minimum": 1, "maximum": MAX_JOBS, "description": "Random and mo-asha methods: number of configurations drawn."},
         "seed": {"type": "integer", "minimum": 0, "default": 0,
-                 "description": "Random method: seed of the draws (training seeds: `seeds`)."},
+                 "description": "Random and mo-asha methods: seed of the draws (training seeds: `seeds`)."},
+        "fidelity": {
+            "type": "object", "additionalProperties": false,
+            "required": ["min_epochs", "max_epochs", "eta"],
+            "description": "mo-asha: rungs at min_epochs, min_epochs*eta, ... up to max_epochs (= train.epochs of every job).",
+            "properties": {
+                "min_epochs": {"type": "integer", "minimum": 1},
+                "max_epochs": {"type": "integer", "minimum": 1},
+                "eta": {"type": "integer", "minimum": 2}
+            }
+        },
+        "sampler": {"enum": ["random", "nsga2"], "default": "nsga2",
+                    "description": "mo-asha: proposals; nsga2 varies the front after the first random draws."},
         "parameters": {
             "type": "object",
             "description": "Axes: a dotted run-file key (or `preset`) -> value / values / min+max.",

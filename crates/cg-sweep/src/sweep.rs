@@ -10,7 +10,10 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use cg_core::{DatasetSpec, Direction, JobSpec, Objective, RunConfig, SweepInfo};
+use cg_core::{
+    AxisSpace, Coord, DatasetSpec, Direction, Fidelity, JobSpec, Objective, RunConfig, Sampler,
+    SearchSettings, SweepInfo,
+};
 use serde_json::{Map, Value as Json};
 
 use crate::diag::{Diagnostics, Pos, Sink};
@@ -33,12 +36,14 @@ pub const MAX_JOBS: usize = 1_000_000;
 pub const MAX_GRID_POINTS: u64 = 10_000;
 
 /// The top-level keys a sweep file has besides the run sections.
-pub const SWEEP_KEYS: [&str; 10] = [
+pub const SWEEP_KEYS: [&str; 12] = [
     "name",
     "description",
     "method",
     "n_samples",
     "seed",
+    "fidelity",
+    "sampler",
     "parameters",
     "presets",
     "seeds",
@@ -92,6 +97,19 @@ pub enum Method {
     Grid,
     /// `n_samples` independent draws, reproducible from `seed`.
     Random,
+    /// Multi-objective successive halving on epochs (`fidelity`), `n_samples` configurations
+    /// proposed by `sampler`; its jobs are decided as results arrive (cg-search), not expanded.
+    MoAsha,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Grid => "grid",
+            Method::Random => "random",
+            Method::MoAsha => "mo-asha",
+        }
+    }
 }
 
 /// A loaded, checked sweep.
@@ -101,6 +119,8 @@ pub struct Sweep {
     description: Option<String>,
     method: Method,
     source_text: String,
+    /// The directory relative data paths resolve against (the file's).
+    base_dir: std::path::PathBuf,
     base: RunConfig,
     /// The sections that axes or seeds change, with the base's JSON of each (rebuilt per job).
     sections: Vec<(String, Json)>,
@@ -110,6 +130,9 @@ pub struct Sweep {
     seed: u64,
     objectives: Vec<Objective>,
     reference_point: Vec<f64>,
+    /// `method: mo-asha` only.
+    fidelity: Option<Fidelity>,
+    sampler: Sampler,
     base_fingerprint: String,
     /// Whether some axis or preset changes a `dataset.*` key (then fingerprints are per job).
     varies_data: bool,
@@ -267,6 +290,11 @@ impl Sweep {
         &self.source_text
     }
 
+    /// The directory relative data paths resolve against: load the source text again with it.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
     /// The fingerprint of the base data set (see [`data_fingerprint`]).
     pub fn data_fingerprint(&self) -> &str {
         &self.base_fingerprint
@@ -303,7 +331,7 @@ impl Sweep {
             Method::Grid => self.axes.iter().try_fold(1usize, |acc, a| {
                 a.grid_len().and_then(|n| acc.checked_mul(n))
             }),
-            Method::Random => Some(self.n_samples),
+            Method::Random | Method::MoAsha => Some(self.n_samples),
         };
         points
             .and_then(|p| p.checked_mul(self.seeds.len().max(1)))
@@ -452,7 +480,7 @@ impl Sweep {
                     }
                 }
             }
-            Method::Random => {
+            Method::Random | Method::MoAsha => {
                 let mut rng = SplitMix64(self.seed);
                 for _ in 0..self.n_samples {
                     let picks: Vec<Cow<'_, Choice>> =
@@ -461,6 +489,114 @@ impl Sweep {
                 }
             }
         }
+    }
+
+    /// The settings of a `method: mo-asha` sweep; `None` for the other methods.
+    pub fn search_settings(&self) -> Option<SearchSettings> {
+        let fidelity = self.fidelity?;
+        let space = self
+            .axes
+            .iter()
+            .filter(|a| !a.fixed)
+            .map(|a| match &a.kind {
+                AxisKind::Values(v) => AxisSpace::Choice { n: v.len() },
+                AxisKind::IntRange { min, max } => AxisSpace::Int {
+                    min: *min,
+                    max: *max,
+                },
+                AxisKind::Uniform { min, max } => AxisSpace::Float {
+                    min: *min,
+                    max: *max,
+                    log: false,
+                },
+                AxisKind::LogUniform { min, max } => AxisSpace::Float {
+                    min: *min,
+                    max: *max,
+                    log: true,
+                },
+            })
+            .collect();
+        Some(SearchSettings {
+            space,
+            n_samples: self.n_samples,
+            fidelity,
+            sampler: self.sampler,
+            seed: self.seed,
+        })
+    }
+
+    /// The job of a point of [`Sweep::search_settings`]'s space, trained to `stop_after` epochs of
+    /// its schedule (`None`: the whole schedule). Its params name the axis values, and
+    /// `train.stop_after` when set. `None` when the point does not fit the space.
+    pub fn job_at(&self, point: &[Coord], stop_after: Option<usize>) -> Option<JobSpec> {
+        let mut coords = point.iter();
+        let mut picks: Vec<Cow<'_, Choice>> = Vec::with_capacity(self.axes.len());
+        for axis in &self.axes {
+            if axis.fixed {
+                picks.push(axis.grid_pick(0));
+                continue;
+            }
+            let pick = match (&axis.kind, coords.next()?) {
+                (AxisKind::Values(v), Coord::Choice(i)) => Cow::Borrowed(v.get(*i)?),
+                (AxisKind::IntRange { min, max }, Coord::Int(x)) if min <= x && x <= max => {
+                    Cow::Owned(axis.scalar(*x))
+                }
+                (
+                    AxisKind::Uniform { min, max } | AxisKind::LogUniform { min, max },
+                    Coord::Float(x),
+                ) if min <= x && x <= max => Cow::Owned(axis.scalar(*x)),
+                _ => return None,
+            };
+            picks.push(pick);
+        }
+        if coords.next().is_some() {
+            return None;
+        }
+        let (mut params, mut config) = self.build(&picks);
+        config.train.stop_after = stop_after;
+        if let Some(s) = stop_after {
+            params.insert("train.stop_after".into(), Json::from(s));
+        }
+        let fingerprint = if self.varies_data && config.dataset != self.base.dataset {
+            data_fingerprint(&config.dataset)
+        } else {
+            self.base_fingerprint.clone()
+        };
+        let id = job_id(&config, &fingerprint);
+        Some(JobSpec { id, params, config })
+    }
+
+    /// The axis values and the configuration of one pick per axis (no seeds).
+    fn build(&self, picks: &[Cow<'_, Choice>]) -> (Map<String, Json>, RunConfig) {
+        let mut sections: Vec<Json> = self.sections.iter().map(|(_, j)| j.clone()).collect();
+        let mut params = Map::new();
+        for (axis, choice) in self.axes.iter().zip(picks) {
+            if !axis.fixed {
+                params.insert(axis.key.clone(), choice.shown.clone());
+            }
+        }
+        let ordered = self
+            .axes
+            .iter()
+            .zip(picks)
+            .filter(|(a, _)| a.key == PRESET_AXIS)
+            .chain(
+                self.axes
+                    .iter()
+                    .zip(picks)
+                    .filter(|(a, _)| a.key != PRESET_AXIS),
+            );
+        for (_, choice) in ordered {
+            for (key, value) in &choice.settings {
+                self.set_in_sections(&mut sections, key, value.clone());
+            }
+        }
+        let mut config = self.base.clone();
+        for ((name, _), json) in self.sections.iter().zip(sections) {
+            replace_section(&mut config, name, json)
+                .expect("every setting was type-checked when the sweep was loaded");
+        }
+        (params, config)
     }
 
     /// Sets `section.rest` in the rebuilt section it belongs to.
@@ -599,13 +735,15 @@ fn load_sweep_bytes(
         Some(m) => loader.n_samples(m, top.get("n_samples").copied()),
         None => 0,
     };
+    let fidelity = loader.fidelity(method_given, top.get("fidelity").copied());
+    let sampler = loader.sampler(method_given, top.get("sampler").copied());
     let seed = match top.get("seed") {
         Some((key, node)) => {
             if method_given == Some(Method::Grid) {
                 loader.sink.push(
                     key.pos,
                     "seed",
-                    "only used by `method: random`",
+                    "only used by `method: random` and `method: mo-asha`",
                     Some("for training seeds write `seeds: [0, 1, 2]`".into()),
                 );
             }
@@ -619,6 +757,34 @@ fn load_sweep_bytes(
     let objectives = loader.objectives(top.get("objectives").map(|(_, n)| *n));
     let reference_point =
         loader.reference_point(top.get("reference_point").copied(), objectives.len());
+    if method_given == Some(Method::MoAsha) {
+        if !top.contains_key("reference_point") {
+            loader.sink.push(
+                Pos::START,
+                "reference_point",
+                "missing: `method: mo-asha` measures its hypervolume against a declared reference point",
+                Some("add one value per objective, e.g. `reference_point: [0.1, 0.0]`".into()),
+            );
+        }
+        if let Some((key, _)) = top.get("seeds") {
+            loader.sink.push(
+                key.pos,
+                "seeds",
+                "not used by `method: mo-asha`: it trains each configuration once",
+                Some("set `train.seed` instead".into()),
+            );
+        }
+        for (axis, pos) in &axes {
+            if axis.key == "train.epochs" || axis.key == "train.stop_after" {
+                loader.sink.push(
+                    *pos,
+                    &format!("parameters.{}", axis.key),
+                    "conflicts with `fidelity`, which sets the epochs of each rung",
+                    Some("set `fidelity.max_epochs` instead".into()),
+                );
+            }
+        }
+    }
 
     // Range problems of the base, except for keys every job overrides.
     let overridden: HashSet<&str> = axes
@@ -639,11 +805,15 @@ fn load_sweep_bytes(
     let Loader {
         mut sink, defaults, ..
     } = loader;
-    let Some(base) = base else {
+    let Some(mut base) = base else {
         return Err(sink.finish());
     };
     if !sink.is_empty() {
         return Err(sink.finish());
+    }
+    // A rung job trains part of the whole schedule, which spans `fidelity.max_epochs`.
+    if let Some(f) = fidelity {
+        base.train.epochs = f.max_epochs;
     }
     let varies_data = overridden.iter().any(|k| k.starts_with("dataset."));
     // Ids can be computed from the choices' deltas when every key set lies in a section that the
@@ -660,6 +830,7 @@ fn load_sweep_bytes(
         description,
         method,
         source_text: String::from_utf8_lossy(bytes).into_owned(),
+        base_dir: base_dir.to_path_buf(),
         sections: touched_sections(&base, &overridden),
         base_fingerprint: data_fingerprint(&base.dataset),
         base,
@@ -669,6 +840,8 @@ fn load_sweep_bytes(
         seed,
         objectives,
         reference_point,
+        fidelity,
+        sampler,
         varies_data,
         base_settings,
         fast_ids,
@@ -979,11 +1152,17 @@ impl Loader<'_> {
         match self.string(node, "method").as_deref() {
             Some("grid") => Some(Method::Grid),
             Some("random") => Some(Method::Random),
+            Some("mo-asha") => Some(Method::MoAsha),
             None => None,
             Some(other) => {
                 let hint = match other {
-                    "bayes" => "cg has no Bayesian search; use `grid` or `random`".to_string(),
-                    _ => "`grid` or `random`".to_string(),
+                    "bayes" => {
+                        "cg has no Bayesian search; use `grid`, `random` or `mo-asha`".to_string()
+                    }
+                    "asha" | "mo_asha" | "moasha" | "hyperband" => {
+                        "did you mean `mo-asha`?".to_string()
+                    }
+                    _ => "`grid`, `random` or `mo-asha`".to_string(),
                 };
                 self.sink.push(
                     node.pos,
@@ -998,27 +1177,32 @@ impl Loader<'_> {
 
     fn n_samples(&mut self, method: Method, entry: Option<(&Key, &Node)>) -> usize {
         match (method, entry) {
-            (Method::Random, Some((_, node))) => match self.uint(node, "n_samples") {
-                Some(0) => {
-                    self.sink.error(node.pos, "n_samples", "must be at least 1");
-                    0
+            (Method::Random | Method::MoAsha, Some((_, node))) => {
+                match self.uint(node, "n_samples") {
+                    Some(0) => {
+                        self.sink.error(node.pos, "n_samples", "must be at least 1");
+                        0
+                    }
+                    Some(n) if n > MAX_JOBS as u64 => {
+                        self.sink.error(
+                            node.pos,
+                            "n_samples",
+                            format!("must be at most {MAX_JOBS}, got {n}"),
+                        );
+                        0
+                    }
+                    Some(n) => n as usize,
+                    None => 0,
                 }
-                Some(n) if n > MAX_JOBS as u64 => {
-                    self.sink.error(
-                        node.pos,
-                        "n_samples",
-                        format!("must be at most {MAX_JOBS}, got {n}"),
-                    );
-                    0
-                }
-                Some(n) => n as usize,
-                None => 0,
-            },
-            (Method::Random, None) => {
+            }
+            (Method::Random | Method::MoAsha, None) => {
                 self.sink.push(
                     Pos::START,
                     "n_samples",
-                    "missing: `method: random` needs the number of draws",
+                    format!(
+                        "missing: `method: {}` needs the number of draws",
+                        method.as_str()
+                    ),
                     Some("add e.g. `n_samples: 20`".into()),
                 );
                 0
@@ -1027,12 +1211,131 @@ impl Loader<'_> {
                 self.sink.push(
                     key.pos,
                     "n_samples",
-                    "only used by `method: random`",
+                    "only used by `method: random` and `method: mo-asha`",
                     Some("a grid runs every combination".into()),
                 );
                 0
             }
             (Method::Grid, None) => 0,
+        }
+    }
+
+    /// `fidelity: {min_epochs, max_epochs, eta}`: required by `method: mo-asha`, refused elsewhere.
+    fn fidelity(
+        &mut self,
+        method: Option<Method>,
+        entry: Option<(&Key, &Node)>,
+    ) -> Option<Fidelity> {
+        let example = "add e.g. `fidelity: {min_epochs: 1, max_epochs: 9, eta: 3}`";
+        let Some((key, node)) = entry else {
+            if method == Some(Method::MoAsha) {
+                self.sink.push(
+                    Pos::START,
+                    "fidelity",
+                    "missing: `method: mo-asha` needs the epochs of its rungs",
+                    Some(example.into()),
+                );
+            }
+            return None;
+        };
+        if method != Some(Method::MoAsha) {
+            if method.is_some() {
+                self.sink
+                    .push(key.pos, "fidelity", "only used by `method: mo-asha`", None);
+            }
+            return None;
+        }
+        let entries = self.map(node, "fidelity")?;
+        let (mut min, mut max, mut eta) = (None, None, None);
+        for (k, value) in unique_entries(entries) {
+            let path = format!("fidelity.{}", k.name);
+            let slot = match k.name.as_str() {
+                "min_epochs" => &mut min,
+                "max_epochs" => &mut max,
+                "eta" => &mut eta,
+                other => {
+                    let known = ["min_epochs", "max_epochs", "eta"].map(String::from);
+                    let hint = cg_core::closest(other, &known)
+                        .map(|k| format!("did you mean `{k}`?"))
+                        .or_else(|| Some("`min_epochs`, `max_epochs` and `eta`".into()));
+                    self.sink.push(k.pos, &path, "unknown key", hint);
+                    continue;
+                }
+            };
+            if let Some(v) = self.uint(value, &path) {
+                *slot = Some((usize::try_from(v).unwrap_or(usize::MAX), value.pos));
+            }
+        }
+        let mut ok = true;
+        for (name, v) in [("min_epochs", min), ("max_epochs", max), ("eta", eta)] {
+            if v.is_none() {
+                self.sink.push(
+                    node.pos,
+                    &format!("fidelity.{name}"),
+                    "missing",
+                    Some(example.into()),
+                );
+                ok = false;
+            }
+        }
+        let ((min, min_pos), (max, max_pos), (eta, eta_pos)) = (min?, max?, eta?);
+        if min < 1 {
+            self.sink
+                .error(min_pos, "fidelity.min_epochs", "must be at least 1");
+            ok = false;
+        }
+        if max < min {
+            self.sink.error(
+                max_pos,
+                "fidelity.max_epochs",
+                format!("must be at least `min_epochs` ({min}), got {max}"),
+            );
+            ok = false;
+        }
+        if eta < 2 {
+            self.sink.push(
+                eta_pos,
+                "fidelity.eta",
+                format!("must be at least 2, got {eta}"),
+                Some("each rung keeps 1/eta of the one below".into()),
+            );
+            ok = false;
+        }
+        ok.then_some(Fidelity {
+            min_epochs: min,
+            max_epochs: max,
+            eta,
+        })
+    }
+
+    /// `sampler: random | nsga2` (default `nsga2`): `method: mo-asha` only.
+    fn sampler(&mut self, method: Option<Method>, entry: Option<(&Key, &Node)>) -> Sampler {
+        let Some((key, node)) = entry else {
+            return Sampler::Nsga2;
+        };
+        if method != Some(Method::MoAsha) {
+            if method.is_some() {
+                self.sink
+                    .push(key.pos, "sampler", "only used by `method: mo-asha`", None);
+            }
+            return Sampler::Nsga2;
+        }
+        match self.string(node, "sampler").as_deref() {
+            Some("random") => Sampler::Random,
+            Some("nsga2") | None => Sampler::Nsga2,
+            Some(other) => {
+                let hint = match other {
+                    "nsga-ii" | "nsga_ii" | "nsga-2" | "nsgaii" => "did you mean `nsga2`?",
+                    _ => "`random` or `nsga2`",
+                };
+                self.sink.push(
+                    node.pos,
+                    "sampler",
+                    format!("unknown sampler `{other}`"),
+                    Some(hint.into()),
+                );
+                Sampler::Nsga2
+            }
         }
     }
 

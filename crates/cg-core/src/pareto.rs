@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use cg_core::Direction;
+use crate::Direction;
 
 /// A coordinate turned into "larger is better".
 fn oriented(value: f64, direction: Direction) -> f64 {
@@ -193,6 +193,52 @@ fn hypervolume_max(mut points: Vec<Vec<f64>>, reference: &[f64]) -> f64 {
     }
 }
 
+/// The non-dominated rank of each point: 0 for the front, 1 for the front of the rest, and so on.
+/// Points with a non-finite coordinate get `usize::MAX` (behind every rank).
+pub fn non_dominated_ranks(points: &[Vec<f64>], directions: &[Direction]) -> Vec<usize> {
+    let mut rank = vec![usize::MAX; points.len()];
+    let mut left: Vec<usize> = (0..points.len())
+        .filter(|&i| is_finite_point(&points[i]))
+        .collect();
+    let mut r = 0;
+    while !left.is_empty() {
+        let subset: Vec<Vec<f64>> = left.iter().map(|&i| points[i].clone()).collect();
+        let mask = pareto_mask(&subset, directions);
+        let mut rest = Vec::new();
+        for (k, &i) in left.iter().enumerate() {
+            if mask[k] {
+                rank[i] = r;
+            } else {
+                rest.push(i);
+            }
+        }
+        left = rest;
+        r += 1;
+    }
+    rank
+}
+
+/// Each point's exclusive hypervolume contribution within `points`: the hypervolume lost when it
+/// alone is removed. Duplicates share their box, so each contributes 0; dominated points contribute 0.
+pub fn hypervolume_contributions(
+    points: &[Vec<f64>],
+    directions: &[Direction],
+    reference: &[f64],
+) -> Vec<f64> {
+    let total = hypervolume(points, directions, reference);
+    (0..points.len())
+        .map(|i| {
+            let rest: Vec<Vec<f64>> = points
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| p.clone())
+                .collect();
+            (total - hypervolume(&rest, directions, reference)).max(0.0)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +307,20 @@ mod tests {
             [Max, Max],
             &[false, true, false],
         );
+    }
+
+    #[test]
+    fn ranks_and_contributions() {
+        let points: Vec<Vec<f64>> = [[3.0, 1.0], [2.0, 2.0], [1.0, 1.0], [2.0, 2.0], [0.5, 0.5]]
+            .iter()
+            .map(|p| p.to_vec())
+            .collect();
+        assert_eq!(non_dominated_ranks(&points, &[Max, Max]), [0, 0, 1, 0, 2]);
+        let c = hypervolume_contributions(&points, &[Max, Max], &[0.0, 0.0]);
+        // (3,1) alone covers x in (2,3] below y=1; the duplicates (2,2) cover for each other.
+        assert_eq!(c, [1.0, 0.0, 0.0, 0.0, 0.0]);
+        // Minimising the first objective turns the order round.
+        assert_eq!(non_dominated_ranks(&points, &[Min, Max]), [1, 0, 0, 0, 0]);
     }
 
     #[test]

@@ -1,0 +1,224 @@
+//! Advancing `method: mo-asha` sweeps: after every result, [`advance_search`] reads the sweep's
+//! results in the order the search took them, replays cg-search's decisions over them, and
+//! records the new decisions with the jobs they submit (one store transaction, insert-if-absent).
+//! A coordinator killed at any point and started again makes the same decisions; so do two
+//! coordinators at once.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use cg_core::{JobSpec, JobStatus, RunResult};
+use cg_search::{Action, Observation, Search, SearchSpec};
+use cg_store::{
+    AdvanceSummary, BoxError, DecisionRow, HvRow, LoggedResult, SearchInput, SearchWrite, Store,
+};
+use cg_sweep::{LoadOptions, Sweep};
+
+use crate::{Error, Result};
+
+/// Makes `sweep` a search in the store (nothing for other methods) and submits its first draws.
+pub async fn start_search(store: &Store, sweep: &Sweep) -> Result<Option<AdvanceSummary>> {
+    if sweep.search_settings().is_none() {
+        return Ok(None);
+    }
+    let base_dir = sweep.base_dir().to_string_lossy().into_owned();
+    store.create_search(sweep.name(), &base_dir).await?;
+    advance_search(store, sweep.name()).await
+}
+
+/// Takes the sweep's new ended jobs into its search and records and submits what follows from
+/// them. `None` when the sweep is not a search. Repeats while decisions lead to jobs that have
+/// already ended (a configuration some other sweep trained).
+pub async fn advance_search(store: &Store, sweep: &str) -> Result<Option<AdvanceSummary>> {
+    let Some(record) = store.search(sweep).await? else {
+        return Ok(None);
+    };
+    let source = store.sweep_source(sweep).await?;
+    let loaded = cg_sweep::load_sweep_str(
+        &source,
+        &format!("{sweep} (stored)"),
+        Path::new(&record.base_dir),
+        &LoadOptions::default(),
+    )
+    .map_err(|d| Error::SearchSweep {
+        sweep: sweep.to_string(),
+        message: d.to_string(),
+    })?;
+    let mut total = AdvanceSummary::default();
+    for _ in 0..64 {
+        let s = store
+            .advance_search(sweep, |input| decide(&loaded, input))
+            .await?;
+        total.results_taken += s.results_taken;
+        total.decisions_added += s.decisions_added;
+        total.jobs_added += s.jobs_added;
+        total.finished = s.finished;
+        if s.decisions_added == 0 {
+            break;
+        }
+    }
+    Ok(Some(total))
+}
+
+/// Whether the sweep's search can submit nothing more (true for sweeps that are no search). A
+/// sweep is finished only when this holds as well as its jobs having ended.
+pub async fn search_finished(store: &Store, sweep: &str) -> Result<bool> {
+    Ok(store.search(sweep).await?.is_none_or(|s| s.finished))
+}
+
+/// The objective values of a result, by metric name; `None` when one is missing or not finite.
+fn objectives(sweep: &Sweep, result: &RunResult) -> Option<Vec<f64>> {
+    let json = serde_json::to_value(result).ok()?;
+    sweep
+        .info()
+        .objectives
+        .iter()
+        .map(|o| json.get(&o.metric).and_then(|v| v.as_f64()))
+        .collect()
+}
+
+/// The search spec of a mo-asha sweep.
+pub fn search_spec(sweep: &Sweep) -> Option<SearchSpec> {
+    let info = sweep.info();
+    Some(SearchSpec {
+        settings: sweep.search_settings()?,
+        directions: info.objectives.iter().map(|o| o.direction).collect(),
+        reference_point: info.reference_point,
+    })
+}
+
+/// The job of a configuration at a rung (the top rung trains the whole schedule, no stop).
+fn rung_job(sweep: &Sweep, search: &Search, config: usize, rung: usize) -> Option<JobSpec> {
+    let epochs = search.rung_epochs();
+    let stop = (rung + 1 < epochs.len()).then(|| epochs[rung]);
+    sweep.job_at(search.point(config)?, stop)
+}
+
+/// The decision function given to the store: replays the log, takes the new ended jobs that a
+/// decision submitted, and returns everything to record.
+fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite, BoxError> {
+    let spec = search_spec(sweep).ok_or("the sweep is not `method: mo-asha`")?;
+    let ended: HashMap<&str, (JobStatus, Option<&RunResult>)> = input
+        .ended
+        .iter()
+        .map(|e| (e.job_id.as_str(), (e.status, e.result.as_ref())))
+        .collect();
+    let observation = |config: u64, rung: u64, job: &str, failed: bool| Observation {
+        config: config as usize,
+        rung: rung as usize,
+        objectives: if failed {
+            None
+        } else {
+            ended
+                .get(job)
+                .and_then(|(_, r)| *r)
+                .and_then(|r| objectives(sweep, r))
+        },
+    };
+    let mut search = Search::new(spec);
+    let mut log = input.log.clone();
+    for row in &input.log {
+        search
+            .observe(observation(row.config, row.rung, &row.job_id, row.failed))
+            .map_err(|e| format!("stored result {} ({}): {e}", row.seq, row.job_id))?;
+    }
+    let taken: HashSet<(String, u64)> = log.iter().map(|r| (r.job_id.clone(), r.config)).collect();
+    let mut taken = taken;
+    // The jobs the decisions submitted, by id: (configuration, rung).
+    let mut job_ids: Vec<String> = Vec::new();
+    loop {
+        job_ids.clear();
+        for d in search.decisions() {
+            job_ids.push(
+                rung_job(sweep, &search, d.config, d.rung)
+                    .map(|j| j.id)
+                    .ok_or("a drawn point does not fit the sweep's space")?,
+            );
+        }
+        let mut progressed = false;
+        for e in &input.ended {
+            for (config, rung) in search.pending() {
+                let k = search
+                    .decisions()
+                    .iter()
+                    .position(|d| {
+                        d.config == config && d.rung == rung && !matches!(d.action, Action::Stop)
+                    })
+                    .expect("a pending job was submitted by a decision");
+                if job_ids[k] != e.job_id || taken.contains(&(e.job_id.clone(), config as u64)) {
+                    continue;
+                }
+                let failed = e.status == JobStatus::Failed;
+                let seq = log.len() as u64;
+                search.observe(observation(config as u64, rung as u64, &e.job_id, failed))?;
+                taken.insert((e.job_id.clone(), config as u64));
+                log.push(LoggedResult {
+                    seq,
+                    job_id: e.job_id.clone(),
+                    config: config as u64,
+                    rung: rung as u64,
+                    failed,
+                });
+                progressed = true;
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    let epochs = search.rung_epochs().to_vec();
+    let mut decisions = Vec::with_capacity(search.decisions().len());
+    let mut jobs = Vec::new();
+    for (seq, d) in search.decisions().iter().enumerate() {
+        let job = rung_job(sweep, &search, d.config, d.rung)
+            .ok_or("a drawn point does not fit the sweep's space")?;
+        let (kind, point) = match &d.action {
+            Action::Draw { point } => ("draw", Some(serde_json::to_value(point)?)),
+            Action::Promote => ("promote", None),
+            Action::Stop => ("stop", None),
+        };
+        let row = DecisionRow {
+            seq: seq as u64,
+            kind: kind.into(),
+            config: d.config as u64,
+            rung: d.rung as u64,
+            epochs: epochs[d.rung] as u64,
+            job_id: job.id.clone(),
+            point,
+            from_seq: d.from.map(|f| f as u64),
+            from_job: d.from.and_then(|f| log.get(f)).map(|r| r.job_id.clone()),
+        };
+        if let Some(old) = input.decisions.get(seq) {
+            if (old.kind.as_str(), old.config, old.rung, old.job_id.as_str())
+                != (kind, row.config, row.rung, row.job_id.as_str())
+            {
+                return Err(format!(
+                    "decision {seq} differs from the recorded one ({} of configuration {} at rung {}); \
+                     was the sweep file or its data changed after the search started?",
+                    old.kind, old.config, old.rung
+                )
+                .into());
+            }
+        } else if kind != "stop" {
+            jobs.push((job, d.rung as i64));
+        }
+        decisions.push(row);
+    }
+    let hv = search
+        .hv_history()
+        .iter()
+        .enumerate()
+        .map(|(seq, h)| HvRow {
+            seq: seq as u64,
+            epochs_spent: h.epochs_spent as u64,
+            hypervolume: h.hypervolume,
+        })
+        .collect();
+    Ok(SearchWrite {
+        append: log,
+        decisions,
+        jobs,
+        hv,
+        finished: search.is_finished(),
+    })
+}

@@ -1,0 +1,112 @@
+//! `method: mo-asha` sweeps: their search settings and the jobs of their points and rungs.
+
+use std::path::Path;
+
+use cg_core::{AxisSpace, Coord, Fidelity, Sampler};
+use cg_sweep::{LoadOptions, Method, load_sweep_str};
+
+const SWEEP: &str = "
+name: mo
+method: mo-asha
+n_samples: 27
+fidelity: {min_epochs: 1, max_epochs: 9, eta: 3}
+sampler: nsga2
+seed: 7
+dataset: {kind: synthetic}
+train: {epochs: 2, seed: 3}
+parameters:
+  gate.threshold: {values: [0.5, 0.75, 1.0]}
+  loss.flops_weight: {min: 0.01, max: 1.0, distribution: log_uniform_values}
+  model.width: {min: 4, max: 8}
+  gate.tau_end: {value: 0.4}
+objectives:
+  - {metric: test_acc_final, direction: maximize}
+  - {metric: macs_executed_nominal, direction: minimize}
+reference_point: [0.1, 1.0e9]
+";
+
+fn load(text: &str) -> Result<cg_sweep::Sweep, String> {
+    load_sweep_str(text, "mo.yaml", Path::new("."), &LoadOptions::default())
+        .map_err(|d| d.to_string())
+}
+
+#[test]
+fn settings_and_rung_jobs() {
+    let sweep = load(SWEEP).unwrap();
+    assert_eq!(sweep.method(), Method::MoAsha);
+    assert_eq!(
+        sweep.base().train.epochs,
+        9,
+        "train.epochs is fidelity.max_epochs"
+    );
+    let s = sweep.search_settings().unwrap();
+    assert_eq!(
+        s.fidelity,
+        Fidelity {
+            min_epochs: 1,
+            max_epochs: 9,
+            eta: 3
+        }
+    );
+    assert_eq!((s.n_samples, s.sampler, s.seed), (27, Sampler::Nsga2, 7));
+    assert_eq!(
+        s.space,
+        [
+            AxisSpace::Choice { n: 3 },
+            AxisSpace::Float {
+                min: 0.01,
+                max: 1.0,
+                log: true
+            },
+            AxisSpace::Int { min: 4, max: 8 },
+        ]
+    );
+    let point = [Coord::Choice(1), Coord::Float(0.1), Coord::Int(6)];
+    let rung = sweep.job_at(&point, Some(3)).unwrap();
+    let full = sweep.job_at(&point, None).unwrap();
+    assert_eq!(rung.config.train.stop_after, Some(3));
+    assert_eq!(rung.config.train.epochs, 9);
+    assert_eq!(rung.config.gate.threshold, 0.75);
+    assert_eq!(rung.config.gate.tau_end, 0.4);
+    assert_eq!(rung.config.loss.flops_weight, 0.1);
+    assert_eq!(rung.config.model.width, 6);
+    assert_eq!(rung.params["train.stop_after"], 3);
+    assert!(!full.params.contains_key("train.stop_after"));
+    assert_ne!(rung.id, full.id, "the stop changes what the job returns");
+    assert_eq!(rung.config.without_stop(), full.config);
+    // The same point always gives the same job; a point outside the space gives none.
+    assert_eq!(sweep.job_at(&point, Some(3)).unwrap().id, rung.id);
+    assert!(
+        sweep
+            .job_at(&[Coord::Choice(3), Coord::Float(0.1), Coord::Int(6)], None)
+            .is_none()
+    );
+    assert!(
+        sweep
+            .job_at(&[Coord::Choice(0), Coord::Float(2.0), Coord::Int(6)], None)
+            .is_none()
+    );
+    assert!(sweep.job_at(&point[..2], None).is_none());
+    // Grid and random sweeps have no search.
+    let grid = load("dataset: {kind: synthetic}\nname: g\nparameters:\n  gate.threshold: {values: [0.5, 1.0]}\n").unwrap();
+    assert!(grid.search_settings().is_none());
+}
+
+#[test]
+fn mo_asha_needs_its_keys() {
+    let err = load("name: m\nmethod: mo-asha\ndataset: {kind: synthetic}\n").unwrap_err();
+    for key in ["n_samples", "fidelity", "reference_point"] {
+        assert!(err.contains(&format!("{key}: missing")), "{key}: {err}");
+    }
+    let err = load("name: m\nmethod: grid\nsampler: random\nfidelity: {min_epochs: 1, max_epochs: 2, eta: 2}\ndataset: {kind: synthetic}\n").unwrap_err();
+    assert!(
+        err.contains("sampler: only used by `method: mo-asha`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fidelity: only used by `method: mo-asha`"),
+        "{err}"
+    );
+    let err = load("name: m\nmethod: asha\ndataset: {kind: synthetic}\n").unwrap_err();
+    assert!(err.contains("did you mean `mo-asha`?"), "{err}");
+}
