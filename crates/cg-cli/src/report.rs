@@ -132,7 +132,7 @@ pub async fn write_sweep_report_quiet(
                 hypervolume: h.hypervolume,
             })
             .collect();
-        cg_report::write_hv_history(&out, sweep, &rows).with_context(|| {
+        cg_report::write_hv_history(out, sweep, &rows, write.mode).with_context(|| {
             format!("cannot write the hypervolume history in {}", out.display())
         })?;
     }

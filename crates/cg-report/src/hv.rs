@@ -26,8 +26,13 @@ pub fn hv_history_csv(rows: &[HvHistoryRow]) -> String {
 }
 
 /// Writes `hv_history.csv`, `hv_history.png` and `hv_history.svg` into `dir` (each through a
-/// temporary file and a rename) and returns their paths.
-pub fn write_hv_history(dir: &Path, sweep: &str, rows: &[HvHistoryRow]) -> Result<Vec<PathBuf>> {
+/// temporary file and a rename, with permission bits `mode` as the report's) and returns their paths.
+pub fn write_hv_history(
+    dir: &Path,
+    sweep: &str,
+    rows: &[HvHistoryRow],
+    mode: Option<u32>,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -61,13 +66,7 @@ pub fn write_hv_history(dir: &Path, sweep: &str, rows: &[HvHistoryRow]) -> Resul
         ("hv_history.svg", drawn.svg.into_bytes()),
     ] {
         let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
+        crate::write::write_atomic(&path, &bytes, mode)?;
         written.push(path);
     }
     Ok(written)
@@ -96,7 +95,7 @@ mod tests {
             "result,epochs_spent,hypervolume\n0,1,0\n1,4,0.25\n"
         );
         let dir = tempfile::tempdir().unwrap();
-        let files = write_hv_history(dir.path(), "s", &rows).unwrap();
+        let files = write_hv_history(dir.path(), "s", &rows, None).unwrap();
         assert_eq!(files.len(), 3);
         let png = std::fs::read(dir.path().join("hv_history.png")).unwrap();
         assert_eq!(&png[..4], b"\x89PNG");
