@@ -390,25 +390,8 @@ impl Sweep {
             // Only the sections that some axis touches are rebuilt; the rest is the base's, cloned.
             let mut sections: Vec<Json> = self.sections.iter().map(|(_, j)| j.clone()).collect();
             let mut settings = self.fast_ids.then(|| self.base_settings.clone());
-            let mut params = Map::new();
-            for (axis, choice) in self.axes.iter().zip(picks) {
-                if !axis.fixed {
-                    params.insert(axis.key.clone(), choice.shown.clone());
-                }
-            }
-            // Presets first; conflicts between a preset and another axis are rejected at load.
-            let ordered = self
-                .axes
-                .iter()
-                .zip(picks)
-                .filter(|(a, _)| a.key == PRESET_AXIS)
-                .chain(
-                    self.axes
-                        .iter()
-                        .zip(picks)
-                        .filter(|(a, _)| a.key != PRESET_AXIS),
-                );
-            for (_, choice) in ordered {
+            let mut params = self.axis_params(picks);
+            for choice in self.presets_first(picks) {
                 for (key, value) in &choice.settings {
                     self.set_in_sections(&mut sections, key, value.clone());
                 }
@@ -566,27 +549,35 @@ impl Sweep {
         Some(JobSpec { id, params, config })
     }
 
-    /// The axis values and the configuration of one pick per axis (no seeds).
-    fn build(&self, picks: &[Cow<'_, Choice>]) -> (Map<String, Json>, RunConfig) {
-        let mut sections: Vec<Json> = self.sections.iter().map(|(_, j)| j.clone()).collect();
+    /// The values of the axes a user varied (not the fixed ones), for one pick per axis.
+    fn axis_params(&self, picks: &[Cow<'_, Choice>]) -> Map<String, Json> {
         let mut params = Map::new();
         for (axis, choice) in self.axes.iter().zip(picks) {
             if !axis.fixed {
                 params.insert(axis.key.clone(), choice.shown.clone());
             }
         }
-        let ordered = self
-            .axes
-            .iter()
-            .zip(picks)
+        params
+    }
+
+    /// One pick per axis, presets first (conflicts between a preset and another axis are
+    /// rejected at load).
+    fn presets_first<'a>(
+        &'a self,
+        picks: &'a [Cow<'_, Choice>],
+    ) -> impl Iterator<Item = &'a Choice> {
+        let with_axes = || self.axes.iter().zip(picks);
+        with_axes()
             .filter(|(a, _)| a.key == PRESET_AXIS)
-            .chain(
-                self.axes
-                    .iter()
-                    .zip(picks)
-                    .filter(|(a, _)| a.key != PRESET_AXIS),
-            );
-        for (_, choice) in ordered {
+            .chain(with_axes().filter(|(a, _)| a.key != PRESET_AXIS))
+            .map(|(_, choice)| choice.as_ref())
+    }
+
+    /// The axis values and the configuration of one pick per axis (no seeds).
+    fn build(&self, picks: &[Cow<'_, Choice>]) -> (Map<String, Json>, RunConfig) {
+        let mut sections: Vec<Json> = self.sections.iter().map(|(_, j)| j.clone()).collect();
+        let params = self.axis_params(picks);
+        for choice in self.presets_first(picks) {
             for (key, value) in &choice.settings {
                 self.set_in_sections(&mut sections, key, value.clone());
             }
