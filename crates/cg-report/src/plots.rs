@@ -199,24 +199,51 @@ fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
         })
 }
 
-fn draw_line<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &LineFigure) -> DrawResult<DB> {
-    let (x_lo, x_hi) = padded(min_max(f.points.iter().map(|p| p.0).chain([0.0])));
-    let (y_lo, y_hi) = padded(min_max(f.points.iter().map(|p| p.1).chain([0.0])));
+/// A titled chart on f64 axes with the house mesh (light grid, labelled axes).
+fn xy_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    (x_lo, x_hi): (f64, f64),
+    (y_lo, y_hi): (f64, f64),
+) -> std::result::Result<
+    ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    DrawingAreaErrorKind<DB::ErrorType>,
+> {
     let mut chart = ChartBuilder::on(root)
-        .caption(&f.title, (FAMILY, 22))
+        .caption(title, (FAMILY, 22))
         .margin(14)
         .x_label_area_size(48)
         .y_label_area_size(72)
         .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)?;
     chart
         .configure_mesh()
-        .x_desc(f.x_desc.as_str())
-        .y_desc(f.y_desc.as_str())
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .light_line_style(RGBColor(240, 240, 240))
         .bold_line_style(RGBColor(215, 215, 215))
         .draw()?;
+    Ok(chart)
+}
+
+fn draw_line<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &LineFigure) -> DrawResult<DB> {
+    let (x_lo, x_hi) = padded(min_max(f.points.iter().map(|p| p.0).chain([0.0])));
+    let (y_lo, y_hi) = padded(min_max(f.points.iter().map(|p| p.1).chain([0.0])));
+    let mut chart = xy_chart(
+        root,
+        &f.title,
+        &f.x_desc,
+        &f.y_desc,
+        (x_lo, x_hi),
+        (y_lo, y_hi),
+    )?;
     // A step line: the value holds until the next result changes it.
     let mut steps = Vec::with_capacity(2 * f.points.len());
     for (i, &(x, y)) in f.points.iter().enumerate() {
@@ -247,21 +274,14 @@ fn draw_scatter<DB: DrawingBackend>(
             .flat_map(|p| [p.y - p.y_std, p.y + p.y_std])
             .chain(f.baselines.iter().map(|b| b.1)),
     ));
-    let mut chart = ChartBuilder::on(root)
-        .caption(&f.title, (FAMILY, 22))
-        .margin(14)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)?;
-    chart
-        .configure_mesh()
-        .x_desc(f.x_desc.as_str())
-        .y_desc(f.y_desc.as_str())
-        .label_style((FAMILY, 14))
-        .axis_desc_style((FAMILY, 16))
-        .light_line_style(RGBColor(240, 240, 240))
-        .bold_line_style(RGBColor(215, 215, 215))
-        .draw()?;
+    let mut chart = xy_chart(
+        root,
+        &f.title,
+        &f.x_desc,
+        &f.y_desc,
+        (x_lo, x_hi),
+        (y_lo, y_hi),
+    )?;
 
     let text_style = TextStyle::from((FAMILY, 12)).color(&RGBColor(60, 60, 60));
     for (i, (label, y)) in f.baselines.iter().enumerate() {
