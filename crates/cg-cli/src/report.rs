@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use cg_report::{Progress, ReportOptions, WriteOptions, build_report, write_report_with};
+use cg_report::{
+    Progress, ReportOptions, SearchSection, StoppedRun, WriteOptions, build_report,
+    write_report_with,
+};
 use clap::Args;
 
 use crate::db::{DbArg, runtime};
@@ -101,17 +104,45 @@ pub async fn write_sweep_report_quiet(
     let is_search = store.search(sweep).await?.is_some();
     // A search's front compares like with like: the configurations of the top rung, trained on
     // the whole schedule (a rung job below it carries `train.stop_after`).
-    let records: Vec<cg_core::JobRecord> = if is_search {
-        records
+    // The configurations stopped below the top rung are shown apart, with their rung.
+    let (records, search) = if is_search {
+        let top_epochs = records
+            .iter()
+            .map(|r| r.job.config.train.epochs as u64)
+            .max()
+            .unwrap_or(0);
+        let stops: Vec<_> = store
+            .search_decisions(sweep)
+            .await?
             .into_iter()
-            .filter(|r| r.job.config.train.stop_after.is_none())
-            .collect()
+            .filter(|d| d.kind == "stop")
+            .collect();
+        let (top, below): (Vec<cg_core::JobRecord>, Vec<cg_core::JobRecord>) = records
+            .into_iter()
+            .partition(|r| r.job.config.train.stop_after.is_none());
+        let stopped = stops
+            .iter()
+            .filter_map(|d| {
+                let record = below.iter().find(|r| r.job.id == d.job_id)?;
+                Some(StoppedRun {
+                    rung: d.rung,
+                    epochs: d.epochs,
+                    record: record.clone(),
+                })
+            })
+            .collect();
+        let section = SearchSection {
+            top_epochs,
+            stopped,
+        };
+        (top, Some(section))
     } else {
-        records
+        (records, None)
     };
     let opts = ReportOptions {
         configs_dir: out.join("configs").display().to_string(),
         progress: Some(progress),
+        search,
         ..ReportOptions::default()
     };
     let report = build_report(&summary.info, &records, &opts).context("cannot build the report")?;

@@ -261,8 +261,8 @@ fn an_invalid_file_is_rejected_with_its_line_and_the_daemon_goes_on() {
     assert!(rejected[0].contains("bad.yaml:3"), "{status}");
     assert_eq!(status_row(&status, "good")[1], "finished", "{status}");
 
-    // A file changed after its submission is not taken silently: it is submitted again under the
-    // rules of `cg sweep submit` (which may refuse it), and the log says which.
+    // A file changed after its submission is not taken silently: the rules of `cg sweep submit`
+    // apply, which refuse a different file under an existing sweep's name, and say what to do.
     env.drop_file(
         "experiments/good.yaml",
         &Env::sweep_text("good", 32, 1, "0, 1, 2"),
@@ -271,21 +271,33 @@ fn an_invalid_file_is_rejected_with_its_line_and_the_daemon_goes_on() {
         &env,
         "daemon.log",
         60,
-        "the changed file to be noticed",
+        "the changed file to be refused",
         || {
-            let log = env.log("daemon.log");
-            log.contains("watch: submitted experiments/good.yaml (changed)")
-                || log.contains("watch: rejected experiments/good.yaml")
+            env.log("daemon.log")
+                .contains("watch: rejected experiments/good.yaml")
         },
     );
+    let log = env.log("daemon.log");
+    assert!(log.contains("already exists"), "{log}");
+    assert!(log.contains("cg sweep delete good"), "{log}");
 
-    // Fixed, the file is submitted and its rejection goes away.
+    // Fixed, the bad file is submitted and its rejection goes away; the changed one stays refused.
     env.drop_file("experiments/bad.yaml", &Env::sweep_text("bad", 32, 1, "0"));
     wait_until(&env, "daemon.log", 300, "the fixed sweep to finish", || {
         env.log("daemon.log").contains("sweep `bad` has finished")
     });
     let status = env.status(None);
-    assert!(!status.contains("rejected"), "{status}");
+    let rejected: Vec<&str> = status
+        .lines()
+        .filter(|l| l.starts_with("rejected"))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{status}");
+    assert!(rejected[0].contains("good.yaml"), "{status}");
+    assert_eq!(
+        status_row(&status, "good")[2],
+        "2",
+        "the first file's jobs only: {status}"
+    );
     stop(daemon);
 }
 

@@ -142,6 +142,26 @@ fn a_killed_search_resumes_with_the_decisions_of_an_uninterrupted_one() {
     );
     assert!(hv.last().unwrap().hypervolume > 0.0, "{hv:?}");
 
+    // The report: the front from the top rung only, the stopped configurations with their rung,
+    // and the hypervolume history.
+    let report = a.path("reports/moa");
+    let front = std::fs::read_to_string(report.join("front.csv")).unwrap();
+    let top = decisions
+        .iter()
+        .filter(|d| d.kind == "promote" && d.rung == 2)
+        .count();
+    assert_eq!(front.lines().count(), 1 + top, "{front}");
+    let stopped = std::fs::read_to_string(report.join("stopped.csv")).unwrap();
+    assert!(stopped.starts_with("job_id,"), "{stopped}");
+    assert!(stopped.lines().next().unwrap().contains("stopped_at_rung"));
+    assert_eq!(stopped.lines().count(), 1 + count("stop"), "{stopped}");
+    let history = std::fs::read_to_string(report.join("hv_history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 1 + hv.len(), "{history}");
+    assert!(report.join("hv_history.png").is_file());
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("## Search (mo-asha)"), "{md}");
+    assert!(md.contains("top rung (4 epochs)"), "{md}");
+
     // Killed with -9 once its search has taken two results, then the same command again.
     let b = Env::new();
     let log = std::fs::File::create(b.path("first.log")).unwrap();

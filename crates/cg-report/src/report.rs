@@ -40,6 +40,28 @@ pub struct ReportOptions {
     pub max_table_rows: usize,
     /// Where the sweep stands, for a notice at the top of the documents; `None`: no notice.
     pub progress: Option<Progress>,
+    /// A `method: mo-asha` search: the records given to [`build_report`] are then its top rung's,
+    /// and this lists the configurations it stopped below the top. `None` for other sweeps.
+    pub search: Option<SearchSection>,
+}
+
+/// What a report says of a search (`method: mo-asha`) beyond its top rung.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchSection {
+    /// The epochs of the top rung: the configurations that reached it form the front.
+    pub top_epochs: u64,
+    /// Configurations that the search stopped below the top rung, each with its last result.
+    pub stopped: Vec<StoppedRun>,
+}
+
+/// A configuration stopped at a rung below the top, with the job it ended with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoppedRun {
+    /// 0 = the lowest rung.
+    pub rung: u64,
+    /// The epochs it was trained for.
+    pub epochs: u64,
+    pub record: JobRecord,
 }
 
 /// Where a sweep stands when its report is written. The writer reads the clock, not this crate.
@@ -63,6 +85,7 @@ impl Default for ReportOptions {
             max_point_labels: 20,
             max_table_rows: 200,
             progress: None,
+            search: None,
         }
     }
 }
@@ -433,6 +456,47 @@ const FRONT_METRICS: [&str; 10] = [
     "infer_img_per_s",
     "wall_secs",
 ];
+
+/// `stopped.csv`: the configurations a search stopped below its top rung, with the rung, the
+/// epochs and the objectives' values there (highest rung first).
+fn stopped_table(report: &Report, search: &SearchSection) -> Table {
+    let records: Vec<&JobRecord> = search.stopped.iter().map(|s| &s.record).collect();
+    let columns = aggregate::param_columns(&report.sweep.axes, &records);
+    let mut header: Vec<String> = vec!["job_id".into()];
+    header.extend(columns.iter().cloned());
+    header.extend(["stopped_at_rung", "epochs"].map(String::from));
+    header.extend(report.objectives.iter().map(|o| o.metric.clone()));
+    let mut stopped: Vec<&StoppedRun> = search.stopped.iter().collect();
+    stopped.sort_by(|a, b| {
+        b.rung
+            .cmp(&a.rung)
+            .then_with(|| a.record.job.id.cmp(&b.record.job.id))
+    });
+    let mut table = Table::new(header);
+    for s in stopped {
+        let mut row = vec![Cell::Text(s.record.job.id.clone())];
+        row.extend(columns.iter().map(|c| {
+            s.record
+                .job
+                .params
+                .get(c)
+                .map_or(Cell::Null, |v| Cell::Json(v.clone()))
+        }));
+        row.push(Cell::Int(s.rung));
+        row.push(Cell::Int(s.epochs));
+        row.extend(report.objectives.iter().map(|o| {
+            Cell::opt_float(
+                s.record
+                    .result
+                    .as_ref()
+                    .and_then(|r| aggregate::run_metric(r, &o.metric))
+                    .filter(|v| v.is_finite()),
+            )
+        }));
+        table.rows.push(row);
+    }
+    table
+}
 
 fn front_table(report: &Report, columns: &[String]) -> Table {
     let mut header: Vec<String> = vec!["configuration".into(), "label".into(), "model".into()];
@@ -1038,6 +1102,34 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
         }
     }
 
+    if let Some(search) = &opts.search {
+        blocks.push(Block::Heading(2, "Search (mo-asha)".into()));
+        blocks.push(Block::Paragraph(format!(
+            "The front above compares like with like: it is made of the configurations that reached \
+             the top rung ({} epochs). The {} configuration(s) stopped at a lower rung are listed \
+             below with the rung they stopped at and their objectives there (`stopped.csv`); they \
+             are not candidates for the front. `hv_history.csv` holds the hypervolume of the top \
+             rung after every result against the epochs spent so far.",
+            search.top_epochs,
+            search.stopped.len()
+        )));
+        blocks.push(Block::Figure {
+            stem: "hv_history".into(),
+            caption: "Hypervolume against epochs spent".into(),
+        });
+        let table = stopped_table(report, search);
+        if !table.rows.is_empty() {
+            let shown = table.rows.len().min(opts.max_table_rows);
+            blocks.push(Block::Table {
+                header: table.columns.clone(),
+                rows: table.rows[..shown]
+                    .iter()
+                    .map(|row| row.iter().map(Cell::text).collect())
+                    .collect(),
+            });
+        }
+    }
+
     blocks.push(Block::Heading(2, "Figures".into()));
     if report.runs.is_empty() {
         // Empty plots would fill the page (a live report starts this way): the files still exist.
@@ -1214,6 +1306,10 @@ fn render_files(
     files.push(file("results.json", results.to_json()?.into_bytes()));
     files.push(file("front.csv", front.to_csv().into_bytes()));
     files.push(file("front.json", front.to_json()?.into_bytes()));
+    if let Some(search) = &opts.search {
+        let stopped = stopped_table(report, search);
+        files.push(file("stopped.csv", stopped.to_csv().into_bytes()));
+    }
     for (stem, r) in rendered {
         files.push(file(&format!("{stem}.png"), r.png));
         files.push(file(&format!("{stem}.svg"), r.svg.into_bytes()));

@@ -23,6 +23,11 @@ impl Cell {
         value.map_or(Cell::Null, Cell::Float)
     }
 
+    /// The cell as text, as in CSV.
+    pub fn text(&self) -> String {
+        self.csv_text()
+    }
+
     fn csv_text(&self) -> String {
         match self {
             Cell::Null => String::new(),
