@@ -44,14 +44,6 @@ pub fn report_html_path(out: &std::path::Path) -> String {
         .to_string()
 }
 
-/// The permission bits of a SQLite database file, for the report files (`None` on PostgreSQL).
-pub fn db_file_mode(store: &cg_store::Store) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = store.sqlite_path()?;
-    let meta = std::fs::metadata(path).ok()?;
-    Some(meta.permissions().mode() & 0o666)
-}
-
 /// Builds and writes a sweep's report (default `reports/<sweep>/`), stores its hypervolume, prints a
 /// one-line summary on stderr, and returns the path of `report.md`.
 pub async fn write_sweep_report(
@@ -147,7 +139,8 @@ pub async fn write_sweep_report_quiet(
     };
     let report = build_report(&summary.info, &records, &opts).context("cannot build the report")?;
     let write = WriteOptions {
-        mode: db_file_mode(store),
+        // Report files follow the database file, without its execute bits.
+        mode: store.file_mode().map(|m| m & 0o666),
     };
     let written = write_report_with(&report, out, &write)
         .with_context(|| format!("cannot write {}", out.display()))?;
