@@ -20,14 +20,15 @@ pub async fn submit_sweep(
 ) -> Result<SubmitSummary> {
     store.migrate().await?;
     if sweep.search_settings().is_some() {
-        // The sweep's row, under the same identity rule; its jobs come from the search, which
-        // records its draws idempotently (a submission killed here is completed by the next).
-        store
+        // The sweep's row, under the same identity rule, with its baseline jobs; the other jobs
+        // come from the search, which records its draws idempotently (a submission killed here
+        // is completed by the next).
+        let baseline = store
             .submit_sweep(
                 sweep.name(),
                 sweep.source_text(),
                 &sweep.info(),
-                &[],
+                &sweep.baseline_jobs(),
                 options,
             )
             .await?;
@@ -35,8 +36,8 @@ pub async fn submit_sweep(
             .await?
             .unwrap_or_default();
         return Ok(SubmitSummary {
-            added: s.jobs_added,
-            ..SubmitSummary::default()
+            added: baseline.added + s.jobs_added,
+            ..baseline
         });
     }
     let jobs = sweep.expand();

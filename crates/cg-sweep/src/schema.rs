@@ -62,6 +62,8 @@ pub fn json_schema() -> Json {
             "description": "Named bundles of settings (dotted keys -> values), used as `parameters: {preset: {values: [...]}}`.",
             "additionalProperties": {"$ref": "#/$defs/settings"}
         },
+        "baseline": {"$ref": "#/$defs/settings",
+                     "description": "Settings (dotted keys -> values) of one reference job per seed beside the axes, e.g. {model.kind: resnet}; mo-asha trains it on the whole schedule outside its search."},
         "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "uniqueItems": true, "minItems": 1,
                   "description": "Repeat every point once per seed, with train.seed set."},
         "objectives": {

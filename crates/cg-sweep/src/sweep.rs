@@ -36,7 +36,7 @@ pub const MAX_JOBS: usize = 1_000_000;
 pub const MAX_GRID_POINTS: u64 = 10_000;
 
 /// The top-level keys a sweep file has besides the run sections.
-pub const SWEEP_KEYS: [&str; 12] = [
+pub const SWEEP_KEYS: [&str; 13] = [
     "name",
     "description",
     "method",
@@ -46,6 +46,7 @@ pub const SWEEP_KEYS: [&str; 12] = [
     "sampler",
     "parameters",
     "presets",
+    "baseline",
     "seeds",
     "objectives",
     "reference_point",
@@ -126,6 +127,8 @@ pub struct Sweep {
     sections: Vec<(String, Json)>,
     axes: Vec<Axis>,
     seeds: Vec<u64>,
+    /// `baseline`: the settings of one reference job per seed, outside the axes and the search.
+    baseline: Option<Choice>,
     n_samples: usize,
     seed: u64,
     objectives: Vec<Objective>,
@@ -334,6 +337,7 @@ impl Sweep {
             Method::Random | Method::MoAsha => Some(self.n_samples),
         };
         points
+            .and_then(|p| p.checked_add(usize::from(self.baseline.is_some())))
             .and_then(|p| p.checked_mul(self.seeds.len().max(1)))
             .unwrap_or(usize::MAX)
     }
@@ -371,7 +375,44 @@ impl Sweep {
             };
             out.push(JobSpec { id, params, config });
         });
+        out.extend(self.baseline_jobs());
         out
+    }
+
+    /// The `baseline` jobs: the base settings plus the baseline's, once per seed (no axis, no
+    /// search; a mo-asha sweep trains them on the whole schedule beside its search). Their params
+    /// are `baseline: true` and the seed.
+    pub fn baseline_jobs(&self) -> Vec<JobSpec> {
+        let Some(choice) = &self.baseline else {
+            return Vec::new();
+        };
+        let seeds: Vec<Option<u64>> = if self.seeds.is_empty() {
+            vec![None]
+        } else {
+            self.seeds.iter().copied().map(Some).collect()
+        };
+        seeds
+            .into_iter()
+            .map(|seed| {
+                let mut config = self.config_of(std::iter::once(choice));
+                let mut params = Map::new();
+                params.insert("baseline".into(), Json::Bool(true));
+                if let Some(seed) = seed {
+                    config.train.seed = seed;
+                    params.insert("train.seed".into(), Json::from(seed));
+                }
+                let fingerprint = if config.dataset != self.base.dataset {
+                    data_fingerprint(&config.dataset)
+                } else {
+                    self.base_fingerprint.clone()
+                };
+                JobSpec {
+                    id: job_id(&config, &fingerprint),
+                    params,
+                    config,
+                }
+            })
+            .collect()
     }
 
     /// Calls `f` with the axis values, the configuration and (when `fast_ids`) the non-default settings of
@@ -575,9 +616,16 @@ impl Sweep {
 
     /// The axis values and the configuration of one pick per axis (no seeds).
     fn build(&self, picks: &[Cow<'_, Choice>]) -> (Map<String, Json>, RunConfig) {
+        (
+            self.axis_params(picks),
+            self.config_of(self.presets_first(picks)),
+        )
+    }
+
+    /// The base configuration with `choices` applied in order.
+    fn config_of<'a>(&self, choices: impl Iterator<Item = &'a Choice>) -> RunConfig {
         let mut sections: Vec<Json> = self.sections.iter().map(|(_, j)| j.clone()).collect();
-        let params = self.axis_params(picks);
-        for choice in self.presets_first(picks) {
+        for choice in choices {
             for (key, value) in &choice.settings {
                 self.set_in_sections(&mut sections, key, value.clone());
             }
@@ -587,7 +635,7 @@ impl Sweep {
             replace_section(&mut config, name, json)
                 .expect("every setting was type-checked when the sweep was loaded");
         }
-        (params, config)
+        config
     }
 
     /// Sets `section.rest` in the rebuilt section it belongs to.
@@ -743,6 +791,7 @@ fn load_sweep_bytes(
         None => 0,
     };
     let presets = loader.presets(top.get("presets").map(|(_, n)| *n));
+    let baseline = loader.baseline(top.get("baseline").map(|(_, n)| *n));
     let axes = loader.parameters(top.get("parameters").map(|(_, n)| *n), &presets);
     let seeds = loader.seeds(top.get("seeds").map(|(_, n)| *n), &axes);
     let objectives = loader.objectives(top.get("objectives").map(|(_, n)| *n));
@@ -822,11 +871,23 @@ fn load_sweep_bytes(
         method,
         source_text: String::from_utf8_lossy(bytes).into_owned(),
         base_dir: base_dir.to_path_buf(),
-        sections: touched_sections(&base, &overridden),
+        sections: touched_sections(
+            &base,
+            &overridden
+                .iter()
+                .copied()
+                .chain(
+                    baseline
+                        .iter()
+                        .flat_map(|b| b.settings.iter().map(|(k, _)| k.as_str())),
+                )
+                .collect(),
+        ),
         base_fingerprint: data_fingerprint(&base.dataset),
         base,
         axes: axes.into_iter().map(|(axis, _)| axis).collect(),
         seeds,
+        baseline,
         n_samples,
         seed,
         objectives,
@@ -1420,6 +1481,27 @@ impl Loader<'_> {
             out.insert(key.name.clone(), Preset { settings });
         }
         out
+    }
+
+    /// `baseline`: settings like a preset's, for one reference job per seed.
+    fn baseline(&mut self, node: Option<&Node>) -> Option<Choice> {
+        let node = node?;
+        if node.is_null() {
+            self.sink.push(
+                node.pos,
+                "baseline",
+                "empty baseline",
+                Some("give it settings, e.g. `{model.kind: resnet}`".into()),
+            );
+            return None;
+        }
+        let mut settings = Vec::new();
+        self.settings(node, "", "baseline", &mut settings);
+        if settings.is_empty() {
+            return None;
+        }
+        let settings = settings.into_iter().map(|s| (s.key, s.value)).collect();
+        Some(self.choice(Json::Bool(true), settings))
     }
 
     /// `parameters` → axes (with the position of their key).

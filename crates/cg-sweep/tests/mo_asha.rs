@@ -110,3 +110,51 @@ fn mo_asha_needs_its_keys() {
     let err = load("name: m\nmethod: asha\ndataset: {kind: synthetic}\n").unwrap_err();
     assert!(err.contains("did you mean `mo-asha`?"), "{err}");
 }
+
+#[test]
+fn a_baseline_is_one_job_per_seed_beside_the_axes_and_the_search() {
+    let grid = load(
+        "name: g\ndataset: {kind: synthetic}\nbaseline: {model.kind: resnet}\nseeds: [0, 1]\n\
+         parameters:\n  gate.threshold: {values: [0.5, 1.0]}\n",
+    )
+    .unwrap();
+    assert_eq!(grid.count(), 6, "(2 points + the baseline) × 2 seeds");
+    let jobs = grid.expand();
+    assert_eq!(jobs.len(), 6);
+    let baseline: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.params.get("baseline") == Some(&serde_json::Value::Bool(true)))
+        .collect();
+    assert_eq!(baseline.len(), 2);
+    for (job, seed) in baseline.iter().zip([0u64, 1]) {
+        assert_eq!(job.config.model.kind, cg_core::ModelKind::Resnet);
+        assert_eq!(job.config.train.seed, seed);
+        assert_eq!(job.params["train.seed"], seed);
+    }
+    assert_ne!(baseline[0].id, baseline[1].id);
+    assert_eq!(grid.baseline_jobs().len(), 2);
+
+    let search = load(&format!(
+        "{SWEEP}baseline: {{model.kind: resnet, model.width: 4}}\n"
+    ))
+    .unwrap();
+    let b = search.baseline_jobs();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].config.train.epochs, 9, "the whole schedule");
+    assert_eq!(b[0].config.train.stop_after, None);
+    assert_eq!(b[0].config.train.seed, 3);
+    assert_eq!(b[0].config.model.width, 4);
+    assert_eq!(search.count(), 28);
+
+    let err = load("name: g\ndataset: {kind: synthetic}\nbaseline:\n").unwrap_err();
+    assert!(
+        err.contains("baseline") && err.contains("empty baseline"),
+        "{err}"
+    );
+    let err =
+        load("name: g\ndataset: {kind: synthetic}\nbaseline: {model.kindd: resnet}\n").unwrap_err();
+    assert!(
+        err.contains(":3:") && err.contains("baseline.model.kindd"),
+        "{err}"
+    );
+}
