@@ -5,6 +5,7 @@ mod bench_workers;
 mod data;
 mod db;
 mod progress;
+mod replay;
 mod report;
 mod reporter;
 mod run_cmd;
@@ -37,6 +38,9 @@ enum Command {
     /// Measure the workers: the same short jobs at several packings (jobs at once), wall time
     /// and per-job overhead.
     BenchWorkers(bench_workers::BenchWorkersArgs),
+    /// Replay a `method: mo-asha` search over a grid's recorded per-epoch results (no
+    /// training), for many seeds and both samplers: share of the grid's hypervolume and epochs.
+    BenchReplay(replay::BenchReplayArgs),
     /// Data sets: download the official files.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train::run(a),
         Command::Bench(a) => bench::run(a),
         Command::BenchWorkers(a) => bench_workers::run(a),
+        Command::BenchReplay(a) => replay::run(a),
         Command::Data(c) => data::run(c),
         Command::Sweep(c) => sweep::run(c),
         Command::Report(a) => report::run(a),

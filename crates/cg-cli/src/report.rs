@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use cg_report::{
-    Progress, ReportOptions, SearchSection, StoppedRun, WriteOptions, build_report,
+    GridComparison, Progress, ReportOptions, SearchSection, StoppedRun, WriteOptions, build_report,
     write_report_with,
 };
 use clap::Args;
@@ -21,14 +21,71 @@ pub struct ReportArgs {
     /// Output directory (default `reports/<sweep>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// A markdown file whose paragraphs open the report (a researcher's reading of the front).
+    #[arg(long, value_name = "FILE")]
+    pub preface: Option<PathBuf>,
+    /// For a `method: mo-asha` sweep: the full-budget grid sweep over the same configurations to
+    /// compare it with (share of the grid's final hypervolume reached, share of its epochs spent).
+    #[arg(long, value_name = "GRID")]
+    pub against: Option<String>,
+    /// The database that holds the `--against` grid (default: the report's own).
+    #[arg(long, value_name = "URL", requires = "against")]
+    pub against_db: Option<String>,
+}
+
+/// What `cg report` adds to a report beyond the database's contents.
+#[derive(Default)]
+pub struct Extras {
+    pub preface: Vec<String>,
+    /// (the store that holds the grid, the grid sweep's name).
+    pub against: Option<(cg_store::Store, String)>,
 }
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.db.open_existing_or_read_only().await?;
-        let path = write_sweep_report(&store, &args.sweep, args.out.clone()).await?;
-        println!("{}", path.display());
+        let mut extras = Extras::default();
+        if let Some(path) = &args.preface {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the preface {}", path.display()))?;
+            extras.preface = paragraphs(&text);
+        }
+        if let Some(grid) = &args.against {
+            let other = match &args.against_db {
+                Some(url) => DbArg { db: url.clone() }
+                    .open_existing_or_read_only()
+                    .await
+                    .with_context(|| format!("cannot open the database of `{grid}`"))?,
+                None => args.db.open_existing_or_read_only().await?,
+            };
+            extras.against = Some((other, grid.clone()));
+        }
+        let out = report_dir(&args.sweep, args.out.clone())?;
+        write_sweep_report_with(&store, &args.sweep, &out, true, &extras).await?;
+        println!("{}", out.join("report.md").display());
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A markdown text's paragraphs (blank-line separated), each on one line.
+fn paragraphs(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .map(|p| p.lines().map(str::trim).collect::<Vec<_>>().join(" "))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// `out`, or `reports/<sweep>` when the name is a plain one.
+fn report_dir(sweep: &str, out: Option<PathBuf>) -> Result<PathBuf> {
+    Ok(match out {
+        Some(out) => out,
+        None => {
+            // The name comes from the database: only a plain name may pick the directory.
+            cg_core::check_name(sweep)
+                .map_err(|reason| anyhow::anyhow!("{reason}; pass --out DIR"))?;
+            PathBuf::from("reports").join(sweep)
+        }
     })
 }
 
@@ -51,15 +108,7 @@ pub async fn write_sweep_report(
     sweep: &str,
     out: Option<PathBuf>,
 ) -> Result<PathBuf> {
-    let out = match out {
-        Some(out) => out,
-        None => {
-            // The name comes from the database: only a plain name may pick the directory.
-            cg_core::check_name(sweep)
-                .map_err(|reason| anyhow::anyhow!("{reason}; pass --out DIR"))?;
-            PathBuf::from("reports").join(sweep)
-        }
-    };
+    let out = report_dir(sweep, out)?;
     write_sweep_report_quiet(store, sweep, &out, true).await?;
     Ok(out.join("report.md"))
 }
@@ -72,6 +121,17 @@ pub async fn write_sweep_report_quiet(
     sweep: &str,
     out: &std::path::Path,
     summary_line: bool,
+) -> Result<()> {
+    write_sweep_report_with(store, sweep, out, summary_line, &Extras::default()).await
+}
+
+/// [`write_sweep_report_quiet`] with a preface and a comparison with a grid.
+pub async fn write_sweep_report_with(
+    store: &cg_store::Store,
+    sweep: &str,
+    out: &std::path::Path,
+    summary_line: bool,
+    extras: &Extras,
 ) -> Result<()> {
     let summary = store
         .sweep(sweep)
@@ -123,18 +183,31 @@ pub async fn write_sweep_report_quiet(
                 })
             })
             .collect();
+        let against = match &extras.against {
+            Some((grid_store, grid)) => {
+                Some(against_grid(store, sweep, &summary.info, &top, grid_store, grid).await?)
+            }
+            None => None,
+        };
         let section = SearchSection {
             top_epochs,
             stopped,
+            against,
         };
         (top, Some(section))
     } else {
         (records, None)
     };
+    if extras.against.is_some() && search.is_none() {
+        anyhow::bail!(
+            "--against compares a `method: mo-asha` sweep with a grid; `{sweep}` is no search"
+        );
+    }
     let opts = ReportOptions {
         configs_dir: out.join("configs").display().to_string(),
         progress: Some(progress),
         search,
+        preface: extras.preface.clone(),
         ..ReportOptions::default()
     };
     let report = build_report(&summary.info, &records, &opts).context("cannot build the report")?;
@@ -193,4 +266,68 @@ pub async fn write_sweep_report_quiet(
             .unwrap_or_default()
     );
     Ok(())
+}
+
+/// The search `sweep` beside the full grid `grid`: the grid's final hypervolume over its completed
+/// CosineGate configurations with the search's objectives and reference point, the epochs each
+/// trained, and the search's last hypervolume and epochs. The grid must hold the configurations
+/// of the search's top rung (the same jobs).
+async fn against_grid(
+    store: &cg_store::Store,
+    sweep: &str,
+    info: &cg_core::SweepInfo,
+    top: &[cg_core::JobRecord],
+    grid_store: &cg_store::Store,
+    grid: &str,
+) -> Result<GridComparison> {
+    let records = grid_store
+        .job_records(grid)
+        .await
+        .with_context(|| format!("cannot read the jobs of the grid `{grid}`"))?;
+    let done: Vec<&cg_core::JobRecord> = records
+        .iter()
+        .filter(|r| r.result.is_some() && r.job.config.model.kind != cg_core::ModelKind::Resnet)
+        .collect();
+    let shared = top
+        .iter()
+        .filter(|t| done.iter().any(|g| g.job.id == t.job.id))
+        .count();
+    if shared == 0 {
+        anyhow::bail!(
+            "the grid `{grid}` holds none of the configurations of `{sweep}`'s top rung: \
+             not a grid over the same configurations (same base settings, `method: grid`)"
+        );
+    }
+    let points: Vec<Vec<f64>> = done
+        .iter()
+        .filter_map(|r| objective_values(info, r.result.as_ref()?))
+        .collect();
+    let directions: Vec<_> = info.objectives.iter().map(|o| o.direction).collect();
+    let grid_hypervolume =
+        cg_core::pareto::hypervolume(&points, &directions, &info.reference_point);
+    let grid_epochs = done
+        .iter()
+        .map(|r| r.job.config.train.end_epoch() as u64)
+        .sum();
+    let last = store.hv_history(sweep).await?.into_iter().last();
+    Ok(GridComparison {
+        grid: grid.to_string(),
+        grid_hypervolume,
+        grid_epochs,
+        search_hypervolume: last.as_ref().map_or(0.0, |h| h.hypervolume),
+        search_epochs: last.map_or(0, |h| h.epochs_spent),
+    })
+}
+
+/// A result's values of the sweep's objectives; `None` when one is missing or not finite.
+fn objective_values(info: &cg_core::SweepInfo, result: &cg_core::RunResult) -> Option<Vec<f64>> {
+    let json = serde_json::to_value(result).ok()?;
+    info.objectives
+        .iter()
+        .map(|o| {
+            json.get(&o.metric)
+                .and_then(|v| v.as_f64())
+                .filter(|v| v.is_finite())
+        })
+        .collect()
 }

@@ -525,6 +525,8 @@ pub fn train_on<B: AutodiffBackend>(
         .map_err(|e| Error::Config(e.to_string()))?;
 
     let end_epoch = t.end_epoch();
+    // The evaluation after the last epoch trained here is the final one (same weights).
+    let mut last_eval: Option<Evaluation> = None;
     for epoch in start_epoch..end_epoch {
         let epoch_start = Instant::now();
         let mut rng = StdRng::seed_from_u64(epoch_seed(t.seed, epoch));
@@ -672,8 +674,9 @@ pub fn train_on<B: AutodiffBackend>(
             tau,
             flops_weight: lam,
             wall_secs: epoch_start.elapsed().as_secs_f64(),
-            gates: eval.gates,
+            gates: eval.gates.clone(),
         };
+        last_eval = Some(eval);
         observer.on_epoch(&record);
         history.push(record);
         if let Some(dir) = &opts.checkpoint_dir {
@@ -697,13 +700,16 @@ pub fn train_on<B: AutodiffBackend>(
 
     let valid = model.valid();
     let inner_device = device.clone();
-    let eval = evaluate(
-        &valid,
-        prep,
-        &prep.data.test,
-        eval_batch(batch_size),
-        &inner_device,
-    );
+    let eval = match last_eval {
+        Some(eval) => eval,
+        None => evaluate(
+            &valid,
+            prep,
+            &prep.data.test,
+            eval_batch(batch_size),
+            &inner_device,
+        ),
+    };
     let (savings_measured, infer_img_per_s) = if gated && cfg.gate.mode == GateMode::Ctrl {
         let (dense, sparse) = measure_sparse(&valid, prep, &prep.data.test, 256, &inner_device);
         (Some(1.0 - dense / sparse), sparse)

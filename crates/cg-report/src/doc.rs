@@ -100,7 +100,24 @@ fn inline_html(text: &str) -> String {
             if in_code {
                 out.push('`');
             }
-            out.push_str(&escape_html(part));
+            out.push_str(&strong_html(&escape_html(part)));
+        }
+    }
+    out
+}
+
+/// `**text**` as `<strong>text</strong>` where the markers pair up.
+fn strong_html(text: &str) -> String {
+    let parts: Vec<&str> = text.split("**").collect();
+    if parts.len() % 2 == 0 {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<strong>{part}</strong>");
+        } else {
+            out.push_str(part);
         }
     }
     out
@@ -209,6 +226,10 @@ mod tests {
         assert_eq!(inline_html("a `b<c` d"), "a <code>b&lt;c</code> d");
         assert_eq!(inline_html("odd ` tick"), "odd ` tick");
         assert_eq!(md_cell("a|b\nc"), "a\\|b c");
+        assert_eq!(
+            inline_html("**95%** of `a**b` and 2**3"),
+            "<strong>95%</strong> of <code>a**b</code> and 2**3"
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use error::{Error, Result};
 pub use hv::{HvHistoryRow, hv_history_csv, write_hv_history};
 pub use pareto::{dominates, hypervolume, pareto_mask};
 pub use report::{
-    FailedJob, JobCounts, Progress, Report, ReportFile, ReportOptions, SearchSection, StoppedRun,
-    WrittenReport, build_report, write_report,
+    FailedJob, GridComparison, JobCounts, Progress, Report, ReportFile, ReportOptions,
+    SearchSection, StoppedRun, WrittenReport, build_report, write_report,
 };
 pub use write::{WriteOptions, write_atomic, write_report_with};

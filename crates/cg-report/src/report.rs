@@ -43,6 +43,8 @@ pub struct ReportOptions {
     /// A `method: mo-asha` search: the records given to [`build_report`] are then its top rung's,
     /// and this lists the configurations it stopped below the top. `None` for other sweeps.
     pub search: Option<SearchSection>,
+    /// Paragraphs written by the researcher, shown first (`cg report --preface FILE`).
+    pub preface: Vec<String>,
 }
 
 /// What a report says of a search (`method: mo-asha`) beyond its top rung.
@@ -52,6 +54,42 @@ pub struct SearchSection {
     pub top_epochs: u64,
     /// Configurations that the search stopped below the top rung, each with its last result.
     pub stopped: Vec<StoppedRun>,
+    /// The search against a full grid over the same configurations (`cg report --against`).
+    pub against: Option<GridComparison>,
+}
+
+/// A search's last hypervolume and epochs beside those of a full-budget grid over its space.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridComparison {
+    /// The grid sweep's name.
+    pub grid: String,
+    /// The grid's final hypervolume over its CosineGate configurations, with the search's
+    /// objectives and reference point.
+    pub grid_hypervolume: f64,
+    /// Epochs the grid trained (its completed CosineGate jobs).
+    pub grid_epochs: u64,
+    /// The search's last hypervolume (its top rung) and the epochs it spent.
+    pub search_hypervolume: f64,
+    pub search_epochs: u64,
+}
+
+impl GridComparison {
+    /// The sentence the report shows.
+    pub fn sentence(&self) -> String {
+        let share = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { f64::NAN };
+        format!(
+            "Against the full grid `{}` over the same configurations: this search reached \
+             **{:.1}%** of the grid's final hypervolume ({:.6} of {:.6}) with **{:.1}%** of its \
+             epochs ({} of {}).",
+            self.grid,
+            share(self.search_hypervolume, self.grid_hypervolume),
+            self.search_hypervolume,
+            self.grid_hypervolume,
+            share(self.search_epochs as f64, self.grid_epochs as f64),
+            self.search_epochs,
+            self.grid_epochs
+        )
+    }
 }
 
 /// A configuration stopped at a rung below the top, with the job it ended with.
@@ -86,6 +124,7 @@ impl Default for ReportOptions {
             max_table_rows: 200,
             progress: None,
             search: None,
+            preface: Vec::new(),
         }
     }
 }
@@ -930,6 +969,7 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
     if let Some(progress) = &opts.progress {
         blocks.push(progress_notice(counts, progress));
     }
+    blocks.extend(opts.preface.iter().cloned().map(Block::Paragraph));
 
     let mut states = vec![format!("{} finished", counts.finished)];
     for (n, what) in [
@@ -1113,6 +1153,9 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
             search.top_epochs,
             search.stopped.len()
         )));
+        if let Some(against) = &search.against {
+            blocks.push(Block::Paragraph(against.sentence()));
+        }
         blocks.push(Block::Figure {
             stem: "hv_history".into(),
             caption: "Hypervolume against epochs spent".into(),

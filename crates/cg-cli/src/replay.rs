@@ -1,0 +1,364 @@
+//! `cg bench-replay`: a `method: mo-asha` sweep's decision code run over a grid's recorded
+//! per-epoch results, with no training, for many seeds and both samplers. `--record GRID` first
+//! writes those results (the curves) from a database into the fixture file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use cg_core::{AxisSpace, Coord, RunResult, Sampler};
+use cg_search::{Curve, SearchSpec, grid_hypervolume, simulate};
+use cg_sweep::{LoadOptions, Sweep, load_sweep};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::db::{DbArg, runtime};
+
+#[derive(Args, Debug)]
+pub struct BenchReplayArgs {
+    /// The `method: mo-asha` sweep file whose search is replayed.
+    #[arg(long, default_value = "experiments/fashion-mnist.yaml")]
+    pub search: PathBuf,
+    /// The recorded curves (JSON).
+    #[arg(long, default_value = "reports/fashion-mnist-grid/curves.json")]
+    pub curves: PathBuf,
+    /// First write the curves from the grid sweep GRID in `--db` (the full-budget grid over
+    /// the search's configurations).
+    #[arg(long, value_name = "GRID")]
+    pub record: Option<String>,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Search seeds replayed per sampler: 0, 1, ...
+    #[arg(long, default_value_t = 20)]
+    pub seeds: u64,
+    /// Simulated workers (jobs at once).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Replace the file's `fidelity.min_epochs` (what-if; `max_epochs` is the curves').
+    #[arg(long)]
+    pub min_epochs: Option<usize>,
+    /// Replace the file's `fidelity.eta` (what-if).
+    #[arg(long)]
+    pub eta: Option<usize>,
+    /// Hypervolume share the goal asks for.
+    #[arg(long, default_value_t = 0.95)]
+    pub goal_hv: f64,
+    /// Most epochs share the goal allows.
+    #[arg(long, default_value_t = 0.35)]
+    pub goal_epochs: f64,
+    /// One JSON object per replay instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The fixture: every configuration of the search's space with its recorded curve.
+#[derive(Debug, Serialize, Deserialize)]
+struct Fixture {
+    /// The grid sweep the curves come from.
+    grid: String,
+    /// The objectives' metrics, in the search's order.
+    objectives: Vec<String>,
+    configs: Vec<Recorded>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Recorded {
+    point: Vec<Coord>,
+    job_id: String,
+    params: serde_json::Map<String, serde_json::Value>,
+    /// Objective values after each epoch.
+    values: Vec<Vec<f64>>,
+    epoch_secs: Vec<f64>,
+}
+
+/// One replay's figures.
+#[derive(Debug, Serialize)]
+struct Line {
+    sampler: &'static str,
+    seed: u64,
+    hv_share: f64,
+    epochs_share: f64,
+    wall_share: f64,
+    top: Vec<usize>,
+    finished: bool,
+}
+
+pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
+    // Recording matches the grid's jobs by id, which needs the data's fingerprint; a replay
+    // needs only the search's settings.
+    let options = LoadOptions {
+        no_data_check: args.record.is_none(),
+        ..LoadOptions::default()
+    };
+    let sweep = load_sweep(&args.search, &options).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let mut spec = cg_daemon::search_spec(&sweep)
+        .with_context(|| format!("{} is not a `method: mo-asha` sweep", args.search.display()))?;
+    if let Some(grid) = &args.record {
+        let fixture = runtime()?.block_on(record(&args.db, grid, &sweep))?;
+        let text = serde_json::to_string_pretty(&fixture)? + "\n";
+        if let Some(dir) = args.curves.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&args.curves, text)
+            .with_context(|| format!("cannot write {}", args.curves.display()))?;
+        eprintln!(
+            "recorded {} curves of `{grid}` into {}",
+            fixture.configs.len(),
+            args.curves.display()
+        );
+    }
+    let text = std::fs::read_to_string(&args.curves)
+        .with_context(|| format!("cannot read the curves {}", args.curves.display()))?;
+    let fixture: Fixture = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a curves file", args.curves.display()))?;
+    let metrics: Vec<String> = sweep
+        .info()
+        .objectives
+        .iter()
+        .map(|o| o.metric.clone())
+        .collect();
+    if fixture.objectives != metrics {
+        bail!(
+            "{} records the objectives {:?}; {} has {:?}",
+            args.curves.display(),
+            fixture.objectives,
+            args.search.display(),
+            metrics
+        );
+    }
+    let curves: Vec<Curve> = fixture
+        .configs
+        .iter()
+        .map(|c| Curve {
+            point: c.point.clone(),
+            values: c.values.clone(),
+            epoch_secs: c.epoch_secs.clone(),
+        })
+        .collect();
+    let fidelity = &mut spec.settings.fidelity;
+    if let Some(m) = args.min_epochs {
+        fidelity.min_epochs = m;
+    }
+    if let Some(eta) = args.eta {
+        fidelity.eta = eta;
+    }
+    let max_epochs = fidelity.max_epochs;
+    let grid_hv = grid_hypervolume(&spec, &curves);
+    let grid_epochs = curves.len() * max_epochs;
+    let grid_secs: f64 = curves
+        .iter()
+        .map(|c| c.epoch_secs.iter().take(max_epochs).sum::<f64>())
+        .sum::<f64>()
+        / args.workers.max(1) as f64;
+    if !args.json {
+        println!(
+            "replay of {} (rungs {:?}, {} workers) over {} recorded curves of `{}`: \
+             grid hypervolume {grid_hv:.6}, {grid_epochs} epochs",
+            args.search.display(),
+            spec.settings.fidelity.rungs(),
+            args.workers,
+            curves.len(),
+            fixture.grid
+        );
+    }
+    let mut lines = Vec::new();
+    for (sampler, name) in [(Sampler::Random, "random"), (Sampler::Nsga2, "nsga2")] {
+        for seed in 0..args.seeds {
+            let mut s: SearchSpec = spec.clone();
+            s.settings.sampler = sampler;
+            s.settings.seed = seed;
+            let sim = simulate(s, &curves, args.workers)
+                .with_context(|| format!("replay with sampler {name}, seed {seed}"))?;
+            let line = Line {
+                sampler: name,
+                seed,
+                hv_share: sim.hypervolume / grid_hv,
+                epochs_share: sim.epochs_spent as f64 / grid_epochs as f64,
+                wall_share: sim.wall_secs / grid_secs,
+                top: sim.top,
+                finished: sim.finished,
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&line)?);
+            }
+            lines.push(line);
+        }
+    }
+    if !args.json {
+        print_table(&lines, args.goal_hv, args.goal_epochs);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(lines: &[Line], goal_hv: f64, goal_epochs: f64) {
+    println!(
+        "{:<8} {:>6}  {:>31}  {:>20}  {:>12}  {:>9}",
+        "sampler",
+        "seeds",
+        "hypervolume share min/p25/med/p75/max",
+        "epochs share min/med/max",
+        "wall med",
+        "goal met"
+    );
+    for name in ["random", "nsga2"] {
+        let of: Vec<&Line> = lines.iter().filter(|l| l.sampler == name).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let hv = quantiles(of.iter().map(|l| l.hv_share));
+        let ep = quantiles(of.iter().map(|l| l.epochs_share));
+        let wall = quantiles(of.iter().map(|l| l.wall_share));
+        let met = of
+            .iter()
+            .filter(|l| l.hv_share >= goal_hv && l.epochs_share <= goal_epochs)
+            .count();
+        println!(
+            "{name:<8} {:>6}  {:>5.1}% {:>5.1}% {:>5.1}% {:>5.1}% {:>5.1}%  {:>5.1}% {:>5.1}% {:>5.1}%  {:>11.1}%  {:>4}/{:<4}",
+            of.len(),
+            100.0 * hv[0],
+            100.0 * hv[1],
+            100.0 * hv[2],
+            100.0 * hv[3],
+            100.0 * hv[4],
+            100.0 * ep[0],
+            100.0 * ep[2],
+            100.0 * ep[4],
+            100.0 * wall[2],
+            met,
+            of.len()
+        );
+    }
+    println!(
+        "goal: hypervolume share >= {:.0}% with epochs share <= {:.0}% (median over seeds)",
+        100.0 * goal_hv,
+        100.0 * goal_epochs
+    );
+}
+
+/// Min, 25th percentile, median, 75th percentile, max (nearest rank on the sorted values).
+fn quantiles(values: impl Iterator<Item = f64>) -> [f64; 5] {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let i = (q * (v.len() - 1) as f64).round() as usize;
+        v[i]
+    };
+    [at(0.0), at(0.25), at(0.5), at(0.75), at(1.0)]
+}
+
+/// The grid's curves, one per point of the search's (finite) space: the grid job whose id is the
+/// point's full-budget job.
+async fn record(db: &DbArg, grid: &str, sweep: &Sweep) -> Result<Fixture> {
+    let store = db.open_existing_or_read_only().await?;
+    let records = store
+        .job_records(grid)
+        .await
+        .with_context(|| format!("cannot read the jobs of `{grid}`"))?;
+    let settings = sweep
+        .search_settings()
+        .context("the search file is not `method: mo-asha`")?;
+    let points = all_points(&settings.space)?;
+    let objectives: Vec<String> = sweep
+        .info()
+        .objectives
+        .iter()
+        .map(|o| o.metric.clone())
+        .collect();
+    let mut configs = Vec::new();
+    let mut missing = Vec::new();
+    for point in points {
+        let job = sweep
+            .job_at(&point, None)
+            .context("a point of the space has no job")?;
+        let Some(result) = records
+            .iter()
+            .find(|r| r.job.id == job.id)
+            .and_then(|r| r.result.as_ref())
+        else {
+            missing.push(job.params);
+            continue;
+        };
+        configs.push(Recorded {
+            values: curve_values(result, &objectives)?,
+            epoch_secs: result.history.iter().map(|h| h.wall_secs).collect(),
+            point,
+            job_id: job.id,
+            params: job.params,
+        });
+    }
+    if let Some(first) = missing.first() {
+        bail!(
+            "the grid `{grid}` has no completed result for {} of the search's configurations \
+             (e.g. {}): is it the same file with `method: grid`, run to the end?",
+            missing.len(),
+            serde_json::Value::Object(first.clone())
+        );
+    }
+    Ok(Fixture {
+        grid: grid.to_string(),
+        objectives,
+        configs,
+    })
+}
+
+/// Every point of a space of listed values and integer ranges.
+fn all_points(space: &[AxisSpace]) -> Result<Vec<Vec<Coord>>> {
+    let mut points: Vec<Vec<Coord>> = vec![Vec::new()];
+    for axis in space {
+        let coords: Vec<Coord> = match *axis {
+            AxisSpace::Choice { n } => (0..n).map(Coord::Choice).collect(),
+            AxisSpace::Int { min, max } if max - min < 10_000 => {
+                (min..=max).map(Coord::Int).collect()
+            }
+            _ => {
+                bail!("a replay needs a small finite space: `values:` axes or short integer ranges")
+            }
+        };
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                coords.iter().map(move |c| {
+                    let mut q = p.clone();
+                    q.push(c.clone());
+                    q
+                })
+            })
+            .collect();
+    }
+    Ok(points)
+}
+
+/// The objectives after each epoch, from a result's history: what a rung job stopped after that
+/// epoch would have returned.
+fn curve_values(result: &RunResult, objectives: &[String]) -> Result<Vec<Vec<f64>>> {
+    let macs = result.macs_full as f64;
+    result
+        .history
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            objectives
+                .iter()
+                .map(|m| {
+                    Ok(match m.as_str() {
+                        "test_acc_final" => h.test_acc,
+                        "test_acc_peak" => result.history[..=i]
+                            .iter()
+                            .map(|r| r.test_acc)
+                            .fold(f64::NEG_INFINITY, f64::max),
+                        "savings_nominal" => h.savings_nominal,
+                        "savings_actual" => h.savings_actual,
+                        "macs_executed_nominal" => macs * (1.0 - h.savings_nominal),
+                        "macs_executed_actual" => macs * (1.0 - h.savings_actual),
+                        other => bail!(
+                            "the objective `{other}` is not recorded per epoch; a replay takes \
+                             test_acc_final, test_acc_peak, savings_nominal, savings_actual and \
+                             macs_executed_*"
+                        ),
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,254 @@
+//! A search against its full grid, end to end on tiny synthetic jobs: the grid and the search
+//! (with a `baseline`) run into two databases; the search's full-budget jobs are the grid's (same
+//! ids, same results); `cg bench-replay --record` writes the grid's curves and replays the search
+//! over them; `cg report --against --preface` states the shares in the search's report.
+
+#[allow(dead_code)]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cg_core::ModelKind;
+use cg_store::Store;
+use common::text;
+
+const CG: &str = env!("CARGO_BIN_EXE_cg");
+
+const SEARCH: &str = "name: moa
+method: mo-asha
+n_samples: 4
+fidelity: {min_epochs: 1, max_epochs: 4, eta: 2}
+sampler: nsga2
+seed: 5
+reference_point: [0.0, 0.0]
+dataset: {kind: synthetic, synthetic: {n_train: 256, n_test: 64, side: 16, channels: 3}}
+model: {depth: 8, width: 4}
+train: {epochs: 4, batch_size: 16}
+baseline: {model.kind: resnet}
+parameters:
+  gate.threshold: {values: [0.5, 1.5]}
+  loss.flops_weight: {values: [0.1, 2.0]}
+objectives:
+  - {metric: test_acc_final, direction: maximize}
+  - {metric: savings_nominal, direction: maximize}
+";
+
+fn grid_text() -> String {
+    SEARCH
+        .replace("name: moa", "name: grid")
+        .replace("method: mo-asha\n", "method: grid\n")
+        .replace("n_samples: 4\n", "")
+        .replace("fidelity: {min_epochs: 1, max_epochs: 4, eta: 2}\n", "")
+        .replace("sampler: nsga2\n", "")
+        .replace("seed: 5\n", "")
+}
+
+fn cg(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(CG)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CG_DB")
+        .output()
+        .unwrap()
+}
+
+fn records(db: PathBuf, sweep: &str) -> Vec<cg_core::JobRecord> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = Store::open_existing(&db).await.unwrap();
+        let out = store.job_records(sweep).await.unwrap();
+        store.close().await;
+        out
+    })
+}
+
+#[test]
+fn a_search_is_replayed_over_its_grid_and_reported_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("moa.yaml"), SEARCH).unwrap();
+    std::fs::write(d.join("grid.yaml"), grid_text()).unwrap();
+    for (file, db) in [("grid.yaml", "grid.db"), ("moa.yaml", "moa.db")] {
+        let out = cg(
+            d,
+            &[
+                "run",
+                file,
+                "--db",
+                db,
+                "--workers",
+                "1",
+                "--threads-per-job",
+                "1",
+                "--runs-dir",
+                &format!("runs-{db}"),
+            ],
+        );
+        assert!(out.status.success(), "{file}: {}", text(&out));
+    }
+
+    // The grid: 4 configurations + the baseline, all 4 epochs.
+    let grid = records(d.join("grid.db"), "grid");
+    assert_eq!(grid.len(), 5);
+    let baseline: Vec<_> = grid
+        .iter()
+        .filter(|r| r.job.config.model.kind == ModelKind::Resnet)
+        .collect();
+    assert_eq!(baseline.len(), 1);
+    // The search trained its baseline once, on the whole schedule, and its full-budget jobs are
+    // the grid's: the same ids and the same results.
+    let search = records(d.join("moa.db"), "moa");
+    let search_baseline: Vec<_> = search
+        .iter()
+        .filter(|r| r.job.config.model.kind == ModelKind::Resnet)
+        .collect();
+    assert_eq!(search_baseline.len(), 1);
+    assert_eq!(search_baseline[0].job.id, baseline[0].job.id);
+    let full: Vec<_> = search
+        .iter()
+        .filter(|r| {
+            r.job.config.train.stop_after.is_none() && r.job.config.model.kind != ModelKind::Resnet
+        })
+        .collect();
+    assert!(!full.is_empty());
+    for s in &full {
+        let g = grid
+            .iter()
+            .find(|g| g.job.id == s.job.id)
+            .expect("in the grid");
+        let (a, b) = (s.result.as_ref().unwrap(), g.result.as_ref().unwrap());
+        assert_eq!(a.test_acc_final, b.test_acc_final, "{:?}", s.job.params);
+        assert_eq!(a.savings_nominal, b.savings_nominal);
+    }
+
+    // Record the curves and replay.
+    let out = cg(
+        d,
+        &[
+            "bench-replay",
+            "--search",
+            "moa.yaml",
+            "--curves",
+            "curves/grid.json",
+            "--record",
+            "grid",
+            "--db",
+            "grid.db",
+            "--seeds",
+            "3",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("over 4 recorded curves of `grid`"),
+        "{printed}"
+    );
+    for sampler in ["random", "nsga2"] {
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.starts_with(sampler) && l.contains("/3")),
+            "{printed}"
+        );
+    }
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("curves/grid.json")).unwrap())
+            .unwrap();
+    let configs = fixture["configs"].as_array().unwrap();
+    assert_eq!(configs.len(), 4);
+    for c in configs {
+        assert_eq!(c["values"].as_array().unwrap().len(), 4);
+        assert_eq!(c["epoch_secs"].as_array().unwrap().len(), 4);
+    }
+    // The replay of the search's own seed and sampler spends what the real search spent.
+    let out = cg(
+        d,
+        &[
+            "bench-replay",
+            "--search",
+            "moa.yaml",
+            "--curves",
+            "curves/grid.json",
+            "--seeds",
+            "6",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 12);
+    let replayed = lines
+        .iter()
+        .find(|l| l["sampler"] == "nsga2" && l["seed"] == 5)
+        .unwrap();
+    // The search's epochs: 4 × 1, 2 × 1 more, 1 × 2 more, out of the grid's 4 × 4.
+    assert_eq!(replayed["epochs_share"].as_f64().unwrap(), 8.0 / 16.0);
+
+    // The report against the grid, with a preface.
+    std::fs::write(
+        d.join("preface.md"),
+        "First paragraph\nof the reading.\n\nSecond **one**.\n",
+    )
+    .unwrap();
+    let out = cg(
+        d,
+        &[
+            "report",
+            "moa",
+            "--db",
+            "moa.db",
+            "--against",
+            "grid",
+            "--against-db",
+            "grid.db",
+            "--preface",
+            "preface.md",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let md = std::fs::read_to_string(d.join("reports/moa/report.md")).unwrap();
+    assert!(md.contains("\nFirst paragraph of the reading.\n"), "{md}");
+    assert!(md.contains("\nSecond **one**.\n"), "{md}");
+    assert!(
+        md.contains("Against the full grid `grid` over the same configurations")
+            && md.contains("epochs (8 of 16)"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(d.join("reports/moa/report.html")).unwrap();
+    assert!(html.contains("Second <strong>one</strong>."), "{html}");
+    // A grid report cannot be compared with a grid; a grid that holds none of the search's
+    // configurations is refused.
+    let out = cg(
+        d,
+        &["report", "grid", "--db", "grid.db", "--against", "grid"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("is no search"), "{}", text(&out));
+    let out = cg(
+        d,
+        &[
+            "report",
+            "moa",
+            "--db",
+            "moa.db",
+            "--against",
+            "grid",
+            "--against-db",
+            "moa.db",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no sweep named `grid`"),
+        "{}",
+        text(&out)
+    );
+}
