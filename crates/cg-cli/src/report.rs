@@ -290,6 +290,7 @@ async fn against_grid(
         .collect();
     let shared = top
         .iter()
+        .filter(|t| t.job.config.model.kind != cg_core::ModelKind::Resnet)
         .filter(|t| done.iter().any(|g| g.job.id == t.job.id))
         .count();
     if shared == 0 {
