@@ -112,12 +112,7 @@ pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot read the curves {}", args.curves.display()))?;
     let fixture: Fixture = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a curves file", args.curves.display()))?;
-    let metrics: Vec<String> = sweep
-        .info()
-        .objectives
-        .iter()
-        .map(|o| o.metric.clone())
-        .collect();
+    let metrics = sweep.info().metrics();
     if fixture.objectives != metrics {
         bail!(
             "{} records the objectives {:?}; {} has {:?}",
@@ -259,12 +254,7 @@ async fn record(db: &DbArg, grid: &str, sweep: &Sweep) -> Result<Fixture> {
         .search_settings()
         .context("the search file is not `method: mo-asha`")?;
     let points = all_points(&settings.space)?;
-    let objectives: Vec<String> = sweep
-        .info()
-        .objectives
-        .iter()
-        .map(|o| o.metric.clone())
-        .collect();
+    let objectives = sweep.info().metrics();
     let mut configs = Vec::new();
     let mut missing = Vec::new();
     for point in points {

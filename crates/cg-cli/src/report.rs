@@ -301,7 +301,7 @@ async fn against_grid(
     }
     let points: Vec<Vec<f64>> = done
         .iter()
-        .filter_map(|r| objective_values(info, r.result.as_ref()?))
+        .filter_map(|r| info.objective_values(r.result.as_ref()?))
         .collect();
     let directions: Vec<_> = info.objectives.iter().map(|o| o.direction).collect();
     let grid_hypervolume =
@@ -318,17 +318,4 @@ async fn against_grid(
         search_hypervolume: last.as_ref().map_or(0.0, |h| h.hypervolume),
         search_epochs: last.map_or(0, |h| h.epochs_spent),
     })
-}
-
-/// A result's values of the sweep's objectives; `None` when one is missing or not finite.
-fn objective_values(info: &cg_core::SweepInfo, result: &cg_core::RunResult) -> Option<Vec<f64>> {
-    let json = serde_json::to_value(result).ok()?;
-    info.objectives
-        .iter()
-        .map(|o| {
-            json.get(&o.metric)
-                .and_then(|v| v.as_f64())
-                .filter(|v| v.is_finite())
-        })
-        .collect()
 }

@@ -91,3 +91,25 @@ pub struct RunResult {
     #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub wall_secs: f64,
 }
+
+impl RunResult {
+    /// A numeric top-level field by its JSON name (`test_acc_final`, `savings_nominal`, ...);
+    /// `None` for another name or a savings figure that was not measured.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "test_acc_final" => self.test_acc_final,
+            "test_acc_peak" => self.test_acc_peak,
+            "peak_epoch" => self.peak_epoch as f64,
+            "macs_full" => self.macs_full as f64,
+            "macs_executed_nominal" => self.macs_executed_nominal,
+            "macs_executed_actual" => self.macs_executed_actual,
+            "savings_nominal" => self.savings_nominal,
+            "savings_actual" => self.savings_actual,
+            "savings_measured" => return self.savings_measured,
+            "train_img_per_s" => self.train_img_per_s,
+            "infer_img_per_s" => self.infer_img_per_s,
+            "wall_secs" => self.wall_secs,
+            _ => return None,
+        })
+    }
+}

@@ -31,6 +31,19 @@ pub struct SweepInfo {
 }
 
 impl SweepInfo {
+    /// A result's values of the objectives, in order; `None` when one is missing or not finite.
+    pub fn objective_values(&self, result: &RunResult) -> Option<Vec<f64>> {
+        self.objectives
+            .iter()
+            .map(|o| result.metric(&o.metric).filter(|v| v.is_finite()))
+            .collect()
+    }
+
+    /// The metrics of the objectives, in order.
+    pub fn metrics(&self) -> Vec<String> {
+        self.objectives.iter().map(|o| o.metric.clone()).collect()
+    }
+
     pub fn default_objectives() -> Vec<Objective> {
         vec![
             Objective {

@@ -66,17 +66,6 @@ pub async fn search_finished(store: &Store, sweep: &str) -> Result<bool> {
     Ok(store.search(sweep).await?.is_none_or(|s| s.finished))
 }
 
-/// The objective values of a result, by metric name; `None` when one is missing or not finite.
-fn objectives(sweep: &Sweep, result: &RunResult) -> Option<Vec<f64>> {
-    let json = serde_json::to_value(result).ok()?;
-    sweep
-        .info()
-        .objectives
-        .iter()
-        .map(|o| json.get(&o.metric).and_then(|v| v.as_f64()))
-        .collect()
-}
-
 /// The search spec of a mo-asha sweep.
 pub fn search_spec(sweep: &Sweep) -> Option<SearchSpec> {
     let info = sweep.info();
@@ -103,6 +92,7 @@ fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite,
         .iter()
         .map(|e| (e.job_id.as_str(), (e.status, e.result.as_ref())))
         .collect();
+    let info = sweep.info();
     let observation = |config: u64, rung: u64, job: &str, failed: bool| Observation {
         config: config as usize,
         rung: rung as usize,
@@ -112,7 +102,7 @@ fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite,
             ended
                 .get(job)
                 .and_then(|(_, r)| *r)
-                .and_then(|r| objectives(sweep, r))
+                .and_then(|r| info.objective_values(r))
         },
     };
     let mut search = Search::new(spec);

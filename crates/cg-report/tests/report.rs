@@ -438,3 +438,29 @@ fn small_figures_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn every_metric_reads_the_field_of_its_name() {
+    let config = common::config(&serde_json::Map::new());
+    for measured in [None, Some(0.25)] {
+        let r = common::result(
+            &config,
+            &common::Outcome {
+                acc: 0.9,
+                savings_nominal: 0.3,
+                savings_actual: -0.1,
+                savings_measured: measured,
+                epochs: 3,
+                n_blocks: 4,
+            },
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        for m in cg_report::METRICS {
+            assert_eq!(r.metric(m), json[m].as_f64(), "{m}");
+        }
+        assert_eq!(r.metric("history"), None);
+        let info = sweep("s", &[]);
+        assert_eq!(info.objective_values(&r), Some(vec![0.9, 0.3]));
+        assert_eq!(info.metrics(), ["test_acc_final", "savings_nominal"]);
+    }
+}
