@@ -154,10 +154,10 @@ pub async fn write_sweep_report_with(
         }
     };
     let is_search = store.search(sweep).await?.is_some();
-    // A search's front compares like with like: the configurations of the top rung, trained on
-    // the whole schedule (a rung job below it carries `train.stop_after`).
-    // The configurations stopped below the top rung are shown apart, with their rung.
-    let (records, search) = if is_search {
+    // A search's front is drawn from its top rung (cg-report leaves out the rung jobs below it,
+    // which carry `train.stop_after`); the configurations stopped below the top rung are shown
+    // apart, with their rung.
+    let search = if is_search {
         let top_epochs = records
             .iter()
             .map(|r| r.job.config.train.epochs as u64)
@@ -169,8 +169,8 @@ pub async fn write_sweep_report_with(
             .into_iter()
             .filter(|d| d.kind == "stop")
             .collect();
-        let (top, below): (Vec<cg_core::JobRecord>, Vec<cg_core::JobRecord>) = records
-            .into_iter()
+        let (top, below): (Vec<&cg_core::JobRecord>, Vec<&cg_core::JobRecord>) = records
+            .iter()
             .partition(|r| r.job.config.train.stop_after.is_none());
         let stopped = stops
             .iter()
@@ -179,7 +179,7 @@ pub async fn write_sweep_report_with(
                 Some(StoppedRun {
                     rung: d.rung,
                     epochs: d.epochs,
-                    record: record.clone(),
+                    record: (*record).clone(),
                 })
             })
             .collect();
@@ -189,14 +189,13 @@ pub async fn write_sweep_report_with(
             }
             None => None,
         };
-        let section = SearchSection {
+        Some(SearchSection {
             top_epochs,
             stopped,
             against,
-        };
-        (top, Some(section))
+        })
     } else {
-        (records, None)
+        None
     };
     if extras.against.is_some() && search.is_none() {
         anyhow::bail!(
@@ -276,7 +275,7 @@ async fn against_grid(
     store: &cg_store::Store,
     sweep: &str,
     info: &cg_core::SweepInfo,
-    top: &[cg_core::JobRecord],
+    top: &[&cg_core::JobRecord],
     grid_store: &cg_store::Store,
     grid: &str,
 ) -> Result<GridComparison> {

@@ -141,6 +141,9 @@ pub struct JobCounts {
     pub queued: usize,
     pub running: usize,
     pub cancelled: usize,
+    /// Of `finished`: a search's rung jobs below its top rung (listed under "Search", not
+    /// candidates for the front).
+    pub below_top: usize,
 }
 
 /// A job that failed, with its last error.
@@ -300,7 +303,13 @@ pub fn build_report(
         }
     }
 
-    let all_jobs: Vec<&JobRecord> = records.iter().collect();
+    // A search's front compares like with like: the runs of its top rung (a rung job below it
+    // carries `train.stop_after`).
+    let top = |r: &&JobRecord| opts.search.is_none() || r.job.config.train.stop_after.is_none();
+    let before = finished.len();
+    finished.retain(top);
+    counts.below_top = before - finished.len();
+    let all_jobs: Vec<&JobRecord> = records.iter().filter(top).collect();
     let columns = aggregate::param_columns(&info.axes, &all_jobs);
     let command = |job_id: &str| {
         format!(
@@ -1011,11 +1020,19 @@ fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Bl
     let mut summary = vec![
         format!("Jobs: {} ({}).", counts.total, states.join(", ")),
         format!(
-            "Configurations: {} ({} CosineGate, {} ResNet baseline) from {} finished runs.",
+            "Configurations: {} ({} CosineGate, {} ResNet baseline) from {} finished runs{}.",
             report.configurations.len(),
             report.configurations.len() - n_baseline,
             n_baseline,
-            counts.finished
+            counts.finished - counts.below_top,
+            if counts.below_top > 0 {
+                format!(
+                    " on the whole schedule ({} more ended at a lower rung of the search)",
+                    counts.below_top
+                )
+            } else {
+                String::new()
+            }
         ),
         format!(
             "Objectives: {}; reference point ({}).",
