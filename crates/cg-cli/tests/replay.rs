@@ -252,3 +252,61 @@ fn a_search_is_replayed_over_its_grid_and_reported_against_it() {
         text(&out)
     );
 }
+
+/// The committed study: the grid file is the search file with `method: grid` (every one of the
+/// search's configurations is a grid job with the same id, and the baselines agree), and the
+/// committed curves replay through the search's decisions.
+#[test]
+fn the_fashion_mnist_grid_holds_the_search_configurations_and_its_curves_replay() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let load = |f: &str| {
+        cg_sweep::load_sweep(
+            &root.join("experiments").join(f),
+            &cg_sweep::LoadOptions::no_data_check(),
+        )
+        .unwrap()
+    };
+    let (search, grid) = (load("fashion-mnist.yaml"), load("fashion-mnist-grid.yaml"));
+    let grid_jobs = grid.expand();
+    assert_eq!(grid_jobs.len(), 28, "27 configurations and the baseline");
+    let settings = search.search_settings().unwrap();
+    assert_eq!(settings.n_samples, 27);
+    let mut found = 0;
+    for a in 0..3 {
+        for b in 0..3 {
+            for c in 0..3 {
+                let point = [
+                    cg_core::Coord::Choice(a),
+                    cg_core::Coord::Choice(b),
+                    cg_core::Coord::Choice(c),
+                ];
+                let job = search.job_at(&point, None).unwrap();
+                assert!(grid_jobs.iter().any(|g| g.id == job.id), "{:?}", job.params);
+                found += 1;
+            }
+        }
+    }
+    assert_eq!(found, 27);
+    assert_eq!(search.baseline_jobs()[0].id, grid.baseline_jobs()[0].id);
+
+    let out = Command::new(CG)
+        .args(["bench-replay", "--seeds", "2", "--json"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for l in &lines {
+        let (hv, epochs) = (
+            l["hv_share"].as_f64().unwrap(),
+            l["epochs_share"].as_f64().unwrap(),
+        );
+        assert!(hv > 0.0 && hv <= 1.0 + 1e-9, "{l}");
+        assert!(epochs > 0.0 && epochs < 1.0, "{l}");
+        assert_eq!(l["finished"], true);
+    }
+}
