@@ -109,7 +109,7 @@ fn inline_html(text: &str) -> String {
 /// `**text**` as `<strong>text</strong>` where the markers pair up.
 fn strong_html(text: &str) -> String {
     let parts: Vec<&str> = text.split("**").collect();
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         return text.to_string();
     }
     let mut out = String::new();
