@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use cg_core::{AxisSpace, Coord, RunResult, Sampler};
+use cg_core::{Coord, RunResult, Sampler};
 use cg_search::{Curve, SearchSpec, grid_hypervolume, simulate};
 use cg_sweep::{LoadOptions, Sweep, load_sweep};
 use clap::Args;
@@ -253,7 +253,9 @@ async fn record(db: &DbArg, grid: &str, sweep: &Sweep) -> Result<Fixture> {
     let settings = sweep
         .search_settings()
         .context("the search file is not `method: mo-asha`")?;
-    let points = all_points(&settings.space)?;
+    let points = cg_search::all_points(&settings.space, 1_000_000).context(
+        "a replay needs a finite space of at most a million points: `values:` axes or integer ranges",
+    )?;
     let objectives = sweep.info().metrics();
     let mut configs = Vec::new();
     let mut missing = Vec::new();
@@ -290,33 +292,6 @@ async fn record(db: &DbArg, grid: &str, sweep: &Sweep) -> Result<Fixture> {
         objectives,
         configs,
     })
-}
-
-/// Every point of a space of listed values and integer ranges.
-fn all_points(space: &[AxisSpace]) -> Result<Vec<Vec<Coord>>> {
-    let mut points: Vec<Vec<Coord>> = vec![Vec::new()];
-    for axis in space {
-        let coords: Vec<Coord> = match *axis {
-            AxisSpace::Choice { n } => (0..n).map(Coord::Choice).collect(),
-            AxisSpace::Int { min, max } if max - min < 10_000 => {
-                (min..=max).map(Coord::Int).collect()
-            }
-            _ => {
-                bail!("a replay needs a small finite space: `values:` axes or short integer ranges")
-            }
-        };
-        points = points
-            .into_iter()
-            .flat_map(|p| {
-                coords.iter().map(move |c| {
-                    let mut q = p.clone();
-                    q.push(c.clone());
-                    q
-                })
-            })
-            .collect();
-    }
-    Ok(points)
 }
 
 /// The objectives after each epoch, from a result's history: what a rung job stopped after that

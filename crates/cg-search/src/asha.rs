@@ -18,7 +18,7 @@ use cg_core::{Coord, Direction, Sampler, SearchSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::rng::SplitMix64;
-use crate::space::{random_point, vary};
+use crate::space::{all_points, random_point, vary};
 use crate::{Error, Result};
 
 /// A search: its settings, the objectives' directions and the hypervolume reference point.
@@ -272,32 +272,8 @@ impl Search {
     /// A point not drawn yet, chosen at random among all of a finite space (of at most a million
     /// points); `None` when there is none or the space is too large to list.
     fn unused_point(&mut self) -> Option<Vec<Coord>> {
-        use cg_core::AxisSpace;
-        let mut sizes = Vec::new();
-        let mut total: u64 = 1;
-        for axis in &self.spec.settings.space {
-            let n = match *axis {
-                AxisSpace::Choice { n } => n as u64,
-                AxisSpace::Int { min, max } => (i128::from(max) - i128::from(min) + 1) as u64,
-                AxisSpace::Float { .. } => return None,
-            };
-            total = total.checked_mul(n).filter(|t| *t <= 1_000_000)?;
-            sizes.push(n);
-        }
-        let unused: Vec<Vec<Coord>> = (0..total)
-            .map(|mut index| {
-                let mut p = Vec::with_capacity(sizes.len());
-                for (axis, &n) in self.spec.settings.space.iter().zip(&sizes).rev() {
-                    let i = index % n;
-                    index /= n;
-                    p.push(match *axis {
-                        AxisSpace::Int { min, .. } => Coord::Int(min + i as i64),
-                        _ => Coord::Choice(i as usize),
-                    });
-                }
-                p.reverse();
-                p
-            })
+        let unused: Vec<Vec<Coord>> = all_points(&self.spec.settings.space, 1_000_000)?
+            .into_iter()
             .filter(|p| !self.configs.iter().any(|c| &c.point == p))
             .collect();
         if unused.is_empty() {

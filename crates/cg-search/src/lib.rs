@@ -12,7 +12,7 @@ mod space;
 pub use asha::{Action, Decision, HvPoint, Observation, Search, SearchSpec};
 pub use rng::SplitMix64;
 pub use simulate::{Curve, SimulateError, Simulation, grid_hypervolume, simulate};
-pub use space::{from_unit, random_point, to_unit, vary};
+pub use space::{all_points, from_unit, random_point, to_unit, vary};
 
 /// Errors of cg-search: results that do not fit the decisions made so far.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
