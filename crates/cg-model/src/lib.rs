@@ -6,6 +6,8 @@ pub mod bench;
 pub mod data;
 pub mod device;
 mod error;
+#[cfg(feature = "libtorch")]
+pub mod fused;
 pub mod libtorch;
 pub mod macs;
 pub mod model;

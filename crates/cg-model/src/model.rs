@@ -72,8 +72,28 @@ pub struct BatchNorm<B: Backend> {
     pub running_var: RunningState<Tensor<B, 1>>,
 }
 
-const BN_MOMENTUM: f64 = 0.1;
-const BN_EPSILON: f64 = 1e-5;
+pub(crate) const BN_MOMENTUM: f64 = 0.1;
+pub(crate) const BN_EPSILON: f64 = 1e-5;
+
+/// One conv → BatchNorm (→ ReLU) step of a [`conv_bn`] chain.
+pub struct Stage<'a, B: Backend> {
+    pub conv: &'a Conv2d<B>,
+    pub bn: &'a BatchNorm<B>,
+    pub relu: bool,
+}
+
+/// Runs conv → BN (→ ReLU) stages in order; on LibTorch as torch's own fused kernels (`fused`).
+pub fn conv_bn<B: Backend>(x: Tensor<B, 4>, stages: &[Stage<'_, B>]) -> Tensor<B, 4> {
+    #[cfg(feature = "libtorch")]
+    let x = match crate::fused::chain(x, stages) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    stages.iter().fold(x, |h, s| {
+        let y = s.bn.forward(s.conv.forward(h));
+        if s.relu { relu(y) } else { y }
+    })
+}
 
 impl<B: Backend> BatchNorm<B> {
     pub fn new(channels: usize, device: &B::Device) -> Self {
@@ -344,7 +364,14 @@ impl<B: Backend> BasicBlock<B> {
     /// Shapes: x [batch, in_channels, h, w] -> [batch, out_channels, h/stride, w/stride].
     pub fn shortcut(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         if let Some(p) = &self.projection {
-            return p.bn.forward(p.conv.forward(x));
+            return conv_bn(
+                x,
+                &[Stage {
+                    conv: &p.conv,
+                    bn: &p.bn,
+                    relu: false,
+                }],
+            );
         }
         let x = if self.stride > 1 {
             subsample(x, self.stride)
@@ -372,8 +399,21 @@ impl<B: Backend> BasicBlock<B> {
 
     /// The residual branch F(x) = BN(conv(ReLU(BN(conv(x))))).
     pub fn branch(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let h = relu(self.bn1.forward(self.conv1.forward(x)));
-        self.bn2.forward(self.conv2.forward(h))
+        conv_bn(
+            x,
+            &[
+                Stage {
+                    conv: &self.conv1,
+                    bn: &self.bn1,
+                    relu: true,
+                },
+                Stage {
+                    conv: &self.conv2,
+                    bn: &self.bn2,
+                    relu: false,
+                },
+            ],
+        )
     }
 
     /// `noise`: this block's logistic noise row when training. Shapes: x [batch, c, h, w].
@@ -444,7 +484,14 @@ impl<B: Backend> CgResNet<B> {
     }
 
     fn stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(self.stem_bn.forward(self.stem_conv.forward(x)))
+        conv_bn(
+            x,
+            &[Stage {
+                conv: &self.stem_conv,
+                bn: &self.stem_bn,
+                relu: true,
+            }],
+        )
     }
 
     fn head(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
