@@ -1,13 +1,14 @@
-//! LibTorch's own kernels for conv → BatchNorm (→ ReLU) chains (the stem, every residual branch, the
-//! projections). Built from burn's primitives, one BatchNorm is ~6 elementwise passes forward and ~10
-//! backward, and burn-tch computes a convolution's weight gradient as a generic convolution; PyTorch
-//! runs the same chain as fused native BatchNorm and `convolution_backward`. So on
-//! `Autodiff<LibTorch>` a chain is one burn autodiff node whose forward records a torch autograd graph
-//! and whose backward runs it; on `LibTorch` (inference) it is torch's inference kernels.
+//! LibTorch's own kernels for the activation-sized work of a block: conv → BatchNorm (→ ReLU) chains
+//! (the stem, every residual branch, the projections), the block output `relu(short + g·f)` and the
+//! CIR. Built from burn's primitives, one BatchNorm is ~6 elementwise passes forward and ~10 backward,
+//! a ReLU's backward is 3, and burn-tch computes a convolution's weight gradient as a generic
+//! convolution; PyTorch runs fused native BatchNorm, `threshold_backward` and `convolution_backward`.
+//! So on `Autodiff<LibTorch>` each of these is one burn autodiff node whose forward records a torch
+//! autograd graph and whose backward runs it; on `LibTorch` (inference) torch's inference kernels.
 //!
-//! Same semantics as [`crate::model::BatchNorm`]: batch statistics while training, running statistics
-//! with momentum 0.1 and unbiased variance, ε = 1e-5. Any other backend, a convolution with a bias or
-//! asymmetric padding, or `CG_LIBTORCH_FUSED=0` in the environment takes the generic path.
+//! The semantics are those of the generic code in [`crate::model`] (BatchNorm: batch statistics while
+//! training, running statistics with momentum 0.1 and unbiased variance, ε = 1e-5). Other backends, a
+//! convolution with a bias or asymmetric padding, or `CG_LIBTORCH_FUSED=0` take the generic path.
 
 use std::any::{Any, TypeId};
 use std::cell::Cell;
@@ -19,7 +20,6 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::libtorch::TchTensor;
 use burn::backend::{Autodiff, LibTorch};
-use burn::module::RunningState;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::backend::{Backend, BackendTypes};
@@ -62,6 +62,75 @@ fn cast<T: Any, U: Any>(t: T) -> U {
         .unwrap_or_else(|_| unreachable!("types compared by TypeId"))
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `Autodiff<LibTorch>`: torch records a graph; burn's backward pass runs it.
+    Train,
+    /// `LibTorch`: torch's inference kernels.
+    Infer,
+}
+
+fn mode<B: Backend>() -> Option<Mode> {
+    let id = TypeId::of::<B>();
+    if !enabled() {
+        None
+    } else if id == TypeId::of::<Ad>() {
+        Some(Mode::Train)
+    } else if id == TypeId::of::<Inner>() {
+        Some(Mode::Infer)
+    } else {
+        None
+    }
+}
+
+type Prim<B> = <B as BackendTypes>::FloatTensorPrimitive;
+
+fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> Prim<B> {
+    t.into_primitive().tensor()
+}
+
+/// The torch tensor behind a tensor of `Ad` or `Inner` (the same storage).
+fn torch_of<B: Backend, const D: usize>(t: Tensor<B, D>) -> tch::Tensor {
+    let p = prim(t);
+    if TypeId::of::<B>() == TypeId::of::<Ad>() {
+        cast::<_, AdPrimitive>(p).primitive.tensor
+    } else {
+        cast::<_, TchTensor>(p).tensor
+    }
+}
+
+/// A torch tensor as a tensor of `Ad` (a leaf burn tracks no gradient for) or `Inner`.
+fn from_torch<B: Backend, const D: usize>(t: tch::Tensor) -> Tensor<B, D> {
+    let inner = TchTensor::new(t);
+    let p: Prim<B> = if TypeId::of::<B>() == TypeId::of::<Ad>() {
+        cast(AdPrimitive::new(inner))
+    } else {
+        cast(inner)
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+/// `f` on the torch tensors behind `inputs`: in `Train` one node of burn's graph whose backward is
+/// torch's, in `Infer` plain inference.
+fn run<B: Backend, const N: usize, const D: usize>(
+    mode: Mode,
+    inputs: [Prim<B>; N],
+    f: impl FnOnce(&[tch::Tensor]) -> tch::Tensor,
+) -> Tensor<B, D> {
+    let out: Prim<B> = match mode {
+        Mode::Train => cast(torch_node(inputs.map(cast::<_, AdPrimitive>), f)),
+        Mode::Infer => {
+            let t: Vec<tch::Tensor> = inputs
+                .into_iter()
+                .map(|p| cast::<_, TchTensor>(p).tensor)
+                .collect();
+            cast(TchTensor::new(tch::no_grad(|| f(&t))))
+        }
+    };
+    RUN.set(RUN.get() + 1);
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
 /// Stride, padding, dilation and groups of a convolution torch can run as burn does.
 struct Geometry {
     stride: [i64; 2],
@@ -90,136 +159,126 @@ fn geometry<B: Backend>(conv: &Conv2d<B>) -> Option<Geometry> {
     })
 }
 
-/// The chain on LibTorch's kernels, or `Err(x)` back when this backend or chain has no fused path.
+/// conv → BN (→ ReLU) stages on torch's kernels, or `Err(x)` back where there is no such path.
 pub fn chain<B: Backend>(
     x: Tensor<B, 4>,
     stages: &[Stage<'_, B>],
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    if !enabled() {
+    let geo: Option<Vec<Geometry>> = stages.iter().map(|s| geometry(s.conv)).collect();
+    let (Some(mode), Some(geo), 1..=2) = (mode::<B>(), geo, stages.len()) else {
         return Err(x);
-    }
-    let Some(geo) = stages
+    };
+    let training = mode == Mode::Train;
+    // Training updates copies of the running statistics in place; inference reads them.
+    let stats: Vec<(tch::Tensor, tch::Tensor)> = stages
         .iter()
-        .map(|s| geometry(s.conv))
-        .collect::<Option<Vec<_>>>()
-    else {
-        return Err(x);
-    };
-    let id = TypeId::of::<B>();
-    let y = if id == TypeId::of::<Ad>() {
-        let stages: Vec<Stage<'_, Ad>> = stages.iter().map(Stage::downcast).collect();
-        cast(match stages.len() {
-            1 => train_chain::<4>(cast(x), &stages, &geo),
-            2 => train_chain::<7>(cast(x), &stages, &geo),
-            _ => return Err(x),
+        .map(|s| {
+            let (m, v) = (&s.bn.running_mean, &s.bn.running_var);
+            if training {
+                (
+                    torch_of(m.value_sync()).copy(),
+                    torch_of(v.value_sync()).copy(),
+                )
+            } else {
+                (torch_of(m.value()), torch_of(v.value()))
+            }
         })
-    } else if id == TypeId::of::<Inner>() {
-        let stages: Vec<Stage<'_, Inner>> = stages.iter().map(Stage::downcast).collect();
-        cast(infer_chain(cast(x), &stages, &geo))
-    } else {
-        return Err(x);
+        .collect();
+    let forward = |t: &[tch::Tensor]| {
+        let mut h = t[0].shallow_clone();
+        for (i, (s, g)) in stages.iter().zip(&geo).enumerate() {
+            let (w, gamma, beta) = (&t[1 + 3 * i], &t[2 + 3 * i], &t[3 + 3 * i]);
+            h = h
+                .conv2d(
+                    w,
+                    None::<tch::Tensor>,
+                    g.stride,
+                    g.padding,
+                    g.dilation,
+                    g.groups,
+                )
+                .batch_norm(
+                    Some(gamma),
+                    Some(beta),
+                    Some(&stats[i].0),
+                    Some(&stats[i].1),
+                    training,
+                    BN_MOMENTUM,
+                    BN_EPSILON,
+                    true,
+                );
+            if s.relu {
+                h = h.relu();
+            }
+        }
+        h
     };
-    RUN.set(RUN.get() + 1);
+    let mut inputs = vec![prim(x)];
+    for s in stages {
+        inputs.push(prim(s.conv.weight.val()));
+        inputs.push(prim(s.bn.gamma.val()));
+        inputs.push(prim(s.bn.beta.val()));
+    }
+    let inputs = inputs.into_iter();
+    let y = if stages.len() == 1 {
+        run::<B, 4, 4>(mode, array(inputs), forward)
+    } else {
+        run::<B, 7, 4>(mode, array(inputs), forward)
+    };
+    if training {
+        for (s, (m, v)) in stages.iter().zip(stats) {
+            s.bn.running_mean.update(from_torch(m));
+            s.bn.running_var.update(from_torch(v));
+        }
+    }
     Ok(y)
 }
 
-impl<'a, B: Backend> Stage<'a, B> {
-    fn downcast<T: Backend>(&self) -> Stage<'a, T> {
-        let conv: &dyn Any = self.conv;
-        let bn: &dyn Any = self.bn;
-        Stage {
-            conv: conv.downcast_ref().expect("types compared by TypeId"),
-            bn: bn.downcast_ref().expect("types compared by TypeId"),
-            relu: self.relu,
-        }
-    }
+fn array<T, const N: usize>(mut it: impl Iterator<Item = T>) -> [T; N] {
+    std::array::from_fn(|_| it.next().expect("as many inputs as the chain has"))
 }
 
-fn torch_of(t: Tensor<Inner, 1>) -> tch::Tensor {
-    t.into_primitive().tensor().tensor
+/// A block's output `relu(short + g·f)` (`g` per sample) or `relu(short + f)`.
+pub fn residual<B: Backend>(
+    short: Tensor<B, 4>,
+    f: Tensor<B, 4>,
+    g: Option<Tensor<B, 1>>,
+) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>)> {
+    let Some(mode) = mode::<B>() else {
+        return Err((short, f, g));
+    };
+    Ok(match g {
+        None => run::<B, 2, 4>(mode, [prim(short), prim(f)], |t| (&t[0] + &t[1]).relu()),
+        Some(g) => run::<B, 3, 4>(mode, [prim(short), prim(f), prim(g)], |t| {
+            (&t[0] + &t[1] * t[2].reshape([-1, 1, 1, 1])).relu()
+        }),
+    })
 }
 
-fn stage_forward(
-    h: &tch::Tensor,
-    w: &tch::Tensor,
-    gamma: &tch::Tensor,
-    beta: &tch::Tensor,
-    stats: (&tch::Tensor, &tch::Tensor),
-    training: bool,
-    g: &Geometry,
-    relu: bool,
-) -> tch::Tensor {
-    let y = h
-        .conv2d(
-            w,
-            None::<tch::Tensor>,
-            g.stride,
-            g.padding,
-            g.dilation,
-            g.groups,
-        )
-        .batch_norm(
-            Some(gamma),
-            Some(beta),
-            Some(stats.0),
-            Some(stats.1),
-            training,
-            BN_MOMENTUM,
-            BN_EPSILON,
-            true,
-        );
-    if relu { y.relu() } else { y }
+/// `1 − cos(a, b)` per sample, as [`crate::model::cosine_incompatibility`] computes it.
+pub fn cosine_incompatibility<B: Backend>(
+    a: &Tensor<B, 4>,
+    b: &Tensor<B, 4>,
+) -> Option<Tensor<B, 1>> {
+    let mode = mode::<B>()?;
+    Some(run::<B, 2, 1>(
+        mode,
+        [prim(a.clone()), prim(b.clone())],
+        |t| {
+            let (a, b) = (t[0].flatten(1, -1), t[1].flatten(1, -1));
+            let dot = (&a * &b).sum_dim_intlist([1i64].as_slice(), false, None::<tch::Kind>);
+            let norms =
+                a.norm_scalaropt_dim(2, [1i64], false) * b.norm_scalaropt_dim(2, [1i64], false);
+            (dot / (norms + 1e-6)).neg() + 1.0
+        },
+    ))
 }
 
-fn infer_chain(
-    x: Tensor<Inner, 4>,
-    stages: &[Stage<'_, Inner>],
-    geo: &[Geometry],
-) -> Tensor<Inner, 4> {
-    let x = x.into_primitive().tensor().tensor;
-    let y = tch::no_grad(|| {
-        stages.iter().zip(geo).fold(x, |h, (s, g)| {
-            let rm = torch_of(s.bn.running_mean.value());
-            let rv = torch_of(s.bn.running_var.value());
-            stage_forward(
-                &h,
-                &s.conv.weight.val().into_primitive().tensor().tensor,
-                &torch_of(s.bn.gamma.val()),
-                &torch_of(s.bn.beta.val()),
-                (&rm, &rv),
-                false,
-                g,
-                s.relu,
-            )
-        })
-    });
-    Tensor::from_primitive(TensorPrimitive::Float(TchTensor::new(y)))
-}
-
-/// A fresh copy of a running statistic, for torch to update in place.
-fn stat_copy(state: &RunningState<Tensor<Ad, 1>>) -> tch::Tensor {
-    torch_of(state.value_sync().inner()).copy()
-}
-
-fn stat_tensor(t: tch::Tensor) -> Tensor<Ad, 1> {
-    Tensor::from_inner(Tensor::from_primitive(TensorPrimitive::Float(
-        TchTensor::new(t),
-    )))
-}
-
-/// `N` = 1 + 3·stages inputs: x, then each stage's conv weight, γ and β.
-fn train_chain<const N: usize>(
-    x: Tensor<Ad, 4>,
-    stages: &[Stage<'_, Ad>],
-    geo: &[Geometry],
-) -> Tensor<Ad, 4> {
-    let mut inputs: Vec<AdPrimitive> = vec![x.into_primitive().tensor()];
-    for s in stages {
-        inputs.push(s.conv.weight.val().into_primitive().tensor());
-        inputs.push(s.bn.gamma.val().into_primitive().tensor());
-        inputs.push(s.bn.beta.val().into_primitive().tensor());
-    }
-    assert_eq!(inputs.len(), N, "a chain of {} stages", stages.len());
+/// A node of burn's graph running `f` under torch autograd; its backward runs torch's graph.
+fn torch_node<const N: usize>(
+    inputs: [AdPrimitive; N],
+    f: impl FnOnce(&[tch::Tensor]) -> tch::Tensor,
+) -> AdPrimitive {
     // Leaves of the torch graph: the same storage, a gradient only where burn wants one.
     let leaves: Vec<tch::Tensor> = inputs
         .iter()
@@ -230,26 +289,10 @@ fn train_chain<const N: usize>(
                 .requires_grad_(!p.node.requirement.is_none())
         })
         .collect();
-    let stats: Vec<_> = stages
-        .iter()
-        .map(|s| (stat_copy(&s.bn.running_mean), stat_copy(&s.bn.running_var)))
-        .collect();
-    let out = tch::with_grad(|| {
-        let mut h = leaves[0].shallow_clone();
-        for (i, (s, g)) in stages.iter().zip(geo).enumerate() {
-            let p = &leaves[1 + 3 * i..4 + 3 * i];
-            let (rm, rv) = &stats[i];
-            h = stage_forward(&h, &p[0], &p[1], &p[2], (rm, rv), true, g, s.relu);
-        }
-        h
-    });
-    for (s, (rm, rv)) in stages.iter().zip(stats) {
-        s.bn.running_mean.update(stat_tensor(rm));
-        s.bn.running_var.update(stat_tensor(rv));
-    }
+    let out = tch::with_grad(|| f(&leaves));
     let output = TchTensor::new(out.detach());
     let nodes: [_; N] = std::array::from_fn(|i| inputs[i].node.clone());
-    let y = match TorchGraph
+    match TorchGraph
         .prepare::<NoCheckpointing>(nodes)
         .compute_bound()
         .stateful()
@@ -269,8 +312,7 @@ fn train_chain<const N: usize>(
             prep.finish(saved, output)
         }
         OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(y))
+    }
 }
 
 /// The burn node of a chain; its state is the torch graph, run once by the backward pass.

@@ -157,6 +157,26 @@ impl<B: Backend> BatchNorm<B> {
     }
 }
 
+/// A block's output: `relu(short + g·f)` with a per-sample gate `g` [batch], or `relu(short + f)`.
+pub fn residual<B: Backend>(
+    short: Tensor<B, 4>,
+    f: Tensor<B, 4>,
+    g: Option<Tensor<B, 1>>,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "libtorch")]
+    let (short, f, g) = match crate::fused::residual(short, f, g) {
+        Ok(y) => return y,
+        Err(inputs) => inputs,
+    };
+    match g {
+        None => relu(short + f),
+        Some(g) => {
+            let [b, _, _, _] = f.dims();
+            relu(short + f * g.reshape([b, 1, 1, 1]))
+        }
+    }
+}
+
 /// How gates decide in one forward pass.
 #[derive(Debug, Clone)]
 pub enum GateCtx<B: Backend> {
@@ -255,6 +275,10 @@ impl<B: Backend> Gate<B> {
 /// `1 − cos(a, b)` per sample over the flattened maps, ε = 1e-6 in the denominator.
 /// Shapes: a, b [batch, c, h, w] -> [batch].
 pub fn cosine_incompatibility<B: Backend>(a: &Tensor<B, 4>, b: &Tensor<B, 4>) -> Tensor<B, 1> {
+    #[cfg(feature = "libtorch")]
+    if let Some(cir) = crate::fused::cosine_incompatibility(a, b) {
+        return cir;
+    }
     let batch = a.dims()[0];
     let a: Tensor<B, 2> = a.clone().flatten(1, 3);
     let b: Tensor<B, 2> = b.clone().flatten(1, 3);
@@ -427,7 +451,7 @@ impl<B: Backend> BasicBlock<B> {
         let f = self.branch(x);
         let Some(gate) = &self.gate else {
             return BlockOut {
-                y: relu(short + f),
+                y: residual(short, f, None),
                 gate: None,
                 cir: None,
             };
@@ -448,10 +472,8 @@ impl<B: Backend> BasicBlock<B> {
                 )
             }
         };
-        let [b, _, _, _] = f.dims();
-        let y = relu(short + f * g.clone().reshape([b, 1, 1, 1]));
         BlockOut {
-            y,
+            y: residual(short, f, Some(g.clone())),
             gate: Some(g),
             cir: Some(cir),
         }
@@ -576,7 +598,7 @@ impl<B: Backend> CgResNet<B> {
             h = if idx.is_empty() {
                 relu(short)
             } else if idx.len() == open.len() {
-                relu(short + block.branch(h))
+                residual(short, block.branch(h), None)
             } else {
                 let device = h.device();
                 let idx = Tensor::<B, 1, Int>::from_data(
