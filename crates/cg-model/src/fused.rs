@@ -4,10 +4,11 @@
 //! a ReLU's backward is 3, and burn-tch computes a convolution's weight gradient as a generic
 //! convolution; PyTorch runs fused native BatchNorm, `threshold_backward` and `convolution_backward`.
 //! So on `Autodiff<LibTorch>` each of these is one burn autodiff node whose forward records a torch
-//! autograd graph and whose backward runs it; on `LibTorch` (inference) torch's inference kernels.
+//! autograd graph and whose backward runs it. Inference (`LibTorch`) keeps burn's ops: torch's
+//! inference kernels measured 4–12% slower there.
 //!
-//! The semantics are those of the generic code in [`crate::model`] (BatchNorm: batch statistics while
-//! training, running statistics with momentum 0.1 and unbiased variance, ε = 1e-5). Other backends, a
+//! The semantics are those of the generic code in [`crate::model`] (BatchNorm: batch statistics,
+//! running statistics updated with momentum 0.1 and unbiased variance, ε = 1e-5). Other backends, a
 //! convolution with a bias or asymmetric padding, or `CG_LIBTORCH_FUSED=0` take the generic path.
 
 use std::any::{Any, TypeId};
@@ -62,73 +63,36 @@ fn cast<T: Any, U: Any>(t: T) -> U {
         .unwrap_or_else(|_| unreachable!("types compared by TypeId"))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// `Autodiff<LibTorch>`: torch records a graph; burn's backward pass runs it.
-    Train,
-    /// `LibTorch`: torch's inference kernels.
-    Infer,
+/// Whether `B` is `Autodiff<LibTorch>` and the fused path is on.
+fn active<B: Backend>() -> bool {
+    enabled() && TypeId::of::<B>() == TypeId::of::<Ad>()
 }
 
-fn mode<B: Backend>() -> Option<Mode> {
-    let id = TypeId::of::<B>();
-    if !enabled() {
-        None
-    } else if id == TypeId::of::<Ad>() {
-        Some(Mode::Train)
-    } else if id == TypeId::of::<Inner>() {
-        Some(Mode::Infer)
-    } else {
-        None
-    }
-}
-
-type Prim<B> = <B as BackendTypes>::FloatTensorPrimitive;
-
-fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> Prim<B> {
-    t.into_primitive().tensor()
-}
-
-/// The torch tensor behind a tensor of `Ad` or `Inner` (the same storage).
+/// The torch tensor behind an `Ad` tensor (the same storage).
 fn torch_of<B: Backend, const D: usize>(t: Tensor<B, D>) -> tch::Tensor {
-    let p = prim(t);
-    if TypeId::of::<B>() == TypeId::of::<Ad>() {
-        cast::<_, AdPrimitive>(p).primitive.tensor
-    } else {
-        cast::<_, TchTensor>(p).tensor
-    }
+    cast::<_, AdPrimitive>(t.into_primitive().tensor())
+        .primitive
+        .tensor
 }
 
-/// A torch tensor as a tensor of `Ad` (a leaf burn tracks no gradient for) or `Inner`.
+/// A torch tensor as an `Ad` leaf that burn tracks no gradient for.
 fn from_torch<B: Backend, const D: usize>(t: tch::Tensor) -> Tensor<B, D> {
-    let inner = TchTensor::new(t);
-    let p: Prim<B> = if TypeId::of::<B>() == TypeId::of::<Ad>() {
-        cast(AdPrimitive::new(inner))
-    } else {
-        cast(inner)
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(p))
+    let p: AdPrimitive = AdPrimitive::new(TchTensor::new(t));
+    Tensor::from_primitive(TensorPrimitive::Float(cast(p)))
 }
 
-/// `f` on the torch tensors behind `inputs`: in `Train` one node of burn's graph whose backward is
-/// torch's, in `Infer` plain inference.
+fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> AdPrimitive {
+    cast(t.into_primitive().tensor())
+}
+
+/// `f` on the torch tensors behind `inputs`, as one node of burn's graph whose backward is torch's.
 fn run<B: Backend, const N: usize, const D: usize>(
-    mode: Mode,
-    inputs: [Prim<B>; N],
+    inputs: [AdPrimitive; N],
     f: impl FnOnce(&[tch::Tensor]) -> tch::Tensor,
 ) -> Tensor<B, D> {
-    let out: Prim<B> = match mode {
-        Mode::Train => cast(torch_node(inputs.map(cast::<_, AdPrimitive>), f)),
-        Mode::Infer => {
-            let t: Vec<tch::Tensor> = inputs
-                .into_iter()
-                .map(|p| cast::<_, TchTensor>(p).tensor)
-                .collect();
-            cast(TchTensor::new(tch::no_grad(|| f(&t))))
-        }
-    };
+    let out = torch_node(inputs, f);
     RUN.set(RUN.get() + 1);
-    Tensor::from_primitive(TensorPrimitive::Float(out))
+    Tensor::from_primitive(TensorPrimitive::Float(cast(out)))
 }
 
 /// Stride, padding, dilation and groups of a convolution torch can run as burn does.
@@ -165,23 +129,18 @@ pub fn chain<B: Backend>(
     stages: &[Stage<'_, B>],
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     let geo: Option<Vec<Geometry>> = stages.iter().map(|s| geometry(s.conv)).collect();
-    let (Some(mode), Some(geo), 1..=2) = (mode::<B>(), geo, stages.len()) else {
+    let (true, Some(geo), 1..=2) = (active::<B>(), geo, stages.len()) else {
         return Err(x);
     };
-    let training = mode == Mode::Train;
-    // Training updates copies of the running statistics in place; inference reads them.
+    // Copies of the running statistics, which torch updates in place.
     let stats: Vec<(tch::Tensor, tch::Tensor)> = stages
         .iter()
         .map(|s| {
             let (m, v) = (&s.bn.running_mean, &s.bn.running_var);
-            if training {
-                (
-                    torch_of(m.value_sync()).copy(),
-                    torch_of(v.value_sync()).copy(),
-                )
-            } else {
-                (torch_of(m.value()), torch_of(v.value()))
-            }
+            (
+                torch_of(m.value_sync()).copy(),
+                torch_of(v.value_sync()).copy(),
+            )
         })
         .collect();
     let forward = |t: &[tch::Tensor]| {
@@ -202,7 +161,7 @@ pub fn chain<B: Backend>(
                     Some(beta),
                     Some(&stats[i].0),
                     Some(&stats[i].1),
-                    training,
+                    true,
                     BN_MOMENTUM,
                     BN_EPSILON,
                     true,
@@ -221,15 +180,13 @@ pub fn chain<B: Backend>(
     }
     let inputs = inputs.into_iter();
     let y = if stages.len() == 1 {
-        run::<B, 4, 4>(mode, array(inputs), forward)
+        run::<B, 4, 4>(array(inputs), forward)
     } else {
-        run::<B, 7, 4>(mode, array(inputs), forward)
+        run::<B, 7, 4>(array(inputs), forward)
     };
-    if training {
-        for (s, (m, v)) in stages.iter().zip(stats) {
-            s.bn.running_mean.update(from_torch(m));
-            s.bn.running_var.update(from_torch(v));
-        }
+    for (s, (m, v)) in stages.iter().zip(stats) {
+        s.bn.running_mean.update(from_torch(m));
+        s.bn.running_var.update(from_torch(v));
     }
     Ok(y)
 }
@@ -244,12 +201,12 @@ pub fn residual<B: Backend>(
     f: Tensor<B, 4>,
     g: Option<Tensor<B, 1>>,
 ) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>)> {
-    let Some(mode) = mode::<B>() else {
+    if !active::<B>() {
         return Err((short, f, g));
-    };
+    }
     Ok(match g {
-        None => run::<B, 2, 4>(mode, [prim(short), prim(f)], |t| (&t[0] + &t[1]).relu()),
-        Some(g) => run::<B, 3, 4>(mode, [prim(short), prim(f), prim(g)], |t| {
+        None => run::<B, 2, 4>([prim(short), prim(f)], |t| (&t[0] + &t[1]).relu()),
+        Some(g) => run::<B, 3, 4>([prim(short), prim(f), prim(g)], |t| {
             (&t[0] + &t[1] * t[2].reshape([-1, 1, 1, 1])).relu()
         }),
     })
@@ -260,18 +217,15 @@ pub fn cosine_incompatibility<B: Backend>(
     a: &Tensor<B, 4>,
     b: &Tensor<B, 4>,
 ) -> Option<Tensor<B, 1>> {
-    let mode = mode::<B>()?;
-    Some(run::<B, 2, 1>(
-        mode,
-        [prim(a.clone()), prim(b.clone())],
-        |t| {
-            let (a, b) = (t[0].flatten(1, -1), t[1].flatten(1, -1));
-            let dot = (&a * &b).sum_dim_intlist([1i64].as_slice(), false, None::<tch::Kind>);
-            let norms =
-                a.norm_scalaropt_dim(2, [1i64], false) * b.norm_scalaropt_dim(2, [1i64], false);
-            (dot / (norms + 1e-6)).neg() + 1.0
-        },
-    ))
+    if !active::<B>() {
+        return None;
+    }
+    Some(run::<B, 2, 1>([prim(a.clone()), prim(b.clone())], |t| {
+        let (a, b) = (t[0].flatten(1, -1), t[1].flatten(1, -1));
+        let dot = (&a * &b).sum_dim_intlist([1i64].as_slice(), false, None::<tch::Kind>);
+        let norms = a.norm_scalaropt_dim(2, [1i64], false) * b.norm_scalaropt_dim(2, [1i64], false);
+        (dot / (norms + 1e-6)).neg() + 1.0
+    }))
 }
 
 /// A node of burn's graph running `f` under torch autograd; its backward runs torch's graph.

@@ -1,6 +1,7 @@
-//! On LibTorch, conv → BatchNorm (→ ReLU) chains run on torch's own kernels (`cg_model::fused`). They
-//! must compute what burn's ops compute: the same logits, the same gradient for every parameter, the
-//! same running statistics, in training and in inference. Built only with `libtorch`.
+//! On LibTorch, training runs the conv → BatchNorm (→ ReLU) chains, the block outputs and the CIR on
+//! torch's own kernels (`cg_model::fused`). They must compute what burn's ops compute: the same
+//! logits, the same gradient for every parameter, the same running statistics (seen through the
+//! inference logits afterwards). Built only with `libtorch`.
 #![cfg(feature = "libtorch")]
 
 use burn::backend::libtorch::LibTorchDevice;
@@ -103,7 +104,6 @@ fn step(shortcut: Shortcut, fused: bool) -> Step {
             eval_logits: values(eval.logits),
         }
     });
-    // Stem, branches, projections: training and inference.
     let run = chains_run() - before;
     assert_eq!(run > 0, fused, "{run} chains on torch's kernels");
     step
