@@ -121,7 +121,7 @@ fn assert_close(what: &str, a: &[f32], b: &[f32]) {
 }
 
 #[test]
-fn torch_kernels_compute_what_burn_ops_compute() {
+fn libtorch_kernels_compute_what_burn_ops_compute() {
     for shortcut in [Shortcut::A, Shortcut::B] {
         let burn_ops = step(shortcut, false);
         let torch = step(shortcut, true);
