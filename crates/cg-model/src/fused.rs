@@ -40,8 +40,8 @@ thread_local! {
     static RUN: Cell<u64> = const { Cell::new(0) };
 }
 
-/// How many chains this thread has run on torch's kernels (tests check the path was taken).
-pub fn chains_run() -> u64 {
+/// How many fused nodes this thread has run (tests check the path was taken).
+pub fn nodes_run() -> u64 {
     RUN.get()
 }
 
@@ -70,9 +70,7 @@ fn active<B: Backend>() -> bool {
 
 /// The torch tensor behind an `Ad` tensor (the same storage).
 fn torch_of<B: Backend, const D: usize>(t: Tensor<B, D>) -> tch::Tensor {
-    cast::<_, AdPrimitive>(t.into_primitive().tensor())
-        .primitive
-        .tensor
+    prim(t).primitive.tensor
 }
 
 /// A torch tensor as an `Ad` leaf that burn tracks no gradient for.
@@ -269,7 +267,7 @@ fn torch_node<const N: usize>(
     }
 }
 
-/// The burn node of a chain; its state is the torch graph, run once by the backward pass.
+/// The burn node of a fused op; its state is the torch graph, run once by the backward pass.
 #[derive(Debug)]
 struct TorchGraph;
 

@@ -10,7 +10,7 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use cg_core::{GateSpec, ModelKind, ModelSpec, Shortcut};
-use cg_model::fused::{chains_run, with_fused};
+use cg_model::fused::{nodes_run, with_fused};
 use cg_model::model::{CgResNet, GateCtx, NetSpec};
 
 type Inner = LibTorch<f32>;
@@ -68,7 +68,7 @@ struct Step {
 }
 
 fn step(shortcut: Shortcut, fused: bool) -> Step {
-    let before = chains_run();
+    let before = nodes_run();
     let step = with_fused(fused, || {
         let s = spec(shortcut);
         Ad::seed(&LibTorchDevice::Cpu, 11);
@@ -104,8 +104,8 @@ fn step(shortcut: Shortcut, fused: bool) -> Step {
             eval_logits: values(eval.logits),
         }
     });
-    let run = chains_run() - before;
-    assert_eq!(run > 0, fused, "{run} chains on torch's kernels");
+    let run = nodes_run() - before;
+    assert_eq!(run > 0, fused, "{run} fused nodes");
     step
 }
 
