@@ -5,7 +5,7 @@
 //! convolution; PyTorch runs fused native BatchNorm, `threshold_backward` and `convolution_backward`.
 //! So on `Autodiff<LibTorch>` each of these is one burn autodiff node whose forward records a torch
 //! autograd graph and whose backward runs it. Inference (`LibTorch`) keeps burn's ops: torch's
-//! inference kernels measured 4–12% slower there.
+//! inference kernels measured 4–13% slower there.
 //!
 //! The semantics are those of the generic code in [`crate::model`] (BatchNorm: batch statistics,
 //! running statistics updated with momentum 0.1 and unbiased variance, ε = 1e-5). Other backends, a
