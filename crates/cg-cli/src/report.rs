@@ -147,6 +147,10 @@ pub async fn write_sweep_report_with(
                 summary.finished_at_ms.unwrap_or_else(crate::util::now_ms),
             ),
         }
+    } else if summary.status == cg_store::SweepStatus::Paused {
+        Progress::Paused {
+            updated: crate::util::utc_text(crate::util::now_ms()),
+        }
     } else {
         Progress::Running {
             updated: crate::util::utc_text(crate::util::now_ms()),

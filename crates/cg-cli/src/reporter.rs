@@ -153,6 +153,11 @@ impl Reporter {
                 .await;
             let state = self.sweeps.get_mut(&name).expect("listed above");
             match finish {
+                Err(cg_store::Error::UnknownSweep(_)) => {
+                    // Deleted while it ran: said once, then the sweep is forgotten here.
+                    eprintln!("sweep `{name}` was deleted; its report is no longer updated");
+                    state.done = true;
+                }
                 Err(e) => {
                     if due {
                         eprintln!("warning: cannot check whether sweep `{name}` has finished: {e}");
@@ -230,6 +235,11 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 pub async fn watch_loop(store: Store, mut watcher: cg_daemon::Watcher) {
     let mut failing = false;
     loop {
+        // Fault injection for the tests, in debug builds only: the watcher dies as a bug would.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("CG_TEST_FAULT").is_some_and(|v| v == "watch-panic") {
+            panic!("injected fault (CG_TEST_FAULT=watch-panic)");
+        }
         match watcher.scan(&store).await {
             Ok(events) => {
                 failing = false;

@@ -267,7 +267,13 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             describe_slots(&options.slots),
         );
 
-        let summary = drive(&store, options, Some(name.clone()), None).await?;
+        let summary = drive(&store, options, Some(name.clone()), None, None).await?;
+        if let Err(cg_store::Error::UnknownSweep(_)) = store.sweep(&name).await {
+            // Deleted by `cg sweep delete` while this ran: a user's decision, not a failure.
+            eprintln!("sweep `{name}` was deleted while it ran; nothing is left to run");
+            store.close().await;
+            return Ok(ExitCode::SUCCESS);
+        }
 
         let records = store.job_records(&name).await?;
         print_summary(&records);
@@ -313,35 +319,43 @@ pub(crate) async fn check_gpus(options: &LocalOptions) -> Result<()> {
 }
 
 /// Runs the workers with signal handling and progress lines until they finish or are stopped.
-/// With `reports`, the sweeps' reports are written as they run (see `reporter`).
+/// With `reports`, the sweeps' reports are written as they run (see `reporter`). `watcher` (the
+/// daemon's folder watcher) and the reporter run beside the workers: if either dies (a panic),
+/// the workers are stopped, their jobs go back to the queue and the run ends with an error; the
+/// process never goes on half alive.
 async fn drive(
     store: &Store,
     options: LocalOptions,
     sweep: Option<String>,
     reports: Option<ReportSettings>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
 ) -> Result<cg_daemon::RunSummary> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let signals = tokio::spawn(async move {
-        wait_for_signal().await;
-        eprintln!(
-            "stopping: running jobs stop at their next step and go back to the queue (again to quit at once)"
-        );
-        let _ = stop_tx.send(true);
-        wait_for_signal().await;
-        eprintln!("quitting now; unfinished jobs are taken back on the next run");
-        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    let signals = tokio::spawn({
+        let stop_tx = std::sync::Arc::clone(&stop_tx);
+        async move {
+            wait_for_signal().await;
+            eprintln!(
+                "stopping: running jobs stop at their next step and go back to the queue (again to quit at once)"
+            );
+            let _ = stop_tx.send(true);
+            wait_for_signal().await;
+            eprintln!("quitting now; unfinished jobs are taken back on the next run");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
     });
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
     let (view_tx, view_rx) = mpsc::unbounded_channel();
     let view = tokio::spawn(show_progress(store.clone(), sweep, view_rx));
-    let reporter = reports.map(|settings| {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (
-            tx,
-            tokio::spawn(crate::reporter::run_reporter(store.clone(), settings, rx)),
-        )
-    });
-    let report_tx = reporter.as_ref().map(|(tx, _)| tx.clone());
+    let (report_tx, mut reporter) = match reports {
+        Some(settings) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = tokio::spawn(crate::reporter::run_reporter(store.clone(), settings, rx));
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
     let tee = tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
             if let Some(tx) = &report_tx
@@ -352,15 +366,60 @@ async fn drive(
             let _ = view_tx.send(event);
         }
     });
-    let outcome = cg_daemon::run_local(store.clone(), options, events_tx, stop_rx).await;
+    let mut watcher = watcher;
+    let mut died: Option<String> = None;
+    let run = cg_daemon::run_local(store.clone(), options, events_tx, stop_rx);
+    tokio::pin!(run);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut run => break outcome,
+            joined = async { watcher.as_mut().expect("guarded").await }, if watcher.is_some() => {
+                watcher = None;
+                died.get_or_insert(side_task_died("the folder watcher", joined, &stop_tx));
+            }
+            joined = async { reporter.as_mut().expect("guarded").await }, if reporter.is_some() => {
+                reporter = None;
+                died.get_or_insert(side_task_died("the report writer", joined, &stop_tx));
+            }
+        }
+    };
+    if let Some(w) = watcher {
+        w.abort();
+    }
     let _ = tee.await;
     let _ = view.await;
-    if let Some((tx, task)) = reporter {
-        drop(tx);
+    if let Some(task) = reporter {
         let _ = task.await;
     }
     signals.abort();
+    if let Some(why) = died {
+        anyhow::bail!("{why}; the workers were stopped and their jobs put back in the queue");
+    }
     outcome.context("the workers stopped")
+}
+
+/// A task that runs as long as the workers ended early: says why and stops the workers.
+fn side_task_died(
+    what: &str,
+    joined: std::result::Result<(), tokio::task::JoinError>,
+    stop: &watch::Sender<bool>,
+) -> String {
+    let why = match joined {
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            format!("{what} failed: {text}")
+        }
+        Err(e) => format!("{what} was cancelled: {e}"),
+        Ok(()) => format!("{what} ended"),
+    };
+    eprintln!("error: {why}; stopping the workers (their jobs go back to the queue)");
+    let _ = stop.send(true);
+    why
 }
 
 #[derive(Args, Debug)]
@@ -456,11 +515,7 @@ fn worker_or_daemon(args: WorkerArgs, watch: Option<PathBuf>, daemon: bool) -> R
                 cg_daemon::Watcher::new(dir, SubmitOptions::default()),
             ))
         });
-        let summary = drive(&store, options, None, reports).await;
-        if let Some(w) = watcher {
-            w.abort();
-        }
-        let summary = summary?;
+        let summary = drive(&store, options, None, reports, watcher).await?;
         store.close().await;
         if let Some(h) = &summary.halted {
             report_halt(h);

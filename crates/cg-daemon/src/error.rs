@@ -25,6 +25,9 @@ pub enum Error {
     /// A search's stored sweep file no longer loads (its data moved, an environment variable is gone).
     #[error("the sweep `{sweep}` of the search does not load: {message}")]
     SearchSweep { sweep: String, message: String },
+    /// A submission that cannot be done as asked; nothing was written.
+    #[error("{0}")]
+    Refused(String),
     /// A GPU failed its device check (`cg device-check`) before any job was given to it.
     #[error("{device} cannot run jobs: {detail}")]
     DeviceCheck { device: String, detail: String },

@@ -8,7 +8,7 @@
 //! spending an attempt. A child that does not stop within `grace` is killed (and requeued too).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +21,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::devices::{Devices, Reservation};
-use crate::error::io_err;
 use crate::gpu::Slot;
 use crate::proc::{own_worker_prefix, reclaim_dead_local_workers};
 use crate::protocol::{ChildMessage, FailureKind};
@@ -173,6 +172,8 @@ struct Ctx {
     /// Woken when a job's attempt ends, so idle workers look again at once instead of at the
     /// next poll (the last job ending would otherwise keep the run waiting for up to `poll`).
     job_ended: Notify,
+    /// The sweep of the run (`LocalOptions::sweep`) was deleted; said once.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -253,7 +254,21 @@ impl Ctx {
             });
             return Ok(!busy);
         };
-        let sweep = self.store.sweep(name).await?;
+        let sweep = match self.store.sweep(name).await {
+            Err(cg_store::Error::UnknownSweep(_)) => {
+                // `cg sweep delete` while it ran: its jobs are gone, nothing is left to do.
+                if !self
+                    .deleted
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    self.warn(format!(
+                        "sweep `{name}` was deleted; its running jobs stop, no more are started"
+                    ));
+                }
+                return Ok(true);
+            }
+            other => other?,
+        };
         let c = sweep.counts;
         if sweep.status != SweepStatus::Active && c.running == 0 {
             return Ok(true);
@@ -283,10 +298,7 @@ pub async fn run_local(
     events: mpsc::UnboundedSender<Event>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunSummary> {
-    std::fs::create_dir_all(&options.runs_dir).map_err(io_err(format!(
-        "cannot create {}",
-        options.runs_dir.display()
-    )))?;
+    check_runs_dir(&options.runs_dir)?;
     let reclaimed = reclaim_dead_local_workers(&store).await?;
     if reclaimed > 0 {
         let _ = events.send(Event::TakenBack {
@@ -310,15 +322,35 @@ pub async fn run_local(
         advance_search(&store, &sweep).await?;
     }
     let slots = options.slots.clone();
+    // The workers stop on the caller's `shutdown`, or when one of them fails (an error or a
+    // panic): a run never goes on half alive.
+    let (stop_tx, stop_rx) = watch::channel(*shutdown.borrow());
+    let stop_tx = Arc::new(stop_tx);
+    let forward = {
+        let stop_tx = Arc::clone(&stop_tx);
+        let mut shutdown = shutdown;
+        tokio::spawn(async move {
+            loop {
+                if *shutdown.borrow_and_update() {
+                    let _ = stop_tx.send(true);
+                    return;
+                }
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
     let ctx = Arc::new(Ctx {
         store,
         options,
         events,
-        shutdown,
+        shutdown: stop_rx,
         streak: Mutex::new(Streak::default()),
         overhead: Mutex::new(Overhead::default()),
         devices: Devices::new(&slots),
         job_ended: Notify::new(),
+        deleted: std::sync::atomic::AtomicBool::new(false),
     });
 
     let expiry = {
@@ -364,10 +396,14 @@ pub async fn run_local(
         if let Err(e) = outcome
             && first_error.is_none()
         {
+            // The other workers stop at their next step and put their jobs back.
+            ctx.warn(format!("stopping every worker: {e}"));
+            let _ = stop_tx.send(true);
             first_error = Some(e);
         }
     }
     expiry.abort();
+    forward.abort();
     if let Some(e) = first_error {
         return Err(e);
     }
@@ -561,6 +597,30 @@ fn keep_tail(s: &mut String, max: usize) {
     }
 }
 
+/// Creates the runs folder and checks that files can be made in it, before any job is claimed:
+/// a folder that cannot hold checkpoints is refused here rather than failing every job.
+fn check_runs_dir(dir: &Path) -> Result<()> {
+    let refuse = |what: &str, source: std::io::Error| Error::Io {
+        context: format!(
+            "the runs folder {} {what} (set --runs-dir to a writable folder)",
+            dir.display()
+        ),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| refuse("cannot be created", e))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let probe = dir.join(format!(".cg-probe.{}.{nanos}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| refuse("is not writable", e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Runs one claimed job to its end.
 async fn run_claim(
     ctx: &Ctx,
@@ -590,7 +650,21 @@ async fn run_claim(
         return Ok(Ended::Other);
     }
     let dir = opts.runs_dir.join(&job);
-    std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+    if let Err(source) = std::fs::create_dir_all(&dir) {
+        // The attempt ends here and the job goes back to the queue (another worker, or this
+        // one once the folder is fixed, runs it); it is never left `running`.
+        let error = format!("cannot create {}: {source}", dir.display());
+        let status = store
+            .fail(&job, attempt, worker, &error, None, true)
+            .await?;
+        ctx.emit(Event::Failed {
+            job,
+            attempt,
+            error,
+            status,
+        });
+        return Ok(Ended::Other);
+    }
     // A job's checkpoints and logs are the database's data: no more readable than its file.
     if let Some(mode) = store.file_mode() {
         use std::os::unix::fs::PermissionsExt;

@@ -60,6 +60,15 @@ pub async fn advance_search(store: &Store, sweep: &str) -> Result<Option<Advance
     Ok(Some(total))
 }
 
+/// Refuses `sweep` as the file of its stored search when its decisions over the stored results
+/// differ from the recorded ones; writes nothing.
+pub(crate) async fn check_search_file(store: &Store, sweep: &Sweep) -> Result<()> {
+    store
+        .check_search(sweep.name(), |input| decide(sweep, input).map(|_| ()))
+        .await?;
+    Ok(())
+}
+
 /// Whether the sweep's search can submit nothing more (true for sweeps that are no search). A
 /// sweep is finished only when this holds as well as its jobs having ended.
 pub async fn search_finished(store: &Store, sweep: &str) -> Result<bool> {
@@ -112,30 +121,22 @@ fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite,
             .observe(observation(row.config, row.rung, &row.job_id, row.failed))
             .map_err(|e| format!("stored result {} ({}): {e}", row.seq, row.job_id))?;
     }
-    let taken: HashSet<(String, u64)> = log.iter().map(|r| (r.job_id.clone(), r.config)).collect();
-    let mut taken = taken;
-    // The jobs the decisions submitted, by id: (configuration, rung).
-    let mut job_ids: Vec<String> = Vec::new();
+    let mut taken: HashSet<(String, u64)> =
+        log.iter().map(|r| (r.job_id.clone(), r.config)).collect();
+    // Takes every ended job that a pending decision submitted, until none is left. Observing a
+    // result can add decisions (promotions, draws), so the pending jobs are looked up afresh for
+    // each ended job, and their ids come from (configuration, rung), never from an index.
     loop {
-        job_ids.clear();
-        for d in search.decisions() {
-            job_ids.push(
-                rung_job(sweep, &search, d.config, d.rung)
-                    .map(|j| j.id)
-                    .ok_or("a drawn point does not fit the sweep's space")?,
-            );
-        }
         let mut progressed = false;
         for e in &input.ended {
             for (config, rung) in search.pending() {
-                let k = search
-                    .decisions()
-                    .iter()
-                    .position(|d| {
-                        d.config == config && d.rung == rung && !matches!(d.action, Action::Stop)
-                    })
-                    .expect("a pending job was submitted by a decision");
-                if job_ids[k] != e.job_id || taken.contains(&(e.job_id.clone(), config as u64)) {
+                if taken.contains(&(e.job_id.clone(), config as u64)) {
+                    continue;
+                }
+                let id = rung_job(sweep, &search, config, rung)
+                    .map(|j| j.id)
+                    .ok_or("a drawn point does not fit the sweep's space")?;
+                if id != e.job_id {
                     continue;
                 }
                 let failed = e.status == JobStatus::Failed;

@@ -108,6 +108,9 @@ pub enum Progress {
     /// Jobs are queued or running: the documents say so (with the job counts and `updated`, the
     /// time of this report as text) and `report.html` reloads itself every `reload_secs`.
     Running { updated: String, reload_secs: u32 },
+    /// The sweep is paused with jobs still queued: nothing moves until it is resumed, so the page
+    /// says so and does not reload.
+    Paused { updated: String },
     /// No job is queued or running any more (since `finished`, a time as text); no reloading.
     Finished { finished: String },
 }
@@ -1307,6 +1310,17 @@ fn progress_notice(counts: &JobCounts, progress: &Progress) -> Block {
             text: format!(
                 "Sweep running: {done} of {} jobs done ({}), {} running, {} queued. Last update: {updated}. \
                  This page reloads every {reload_secs} s until the sweep has finished.",
+                counts.total,
+                parts.join(", "),
+                counts.running,
+                counts.queued
+            ),
+        },
+        Progress::Paused { updated } => Block::Notice {
+            running: true,
+            text: format!(
+                "Sweep paused: {done} of {} jobs done ({}), {} running, {} queued. Last update: {updated}. \
+                 Queued jobs wait until the sweep is resumed (`cg sweep resume`); this page does not reload.",
                 counts.total,
                 parts.join(", "),
                 counts.running,

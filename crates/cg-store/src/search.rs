@@ -252,6 +252,29 @@ impl Store {
             .collect())
     }
 
+    /// Runs `check` on what [`Store::advance_search`] would hand its decision function, and
+    /// writes nothing (the transaction is always rolled back). A submit uses it to refuse a new
+    /// version of a search's file that would change recorded decisions, before it writes.
+    pub async fn check_search<F>(&self, sweep: &str, check: F) -> Result<()>
+    where
+        F: FnOnce(SearchInput) -> std::result::Result<(), BoxError>,
+    {
+        let mut verdict = None;
+        let outcome = self
+            .advance_search(sweep, |input| {
+                verdict = Some(check(input));
+                Err("a check writes nothing".into())
+            })
+            .await;
+        match (outcome, verdict) {
+            (Err(Error::Search(_)), Some(verdict)) => {
+                verdict.map_err(|e| Error::Search(e.to_string()))
+            }
+            (Err(e), _) => Err(e),
+            (Ok(_), _) => unreachable!("the decision function refused"),
+        }
+    }
+
     /// Advances the search of `sweep` in one write transaction: reads what it took and decided so
     /// far and the sweep's ended jobs, calls `decide` with them, and stores what it returns: new
     /// log rows, decisions and hypervolume rows (insert-if-absent by `seq`), the jobs of new
