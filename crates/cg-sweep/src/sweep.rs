@@ -902,6 +902,9 @@ fn load_sweep_bytes(
             .unwrap_or(Json::Null),
     };
     check_jobs(&sweep, parameters_pos, &mut sink);
+    if let Some((key, _)) = top.get("baseline") {
+        check_baseline(&sweep, key.pos, &mut sink);
+    }
     sink.result(sweep)
 }
 
@@ -1000,6 +1003,76 @@ fn check_jobs(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
             Some("a value equals the base setting, or two presets set the same".into()),
         );
     }
+}
+
+/// Most points of a finite search space looked at for a baseline that equals one of them.
+const MAX_BASELINE_CHECK: usize = 100_000;
+
+/// A baseline job that is also a job of the axes (a random draw, or a point of a finite mo-asha
+/// space) would be one job with one row: it would take that configuration's place in the report.
+/// (A grid's repeats are reported by [`check_jobs`].)
+fn check_baseline(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
+    let baseline: HashSet<String> = sweep.baseline_jobs().into_iter().map(|j| j.id).collect();
+    let clash = match sweep.method {
+        Method::Grid => None,
+        Method::Random => sweep
+            .expand()
+            .into_iter()
+            .find(|j| !j.params.contains_key("baseline") && baseline.contains(&j.id))
+            .map(|j| j.params),
+        Method::MoAsha => finite_points(sweep).and_then(|points| {
+            points
+                .iter()
+                .filter_map(|p| sweep.job_at(p, None))
+                .find(|j| baseline.contains(&j.id))
+                .map(|j| j.params)
+        }),
+    };
+    if let Some(params) = clash {
+        sink.push(
+            pos,
+            "baseline",
+            format!(
+                "the baseline trains the same configuration as the axes' point {}: they would be one job",
+                show_params(&params)
+            ),
+            Some("change a baseline setting (e.g. `gate.mode: none`) or leave that value out of the axes".into()),
+        );
+    }
+}
+
+/// Every point of the sweep's search space when it is finite and small enough to list.
+fn finite_points(sweep: &Sweep) -> Option<Vec<Vec<Coord>>> {
+    let mut points: Vec<Vec<Coord>> = vec![Vec::new()];
+    for axis in sweep.axes.iter().filter(|a| !a.fixed) {
+        let coords: Vec<Coord> = match &axis.kind {
+            AxisKind::Values(v) => (0..v.len()).map(Coord::Choice).collect(),
+            AxisKind::IntRange { min, max } => {
+                let n = usize::try_from(max.checked_sub(*min)?)
+                    .ok()?
+                    .checked_add(1)?;
+                if n > MAX_BASELINE_CHECK {
+                    return None;
+                }
+                (*min..=*max).map(Coord::Int).collect()
+            }
+            AxisKind::Uniform { .. } | AxisKind::LogUniform { .. } => return None,
+        };
+        if points.len().checked_mul(coords.len())? > MAX_BASELINE_CHECK {
+            return None;
+        }
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                coords.iter().map(move |c| {
+                    let mut q = p.clone();
+                    q.push(c.clone());
+                    q
+                })
+            })
+            .collect();
+    }
+    Some(points)
 }
 
 fn show_params(params: &Map<String, Json>) -> String {
