@@ -52,6 +52,17 @@ impl Env {
         self.command(args).output().unwrap()
     }
 
+    /// Starts `cmd` with its stderr in a file (a pipe nobody reads would fill up and block it).
+    fn spawn(&self, mut cmd: Command) -> Running {
+        let log = self.path(&format!(
+            "stderr-{}.log",
+            self.dir.path().read_dir().unwrap().count()
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(file).spawn().unwrap();
+        Running { child, log }
+    }
+
     fn store<T>(&self, f: impl AsyncFnOnce(&cg_store::Store) -> T) -> T {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -79,11 +90,11 @@ impl Env {
     }
 
     /// Waits until a job of `sweep` runs (the sweep must exist).
-    fn wait_running(&self, sweep: &str, child: &mut Child) {
+    fn wait_running(&self, sweep: &str, run: &mut Running) {
         let start = Instant::now();
         while !self.statuses(sweep).contains(&JobStatus::Running) {
             assert!(
-                child.try_wait().unwrap().is_none(),
+                run.child.try_wait().unwrap().is_none(),
                 "the process ended before a job ran"
             );
             assert!(start.elapsed() < HANG, "no job started");
@@ -92,22 +103,31 @@ impl Env {
     }
 }
 
-/// Waits for `child` to exit; kills it and fails the test past the hang guard.
-fn finish(mut child: Child, what: &str) -> Output {
+/// A process started by [`Env::spawn`].
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+/// Waits for the process to exit; kills it and fails the test past the hang guard. Returns its
+/// exit code and stderr.
+fn finish(mut run: Running, what: &str) -> (Option<i32>, String) {
     let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            return (status.code(), std::fs::read_to_string(&run.log).unwrap());
+        }
         if start.elapsed() > HANG {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
+            run.child.kill().unwrap();
+            let _ = run.child.wait();
             panic!(
                 "{what} did not end (killed after {} s); stderr:\n{}",
                 HANG.as_secs(),
-                String::from_utf8_lossy(&out.stderr)
+                std::fs::read_to_string(&run.log).unwrap()
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    child.wait_with_output().unwrap()
 }
 
 fn stderr(out: &Output) -> String {
@@ -145,24 +165,21 @@ fn a_panicking_daemon_task_stops_the_daemon() {
     env.write("s.yaml", &sweep_text("s", 1, 400));
     let out = env.cg(&["sweep", "submit", "s.yaml"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let daemon = env
-        .command(&[
-            "daemon",
-            "--watch",
-            "watch",
-            "--no-reports",
-            "--workers",
-            "1",
-            "--threads-per-job",
-            "1",
-        ])
-        .env("CG_TEST_FAULT", "watch-panic")
-        .spawn()
-        .unwrap();
+    let mut cmd = env.command(&[
+        "daemon",
+        "--watch",
+        "watch",
+        "--no-reports",
+        "--workers",
+        "1",
+        "--threads-per-job",
+        "1",
+    ]);
+    cmd.env("CG_TEST_FAULT", "watch-panic");
+    let daemon = env.spawn(cmd);
     // The watcher panics at its first scan, maybe before the first claim: the daemon ends.
-    let out = finish(daemon, "the daemon with a dead watcher");
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
+    let (code, err) = finish(daemon, "the daemon with a dead watcher");
+    assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("the folder watcher failed"), "{err}");
     assert!(err.contains("injected fault"), "{err}");
     assert!(
@@ -179,8 +196,8 @@ fn an_unwritable_runs_folder_never_leaves_jobs_running() {
     let env = Env::new();
     env.write("s.yaml", &sweep_text("s", 2, 1));
     // /proc/self/fd exists and is a directory, but nobody, root included, can create files in it.
-    let out = finish(
-        env.command(&[
+    let (code, err) = finish(
+        env.spawn(env.command(&[
             "run",
             "s.yaml",
             "--runs-dir",
@@ -189,13 +206,10 @@ fn an_unwritable_runs_folder_never_leaves_jobs_running() {
             "1",
             "--threads-per-job",
             "1",
-        ])
-        .spawn()
-        .unwrap(),
+        ])),
         "cg run with an unwritable runs folder",
     );
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
+    assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("/proc/self/fd is not writable"), "{err}");
     assert!(err.contains("--runs-dir"), "{err}");
     assert_eq!(env.statuses("s"), vec![JobStatus::Queued; 2], "{err}");
@@ -211,14 +225,11 @@ fn an_unwritable_runs_folder_never_leaves_jobs_running() {
     });
     std::fs::create_dir(env.path("runs")).unwrap();
     std::fs::write(env.path("runs").join(&ids[0]), "in the way").unwrap();
-    let out = finish(
-        env.command(&["run", "s.yaml", "--workers", "1", "--threads-per-job", "1"])
-            .spawn()
-            .unwrap(),
+    let (code, err) = finish(
+        env.spawn(env.command(&["run", "s.yaml", "--workers", "1", "--threads-per-job", "1"])),
         "cg run with a job whose folder cannot be made",
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("cannot create"), "{err}");
     let records = env.store(async |s| s.job_records("s").await.unwrap());
     for r in &records {
@@ -265,22 +276,19 @@ fn a_paused_sweeps_report_says_paused_and_does_not_reload() {
 fn deleting_the_sweep_ends_cg_run_cleanly() {
     let env = Env::new();
     env.write("s.yaml", &sweep_text("s", 2, 2000));
-    let mut run = env
-        .command(&["run", "s.yaml", "--workers", "1", "--threads-per-job", "1"])
-        .spawn()
-        .unwrap();
+    let mut run =
+        env.spawn(env.command(&["run", "s.yaml", "--workers", "1", "--threads-per-job", "1"]));
     // The sweep exists once cg run has submitted it.
     let start = Instant::now();
     while !env.path("cg.db").exists() || env.store(async |s| s.sweep("s").await.is_err()) {
-        assert!(start.elapsed() < HANG && run.try_wait().unwrap().is_none());
+        assert!(start.elapsed() < HANG && run.child.try_wait().unwrap().is_none());
         std::thread::sleep(Duration::from_millis(100));
     }
     env.wait_running("s", &mut run);
     let out = env.cg(&["sweep", "delete", "s"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = finish(run, "cg run after its sweep was deleted");
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let (code, err) = finish(run, "cg run after its sweep was deleted");
+    assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("was deleted while it ran"), "{err}");
     assert!(!err.contains("error:"), "{err}");
 }
@@ -293,29 +301,28 @@ fn a_deleted_sweep_is_not_warned_about_forever() {
     env.write("s.yaml", &sweep_text("s", 1, 2000));
     let out = env.cg(&["sweep", "submit", "s.yaml"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut daemon = env
-        .command(&[
-            "daemon",
-            "--workers",
-            "1",
-            "--threads-per-job",
-            "1",
-            "--lease",
-            "2",
-            "--report-every",
-            "1",
-        ])
-        .spawn()
-        .unwrap();
+    let mut daemon = env.spawn(env.command(&[
+        "daemon",
+        "--workers",
+        "1",
+        "--threads-per-job",
+        "1",
+        "--lease",
+        "2",
+        "--report-every",
+        "1",
+    ]));
     env.wait_running("s", &mut daemon);
     let out = env.cg(&["sweep", "delete", "s"]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Several report intervals (1 s each) go by.
     std::thread::sleep(Duration::from_secs(6));
-    assert!(daemon.try_wait().unwrap().is_none(), "the daemon ended");
-    sigterm(&daemon);
-    let out = finish(daemon, "the daemon after SIGTERM");
-    let err = stderr(&out);
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon ended"
+    );
+    sigterm(&daemon.child);
+    let (_, err) = finish(daemon, "the daemon after SIGTERM");
     assert!(!err.contains("cannot check whether sweep"), "{err}");
     assert_eq!(
         err.matches("sweep `s` was deleted; its report is no longer updated")
