@@ -105,7 +105,9 @@ impl AxisSpace {
     pub fn size(&self) -> Option<u64> {
         match *self {
             AxisSpace::Choice { n } => Some(n as u64),
-            AxisSpace::Int { min, max } => u64::try_from(i128::from(max) - i128::from(min) + 1).ok(),
+            AxisSpace::Int { min, max } => {
+                u64::try_from(i128::from(max) - i128::from(min) + 1).ok()
+            }
             AxisSpace::Float { .. } => None,
         }
     }
@@ -135,7 +137,9 @@ impl SearchSettings {
     /// The configurations the search draws: `n_samples`, or all points of a smaller space.
     pub fn draws(&self) -> usize {
         match self.space_size() {
-            Some(size) => self.n_samples.min(usize::try_from(size).unwrap_or(usize::MAX)),
+            Some(size) => self
+                .n_samples
+                .min(usize::try_from(size).unwrap_or(usize::MAX)),
             None => self.n_samples,
         }
     }
@@ -157,7 +161,10 @@ impl SearchSettings {
             return None;
         }
         let list = |f: &dyn Fn(&(usize, usize)) -> usize| {
-            plan.iter().map(|r| f(r).to_string()).collect::<Vec<_>>().join(", ")
+            plan.iter()
+                .map(|r| f(r).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let draws = self.draws();
         let limit = if draws < self.n_samples {
@@ -215,9 +222,15 @@ mod tests {
             sampler: Sampler::Nsga2,
             seed: 0,
         };
-        let small = vec![AxisSpace::Choice { n: 2 }, AxisSpace::Int { min: 1, max: 3 }];
+        let small = vec![
+            AxisSpace::Choice { n: 2 },
+            AxisSpace::Int { min: 1, max: 3 },
+        ];
         assert_eq!(settings(27, small.clone()).draws(), 6);
-        assert_eq!(settings(27, small.clone()).rung_plan(), [(1, 6), (3, 2), (9, 0)]);
+        assert_eq!(
+            settings(27, small.clone()).rung_plan(),
+            [(1, 6), (3, 2), (9, 0)]
+        );
         let why = settings(27, small).unreachable_top().unwrap();
         assert!(why.contains("only 6 points"), "{why}");
         let float = vec![AxisSpace::Float {

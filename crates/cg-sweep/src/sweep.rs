@@ -1368,8 +1368,11 @@ impl Loader<'_> {
             };
             match value.value {
                 Value::Int(i) if i < 0 => {
-                    self.sink
-                        .error(value.pos, &path, format!("must be at least {least}, got {i}"));
+                    self.sink.error(
+                        value.pos,
+                        &path,
+                        format!("must be at least {least}, got {i}"),
+                    );
                     given.push(k.name.as_str());
                 }
                 Value::Int(i) => *slot = Some((i as usize, value.pos)),
@@ -2212,8 +2215,13 @@ fn metric_range(metric: &str) -> (Option<f64>, Option<f64>) {
         "test_acc_final" | "test_acc_peak" | "savings_nominal" => (Some(0.0), Some(1.0)),
         // Gate overhead can make these negative; skipping everything saves at most all.
         "savings_actual" | "savings_measured" => (None, Some(1.0)),
-        "peak_epoch" | "macs_full" | "macs_executed_nominal" | "macs_executed_actual"
-        | "train_img_per_s" | "infer_img_per_s" | "wall_secs" => (Some(0.0), None),
+        "peak_epoch"
+        | "macs_full"
+        | "macs_executed_nominal"
+        | "macs_executed_actual"
+        | "train_img_per_s"
+        | "infer_img_per_s"
+        | "wall_secs" => (Some(0.0), None),
         _ => (None, None),
     }
 }

@@ -106,14 +106,9 @@ fn unreadable_file() {
 #[test]
 fn a_name_starts_with_a_letter_or_digit() {
     let load = |text: &str, origin: &str| {
-        cg_sweep::load_sweep_str(
-            text,
-            origin,
-            Path::new("."),
-            &LoadOptions::no_data_check(),
-        )
-        .map(|s| s.name().to_string())
-        .map_err(|d| d.to_string())
+        cg_sweep::load_sweep_str(text, origin, Path::new("."), &LoadOptions::no_data_check())
+            .map(|s| s.name().to_string())
+            .map_err(|d| d.to_string())
     };
     for name in ["_", "_x", "-x", ".x"] {
         let err = load(
@@ -148,7 +143,9 @@ fn a_search_plan_states_its_rungs() {
     .unwrap();
     assert_eq!(
         cg_sweep::rungs_line(&sweep).as_deref(),
-        Some("rungs (eta 3): 1 epoch (up to 27 configurations), 3 epochs (up to 9), 9 epochs (up to 3)")
+        Some(
+            "rungs (eta 3): 1 epoch (up to 27 configurations), 3 epochs (up to 9), 9 epochs (up to 3)"
+        )
     );
     let grid = cg_sweep::load_sweep_str(
         "name: g\ndataset: {kind: synthetic}\n",
