@@ -157,7 +157,7 @@ pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
     }
     let grid_hv = grid_hypervolume(&spec, &curves);
     // Shares of a zero hypervolume would print as NaN.
-    if !(grid_hv > 0.0) {
+    if grid_hv.is_nan() || grid_hv <= 0.0 {
         bail!(
             "the grid's hypervolume is zero against the reference point {:?} of {}: none of \
              the recorded configurations is better than it in every objective, so no share of \

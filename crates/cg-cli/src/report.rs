@@ -319,7 +319,7 @@ async fn against_grid(
     let directions: Vec<_> = info.objectives.iter().map(|o| o.direction).collect();
     let grid_hypervolume =
         cg_core::pareto::hypervolume(&points, &directions, &info.reference_point);
-    if !(grid_hypervolume > 0.0) {
+    if grid_hypervolume.is_nan() || grid_hypervolume <= 0.0 {
         anyhow::bail!(
             "the grid `{grid}` has no hypervolume against the search's reference point {:?}: \
              none of its results is better than it in every objective, so no share of it can \

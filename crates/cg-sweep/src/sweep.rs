@@ -824,24 +824,23 @@ fn load_sweep_bytes(
             );
         }
         // The fidelity sets every job's schedule and stop: a base value would be overridden.
-        if let (Some(f), Some(base)) = (fidelity, &base) {
-            if let Some(pos) = positions.value("train.epochs")
-                && base.train.epochs != f.max_epochs
-            {
-                loader.sink.push(
-                    pos,
-                    "train.epochs",
-                    format!(
-                        "{} differs from `fidelity.max_epochs` ({}), which sets the whole \
-                         schedule of every job of `method: mo-asha`",
-                        base.train.epochs, f.max_epochs
-                    ),
-                    Some(format!(
-                        "leave `train.epochs` out or set it to {}",
-                        f.max_epochs
-                    )),
-                );
-            }
+        if let (Some(f), Some(base)) = (fidelity, &base)
+            && let Some(pos) = positions.value("train.epochs")
+            && base.train.epochs != f.max_epochs
+        {
+            loader.sink.push(
+                pos,
+                "train.epochs",
+                format!(
+                    "{} differs from `fidelity.max_epochs` ({}), which sets the whole \
+                     schedule of every job of `method: mo-asha`",
+                    base.train.epochs, f.max_epochs
+                ),
+                Some(format!(
+                    "leave `train.epochs` out or set it to {}",
+                    f.max_epochs
+                )),
+            );
         }
         if let Some(pos) = positions.value("train.stop_after") {
             loader.sink.push(
