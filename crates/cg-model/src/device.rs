@@ -68,7 +68,7 @@ impl FromStr for BackendKind {
             "libtorch" => Ok(BackendKind::Libtorch),
             _ => Err(Error::Backend {
                 backend: s.escape_debug().to_string(),
-                message: "the backends are `flex`, `cubecl`, `libtorch` and `auto`".into(),
+                message: "expected `flex`, `cubecl`, `libtorch` or `auto`".into(),
             }),
         }
     }
