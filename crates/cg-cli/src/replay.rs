@@ -29,16 +29,16 @@ pub struct BenchReplayArgs {
     #[command(flatten)]
     pub db: DbArg,
     /// Search seeds replayed per sampler: 0, 1, ...
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub seeds: u64,
     /// Simulated workers (jobs at once).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least(1))]
     pub workers: usize,
     /// Replace the file's `fidelity.min_epochs` (what-if; `max_epochs` is the curves').
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(1))]
     pub min_epochs: Option<usize>,
     /// Replace the file's `fidelity.eta` (what-if).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(2))]
     pub eta: Option<usize>,
     /// Hypervolume share the goal asks for.
     #[arg(long, default_value_t = 0.95)]
@@ -49,6 +49,11 @@ pub struct BenchReplayArgs {
     /// One JSON object per replay instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A whole number of at least `least` (and at most a million) from the command line.
+fn at_least(least: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(least..=1_000_000)
 }
 
 /// The fixture: every configuration of the search's space with its recorded curve.
@@ -78,7 +83,7 @@ struct Line {
     seed: u64,
     hv_share: f64,
     epochs_share: f64,
-    wall_share: f64,
+    wall_share: Option<f64>,
     top: Vec<usize>,
     finished: bool,
 }
@@ -139,7 +144,28 @@ pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
         fidelity.eta = eta;
     }
     let max_epochs = fidelity.max_epochs;
+    let settings = &spec.settings;
+    if let Some(why) = settings
+        .fidelity
+        .problem()
+        .or_else(|| settings.unreachable_top())
+    {
+        bail!("{} with --min-epochs/--eta: {why}", args.search.display());
+    }
+    if curves.is_empty() {
+        bail!("{} records no curve", args.curves.display());
+    }
     let grid_hv = grid_hypervolume(&spec, &curves);
+    // Shares of a zero hypervolume would print as NaN.
+    if grid_hv.is_nan() || grid_hv <= 0.0 {
+        bail!(
+            "the grid's hypervolume is zero against the reference point {:?} of {}: none of \
+             the recorded configurations is better than it in every objective, so no share of \
+             it can be computed",
+            spec.reference_point,
+            args.search.display()
+        );
+    }
     let grid_epochs = curves.len() * max_epochs;
     let grid_secs: f64 = curves
         .iter()
@@ -170,7 +196,8 @@ pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
                 seed,
                 hv_share: sim.hypervolume / grid_hv,
                 epochs_share: sim.epochs_spent as f64 / grid_epochs as f64,
-                wall_share: sim.wall_secs / grid_secs,
+                // `None` (JSON null, "n/a") when the curves record no time.
+                wall_share: (grid_secs > 0.0).then(|| sim.wall_secs / grid_secs),
                 top: sim.top,
                 finished: sim.finished,
             };
@@ -203,13 +230,20 @@ fn print_table(lines: &[Line], goal_hv: f64, goal_epochs: f64) {
         }
         let hv = quantiles(of.iter().map(|l| l.hv_share));
         let ep = quantiles(of.iter().map(|l| l.epochs_share));
-        let wall = quantiles(of.iter().map(|l| l.wall_share));
+        let wall = match of
+            .iter()
+            .map(|l| l.wall_share)
+            .collect::<Option<Vec<f64>>>()
+        {
+            Some(w) => format!("{:.1}%", 100.0 * quantiles(w.into_iter())[2]),
+            None => "n/a".into(),
+        };
         let met = of
             .iter()
             .filter(|l| l.hv_share >= goal_hv && l.epochs_share <= goal_epochs)
             .count();
         println!(
-            "{name:<8} {:>6}  {:>5.1}% {:>5.1}% {:>5.1}% {:>5.1}% {:>5.1}%  {:>5.1}% {:>5.1}% {:>5.1}%  {:>11.1}%  {:>4}/{:<4}",
+            "{name:<8} {:>6}  {:>5.1}% {:>5.1}% {:>5.1}% {:>5.1}% {:>5.1}%  {:>5.1}% {:>5.1}% {:>5.1}%  {:>12}  {:>4}/{:<4}",
             of.len(),
             100.0 * hv[0],
             100.0 * hv[1],
@@ -219,7 +253,7 @@ fn print_table(lines: &[Line], goal_hv: f64, goal_epochs: f64) {
             100.0 * ep[0],
             100.0 * ep[2],
             100.0 * ep[4],
-            100.0 * wall[2],
+            wall,
             met,
             of.len()
         );

@@ -173,9 +173,10 @@ pub async fn write_sweep_report_with(
             .into_iter()
             .filter(|d| d.kind == "stop")
             .collect();
-        let (top, below): (Vec<&cg_core::JobRecord>, Vec<&cg_core::JobRecord>) = records
+        let below: Vec<&cg_core::JobRecord> = records
             .iter()
-            .partition(|r| r.job.config.train.stop_after.is_none());
+            .filter(|r| r.job.config.train.stop_after.is_some())
+            .collect();
         let stopped = stops
             .iter()
             .filter_map(|d| {
@@ -189,7 +190,7 @@ pub async fn write_sweep_report_with(
             .collect();
         let against = match &extras.against {
             Some((grid_store, grid)) => {
-                Some(against_grid(store, sweep, &summary.info, &top, grid_store, grid).await?)
+                Some(against_grid(store, sweep, &summary.info, grid_store, grid).await?)
             }
             None => None,
         };
@@ -271,35 +272,48 @@ pub async fn write_sweep_report_with(
     Ok(())
 }
 
-/// The search `sweep` beside the full grid `grid`: the grid's final hypervolume over its completed
-/// CosineGate configurations with the search's objectives and reference point, the epochs each
-/// trained, and the search's last hypervolume and epochs. The grid must hold the configurations
-/// of the search's top rung (the same jobs).
+/// The search `sweep` beside the full grid `grid`: the grid's final hypervolume over the search's
+/// configurations at the full budget, with the search's objectives and reference point, the epochs
+/// they trained, and the search's last hypervolume and epochs. Refused unless `grid` is a sweep
+/// that is no search and holds a completed full-budget result (the same job) for every point of
+/// the search's space (for a space with a float axis: every configuration the search drew), and
+/// unless that hypervolume is above zero (a share of zero is undefined).
 async fn against_grid(
     store: &cg_store::Store,
     sweep: &str,
     info: &cg_core::SweepInfo,
-    top: &[&cg_core::JobRecord],
     grid_store: &cg_store::Store,
     grid: &str,
 ) -> Result<GridComparison> {
+    if grid_store.search(grid).await?.is_some() {
+        anyhow::bail!(
+            "`{grid}` is a `method: mo-asha` search, not a grid: --against needs the full grid \
+             over the search's configurations (its file with `method: grid`, run to the end)"
+        );
+    }
     let records = grid_store
         .job_records(grid)
         .await
         .with_context(|| format!("cannot read the jobs of the grid `{grid}`"))?;
-    let done: Vec<&cg_core::JobRecord> = records
-        .iter()
-        .filter(|r| r.result.is_some() && r.job.config.model.kind != cg_core::ModelKind::Resnet)
-        .collect();
-    let shared = top
-        .iter()
-        .filter(|t| t.job.config.model.kind != cg_core::ModelKind::Resnet)
-        .filter(|t| done.iter().any(|g| g.job.id == t.job.id))
-        .count();
-    if shared == 0 {
+    let required = full_budget_jobs(store, sweep).await?;
+    let mut done: Vec<&cg_core::JobRecord> = Vec::with_capacity(required.len());
+    let mut missing: Vec<&cg_core::JobSpec> = Vec::new();
+    for job in &required {
+        match records.iter().find(|r| {
+            r.job.id == job.id && r.status == cg_core::JobStatus::Completed && r.result.is_some()
+        }) {
+            Some(r) => done.push(r),
+            None => missing.push(job),
+        }
+    }
+    if let Some(first) = missing.first() {
         anyhow::bail!(
-            "the grid `{grid}` holds none of the configurations of `{sweep}`'s top rung: \
-             not a grid over the same configurations (same base settings, `method: grid`)"
+            "the grid `{grid}` is not the full grid of `{sweep}`: it has no completed \
+             full-budget result for {} of the search's {} configurations (e.g. {}); --against \
+             needs the search's file with `method: grid`, run to the end",
+            missing.len(),
+            required.len(),
+            serde_json::Value::Object(first.params.clone())
         );
     }
     let points: Vec<Vec<f64>> = done
@@ -309,6 +323,14 @@ async fn against_grid(
     let directions: Vec<_> = info.objectives.iter().map(|o| o.direction).collect();
     let grid_hypervolume =
         cg_core::pareto::hypervolume(&points, &directions, &info.reference_point);
+    if grid_hypervolume.is_nan() || grid_hypervolume <= 0.0 {
+        anyhow::bail!(
+            "the grid `{grid}` has no hypervolume against the search's reference point {:?}: \
+             none of its results is better than it in every objective, so no share of it can \
+             be computed",
+            info.reference_point
+        );
+    }
     let grid_epochs = done
         .iter()
         .map(|r| r.job.config.train.end_epoch() as u64)
@@ -321,4 +343,44 @@ async fn against_grid(
         search_hypervolume: last.as_ref().map_or(0.0, |h| h.hypervolume),
         search_epochs: last.map_or(0, |h| h.epochs_spent),
     })
+}
+
+/// The full-budget job of every point of the search's space, or, when the space has a float
+/// axis (or more than a million points), of every configuration it drew: the jobs a full grid
+/// over the same file holds (the same ids). The search's stored file is loaded as the daemon
+/// loads it, so the ids take the same data fingerprint.
+async fn full_budget_jobs(store: &cg_store::Store, sweep: &str) -> Result<Vec<cg_core::JobSpec>> {
+    let record = store
+        .search(sweep)
+        .await?
+        .with_context(|| format!("`{sweep}` is no search"))?;
+    let source = store.sweep_source(sweep).await?;
+    let loaded = cg_sweep::load_sweep_str(
+        &source,
+        &format!("{sweep} (stored)"),
+        std::path::Path::new(&record.base_dir),
+        &cg_sweep::LoadOptions::default(),
+    )
+    .map_err(|d| anyhow::anyhow!("the stored file of `{sweep}` does not load: {d}"))?;
+    let settings = loaded
+        .search_settings()
+        .with_context(|| format!("the stored file of `{sweep}` is not `method: mo-asha`"))?;
+    let points: Vec<Vec<cg_core::Coord>> = match cg_search::all_points(&settings.space, 1_000_000) {
+        Some(points) => points,
+        None => store
+            .search_decisions(sweep)
+            .await?
+            .into_iter()
+            .filter(|d| d.kind == "draw")
+            .filter_map(|d| serde_json::from_value(d.point?).ok())
+            .collect(),
+    };
+    points
+        .iter()
+        .map(|p| {
+            loaded
+                .job_at(p, None)
+                .with_context(|| format!("a point of `{sweep}`'s space has no job: {p:?}"))
+        })
+        .collect()
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use anyhow::Result;
-use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, load_sweep, plan_table_with_axes};
+use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, load_sweep, plan_table_with_axes, rungs_line};
 use clap::Subcommand;
 
 use crate::util::EXIT_INVALID;
@@ -62,6 +62,9 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
             }
             let jobs = sweep.expand();
             println!("sweep `{}`: {} job(s)", sweep.name(), jobs.len());
+            if let Some(line) = rungs_line(&sweep) {
+                println!("{line}");
+            }
             print!("{}", plan_table_with_axes(&jobs, &sweep.axes()));
             Ok(ExitCode::SUCCESS)
         }

@@ -280,6 +280,12 @@ fn an_invalid_file_is_rejected_with_its_line_and_the_daemon_goes_on() {
     let log = env.log("daemon.log");
     assert!(log.contains("already exists"), "{log}");
     assert!(log.contains("cg sweep delete good"), "{log}");
+    // The refusal points at the line of the file's `name:` (issue 18), named once.
+    assert!(
+        log.contains("experiments/good.yaml:1:7: name: a sweep named `good` already exists"),
+        "{log}"
+    );
+    assert!(!log.contains("good.yaml: experiments/good.yaml"), "{log}");
 
     // Fixed, the bad file is submitted and its rejection goes away; the changed one stays refused.
     env.drop_file("experiments/bad.yaml", &Env::sweep_text("bad", 32, 1, "0"));

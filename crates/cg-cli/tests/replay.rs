@@ -310,3 +310,183 @@ fn the_fashion_mnist_grid_holds_the_search_configurations_and_its_curves_replay(
         assert_eq!(l["finished"], true);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 18: `--against` takes only the full grid of the search, and no share is ever NaN.
+// ---------------------------------------------------------------------------------------------
+
+/// `SEARCH` without its baseline, under `name`, with `reference_point` (cheaper: no baseline job).
+fn search_text(name: &str, reference_point: &str) -> String {
+    SEARCH
+        .replace("name: moa", &format!("name: {name}"))
+        .replace("baseline: {model.kind: resnet}\n", "")
+        .replace("reference_point: [0.0, 0.0]", reference_point)
+}
+
+/// The grid of [`search_text`] over the thresholds given.
+fn half_grid_text(name: &str, thresholds: &str) -> String {
+    search_text(name, "reference_point: [0.0, 0.0]")
+        .replace("method: mo-asha\n", "method: grid\n")
+        .replace("n_samples: 4\n", "")
+        .replace("fidelity: {min_epochs: 1, max_epochs: 4, eta: 2}\n", "")
+        .replace("sampler: nsga2\n", "")
+        .replace("seed: 5\n", "")
+        .replace("values: [0.5, 1.5]", &format!("values: [{thresholds}]"))
+}
+
+fn run_into(d: &Path, file: &str, db: &str) {
+    let out = cg(
+        d,
+        &[
+            "run",
+            file,
+            "--db",
+            db,
+            "--workers",
+            "1",
+            "--threads-per-job",
+            "1",
+            "--runs-dir",
+            "runs",
+        ],
+    );
+    assert!(out.status.success(), "{file}: {}", text(&out));
+}
+
+/// A grid that lacks some of the search's configurations (each half of the full grid holds the
+/// search's top rung or not), the search itself, and a grid with zero hypervolume are refused;
+/// the full grid is taken. `bench-replay` refuses a zero grid hypervolume and unusable
+/// `--eta`, `--min-epochs`, `--workers` and `--seeds` before any work; nothing prints NaN.
+#[test]
+fn against_takes_only_the_full_grid_and_no_share_is_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("moa.yaml"),
+        search_text("moa", "reference_point: [0.0, 0.0]"),
+    )
+    .unwrap();
+    // No result saves 99% of the MACs (ResNet-8 gates one block of three): zero hypervolume.
+    std::fs::write(
+        d.join("moz.yaml"),
+        search_text("moz", "reference_point: [0.0, 0.99]"),
+    )
+    .unwrap();
+    std::fs::write(d.join("low.yaml"), half_grid_text("low", "0.5")).unwrap();
+    std::fs::write(d.join("high.yaml"), half_grid_text("high", "1.5")).unwrap();
+    std::fs::write(d.join("full.yaml"), half_grid_text("full", "0.5, 1.5")).unwrap();
+    // Each search in its own database (a second search over stored results is issue 18's defect
+    // 1, fixed elsewhere).
+    run_into(d, "moa.yaml", "moa.db");
+    run_into(d, "moz.yaml", "moz.db");
+    // The halves train every grid job; the full grid finds them all trained.
+    for file in ["low.yaml", "high.yaml", "full.yaml"] {
+        run_into(d, file, "grid.db");
+    }
+    let report = |sweep: &str, grid: &str, db: &str| {
+        let own = format!("{sweep}.db");
+        cg(
+            d,
+            &[
+                "report",
+                sweep,
+                "--db",
+                &own,
+                "--against",
+                grid,
+                "--against-db",
+                db,
+                "--out",
+                "out",
+            ],
+        )
+    };
+    for half in ["low", "high"] {
+        let out = report("moa", half, "grid.db");
+        assert!(!out.status.success(), "{half}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!(
+                "the grid `{half}` is not the full grid of `moa`: it has no completed \
+                 full-budget result for 2 of the search's 4 configurations"
+            )),
+            "{half}: {}",
+            text(&out)
+        );
+    }
+    let out = report("moa", "moa", "moa.db");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("`moa` is a `method: mo-asha` search, not a grid"),
+        "{}",
+        text(&out)
+    );
+    let out = report("moz", "full", "grid.db");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("the grid `full` has no hypervolume against the search's reference point"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("NaN"), "{}", text(&out));
+    let out = report("moa", "full", "grid.db");
+    assert!(out.status.success(), "{}", text(&out));
+    let md = std::fs::read_to_string(d.join("out/report.md")).unwrap();
+    assert!(
+        md.contains("Against the full grid `full` over the same configurations")
+            && md.contains("epochs (8 of 16)")
+            && !md.contains("NaN"),
+        "{md}"
+    );
+
+    // bench-replay over the full grid's curves.
+    let replay = |search: &str, extra: &[&str]| {
+        let mut args = vec![
+            "bench-replay",
+            "--search",
+            search,
+            "--curves",
+            "curves.json",
+        ];
+        args.extend_from_slice(extra);
+        cg(d, &args)
+    };
+    let out = replay(
+        "moa.yaml",
+        &["--record", "full", "--db", "grid.db", "--seeds", "1"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("NaN"), "{}", text(&out));
+    let out = replay("moz.yaml", &["--seeds", "1"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the grid's hypervolume is zero"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("NaN"), "{}", text(&out));
+    for (flag, value) in [
+        ("--eta", "0"),
+        ("--eta", "1"),
+        ("--min-epochs", "0"),
+        ("--workers", "0"),
+        ("--seeds", "0"),
+    ] {
+        let out = replay("moa.yaml", &[flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", text(&out));
+        assert!(text(&out).contains(flag), "{flag} {value}: {}", text(&out));
+    }
+    // Rungs 1 and 4 with eta 8: 4 configurations cannot fill the second; min 5 > max 4.
+    for (flag, value, why) in [
+        ("--eta", "8", "no configuration reaches `max_epochs` (4)"),
+        (
+            "--min-epochs",
+            "5",
+            "`max_epochs` (4) must be at least `min_epochs` (5)",
+        ),
+    ] {
+        let out = replay("moa.yaml", &[flag, value, "--seeds", "1"]);
+        assert!(!out.status.success(), "{flag} {value}: {}", text(&out));
+        assert!(text(&out).contains(why), "{flag} {value}: {}", text(&out));
+    }
+}

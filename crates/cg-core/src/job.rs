@@ -59,9 +59,15 @@ pub fn check_job_id(id: &str) -> Result<(), String> {
 }
 
 /// Checks a sweep name (a report directory, a command-line argument): the rule of
-/// [`check_job_id`].
+/// [`check_job_id`], and it starts with a letter or digit (not `_` either).
 pub fn check_name(name: &str) -> Result<(), String> {
-    check_token(name, "sweep name")
+    check_token(name, "sweep name")?;
+    if name.starts_with('_') {
+        return Err(format!(
+            "the sweep name `{name}` starts with `_`; start it with a letter or digit"
+        ));
+    }
+    Ok(())
 }
 
 fn check_token(s: &str, what: &str) -> Result<(), String> {
@@ -128,5 +134,8 @@ mod tests {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_name("-x").unwrap_err().contains("starts with `-`"));
+        for bad in ["_", "_x", ".x", "-x"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -57,6 +57,60 @@ impl Fidelity {
         out.push(self.max_epochs);
         out
     }
+
+    /// What is wrong with the settings themselves (`min_epochs` ≥ 1, `max_epochs` ≥ `min_epochs`,
+    /// `eta` ≥ 2); `None` when they make a schedule.
+    pub fn problem(&self) -> Option<String> {
+        if self.min_epochs < 1 {
+            return Some("`min_epochs` must be at least 1".into());
+        }
+        if self.max_epochs < self.min_epochs {
+            return Some(format!(
+                "`max_epochs` ({}) must be at least `min_epochs` ({})",
+                self.max_epochs, self.min_epochs
+            ));
+        }
+        if self.eta < 2 {
+            return Some(format!("`eta` must be at least 2, got {}", self.eta));
+        }
+        None
+    }
+
+    /// How many configurations each rung can hold when `configs` start at the lowest: a rung
+    /// promotes ⌊n/eta⌋ of its n results (cg-search's rule), so rung k holds ⌊configs/eta^k⌋, and
+    /// fewer when jobs fail.
+    pub fn capacity(&self, configs: usize) -> Vec<usize> {
+        let eta = self.eta.max(2);
+        let mut n = configs;
+        (0..self.rungs().len())
+            .map(|k| {
+                if k > 0 {
+                    n /= eta;
+                }
+                n
+            })
+            .collect()
+    }
+
+    /// The fewest configurations from which one reaches the top rung: eta^(rungs − 1)
+    /// (saturating).
+    pub fn configs_for_top(&self) -> usize {
+        let steps = u32::try_from(self.rungs().len() - 1).unwrap_or(u32::MAX);
+        self.eta.max(2).saturating_pow(steps)
+    }
+}
+
+impl AxisSpace {
+    /// The number of values of the axis; `None` for a float range.
+    pub fn size(&self) -> Option<u64> {
+        match *self {
+            AxisSpace::Choice { n } => Some(n as u64),
+            AxisSpace::Int { min, max } => {
+                u64::try_from(i128::from(max) - i128::from(min) + 1).ok()
+            }
+            AxisSpace::Float { .. } => None,
+        }
+    }
 }
 
 /// Everything a search needs besides the objectives.
@@ -69,6 +123,67 @@ pub struct SearchSettings {
     pub fidelity: Fidelity,
     pub sampler: Sampler,
     pub seed: u64,
+}
+
+impl SearchSettings {
+    /// The number of points of the space; `None` when an axis is a float range or the count
+    /// overflows.
+    pub fn space_size(&self) -> Option<u64> {
+        self.space
+            .iter()
+            .try_fold(1u64, |acc, a| acc.checked_mul(a.size()?))
+    }
+
+    /// The configurations the search draws: `n_samples`, or all points of a smaller space.
+    pub fn draws(&self) -> usize {
+        match self.space_size() {
+            Some(size) => self
+                .n_samples
+                .min(usize::try_from(size).unwrap_or(usize::MAX)),
+            None => self.n_samples,
+        }
+    }
+
+    /// Each rung as (epochs it trains to, configurations it can hold).
+    pub fn rung_plan(&self) -> Vec<(usize, usize)> {
+        self.fidelity
+            .rungs()
+            .into_iter()
+            .zip(self.fidelity.capacity(self.draws()))
+            .collect()
+    }
+
+    /// `Some(why)` when no configuration can reach the top rung (`max_epochs`): the search would
+    /// end with nothing trained on the whole schedule and no hypervolume.
+    pub fn unreachable_top(&self) -> Option<String> {
+        let plan = self.rung_plan();
+        if plan.last().is_some_and(|&(_, n)| n >= 1) {
+            return None;
+        }
+        let list = |f: &dyn Fn(&(usize, usize)) -> usize| {
+            plan.iter()
+                .map(|r| f(r).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let draws = self.draws();
+        let limit = if draws < self.n_samples {
+            format!("the space holds only {draws} points")
+        } else {
+            format!("`n_samples` is {draws}")
+        };
+        Some(format!(
+            "no configuration reaches `max_epochs` ({}): the rungs at {} epochs hold {} \
+             configurations (each keeps 1/eta of the one below, rounded down), and {} \
+             configurations are needed for {} rungs with eta {}, but {limit}",
+            self.fidelity.max_epochs,
+            list(&|r| r.0),
+            list(&|r| r.1),
+            self.fidelity.configs_for_top(),
+            plan.len(),
+            self.fidelity.eta,
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -86,5 +201,44 @@ mod tests {
         assert_eq!(f(1, 10, 3).rungs(), [1, 3, 9, 10]);
         assert_eq!(f(2, 8, 2).rungs(), [2, 4, 8]);
         assert_eq!(f(5, 5, 3).rungs(), [5]);
+    }
+
+    #[test]
+    fn capacity_is_configs_over_eta_per_rung() {
+        let f = |min, max, eta| Fidelity {
+            min_epochs: min,
+            max_epochs: max,
+            eta,
+        };
+        assert_eq!(f(1, 9, 3).capacity(27), [27, 9, 3]);
+        assert_eq!(f(1, 4, 3).capacity(8), [8, 2, 0]);
+        assert_eq!(f(1, 4, 3).configs_for_top(), 9);
+        assert_eq!(f(5, 5, 3).configs_for_top(), 1);
+        assert_eq!(f(1, 9, usize::MAX).configs_for_top(), usize::MAX);
+        let settings = |n_samples, space| SearchSettings {
+            space,
+            n_samples,
+            fidelity: f(1, 9, 3),
+            sampler: Sampler::Nsga2,
+            seed: 0,
+        };
+        let small = vec![
+            AxisSpace::Choice { n: 2 },
+            AxisSpace::Int { min: 1, max: 3 },
+        ];
+        assert_eq!(settings(27, small.clone()).draws(), 6);
+        assert_eq!(
+            settings(27, small.clone()).rung_plan(),
+            [(1, 6), (3, 2), (9, 0)]
+        );
+        let why = settings(27, small).unreachable_top().unwrap();
+        assert!(why.contains("only 6 points"), "{why}");
+        let float = vec![AxisSpace::Float {
+            min: 0.0,
+            max: 1.0,
+            log: false,
+        }];
+        assert_eq!(settings(9, float.clone()).unreachable_top(), None);
+        assert!(settings(8, float).unreachable_top().is_some());
     }
 }

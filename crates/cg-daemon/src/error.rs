@@ -22,6 +22,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A different file under an existing sweep's name (the store's refusal), with where the
+    /// file writes the name: `FILE:LINE:COLUMN: name: ...`, or the file when the name is its stem.
+    #[error("{location}: {message}")]
+    SweepExists {
+        sweep: String,
+        location: String,
+        message: String,
+    },
     /// A search's stored sweep file no longer loads (its data moved, an environment variable is gone).
     #[error("the sweep `{sweep}` of the search does not load: {message}")]
     SearchSweep { sweep: String, message: String },

@@ -3,13 +3,13 @@
 use cg_store::{Store, SubmitOptions, SubmitSummary};
 use cg_sweep::Sweep;
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// Migrates the database, then creates the sweep and queues its jobs in one transaction (a
 /// submission killed half-way leaves nothing). Jobs already stored keep their state unless
 /// `options.rerun` (then completed and failed ones are queued again, their old result kept until
 /// a new one replaces it). A different file under an existing sweep's name is
-/// [`cg_store::Error::SweepExists`] unless `options.merge`. A `method: mo-asha` sweep queues its
+/// [`Error::SweepExists`] (naming the file and the line of its `name:` key) unless `options.merge`. A `method: mo-asha` sweep queues its
 /// first draws; [`crate::advance_search`] submits the rest as results arrive. The caller checks
 /// the job limit ([`Sweep::check_job_limit`]) before opening the database, so that a refused
 /// sweep writes nothing. `--rerun` of a search is refused: its decisions follow from the
@@ -46,7 +46,8 @@ pub async fn submit_sweep(
                 &sweep.baseline_jobs(),
                 options,
             )
-            .await?;
+            .await
+            .map_err(|e| name_taken(sweep, e))?;
         let s = crate::search::start_search(store, sweep)
             .await?
             .unwrap_or_default();
@@ -56,7 +57,7 @@ pub async fn submit_sweep(
         });
     }
     let jobs = sweep.expand();
-    Ok(store
+    store
         .submit_sweep(
             sweep.name(),
             sweep.source_text(),
@@ -64,5 +65,23 @@ pub async fn submit_sweep(
             &jobs,
             options,
         )
-        .await?)
+        .await
+        .map_err(|e| name_taken(sweep, e))
+}
+
+/// The store's same-name refusal located in the file: the store has no file, the sweep does.
+fn name_taken(sweep: &Sweep, e: cg_store::Error) -> Error {
+    let cg_store::Error::SweepExists(name) = &e else {
+        return e.into();
+    };
+    let (file, pos) = sweep.name_origin();
+    let location = match pos {
+        Some(pos) => format!("{file}:{}:{}: name", pos.line, pos.column),
+        None => format!("{file}: the name `{name}` comes from the file name (no `name:` key)"),
+    };
+    Error::SweepExists {
+        sweep: name.clone(),
+        location,
+        message: e.to_string(),
+    }
 }

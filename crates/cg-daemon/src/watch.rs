@@ -138,6 +138,8 @@ impl Watcher {
                             Err(crate::Error::Store(e)) if !is_refusal(&e) => {
                                 return Err(crate::Error::Store(e));
                             }
+                            // Names the file and the line of its `name:` already.
+                            Err(e @ crate::Error::SweepExists { .. }) => Err(e.to_string()),
                             Err(e) => Err(format!("{shown}: {e}")),
                             Ok(summary) => Ok((sweep.name().to_string(), summary)),
                         },

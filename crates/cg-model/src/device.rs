@@ -25,11 +25,13 @@ impl FromStr for DeviceSpec {
             device: s.to_string(),
             message: "expected `cpu`, `cuda` or `cuda:N`".into(),
         };
-        match s {
+        // Names are taken in any case (`CPU`, `Cuda:1`).
+        let lower = s.to_ascii_lowercase();
+        match lower.as_str() {
             "cpu" => Ok(DeviceSpec::Cpu),
             "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
             _ => {
-                let n = s.strip_prefix("cuda:").ok_or_else(bad)?;
+                let n = lower.strip_prefix("cuda:").ok_or_else(bad)?;
                 n.parse().map(DeviceSpec::Cuda).map_err(|_| bad())
             }
         }
@@ -58,14 +60,15 @@ pub enum BackendKind {
 impl FromStr for BackendKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
+        // Names are taken in any case (`LIBTORCH`, `Flex`).
+        match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(BackendKind::Auto),
             "flex" => Ok(BackendKind::Flex),
             "cubecl" => Ok(BackendKind::Cubecl),
             "libtorch" => Ok(BackendKind::Libtorch),
-            _ => Err(Error::Device {
-                device: s.to_string(),
-                message: "expected the backend `flex`, `cubecl`, `libtorch` or `auto`".into(),
+            _ => Err(Error::Backend {
+                backend: s.escape_debug().to_string(),
+                message: "expected `flex`, `cubecl`, `libtorch` or `auto`".into(),
             }),
         }
     }

@@ -25,6 +25,9 @@ pub enum Error {
         step: usize,
         value: f64,
     },
+    /// The requested backend is not one cg knows.
+    #[error("unknown backend `{backend}`: {message}")]
+    Backend { backend: String, message: String },
     /// The requested device cannot be used.
     #[error("device {device}: {message}")]
     Device { device: String, message: String },

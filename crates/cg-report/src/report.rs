@@ -63,10 +63,10 @@ pub struct SearchSection {
 pub struct GridComparison {
     /// The grid sweep's name.
     pub grid: String,
-    /// The grid's final hypervolume over its CosineGate configurations, with the search's
+    /// The grid's final hypervolume over the search's configurations, with the search's
     /// objectives and reference point.
     pub grid_hypervolume: f64,
-    /// Epochs the grid trained (its completed CosineGate jobs).
+    /// Epochs the grid trained for the search's configurations.
     pub grid_epochs: u64,
     /// The search's last hypervolume (its top rung) and the epochs it spent.
     pub search_hypervolume: f64,
@@ -74,12 +74,19 @@ pub struct GridComparison {
 }
 
 impl GridComparison {
-    /// The sentence the report shows.
+    /// The sentence the report shows; a share of zero is "n/a" (never NaN).
     pub fn sentence(&self) -> String {
-        let share = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { f64::NAN };
+        let share = |a: f64, b: f64| {
+            let s = 100.0 * a / b;
+            if b > 0.0 && s.is_finite() {
+                format!("{s:.1}%")
+            } else {
+                "n/a (the grid's is zero)".to_string()
+            }
+        };
         format!(
             "Against the full grid `{}` over the same configurations: this search reached \
-             **{:.1}%** of the grid's final hypervolume ({:.6} of {:.6}) with **{:.1}%** of its \
+             **{}** of the grid's final hypervolume ({:.6} of {:.6}) with **{}** of its \
              epochs ({} of {}).",
             self.grid,
             share(self.search_hypervolume, self.grid_hypervolume),

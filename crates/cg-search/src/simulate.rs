@@ -43,6 +43,9 @@ pub enum SimulateError {
         have: usize,
         need: usize,
     },
+    /// The fidelity makes no schedule, or no configuration would reach its top rung.
+    #[error("fidelity: {0}")]
+    Fidelity(String),
     #[error(transparent)]
     Search(#[from] crate::Error),
 }
@@ -63,6 +66,14 @@ pub fn simulate(
     workers: usize,
 ) -> Result<Simulation, SimulateError> {
     let workers = workers.max(1);
+    let settings = &spec.settings;
+    if let Some(why) = settings
+        .fidelity
+        .problem()
+        .or_else(|| settings.unreachable_top())
+    {
+        return Err(SimulateError::Fidelity(why));
+    }
     let mut search = Search::new(spec);
     let rung_epochs = search.rung_epochs().to_vec();
     let curve_of = |search: &Search, config: usize| -> Result<usize, SimulateError> {
@@ -208,6 +219,20 @@ mod tests {
             assert!(a.hypervolume > 0.0 && a.hypervolume <= grid + 1e-12);
             assert_eq!(simulate(spec(sampler, 3), &curves, 2).unwrap(), a);
             assert!(a.wall_secs > 0.0);
+        }
+    }
+
+    #[test]
+    fn a_schedule_that_cannot_reach_its_top_rung_is_refused() {
+        let curves = curves();
+        for (min_epochs, eta) in [(0, 3), (1, 1), (1, 0), (10, 3), (1, 100)] {
+            let mut s = spec(Sampler::Random, 1);
+            s.settings.fidelity.min_epochs = min_epochs;
+            s.settings.fidelity.eta = eta;
+            assert!(
+                matches!(simulate(s, &curves, 1), Err(SimulateError::Fidelity(_))),
+                "min_epochs {min_epochs}, eta {eta}"
+            );
         }
     }
 

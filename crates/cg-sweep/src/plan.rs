@@ -61,6 +61,27 @@ pub fn plan_table_with_axes(jobs: &[JobSpec], axes: &[String]) -> String {
     out
 }
 
+/// For a `method: mo-asha` sweep, its rungs on one line: the epochs each trains to and how many
+/// configurations it can hold (fewer where jobs fail); `None` for the other methods.
+pub fn rungs_line(sweep: &crate::Sweep) -> Option<String> {
+    let settings = sweep.search_settings()?;
+    let rungs: Vec<String> = settings
+        .rung_plan()
+        .iter()
+        .enumerate()
+        .map(|(k, &(epochs, configs))| {
+            let unit = if epochs == 1 { "epoch" } else { "epochs" };
+            let what = if k == 0 { " configurations" } else { "" };
+            format!("{epochs} {unit} (up to {configs}{what})")
+        })
+        .collect();
+    Some(format!(
+        "rungs (eta {}): {}",
+        settings.fidelity.eta,
+        rungs.join(", ")
+    ))
+}
+
 /// A value for a table cell: strings bare, fractions to 6 significant digits.
 fn show(value: &Json) -> String {
     match value {

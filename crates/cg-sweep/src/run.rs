@@ -195,6 +195,11 @@ impl Positions {
         self.keys.get(key).copied()
     }
 
+    /// The value at `key`, when the file sets it.
+    pub fn value(&self, key: &str) -> Option<Pos> {
+        self.values.get(key).copied()
+    }
+
     /// The value at `key`, else the key of its nearest ancestor in the file, else the start of the file.
     pub fn of(&self, key: &str) -> Pos {
         if let Some(p) = self.values.get(key) {

@@ -42,7 +42,7 @@ pub fn json_schema() -> Json {
         "fidelity": {
             "type": "object", "additionalProperties": false,
             "required": ["min_epochs", "max_epochs", "eta"],
-            "description": "mo-asha: rungs at min_epochs, min_epochs*eta, ... up to max_epochs (= train.epochs of every job).",
+            "description": "mo-asha: rungs at min_epochs, min_epochs*eta, ... and last max_epochs (= train.epochs of every job); n_samples must be at least eta^(rungs - 1) for a configuration to reach max_epochs.",
             "properties": {
                 "min_epochs": {"type": "integer", "minimum": 1},
                 "max_epochs": {"type": "integer", "minimum": 1},

@@ -117,6 +117,10 @@ impl Method {
 #[derive(Debug, Clone)]
 pub struct Sweep {
     name: String,
+    /// The file as diagnostics name it, and the position of its `name:` value (`None`: the name
+    /// is the file's stem).
+    origin: String,
+    name_pos: Option<Pos>,
     description: Option<String>,
     method: Method,
     source_text: String,
@@ -273,6 +277,12 @@ impl SplitMix64 {
 impl Sweep {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Where the name comes from: the file as diagnostics name it, and the position of its
+    /// `name:` value; no position when the file has no `name:` key (the name is its stem).
+    pub fn name_origin(&self) -> (&str, Option<Pos>) {
+        (&self.origin, self.name_pos)
     }
 
     pub fn description(&self) -> Option<&str> {
@@ -795,8 +805,7 @@ fn load_sweep_bytes(
     let axes = loader.parameters(top.get("parameters").map(|(_, n)| *n), &presets);
     let seeds = loader.seeds(top.get("seeds").map(|(_, n)| *n), &axes);
     let objectives = loader.objectives(top.get("objectives").map(|(_, n)| *n));
-    let reference_point =
-        loader.reference_point(top.get("reference_point").copied(), objectives.len());
+    let reference_point = loader.reference_point(top.get("reference_point").copied(), &objectives);
     if method_given == Some(Method::MoAsha) {
         if !top.contains_key("reference_point") {
             loader.sink.push(
@@ -812,6 +821,33 @@ fn load_sweep_bytes(
                 "seeds",
                 "not used by `method: mo-asha`: it trains each configuration once",
                 Some("set `train.seed` instead".into()),
+            );
+        }
+        // The fidelity sets every job's schedule and stop: a base value would be overridden.
+        if let (Some(f), Some(base)) = (fidelity, &base)
+            && let Some(pos) = positions.value("train.epochs")
+            && base.train.epochs != f.max_epochs
+        {
+            loader.sink.push(
+                pos,
+                "train.epochs",
+                format!(
+                    "{} differs from `fidelity.max_epochs` ({}), which sets the whole \
+                     schedule of every job of `method: mo-asha`",
+                    base.train.epochs, f.max_epochs
+                ),
+                Some(format!(
+                    "leave `train.epochs` out or set it to {}",
+                    f.max_epochs
+                )),
+            );
+        }
+        if let Some(pos) = positions.value("train.stop_after") {
+            loader.sink.push(
+                pos,
+                "train.stop_after",
+                "not used by `method: mo-asha`: each rung sets where its jobs stop",
+                Some("remove it; `fidelity` sets the rungs".into()),
             );
         }
         for (axis, pos) in &axes {
@@ -867,6 +903,8 @@ fn load_sweep_bytes(
     let parameters_pos = top.get("parameters").map_or(Pos::START, |(k, _)| k.pos);
     let sweep = Sweep {
         name,
+        origin: origin.to_string(),
+        name_pos: top.get("name").map(|(_, node)| node.pos),
         description,
         method,
         source_text: String::from_utf8_lossy(bytes).into_owned(),
@@ -904,6 +942,17 @@ fn load_sweep_bytes(
     check_jobs(&sweep, parameters_pos, &mut sink);
     if let Some((key, _)) = top.get("baseline") {
         check_baseline(&sweep, key.pos, &mut sink);
+    }
+    if let Some(settings) = sweep.search_settings()
+        && let Some(why) = settings.unreachable_top()
+    {
+        let pos = top.get("fidelity").map_or(Pos::START, |(k, _)| k.pos);
+        sink.push(
+            pos,
+            "fidelity",
+            why,
+            Some("raise `n_samples`, lower `eta`, or raise `min_epochs` for fewer rungs".into()),
+        );
     }
     sink.result(sweep)
 }
@@ -1372,12 +1421,14 @@ impl Loader<'_> {
         }
         let entries = self.map(node, "fidelity")?;
         let (mut min, mut max, mut eta) = (None, None, None);
+        // Keys given with a value of the wrong type: reported as such, never also as missing.
+        let mut given: Vec<&str> = Vec::new();
         for (k, value) in unique_entries(entries) {
             let path = format!("fidelity.{}", k.name);
-            let slot = match k.name.as_str() {
-                "min_epochs" => &mut min,
-                "max_epochs" => &mut max,
-                "eta" => &mut eta,
+            let (slot, least) = match k.name.as_str() {
+                "min_epochs" => (&mut min, 1),
+                "max_epochs" => (&mut max, 1),
+                "eta" => (&mut eta, 2),
                 other => {
                     let known = ["min_epochs", "max_epochs", "eta"].map(String::from);
                     let hint = cg_core::closest(other, &known)
@@ -1387,19 +1438,44 @@ impl Loader<'_> {
                     continue;
                 }
             };
-            if let Some(v) = self.uint(value, &path) {
-                *slot = Some((usize::try_from(v).unwrap_or(usize::MAX), value.pos));
+            match value.value {
+                Value::Int(i) if i < 0 => {
+                    self.sink.error(
+                        value.pos,
+                        &path,
+                        format!("must be at least {least}, got {i}"),
+                    );
+                    given.push(k.name.as_str());
+                }
+                Value::Int(i) => *slot = Some((i as usize, value.pos)),
+                Value::UInt(u) => {
+                    *slot = Some((usize::try_from(u).unwrap_or(usize::MAX), value.pos));
+                }
+                _ => {
+                    let found = match value.value {
+                        Value::Float(f) => f.to_string(),
+                        _ => value.kind_name().to_string(),
+                    };
+                    self.sink.error(
+                        value.pos,
+                        &path,
+                        format!("must be a whole number >= {least}, got {found}"),
+                    );
+                    given.push(k.name.as_str());
+                }
             }
         }
         let mut ok = true;
         for (name, v) in [("min_epochs", min), ("max_epochs", max), ("eta", eta)] {
             if v.is_none() {
-                self.sink.push(
-                    node.pos,
-                    &format!("fidelity.{name}"),
-                    "missing",
-                    Some(example.into()),
-                );
+                if !given.contains(&name) {
+                    self.sink.push(
+                        node.pos,
+                        &format!("fidelity.{name}"),
+                        "missing",
+                        Some(example.into()),
+                    );
+                }
                 ok = false;
             }
         }
@@ -2088,6 +2164,8 @@ impl Loader<'_> {
         }
         let metrics: Vec<String> = METRICS.iter().map(|s| s.to_string()).collect();
         let mut out = Vec::new();
+        // The metrics named so far, in order.
+        let mut seen: Vec<String> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("objectives[{i}]");
             let Some(entries) = self.map(item, &path) else {
@@ -2101,6 +2179,15 @@ impl Loader<'_> {
                         let Some(m) = self.string(value, &key_path) else {
                             continue;
                         };
+                        if let Some(first) = seen.iter().position(|s| *s == m) {
+                            self.sink.push(
+                                value.pos,
+                                &key_path,
+                                format!("`{m}` is an objective already (objectives[{first}])"),
+                                Some("name each metric once".into()),
+                            );
+                        }
+                        seen.push(m.clone());
                         if METRICS.contains(&m.as_str()) {
                             metric = Some(m);
                         } else {
@@ -2154,17 +2241,26 @@ impl Loader<'_> {
         out
     }
 
-    fn reference_point(&mut self, entry: Option<(&Key, &Node)>, n_objectives: usize) -> Vec<f64> {
+    /// `reference_point`: one number per objective, each one that some result can beat.
+    fn reference_point(
+        &mut self,
+        entry: Option<(&Key, &Node)>,
+        objectives: &[Objective],
+    ) -> Vec<f64> {
+        let n_objectives = objectives.len();
         let Some((_, node)) = entry else {
             return vec![0.0; n_objectives];
         };
         let Some(items) = self.list(node, "reference_point", "[0.0, 0.0]") else {
             return vec![0.0; n_objectives];
         };
-        let values: Vec<f64> = items
+        let values: Vec<(f64, Pos)> = items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| self.number(item, &format!("reference_point[{i}]")))
+            .filter_map(|(i, item)| {
+                let v = self.number(item, &format!("reference_point[{i}]"))?;
+                Some((v, item.pos))
+            })
             .collect();
         if items.len() != n_objectives {
             self.sink.push(
@@ -2173,8 +2269,61 @@ impl Loader<'_> {
                 format!("has {} values for {n_objectives} objectives", items.len()),
                 Some("give one value per objective".into()),
             );
+        } else if values.len() == n_objectives {
+            for (i, ((value, pos), objective)) in values.iter().zip(objectives).enumerate() {
+                if let Some((message, hint)) = unbeatable(*value, objective) {
+                    self.sink
+                        .push(*pos, &format!("reference_point[{i}]"), message, Some(hint));
+                }
+            }
         }
-        values
+        values.into_iter().map(|(v, _)| v).collect()
+    }
+}
+
+/// The values a metric of a result can take: (least, greatest), `None` where unbounded.
+fn metric_range(metric: &str) -> (Option<f64>, Option<f64>) {
+    match metric {
+        "test_acc_final" | "test_acc_peak" | "savings_nominal" => (Some(0.0), Some(1.0)),
+        // Gate overhead can make these negative; skipping everything saves at most all.
+        "savings_actual" | "savings_measured" => (None, Some(1.0)),
+        "peak_epoch"
+        | "macs_full"
+        | "macs_executed_nominal"
+        | "macs_executed_actual"
+        | "train_img_per_s"
+        | "infer_img_per_s"
+        | "wall_secs" => (Some(0.0), None),
+        _ => (None, None),
+    }
+}
+
+/// Why no result can be strictly better than `value` in `objective` (the hypervolume counts only
+/// results better than the reference point in every objective), with a hint; `None` when one can.
+fn unbeatable(value: f64, objective: &Objective) -> Option<(String, String)> {
+    let metric = &objective.metric;
+    let (least, greatest) = metric_range(metric);
+    match objective.direction {
+        Direction::Maximize => {
+            let top = greatest.filter(|g| value >= *g)?;
+            Some((
+                format!(
+                    "{value} cannot be beaten: `{metric}` is at most {top}, and only results above \
+                     the reference point count toward the hypervolume"
+                ),
+                format!("give a value below {top}: the worst `{metric}` worth counting"),
+            ))
+        }
+        Direction::Minimize => {
+            let bottom = least.filter(|l| value <= *l)?;
+            Some((
+                format!(
+                    "{value} cannot be beaten: `{metric}` is at least {bottom}, and only results \
+                     below the reference point count toward the hypervolume"
+                ),
+                format!("give a value above {bottom}: the worst `{metric}` worth counting"),
+            ))
+        }
     }
 }
 

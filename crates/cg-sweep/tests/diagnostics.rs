@@ -102,3 +102,57 @@ fn unreadable_file() {
         "{err}"
     );
 }
+
+#[test]
+fn a_name_starts_with_a_letter_or_digit() {
+    let load = |text: &str, origin: &str| {
+        cg_sweep::load_sweep_str(text, origin, Path::new("."), &LoadOptions::no_data_check())
+            .map(|s| s.name().to_string())
+            .map_err(|d| d.to_string())
+    };
+    for name in ["_", "_x", "-x", ".x"] {
+        let err = load(
+            &format!("name: \"{name}\"\ndataset: {{kind: synthetic}}\n"),
+            "s.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("s.yaml:1:7: name:") && err.contains("not a usable sweep name"),
+            "{name}: {err}"
+        );
+    }
+    // A name from the file's stem follows the same rule.
+    let err = load("dataset: {kind: synthetic}\n", "_.yaml").unwrap_err();
+    assert!(err.contains("not a usable sweep name"), "{err}");
+    for name in ["x", "0x", "x_", "a.b-c_d"] {
+        let text = format!("name: \"{name}\"\ndataset: {{kind: synthetic}}\n");
+        assert_eq!(load(&text, "s.yaml").as_deref(), Ok(name));
+    }
+}
+
+#[test]
+fn a_search_plan_states_its_rungs() {
+    let sweep = cg_sweep::load_sweep_str(
+        "name: s\nmethod: mo-asha\nn_samples: 27\nfidelity: {min_epochs: 1, max_epochs: 9, eta: 3}\n\
+         reference_point: [0.0, 0.0]\ndataset: {kind: synthetic}\n\
+         parameters:\n  gate.threshold: {min: 0.5, max: 1.5}\n",
+        "s.yaml",
+        Path::new("."),
+        &LoadOptions::no_data_check(),
+    )
+    .unwrap();
+    assert_eq!(
+        cg_sweep::rungs_line(&sweep).as_deref(),
+        Some(
+            "rungs (eta 3): 1 epoch (up to 27 configurations), 3 epochs (up to 9), 9 epochs (up to 3)"
+        )
+    );
+    let grid = cg_sweep::load_sweep_str(
+        "name: g\ndataset: {kind: synthetic}\n",
+        "g.yaml",
+        Path::new("."),
+        &LoadOptions::no_data_check(),
+    )
+    .unwrap();
+    assert_eq!(cg_sweep::rungs_line(&grid), None);
+}

@@ -13,7 +13,7 @@ fidelity: {min_epochs: 1, max_epochs: 9, eta: 3}
 sampler: nsga2
 seed: 7
 dataset: {kind: synthetic}
-train: {epochs: 2, seed: 3}
+train: {seed: 3}
 parameters:
   gate.threshold: {values: [0.5, 0.75, 1.0]}
   loss.flops_weight: {min: 0.01, max: 1.0, distribution: log_uniform_values}
