@@ -389,7 +389,7 @@ pub(crate) fn check_data_path(
     // A `${VAR}` left in the path was reported as undefined already.
     if check_dir && !path.contains("${") && !resolved.is_dir() {
         let shown = match written {
-            Some(w) => format!("{w} (as written; its expansion is not shown)"),
+            Some(w) => format!("{w}, with its variables expanded (their values are not shown)"),
             None => resolved.display().to_string(),
         };
         sink.push(
@@ -576,7 +576,7 @@ run.yaml:2:1: parameters: unknown key (sweep keys belong in a sweep file; load t
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("data directory not found: ${CG_DATA}/x (as written"),
+            err.contains("data directory not found: ${CG_DATA}/x, with its variables expanded"),
             "{err}"
         );
         assert!(!err.contains("private-dir"), "{err}");
