@@ -217,9 +217,9 @@ fn links_fifos_and_big_files_are_refused_without_reading_them() {
         std::fs::create_dir(&outside).unwrap();
         mkfifo(&db.path("fifo"));
         mkfifo(&db.path("inbox/fifo-itself.yaml"));
-        // A sparse 2 GiB file: no disk used, and far more memory than a scan may take.
+        // A sparse 64 MiB file: no disk used, and far more memory than a scan may take.
         let big = std::fs::File::create(outside.join("big.yaml")).unwrap();
-        big.set_len(2 << 30).unwrap();
+        big.set_len(64 << 20).unwrap();
         let huge = std::fs::File::create(db.path("inbox/huge.yaml")).unwrap();
         huge.set_len(cg_sweep::MAX_FILE_BYTES as u64 + 1).unwrap();
         std::fs::write(outside.join("good.yaml"), sweep_text("linked", "0")).unwrap();
@@ -227,8 +227,13 @@ fn links_fifos_and_big_files_are_refused_without_reading_them() {
         symlink(outside.join("big.yaml"), db.path("inbox/to-big.yaml")).unwrap();
         symlink(outside.join("good.yaml"), db.path("inbox/to-good.yaml")).unwrap();
 
+        for file in ["outside/big.yaml", "outside/good.yaml", "inbox/huge.yaml"] {
+            age(&db.path(file));
+        }
         let mut watcher = db.watcher();
-        let events = db.scan(&mut watcher, &store);
+        // Refused at once; two scans, so that a file taken once settled would show too.
+        let mut events = db.scan(&mut watcher, &store);
+        events.extend(db.scan(&mut watcher, &store));
         let mut refused = rejected(&events);
         refused.sort();
         let names: Vec<&str> = refused.iter().map(|(n, _)| n.as_str()).collect();
@@ -262,7 +267,7 @@ fn links_fifos_and_big_files_are_refused_without_reading_them() {
         assert_eq!(watcher.bytes_read(), 0, "nothing of them was read");
 
         // Later scans: nothing reported again, nothing read.
-        for _ in 0..3 {
+        for _ in 0..2 {
             let again = db.scan(&mut watcher, &store);
             assert!(again.is_empty(), "{again:?}");
         }
@@ -359,13 +364,15 @@ fn control_characters_in_names_are_escaped_wherever_shown() {
         let store = db.store();
         let mut watcher = db.watcher();
         let name = "evil\nwatch: submitted forged.yaml as sweep `x`\u{1b}[2J\u{1b}]0;t\u{7}.yaml";
+        let path = db.path("inbox").join(name);
         std::fs::write(
-            db.path("inbox").join(name),
+            &path,
             "name: evil\ndataset: {kind: synthetic}\n\"ke\\ey\\n\": 1\n",
         )
         .unwrap();
-        assert!(db.scan(&mut watcher, &store).is_empty());
-        let events = db.scan(&mut watcher, &store);
+        age(&path);
+        let mut events = db.scan(&mut watcher, &store);
+        events.extend(db.scan(&mut watcher, &store));
         let refused = rejected(&events);
         assert_eq!(refused.len(), 1, "{events:?}");
         let message = &refused[0].1;
