@@ -100,7 +100,11 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                 // masked again here, whatever wrote them.
                 for r in store.rejections().await? {
                     let lines: Vec<_> = r.message.lines().map(cg_core::shown).collect();
-                    println!("rejected  {}  {}", cg_core::shown(&r.path), lines.join(" | "));
+                    println!(
+                        "rejected  {}  {}",
+                        cg_core::shown(&r.path),
+                        lines.join(" | ")
+                    );
                 }
                 if expired > 0 {
                     println!("{}", expired_note(expired));

@@ -38,7 +38,10 @@ impl Db {
     /// SQLite, then PostgreSQL when `CG_TEST_PG_URL` is set.
     fn each() -> Vec<Db> {
         let mut dbs = vec![Db::new(None)];
-        match std::env::var("CG_TEST_PG_URL").ok().filter(|u| !u.is_empty()) {
+        match std::env::var("CG_TEST_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
             Some(base) => dbs.push(Db::new(Some(base))),
             None => eprintln!("PostgreSQL skipped: set CG_TEST_PG_URL to run on it too"),
         }
@@ -67,9 +70,9 @@ impl Db {
                 rt.block_on(async {
                     let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
                     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
                     conn.close().await.unwrap();
                 });
                 let sep = if base.contains('?') { '&' } else { '?' };
@@ -83,7 +86,11 @@ impl Db {
     }
 
     fn engine(&self) -> &'static str {
-        if self.pg.is_some() { "postgres" } else { "sqlite" }
+        if self.pg.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -160,9 +167,7 @@ impl Db {
 /// `url` with `password` in its user-info (the URL has a user, as `CG_TEST_PG_URL` does).
 fn with_password(url: &str, password: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
-    let (user, host) = rest
-        .split_once('@')
-        .expect("CG_TEST_PG_URL names a user");
+    let (user, host) = rest.split_once('@').expect("CG_TEST_PG_URL names a user");
     let user = user.split(':').next().unwrap();
     format!("{scheme}://{user}:{password}@{host}")
 }
@@ -291,7 +296,11 @@ fn links_fifos_and_big_files_are_refused_without_reading_them() {
             "{events:?}"
         );
         let rows = db.rt.block_on(store.rejections()).unwrap();
-        assert_eq!(rows.len(), 4, "the fixed file's refusal is cleared: {rows:?}");
+        assert_eq!(
+            rows.len(),
+            4,
+            "the fixed file's refusal is cleared: {rows:?}"
+        );
         db.finish(store);
     }
 }
@@ -342,7 +351,11 @@ fn a_file_is_taken_only_once_unchanged_over_two_scans() {
         // changing it submits nothing.
         let read = watcher.bytes_read();
         assert!(db.scan(&mut watcher, &store).is_empty());
-        assert_eq!(watcher.bytes_read(), read, "an unchanged file is not read again");
+        assert_eq!(
+            watcher.bytes_read(),
+            read,
+            "an unchanged file is not read again"
+        );
         age(&path);
         assert!(db.scan(&mut watcher, &store).is_empty());
         assert!(db.scan(&mut watcher, &store).is_empty());
@@ -381,7 +394,10 @@ fn control_characters_in_names_are_escaped_wherever_shown() {
         }
         assert!(message.contains("evil\\nwatch: submitted"), "{message}");
         assert!(message.contains("\\u{1b}[2J"), "{message}");
-        assert!(message.contains("ke\\u{1b}y\\n"), "the key escaped too: {message}");
+        assert!(
+            message.contains("ke\\u{1b}y\\n"),
+            "the key escaped too: {message}"
+        );
 
         let rows = db.rt.block_on(store.rejections()).unwrap();
         assert_eq!(rows.len(), 1);
@@ -389,7 +405,10 @@ fn control_characters_in_names_are_escaped_wherever_shown() {
         assert!(!raw.chars().any(char::is_control), "stored raw: {raw:?}");
 
         let status = db.status();
-        assert!(!status.contains('\u{1b}') && !status.contains('\u{7}'), "{status:?}");
+        assert!(
+            !status.contains('\u{1b}') && !status.contains('\u{7}'),
+            "{status:?}"
+        );
         assert!(
             !status.lines().any(|l| l.starts_with("watch:")),
             "no forged line: {status}"
@@ -444,7 +463,14 @@ fn a_password_reached_through_a_variable_is_never_shown_or_stored() {
         let log = std::fs::File::create(db.path("daemon.log")).unwrap();
         let mut daemon = Command::new(CG);
         daemon
-            .args(["daemon", "--watch", "inbox", "--no-reports", "--threads-per-job", "1"])
+            .args([
+                "daemon",
+                "--watch",
+                "inbox",
+                "--no-reports",
+                "--threads-per-job",
+                "1",
+            ])
             .current_dir(db.dir.path())
             .env(variable, &value)
             .stdout(Stdio::null())
@@ -486,8 +512,16 @@ fn a_password_reached_through_a_variable_is_never_shown_or_stored() {
             ("cg status", &status),
             ("the stored rejection", &rows[0].message),
         ] {
-            assert!(!shown.contains(SECRET), "{}: {what} shows the password:\n{shown}", db.engine());
-            assert!(shown.contains(&written), "{}: {what} shows the path as written:\n{shown}", db.engine());
+            assert!(
+                !shown.contains(SECRET),
+                "{}: {what} shows the password:\n{shown}",
+                db.engine()
+            );
+            assert!(
+                shown.contains(&written),
+                "{}: {what} shows the path as written:\n{shown}",
+                db.engine()
+            );
         }
         assert!(log.contains("leak.yaml:2"), "file:line: {log}");
         db.finish(store);

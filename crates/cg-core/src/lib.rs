@@ -23,6 +23,7 @@ pub use nan::f64_or_nan;
 pub use result::{BlockGateStats, EpochRecord, Provenance, RunResult};
 pub use search::{AxisSpace, Coord, Fidelity, Sampler, SearchSettings};
 pub use shown::{
-    escape_control, escape_control_lines, mask_credentials, mask_url, shown, shown_lines, url_scheme,
+    escape_control, escape_control_lines, mask_credentials, mask_url, shown, shown_lines,
+    url_scheme,
 };
 pub use sweep::{Direction, JobRecord, Objective, SweepInfo};

@@ -9,7 +9,8 @@ use std::borrow::Cow;
 /// paragraph separators and the bidirectional overrides and isolates (which reorder what a
 /// terminal shows). Ordinary Unicode (letters, accents, emoji) stays readable.
 fn is_escaped(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `s` with each control character written as Rust's `escape_debug` writes it (`\n`, `\t`,
@@ -180,7 +181,10 @@ mod tests {
         assert_eq!(escape_control("a\nb\tc\rd\0"), "a\\nb\\tc\\rd\\0");
         assert_eq!(escape_control("x\u{1b}[31my"), "x\\u{1b}[31my");
         assert_eq!(escape_control("é ü 日本 🚀"), "é ü 日本 🚀");
-        assert_eq!(escape_control("a\u{202e}b\u{85}c\u{7f}"), "a\\u{202e}b\\u{85}c\\u{7f}");
+        assert_eq!(
+            escape_control("a\u{202e}b\u{85}c\u{7f}"),
+            "a\\u{202e}b\\u{85}c\\u{7f}"
+        );
         let once = escape_control("a\n\u{1b}b").into_owned();
         assert_eq!(escape_control(&once), once);
         assert_eq!(escape_control_lines("a\u{1b}\nb\rc"), "a\\u{1b}\nb\\rc");
@@ -189,9 +193,18 @@ mod tests {
     #[test]
     fn url_passwords_are_masked() {
         for (input, expected) in [
-            ("postgres://cg:s3cret@h:5432/db", "postgres://cg:***@h:5432/db"),
-            ("postgresql://cg:s3/c@ret@h/db?x=1", "postgresql://cg:***@h/db?x=1"),
-            ("postgres://h/db?user=cg&Password=s3cret#f", "postgres://h/db?user=cg&Password=***#f"),
+            (
+                "postgres://cg:s3cret@h:5432/db",
+                "postgres://cg:***@h:5432/db",
+            ),
+            (
+                "postgresql://cg:s3/c@ret@h/db?x=1",
+                "postgresql://cg:***@h/db?x=1",
+            ),
+            (
+                "postgres://h/db?user=cg&Password=s3cret#f",
+                "postgres://h/db?user=cg&Password=***#f",
+            ),
             ("postgres:cg:s3cret@h/db", "postgres:cg:***@h/db"),
             ("postgres://cg@h/db", "postgres://cg@h/db"),
             ("runs/cg.db", "runs/cg.db"),
@@ -216,10 +229,7 @@ mod tests {
         }
         let plain = "r.yaml:1:28: dataset.path: data directory not found: /a/b (hint: x@y)";
         assert!(matches!(mask_credentials(plain), Cow::Borrowed(_)));
-        assert_eq!(
-            shown("a\nb postgres://u:pw@h"),
-            "a\\nb postgres://u:***@h"
-        );
+        assert_eq!(shown("a\nb postgres://u:pw@h"), "a\\nb postgres://u:***@h");
         assert_eq!(shown_lines("a\nb\u{1b}"), "a\nb\\u{1b}");
     }
 }

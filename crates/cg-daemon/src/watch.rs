@@ -311,7 +311,11 @@ impl Watcher {
                 stamp,
                 hash: Some(hash.clone()),
                 taken: take || already,
-                last_taken: if take { Some(hash.clone()) } else { last_taken.clone() },
+                last_taken: if take {
+                    Some(hash.clone())
+                } else {
+                    last_taken.clone()
+                },
             },
         );
         if !take {

@@ -597,7 +597,10 @@ run.yaml:2:1: parameters: unknown key (sweep keys belong in a sweep file; load t
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("`${CG_DB}` expands to a URL"), "{err}");
-            assert!(!err.contains("s3cret") && !err.contains("private-dir"), "{err}");
+            assert!(
+                !err.contains("s3cret") && !err.contains("private-dir"),
+                "{err}"
+            );
         }
     }
 
