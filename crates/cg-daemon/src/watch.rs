@@ -281,16 +281,17 @@ impl Watcher {
                 // Nothing was read: the message stands for the content.
                 let message = cg_core::shown_lines(&message).into_owned();
                 let hash = sha256_hex(format!("refused without reading: {message}").as_bytes());
+                // Remembered once recorded: a store error leaves it to be tried again.
+                let new = store.record_rejection(&shown, &hash, &message).await?;
                 self.files.insert(
                     path.to_path_buf(),
                     FileState {
                         stamp,
                         hash: None,
                         taken: true,
-                        last_taken: Some(hash.clone()),
+                        last_taken: Some(hash),
                     },
                 );
-                let new = store.record_rejection(&shown, &hash, &message).await?;
                 return Ok(new.then(|| WatchEvent::Rejected {
                     path: path.to_path_buf(),
                     message,
@@ -321,8 +322,17 @@ impl Watcher {
         if !take {
             return Ok(None);
         }
-        self.take(store, path, &shown, &bytes, &hash, last_taken.is_some())
-            .await
+        let taken = self
+            .take(store, path, &shown, &bytes, &hash, last_taken.is_some())
+            .await;
+        if taken.is_err()
+            && let Some(state) = self.files.get_mut(path)
+        {
+            // The store failed, not the file: it is taken again at the next scan.
+            state.taken = false;
+            state.last_taken = last_taken;
+        }
+        taken
     }
 
     /// Validates and submits one version of one file.
