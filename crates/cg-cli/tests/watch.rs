@@ -426,7 +426,8 @@ fn control_characters_in_names_are_escaped_wherever_shown() {
 /// A sweep file whose `dataset.path` is `${VAR}/x`, where VAR holds a database URL with a
 /// password (`CG_DB` itself on PostgreSQL, the daemon's own database): the daemon refuses it,
 /// and neither its log, nor the stored rejection, nor `cg status`, nor `cg sweep submit` shows
-/// the password; the messages show the path as written.
+/// the password; the messages show the path as written. A file beside it whose name holds a
+/// newline and an escape code appears escaped in the daemon log, on one line.
 #[test]
 fn a_password_reached_through_a_variable_is_never_shown_or_stored() {
     const SECRET: &str = "pw-Zq8-s3cret";
@@ -460,6 +461,9 @@ fn a_password_reached_through_a_variable_is_never_shown_or_stored() {
         let temp = db.path("inbox/.incoming");
         std::fs::write(&temp, &file).unwrap();
         std::fs::rename(&temp, db.path("inbox/leak.yaml")).unwrap();
+        // And a name that would forge a log line and clear the terminal (defect 11, in the log).
+        std::fs::write(&temp, "name: [1]\n").unwrap();
+        std::fs::rename(&temp, db.path("inbox/x\nwatch: submitted y\u{1b}[2J.yaml")).unwrap();
         let log = std::fs::File::create(db.path("daemon.log")).unwrap();
         let mut daemon = Command::new(CG);
         daemon
@@ -484,7 +488,7 @@ fn a_password_reached_through_a_variable_is_never_shown_or_stored() {
             // The daemon creates a SQLite database when it starts.
             let out = db.try_status();
             let status = String::from_utf8_lossy(&out.stdout).into_owned();
-            if out.status.success() && status.contains("rejected") {
+            if out.status.success() && status.matches("rejected").count() == 2 {
                 break status;
             }
             if start.elapsed() > Duration::from_secs(120) || daemon.try_wait().unwrap().is_some() {
@@ -505,8 +509,18 @@ fn a_password_reached_through_a_variable_is_never_shown_or_stored() {
         daemon.wait().unwrap();
         let log = std::fs::read_to_string(db.path("daemon.log")).unwrap();
         let store = db.store();
-        let rows = db.rt.block_on(store.rejections()).unwrap();
-        assert_eq!(rows.len(), 1, "{rows:?}");
+        let mut rows = db.rt.block_on(store.rejections()).unwrap();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        rows.sort_by_key(|r| !r.path.ends_with("leak.yaml"));
+        assert!(!log.contains('\u{1b}'), "{log:?}");
+        assert!(
+            !log.lines().any(|l| l.starts_with("watch: submitted")),
+            "a forged line: {log}"
+        );
+        assert!(
+            log.contains("x\\nwatch: submitted y\\u{1b}[2J.yaml"),
+            "{log}"
+        );
         for (what, shown) in [
             ("the daemon log", &log),
             ("cg status", &status),
