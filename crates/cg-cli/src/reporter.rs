@@ -251,17 +251,21 @@ pub async fn watch_loop(store: Store, mut watcher: cg_daemon::Watcher) {
                             summary,
                             changed,
                         } => eprintln!(
-                            "watch: submitted {}{} as sweep `{sweep}`: {} job(s) added, {} already stored, {} requeued",
-                            path.display(),
+                            "watch: submitted {}{} as sweep `{}`: {} job(s) added, {} already stored, {} requeued",
+                            cg_core::shown(&path.display().to_string()),
                             if changed { " (changed)" } else { "" },
+                            cg_core::shown(&sweep),
                             summary.added,
                             summary.existing,
                             summary.requeued
                         ),
                         cg_daemon::WatchEvent::Rejected { path, message } => {
-                            eprintln!("watch: rejected {}:", path.display());
+                            eprintln!(
+                                "watch: rejected {}:",
+                                cg_core::shown(&path.display().to_string())
+                            );
                             for line in message.lines() {
-                                eprintln!("  {line}");
+                                eprintln!("  {}", cg_core::shown(line));
                             }
                         }
                     }
@@ -269,7 +273,11 @@ pub async fn watch_loop(store: Store, mut watcher: cg_daemon::Watcher) {
             }
             Err(e) => {
                 if !failing {
-                    eprintln!("warning: watching {}: {e}", watcher.dir().display());
+                    eprintln!(
+                        "warning: watching {}: {}",
+                        cg_core::shown(&watcher.dir().display().to_string()),
+                        cg_core::shown(&e.to_string())
+                    );
                 }
                 failing = true;
             }

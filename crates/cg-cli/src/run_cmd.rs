@@ -694,7 +694,7 @@ async fn total_counts(store: &Store) -> cg_store::StatusCounts {
 fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
     match event {
         Event::TakenBack { jobs, why } => {
-            eprintln!("took back {jobs} running job(s): {why}");
+            eprintln!("took back {jobs} running job(s): {}", cg_core::shown(why));
         }
         Event::Started {
             job,
@@ -714,7 +714,11 @@ fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
                     eta_secs: 0.0,
                 },
             );
-            eprintln!("{} started (attempt {attempt}, {device})", short(job));
+            eprintln!(
+                "{} started (attempt {attempt}, {})",
+                short(job),
+                cg_core::shown(device)
+            );
         }
         Event::Step {
             job,
@@ -754,7 +758,9 @@ fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
                 human_secs(record.wall_secs)
             );
         }
-        Event::Note { job, message } => eprintln!("{} {message}", short(job)),
+        Event::Note { job, message } => {
+            eprintln!("{} {}", short(job), cg_core::shown(message))
+        }
         Event::Completed {
             job,
             test_acc,
@@ -783,7 +789,11 @@ fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
             } else {
                 "failed"
             };
-            eprintln!("{} attempt {attempt} failed ({then}): {error}", short(job));
+            eprintln!(
+                "{} attempt {attempt} failed ({then}): {}",
+                short(job),
+                cg_core::shown(error)
+            );
         }
         Event::Requeued { job, attempt } => {
             running.remove(job);
@@ -796,7 +806,7 @@ fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
             running.remove(job);
             eprintln!("{} attempt {attempt} lost its lease; dropped", short(job));
         }
-        Event::Warning { message } => eprintln!("warning: {message}"),
+        Event::Warning { message } => eprintln!("warning: {}", cg_core::shown(message)),
     }
 }
 

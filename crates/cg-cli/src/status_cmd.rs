@@ -96,11 +96,14 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                         s.report_path.as_deref().unwrap_or("-")
                     );
                 }
+                // Stored by a watcher from names and files of the watched folder: escaped and
+                // masked again here, whatever wrote them.
                 for r in store.rejections().await? {
+                    let lines: Vec<_> = r.message.lines().map(cg_core::shown).collect();
                     println!(
                         "rejected  {}  {}",
-                        r.path,
-                        r.message.lines().collect::<Vec<_>>().join(" | ")
+                        cg_core::shown(&r.path),
+                        lines.join(" | ")
                     );
                 }
                 if expired > 0 {
@@ -149,7 +152,7 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
                     let error = r
                         .last_error
                         .as_deref()
-                        .map(|e| format!("  {e}"))
+                        .map(|e| format!("  {}", cg_core::shown(e)))
                         .unwrap_or_default();
                     println!(
                         "{}  {}  attempts {}  {}  {}{}",

@@ -9,6 +9,7 @@ mod nan;
 pub mod pareto;
 mod result;
 mod search;
+mod shown;
 mod sweep;
 
 pub use config::{
@@ -21,4 +22,8 @@ pub use job::{JobId, JobSpec, JobStatus, check_job_id, check_name};
 pub use nan::f64_or_nan;
 pub use result::{BlockGateStats, EpochRecord, Provenance, RunResult};
 pub use search::{AxisSpace, Coord, Fidelity, Sampler, SearchSettings};
+pub use shown::{
+    escape_control, escape_control_lines, mask_credentials, mask_url, shown, shown_lines,
+    url_scheme,
+};
 pub use sweep::{Direction, JobRecord, Objective, SweepInfo};

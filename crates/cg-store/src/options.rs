@@ -147,52 +147,9 @@ impl From<&std::path::PathBuf> for DatabaseUrl {
     }
 }
 
+/// The one masking rule of cg ([`cg_core::mask_url`]).
 fn redact(url: &str) -> Cow<'_, str> {
-    let Some(scheme) = scheme(url) else {
-        return Cow::Borrowed(url);
-    };
-    // Any scheme, any case, with or without `//`: the user-info is hidden all the same.
-    let after = &url[scheme.len() + 1..];
-    let rest_start = scheme.len() + 1 + (after.len() - after.trim_start_matches('/').len());
-    let rest = &url[rest_start..];
-    let query_start = rest.find(['?', '#']).unwrap_or(rest.len());
-    let mut out = String::with_capacity(url.len());
-    out.push_str(&url[..rest_start]);
-    // The user-info ends at the last `@` before the query, so a password holding `/` or `@` is
-    // still hidden as a whole.
-    let mut body_start = 0;
-    if let Some(at) = rest[..query_start].rfind('@') {
-        let userinfo = &rest[..at];
-        match userinfo.find(':') {
-            Some(colon) => {
-                out.push_str(&userinfo[..colon]);
-                out.push_str(":***");
-            }
-            None => out.push_str(userinfo),
-        }
-        body_start = at;
-    }
-    out.push_str(&rest[body_start..query_start]);
-    let tail = &rest[query_start..];
-    if let Some(query) = tail.strip_prefix('?') {
-        let (query, fragment) = match query.find('#') {
-            Some(i) => (&query[..i], &query[i..]),
-            None => (query, ""),
-        };
-        out.push('?');
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push_str(&pairs.join("&"));
-        out.push_str(fragment);
-    } else {
-        out.push_str(tail);
-    }
-    Cow::Owned(out)
+    cg_core::mask_url(url)
 }
 
 /// How to open a [`Store`](crate::Store). `Debug` shows the URL redacted.

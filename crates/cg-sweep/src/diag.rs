@@ -2,6 +2,7 @@
 //! key path. Loading never stops at the first problem; it collects them here and returns them together.
 //! This module only stores and renders; it does not decide what is wrong.
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// A 1-based line and column in a file (0:0 when unknown).
@@ -91,19 +92,34 @@ impl<'a> IntoIterator for &'a Diagnostics {
     }
 }
 
-/// Collects problems for one file while it is checked.
+/// Collects problems for one file while it is checked. Every part of a problem is made fit to show
+/// as it is pushed ([`cg_core::shown`]: control characters escaped, URL passwords masked), since
+/// file names, keys and values come from outside.
 #[derive(Debug)]
 pub(crate) struct Sink {
     file: String,
     items: Vec<Diagnostic>,
+    /// Strings as written before `${VAR}` expansion, by position: messages show these.
+    written: HashMap<Pos, String>,
 }
 
 impl Sink {
     pub(crate) fn new(file: impl Into<String>) -> Self {
         Self {
-            file: file.into(),
+            file: cg_core::shown(&file.into()).into_owned(),
             items: Vec::new(),
+            written: HashMap::new(),
         }
+    }
+
+    /// Records that the string at `pos` was written as `text` before `${VAR}` expansion.
+    pub(crate) fn note_written(&mut self, pos: Pos, text: &str) {
+        self.written.insert(pos, text.to_string());
+    }
+
+    /// The string at `pos` as written, when `${VAR}` expansion changed it.
+    pub(crate) fn written(&self, pos: Pos) -> Option<&str> {
+        self.written.get(&pos).map(String::as_str)
     }
 
     pub(crate) fn push(
@@ -117,9 +133,9 @@ impl Sink {
             file: self.file.clone(),
             line: pos.line,
             column: pos.column,
-            key: key.to_string(),
-            message: message.into(),
-            hint,
+            key: cg_core::shown(key).into_owned(),
+            message: cg_core::shown(&message.into()).into_owned(),
+            hint: hint.map(|h| cg_core::shown(&h).into_owned()),
         });
     }
 

@@ -359,24 +359,55 @@ pub(crate) fn resolve_data_path(
     let Some(path) = &config.dataset.path else {
         return;
     };
-    let resolved = resolve_path(base_dir, Path::new(path));
-    // A `${VAR}` left in the path was reported as undefined already.
-    if !options.no_data_check
-        && config.dataset.kind != DatasetKind::Synthetic
-        && !path.contains("${")
-        && !resolved.is_dir()
+    let check_dir = !options.no_data_check && config.dataset.kind != DatasetKind::Synthetic;
+    let stored = check_data_path(path, base_dir, check_dir, pos, key, sink);
+    config.dataset.path = Some(stored);
+}
+
+/// A data path (`${VAR}` expanded) made absolute against `base_dir`, checked, and returned for
+/// storing. Messages show the path as written, never a variable's value. An expansion that holds
+/// a URL password (`${CG_DB}` by mistake or on purpose) is refused, and the path as written is
+/// returned instead, so that the password reaches no message, database or report.
+pub(crate) fn check_data_path(
+    path: &str,
+    base_dir: &Path,
+    check_dir: bool,
+    pos: Pos,
+    key: &str,
+    sink: &mut Sink,
+) -> String {
+    let written = sink.written(pos).map(str::to_string);
+    if let Some(written) = written.as_deref()
+        && cg_core::mask_credentials(path) != path
     {
         sink.push(
             pos,
             key,
-            format!("data directory not found: {}", resolved.display()),
+            format!(
+                "`{written}` expands to a URL with a password (not shown); a data path is a local folder"
+            ),
+            Some("set the variable to the data folder, or write the path itself".into()),
+        );
+        return written.to_string();
+    }
+    let resolved = resolve_path(base_dir, Path::new(path));
+    // A `${VAR}` left in the path was reported as undefined already.
+    if check_dir && !path.contains("${") && !resolved.is_dir() {
+        let shown = match written {
+            Some(w) => format!("{w}, with its variables expanded (their values are not shown)"),
+            None => resolved.display().to_string(),
+        };
+        sink.push(
+            pos,
+            key,
+            format!("data directory not found: {shown}"),
             Some(
                 "check the path and any ${VAR} in it, or skip this check with --no-data-check"
                     .into(),
             ),
         );
     }
-    config.dataset.path = Some(resolved.to_string_lossy().into_owned());
+    resolved.to_string_lossy().into_owned()
 }
 
 /// `base_dir/path` made absolute, `.` and `..` removed lexically (symlinks are not resolved).
@@ -527,6 +558,55 @@ run.yaml:2:1: parameters: unknown key (sweep keys belong in a sweep file; load t
             ),
             "{err}"
         );
+    }
+
+    /// Issue 18: a message shows a data path as written, never a variable's value, and an
+    /// expansion holding a URL password is refused even without the data check (run and sweep
+    /// files, base and parameter values).
+    #[test]
+    fn data_paths_are_shown_as_written_and_passwords_refused() {
+        let mut env = BTreeMap::new();
+        env.insert("CG_DATA".to_string(), "/no/such/private-dir".to_string());
+        env.insert("CG_DB".to_string(), "postgres://cg:s3cret@h/db".to_string());
+        let checked = LoadOptions {
+            no_data_check: false,
+            env: Some(env),
+        };
+        let unchecked = LoadOptions {
+            no_data_check: true,
+            ..checked.clone()
+        };
+        let text = "dataset: {kind: idx, path: \"${CG_DATA}/x\"}\n";
+        let err = load_run_str_with(text, "r.yaml", Path::new("/b"), &checked)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data directory not found: ${CG_DATA}/x, with its variables expanded"),
+            "{err}"
+        );
+        assert!(!err.contains("private-dir"), "{err}");
+        for options in [&checked, &unchecked] {
+            let text = "dataset: {kind: synthetic, path: \"${CG_DB}/x\"}\n";
+            let err = load_run_str_with(text, "r.yaml", Path::new("/b"), options)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                "r.yaml:1:34: dataset.path: `${CG_DB}/x` expands to a URL with a password (not \
+                 shown); a data path is a local folder (set the variable to the data folder, or \
+                 write the path itself)"
+            );
+            let sweep = "name: s\ndataset: {kind: synthetic}\nparameters:\n  dataset.path: \
+                         {values: [\"${CG_DATA}\", \"${CG_DB}\"]}\n";
+            let err = crate::load_sweep_str(sweep, "s.yaml", Path::new("/b"), options)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("`${CG_DB}` expands to a URL"), "{err}");
+            assert!(
+                !err.contains("s3cret") && !err.contains("private-dir"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::diag::{Diagnostics, Pos, Sink};
 use crate::id::{data_fingerprint, id_from_settings, job_id};
 use crate::keys::{keys, probe_config, takes_fractions, type_problem};
 use crate::run::{
-    LoadOptions, Positions, RUN_SECTIONS, base_dir_of, build_config, read_file, read_tree,
-    resolve_path, root_entries, run_sections, top_level_hint, unknown_message,
+    LoadOptions, Positions, RUN_SECTIONS, base_dir_of, build_config, check_data_path, read_file,
+    read_tree, root_entries, run_sections, top_level_hint, unknown_message,
 };
 use crate::yaml::{Key, Node, Value, join, unique_entries};
 use crate::{Error, Result};
@@ -1583,17 +1583,15 @@ impl Loader<'_> {
         if run_key == "dataset.path"
             && let Some(path) = json.as_str()
         {
-            let resolved = resolve_path(self.base_dir, Path::new(path));
-            // A `${VAR}` left in the path was reported as undefined already.
-            if !self.options.no_data_check && !path.contains("${") && !resolved.is_dir() {
-                self.sink.push(
-                    node.pos,
-                    shown,
-                    format!("data directory not found: {}", resolved.display()),
-                    Some("check the path and any ${VAR} in it, or skip this check with --no-data-check".into()),
-                );
-            }
-            json = Json::String(resolved.to_string_lossy().into_owned());
+            let stored = check_data_path(
+                path,
+                self.base_dir,
+                !self.options.no_data_check,
+                node.pos,
+                shown,
+                &mut self.sink,
+            );
+            json = Json::String(stored);
         }
         let mut cfg = self.base.clone();
         if cfg.set(run_key, json.clone()).is_ok() {

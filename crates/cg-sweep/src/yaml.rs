@@ -377,7 +377,8 @@ impl<'de> Visitor<'de> for RawVisitor {
 /// `value`/`values` or in a preset), and only variables named `CG_*` or `HOME`: anything else could
 /// copy a secret into the database, `cg status` and reports. `${` elsewhere, another variable or an
 /// undefined one without a fallback is a problem at that string that names the variable, never
-/// its value.
+/// its value. The string as written is noted in `sink`, so that later messages about the path show
+/// `${VAR}` rather than its value ([`Sink::written`]).
 pub(crate) fn expand_env(
     node: &mut Node,
     path: &str,
@@ -397,7 +398,10 @@ pub(crate) fn expand_env(
                 return;
             }
             match expand_str(s, env) {
-                Ok(expanded) => *s = expanded,
+                Ok(expanded) => {
+                    sink.note_written(node.pos, s);
+                    *s = expanded;
+                }
                 Err(message) => sink.push(
                     node.pos,
                     path,
