@@ -96,10 +96,10 @@ fn keep_freed_memory() {}
 /// `cg status | head -1`: once the reader of stdout (or stderr) has gone, the command ends quietly
 /// with exit 0 instead of panicking (exit 101). Rust ignores SIGPIPE, so such a write fails with
 /// EPIPE and `println!` panics with "failed printing to stdout: Broken pipe"; this hook recognises
-/// that panic, whatever command or thread printed, and exits. SIGPIPE itself stays ignored: its
-/// default action would kill a worker whose job runner closed its pipe, or whose database
-/// connection broke. The job runner writes its protocol through its own handle, never `println!`,
-/// so its failed writes are still seen and reported as before.
+/// that panic, whatever thread printed, and exits. SIGPIPE itself stays ignored: its default
+/// action would kill a worker whose job runner closed its pipe, or whose database connection
+/// broke. The hidden job runner is left as it was (it writes its protocol through its own handle
+/// and reports failed writes).
 fn quiet_when_output_closes() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -120,8 +120,11 @@ fn is_closed_output(message: &str) -> bool {
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    quiet_when_output_closes();
     let cli = Cli::parse();
+    // A job runner keeps the default: its parent reads its protocol and judges its end.
+    if !matches!(cli.command, Command::JobRunner(_)) {
+        quiet_when_output_closes();
+    }
     let outcome = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Bench(a) => bench::run(a),

@@ -738,7 +738,10 @@ fn finished(mut cmd: Command, what: &str) -> Output {
 
 /// One finished job with its runner's log: the sweep `logs`, and the job's id.
 fn job_with_a_log(env: &Env) -> (String, PathBuf) {
-    env.write("l.yaml", &sweep_text("logs", "  train.seed: {values: [0]}\n"));
+    env.write(
+        "l.yaml",
+        &sweep_text("logs", "  train.seed: {values: [0]}\n"),
+    );
     let out = env.cg(&["run", "l.yaml", "--threads-per-job", "1"]);
     assert!(out.status.success(), "{}", text(&out));
     let id = env.store(async |s| s.job_records("logs").await.unwrap()[0].job.id.clone());
@@ -752,7 +755,10 @@ fn job_with_a_log(env: &Env) -> (String, PathBuf) {
 #[test]
 fn a_report_folder_that_is_a_link_is_refused() {
     let env = Env::new();
-    env.write("s.yaml", &sweep_text("linked", "  train.seed: {values: [0]}\n"));
+    env.write(
+        "s.yaml",
+        &sweep_text("linked", "  train.seed: {values: [0]}\n"),
+    );
     let out = env.cg(&["sweep", "submit", "s.yaml"]);
     assert!(out.status.success(), "{}", text(&out));
     let elsewhere = env.path("elsewhere");
@@ -779,20 +785,43 @@ fn a_report_folder_that_is_a_link_is_refused() {
 #[test]
 fn command_line_sizes_are_bounded() {
     let env = Env::new();
-    env.write("one.yaml", &sweep_text("one", "  train.seed: {values: [0]}\n"));
+    env.write(
+        "one.yaml",
+        &sweep_text("one", "  train.seed: {values: [0]}\n"),
+    );
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let too_many = (cpus + 1).to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", "one.yaml", "--workers", "0"], "--workers"),
         (vec!["run", "one.yaml", "--workers", "100000"], "--workers"),
-        (vec!["run", "one.yaml", "--threads-per-job", "0"], "--threads-per-job"),
-        (vec!["run", "one.yaml", "--threads-per-job", "4096"], "--threads-per-job"),
-        (vec!["run", "one.yaml", "--threads-per-job", &too_many], "--threads-per-job"),
+        (
+            vec!["run", "one.yaml", "--threads-per-job", "0"],
+            "--threads-per-job",
+        ),
+        (
+            vec!["run", "one.yaml", "--threads-per-job", "4096"],
+            "--threads-per-job",
+        ),
+        (
+            vec!["run", "one.yaml", "--threads-per-job", &too_many],
+            "--threads-per-job",
+        ),
         (vec!["worker", "--jobs-per-gpu", "0"], "--jobs-per-gpu"),
         (vec!["daemon", "--jobs-per-gpu", "100000"], "--jobs-per-gpu"),
-        (vec!["worker", "--report-every", "99999999999"], "--report-every"),
         (
-            vec!["train", "--config", "c.yaml", "--out", "r.json", "--threads", "4096"],
+            vec!["worker", "--report-every", "99999999999"],
+            "--report-every",
+        ),
+        (
+            vec![
+                "train",
+                "--config",
+                "c.yaml",
+                "--out",
+                "r.json",
+                "--threads",
+                "4096",
+            ],
             "--threads",
         ),
         (vec!["bench", "--threads", "4096"], "--threads"),
@@ -804,7 +833,10 @@ fn command_line_sizes_are_bounded() {
         (vec!["bench-workers", "--packing", "100000"], "--packing"),
         (vec!["bench-workers", "--jobs", "99999999999"], "--jobs"),
         (vec!["bench-workers", "--steps", "0"], "--steps"),
-        (vec!["bench-workers", "--threads-per-job", "4096"], "--threads-per-job"),
+        (
+            vec!["bench-workers", "--threads-per-job", "4096"],
+            "--threads-per-job",
+        ),
     ];
     for (args, flag) in cases {
         let out = finished(env.command(&args), &format!("{args:?}"));
@@ -819,7 +851,10 @@ fn command_line_sizes_are_bounded() {
     );
     assert!(!out.status.success(), "{}", text(&out));
     assert!(stderr(&out).contains("model.depth"), "{}", text(&out));
-    assert!(!env.path("cg.db").exists(), "a refused command wrote the database");
+    assert!(
+        !env.path("cg.db").exists(),
+        "a refused command wrote the database"
+    );
     assert!(!env.path("r.json").exists());
 }
 
@@ -875,28 +910,47 @@ fn logs_are_read_with_a_cap() {
     let out = finished(env.command(&["logs", &id]), "logs of a 3 GB file");
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("the last line"), "{}", &stdout[stdout.len().saturating_sub(300)..]);
+    assert!(
+        stdout.contains("the last line"),
+        "{}",
+        &stdout[stdout.len().saturating_sub(300)..]
+    );
     assert!(stdout.contains("are not shown"), "the cut is said");
-    assert!(out.stdout.len() < 1 << 20, "{} bytes printed", out.stdout.len());
+    assert!(
+        out.stdout.len() < 1 << 20,
+        "{} bytes printed",
+        out.stdout.len()
+    );
     // Not regular files: refused with the reason; the database's tail is shown instead.
     std::fs::remove_file(&log).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
     let out = finished(env.command(&["logs", &id]), "logs of /dev/zero");
     assert!(out.status.success(), "{}", text(&out));
-    assert!(stderr(&out).contains("not a regular file"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        text(&out)
+    );
     std::fs::remove_file(&log).unwrap();
     let status = Command::new("mkfifo").arg(&log).status().unwrap();
     assert!(status.success());
     let out = finished(env.command(&["logs", &id]), "logs of a FIFO");
     assert!(out.status.success(), "{}", text(&out));
-    assert!(stderr(&out).contains("not a regular file"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Issue 18, defect 10: `--preface` is read under a cap (64 KiB), from a regular file only.
 #[test]
 fn the_preface_is_read_with_a_cap() {
     let env = Env::new();
-    env.write("s.yaml", &sweep_text("pre", "  train.seed: {values: [0]}\n"));
+    env.write(
+        "s.yaml",
+        &sweep_text("pre", "  train.seed: {values: [0]}\n"),
+    );
     let out = env.cg(&["sweep", "submit", "s.yaml"]);
     assert!(out.status.success(), "{}", text(&out));
     env.write("big.md", &"words and more words\n\n".repeat(4000));
@@ -907,7 +961,10 @@ fn the_preface_is_read_with_a_cap() {
         .unwrap();
     assert!(status.success());
     for (file, needle) in [
-        ("big.md", "the preface big.md has 88000 bytes, more than the 65536"),
+        (
+            "big.md",
+            "the preface big.md has 88000 bytes, more than the 65536",
+        ),
         ("zero.md", "zero.md is not a regular file"),
         ("fifo.md", "fifo.md is not a regular file"),
     ] {

@@ -155,7 +155,9 @@ fn check_options(opts: &BenchOptions) -> Result<()> {
         return bad("a benchmark needs at least one batch size and one iteration".into());
     }
     if let Some(f) = opts.closed.iter().find(|f| !(0.0..=1.0).contains(*f)) {
-        return bad(format!("a fraction of closed gates lies in [0, 1], got {f}"));
+        return bad(format!(
+            "a fraction of closed gates lies in [0, 1], got {f}"
+        ));
     }
     for &batch in &opts.batches {
         crate::train::check_config(&config(

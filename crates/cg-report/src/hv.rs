@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::plots::{Figure, FigureKind, LineFigure, render};
 use crate::Result;
+use crate::plots::{Figure, FigureKind, LineFigure, render};
 
 /// The hypervolume of the top rung's results after a result, against the sweep's reference point.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -92,7 +92,12 @@ fn links_planted_in_a_report_folder_are_never_written_through() {
         let path = out.join(&f.path);
         let meta = std::fs::symlink_metadata(&path).unwrap();
         assert!(meta.is_file(), "{} is still a link", path.display());
-        assert_eq!(std::fs::read(&path).unwrap(), f.contents, "{}", path.display());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            f.contents,
+            "{}",
+            path.display()
+        );
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
     for name in HV_FILES {
@@ -143,5 +148,9 @@ fn a_report_folder_that_is_a_link_is_refused() {
         "{err}"
     );
     let names: Vec<_> = std::fs::read_dir(&elsewhere).unwrap().flatten().collect();
-    assert_eq!(names.len(), 1, "nothing was written through the sub-folder's link");
+    assert_eq!(
+        names.len(),
+        1,
+        "nothing was written through the sub-folder's link"
+    );
 }
