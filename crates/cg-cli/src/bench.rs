@@ -6,17 +6,18 @@ use anyhow::Result;
 use cg_model::bench::{BenchLine, BenchOptions, run_bench};
 use clap::Args;
 
-use crate::util::{BackendArgs, set_threads};
+use crate::util::{BackendArgs, MAX_BENCH_ITERS, count_in, parse_threads, set_threads};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub target: BackendArgs,
-    /// Batch sizes.
-    #[arg(long, value_delimiter = ',', default_value = "128,256")]
+    /// Batch sizes (each within `train.batch_size`'s bounds).
+    #[arg(long, value_delimiter = ',', default_value = "128,256",
+          value_parser = count_in(cg_core::limits::BATCH_SIZE as u64))]
     pub batch: Vec<usize>,
-    /// Timed iterations per line (after one warm-up).
-    #[arg(long, default_value_t = 2)]
+    /// Timed iterations per line (after one warm-up), 1 to 10000.
+    #[arg(long, default_value_t = 2, value_parser = count_in(MAX_BENCH_ITERS))]
     pub iters: usize,
     /// Network depth (6n+2) and width.
     #[arg(long, default_value_t = 20)]
@@ -32,8 +33,8 @@ pub struct BenchArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// CPU threads for the backend (default: all cores).
-    #[arg(long)]
+    /// CPU threads for the backend, at most the CPUs (default: all of them).
+    #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,
 }
 

@@ -15,17 +15,19 @@ use clap::Args;
 use tokio::sync::{mpsc, watch};
 
 use crate::run_cmd::{WorkerOpts, local_options};
+use crate::util::{MAX_BENCH_JOBS, MAX_BENCH_STEPS, MAX_JOBS_AT_ONCE, count_in};
 
 #[derive(Args, Debug)]
 pub struct BenchWorkersArgs {
-    /// Jobs in the sweep.
-    #[arg(long, default_value_t = 8)]
+    /// Jobs in the sweep, 1 to 10000.
+    #[arg(long, default_value_t = 8, value_parser = count_in(MAX_BENCH_JOBS))]
     pub jobs: usize,
     /// Training steps (batches of 32) per job, in one epoch; 1 measures the per-job overhead.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = count_in(MAX_BENCH_STEPS))]
     pub steps: usize,
-    /// Jobs at once to compare: CPU workers, or jobs per GPU when GPUs are used.
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    /// Jobs at once to compare: CPU workers, or jobs per GPU when GPUs are used (each 1 to 256).
+    #[arg(long, value_delimiter = ',', default_value = "1,2",
+          value_parser = count_in(MAX_JOBS_AT_ONCE))]
     pub packing: Vec<usize>,
     /// GPUs: `none`, `auto` or indices like `0` (as for `cg run`).
     #[arg(long, default_value = "none")]
@@ -36,8 +38,8 @@ pub struct BenchWorkersArgs {
     /// `cpu` (as `--gpus none`) or `cuda:N` (as `--gpus N`).
     #[arg(long, conflicts_with = "gpus")]
     pub device: Option<String>,
-    /// CPU threads per job (default: the cores divided among the jobs at once).
-    #[arg(long)]
+    /// CPU threads per job, at most the CPUs (default: the cores divided among the jobs at once).
+    #[arg(long, value_parser = crate::util::parse_threads)]
     pub threads_per_job: Option<usize>,
     /// Network depth (6n+2) and width of the jobs.
     #[arg(long, default_value_t = 8)]

@@ -93,9 +93,38 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
+/// `cg status | head -1`: once the reader of stdout (or stderr) has gone, the command ends quietly
+/// with exit 0 instead of panicking (exit 101). Rust ignores SIGPIPE, so such a write fails with
+/// EPIPE and `println!` panics with "failed printing to stdout: Broken pipe"; this hook recognises
+/// that panic, whatever thread printed, and exits. SIGPIPE itself stays ignored: its default
+/// action would kill a worker whose job runner closed its pipe, or whose database connection
+/// broke. The hidden job runner is left as it was (it writes its protocol through its own handle
+/// and reports failed writes).
+fn quiet_when_output_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if is_closed_output(info.payload_as_str().unwrap_or_default()) {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
+}
+
+/// Whether a panic message is the one `print!` and `eprint!` give when their reader has gone.
+fn is_closed_output(message: &str) -> bool {
+    let epipe = std::io::Error::from_raw_os_error(libc::EPIPE).to_string();
+    (message.starts_with("failed printing to stdout")
+        || message.starts_with("failed printing to stderr"))
+        && message.ends_with(&epipe)
+}
+
 fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
+    // A job runner keeps the default: its parent reads its protocol and judges its end.
+    if !matches!(cli.command, Command::JobRunner(_)) {
+        quiet_when_output_closes();
+    }
     let outcome = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Bench(a) => bench::run(a),
@@ -119,5 +148,26 @@ fn main() -> ExitCode {
             eprintln!("error: {}", util::error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_closed_output_is_quiet() {
+        let epipe = std::io::Error::from_raw_os_error(libc::EPIPE);
+        assert!(is_closed_output(&format!(
+            "failed printing to stdout: {epipe}"
+        )));
+        assert!(is_closed_output(&format!(
+            "failed printing to stderr: {epipe}"
+        )));
+        let other = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(!is_closed_output(&format!(
+            "failed printing to stdout: {other}"
+        )));
+        assert!(!is_closed_output("index out of bounds"));
     }
 }

@@ -42,14 +42,16 @@ pub struct Extras {
 }
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
+    // The preface is read, capped, before anything else is done.
+    let mut extras = Extras::default();
+    if let Some(path) = &args.preface {
+        let bytes = crate::util::read_capped(path, crate::util::MAX_PREFACE_BYTES, "the preface")?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("the preface {} is not UTF-8 text", path.display()))?;
+        extras.preface = paragraphs(&text);
+    }
     runtime()?.block_on(async {
         let store = args.db.open_existing_or_read_only().await?;
-        let mut extras = Extras::default();
-        if let Some(path) = &args.preface {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the preface {}", path.display()))?;
-            extras.preface = paragraphs(&text);
-        }
         if let Some(grid) = &args.against {
             let other = match &args.against_db {
                 Some(url) => DbArg { db: url.clone() }

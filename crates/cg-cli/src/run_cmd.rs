@@ -18,7 +18,10 @@ use clap::Args;
 use tokio::sync::{mpsc, watch};
 
 use crate::reporter::ReportSettings;
-use crate::util::{BackendArgs, EXIT_INVALID, human_secs, provenance};
+use crate::util::{
+    BackendArgs, EXIT_INVALID, MAX_JOBS_AT_ONCE, MAX_JOBS_PER_GPU, count_in, human_secs,
+    parse_threads, provenance,
+};
 
 /// Longest `--timeout-per-job` and `--lease`: one year, far from overflowing a clock.
 const MAX_SECS: u64 = 366 * 24 * 3600;
@@ -76,11 +79,11 @@ pub struct RunArgs {
 /// How local workers run: shared by `cg run`, `cg worker` and `cg daemon`.
 #[derive(Args, Debug)]
 pub struct WorkerOpts {
-    /// Jobs trained at once on the CPU (when no GPU is used).
-    #[arg(long, default_value_t = 1)]
+    /// Jobs trained at once on the CPU (when no GPU is used), 1 to 256.
+    #[arg(long, default_value_t = 1, value_parser = count_in(MAX_JOBS_AT_ONCE))]
     pub workers: usize,
-    /// CPU threads per job (default: the cores divided among the workers).
-    #[arg(long)]
+    /// CPU threads per job, at most the CPUs (default: the cores divided among the workers).
+    #[arg(long, value_parser = parse_threads)]
     pub threads_per_job: Option<usize>,
     /// Wall-clock limit of one attempt, in seconds; past it the job's runner is killed.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
@@ -89,8 +92,8 @@ pub struct WorkerOpts {
     /// indices like `0,1`.
     #[arg(long, default_value = "auto")]
     pub gpus: String,
-    /// Jobs trained at once on each GPU.
-    #[arg(long, default_value_t = 1)]
+    /// Jobs trained at once on each GPU, 1 to 64.
+    #[arg(long, default_value_t = 1, value_parser = count_in(MAX_JOBS_PER_GPU))]
     pub jobs_per_gpu: usize,
     /// Checkpoints and logs go to DIR/<job-id>/.
     #[arg(long, default_value = "runs", value_name = "DIR")]
@@ -442,7 +445,8 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub no_reports: bool,
     /// Least seconds between two refreshes of a running sweep's report.
-    #[arg(long, default_value_t = 30, value_name = "SECS", hide = true)]
+    #[arg(long, default_value_t = 30, value_name = "SECS", hide = true,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_SECS))]
     pub report_every: u64,
 }
 

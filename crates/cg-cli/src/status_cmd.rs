@@ -296,16 +296,31 @@ pub fn logs_cmd(args: LogsArgs) -> Result<ExitCode> {
                 .runs_dir
                 .join(id)
                 .join(format!("attempt-{}.log", a.attempt));
-            let text = match cg_core::check_job_id(id) {
-                Ok(()) => std::fs::read_to_string(&log),
-                Err(reason) => Err(std::io::Error::other(reason)),
-            };
-            match text {
-                Ok(text) => {
-                    println!("--- {}", log.display());
-                    print!("{text}");
+            let tail = match cg_core::check_job_id(id) {
+                Ok(()) if log.symlink_metadata().is_ok() => {
+                    crate::util::read_tail(&log, crate::util::LOG_TAIL_BYTES).map(Some)
                 }
-                Err(_) => {
+                Ok(()) => Ok(None),
+                Err(reason) => Err(anyhow::anyhow!(reason)),
+            };
+            let tail = tail.unwrap_or_else(|e| {
+                eprintln!("cg logs: {}", crate::util::error_chain(&e));
+                None
+            });
+            match tail {
+                Some((bytes, skipped)) => {
+                    if skipped > 0 {
+                        println!(
+                            "--- {} (its last {} bytes; the {skipped} before them are not shown)",
+                            log.display(),
+                            bytes.len()
+                        );
+                    } else {
+                        println!("--- {}", log.display());
+                    }
+                    print!("{}", text_from(&bytes, skipped > 0));
+                }
+                None => {
                     if let Some(tail) = &a.stderr_tail {
                         println!("--- stderr tail (from the database)");
                         println!("{tail}");
@@ -316,6 +331,20 @@ pub fn logs_cmd(args: LogsArgs) -> Result<ExitCode> {
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A log's bytes as text; a tail cut inside a character starts at the next one.
+fn text_from(bytes: &[u8], cut: bool) -> String {
+    let start = if cut {
+        bytes
+            .iter()
+            .take(4)
+            .position(|b| (b & 0xC0) != 0x80)
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
 }
 
 /// The backend a result was trained with, for the tables (`-` in results from before it was kept).

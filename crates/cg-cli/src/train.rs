@@ -29,8 +29,8 @@ pub struct TrainArgs {
     /// Keep the intermediate checkpoints after the run completes.
     #[arg(long)]
     pub keep_checkpoints: bool,
-    /// CPU threads for the backend (default: all cores).
-    #[arg(long)]
+    /// CPU threads for the backend, at most the CPUs (default: all of them).
+    #[arg(long, value_parser = crate::util::parse_threads)]
     pub threads: Option<usize>,
     /// No progress output.
     #[arg(long, short)]

@@ -11,15 +11,112 @@ use clap::Args;
 /// Exit code for input that failed validation.
 pub const EXIT_INVALID: u8 = 2;
 
-/// Writes a file atomically: a temporary beside it, then a rename.
+/// Writes a file atomically: a new temporary file beside it (unpredictable name, never through a
+/// link), then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    cg_report::write_atomic(path, bytes, None)?;
     Ok(())
+}
+
+/// Most jobs at once: `--workers` (CPU), each `--packing` of `cg bench-workers`.
+pub const MAX_JOBS_AT_ONCE: u64 = 256;
+/// Most `--jobs-per-gpu`.
+pub const MAX_JOBS_PER_GPU: u64 = 64;
+/// Most `--iters` of `cg bench`.
+pub const MAX_BENCH_ITERS: u64 = 10_000;
+/// Most `--jobs` and `--steps` of `cg bench-workers`.
+pub const MAX_BENCH_JOBS: u64 = 10_000;
+pub const MAX_BENCH_STEPS: u64 = 100_000;
+
+/// A command-line count between 1 and `max`, checked by clap before any work starts.
+pub fn count_in(max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=max)
+}
+
+/// The CPUs this process may use (its affinity and cgroup quota), at least 1.
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `--threads`, `--threads-per-job`: from 1 to the CPUs this process may use (more only slows
+/// training: 4096 threads took minutes for a job of a second).
+pub fn parse_threads(text: &str) -> std::result::Result<usize, String> {
+    let cpus = available_cpus();
+    let refused = || format!("must be a whole number from 1 to {cpus} (the CPUs cg may use here)");
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=cpus).contains(&n) => Ok(n),
+        _ => Err(refused()),
+    }
+}
+
+/// Most bytes of a `--preface` file.
+pub const MAX_PREFACE_BYTES: u64 = 64 * 1024;
+/// Most bytes `cg logs` shows of one log: its end.
+pub const LOG_TAIL_BYTES: u64 = 256 * 1024;
+
+/// Opens `path` to read without blocking (a FIFO would wait for a writer) and checks, on the open
+/// handle, that it is a regular file: a device (a link to `/dev/zero`), a FIFO or a directory is
+/// refused before a byte is read. Returns the file and its length.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "{} is not a regular file (a device, pipe or directory?); cg reads only regular files",
+            path.display()
+        );
+    }
+    Ok((file, meta.len()))
+}
+
+/// The whole of the regular file `path`, refused when it has more than `max` bytes; `what` names
+/// it in messages ("the preface").
+pub fn read_capped(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let (file, len) = open_regular(path)?;
+    let too_big = |n: u64| {
+        anyhow::anyhow!(
+            "{what} {} has {n} bytes, more than the {max} that cg reads",
+            path.display()
+        )
+    };
+    if len > max {
+        return Err(too_big(len));
+    }
+    let mut out = Vec::with_capacity(len as usize);
+    // A file that grows meanwhile is still read no further than the cap.
+    file.take(max + 1)
+        .read_to_end(&mut out)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if out.len() as u64 > max {
+        return Err(too_big(out.len() as u64));
+    }
+    Ok(out)
+}
+
+/// The end of the regular file `path`: its last `max` bytes at most, and how many bytes come
+/// before them (not read).
+pub fn read_tail(path: &Path, max: u64) -> Result<(Vec<u8>, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let (mut file, len) = open_regular(path)?;
+    let skipped = len.saturating_sub(max);
+    file.seek(SeekFrom::Start(skipped))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    file.take(max)
+        .read_to_end(&mut out)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((out, skipped))
 }
 
 /// Sets the CPU thread budget of the training backend (once per process).

@@ -705,3 +705,337 @@ fn data_files_are_capped() {
         text(&out)
     );
 }
+
+// ===== Issue 18: report folders, sizes and files, closed output =====
+
+/// Runs `cmd` to its end, or kills it after two minutes and fails: a command that blocks (on a
+/// FIFO, on `/dev/zero`) or runs away fails the test instead of hanging it.
+fn finished(mut cmd: Command, what: &str) -> Output {
+    use std::process::Stdio;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done, waited) = std::sync::mpsc::channel();
+    let guard = std::thread::spawn(move || {
+        if waited.recv_timeout(Duration::from_secs(120)).is_err() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    guard.join().unwrap();
+    assert!(
+        out.status.code().is_some(),
+        "{what} did not finish (killed): {}",
+        text(&out)
+    );
+    out
+}
+
+/// One finished job with its runner's log: the sweep `logs`, and the job's id.
+fn job_with_a_log(env: &Env) -> (String, PathBuf) {
+    env.write(
+        "l.yaml",
+        &sweep_text("logs", "  train.seed: {values: [0]}\n"),
+    );
+    let out = env.cg(&["run", "l.yaml", "--threads-per-job", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = env.store(async |s| s.job_records("logs").await.unwrap()[0].job.id.clone());
+    let log = env.path("runs").join(&id).join("attempt-1.log");
+    assert!(log.is_file(), "{} is missing", log.display());
+    (id, log)
+}
+
+/// Issue 18, defect 4: `cg report` refuses a report folder that is a symbolic link, naming it, and
+/// writes nothing behind it.
+#[test]
+fn a_report_folder_that_is_a_link_is_refused() {
+    let env = Env::new();
+    env.write(
+        "s.yaml",
+        &sweep_text("linked", "  train.seed: {values: [0]}\n"),
+    );
+    let out = env.cg(&["sweep", "submit", "s.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let elsewhere = env.path("elsewhere");
+    std::fs::create_dir_all(env.path("reports")).unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.path("reports/linked")).unwrap();
+    for args in [
+        vec!["report", "linked"],
+        vec!["report", "linked", "--out", "reports/linked/"],
+    ] {
+        let out = env.cg(&args);
+        assert!(!out.status.success(), "{args:?}: {}", text(&out));
+        assert!(
+            stderr(&out).contains("reports/linked is a symbolic link"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+/// Issue 18, defect 10: every size set on the command line is bounded by clap before any work
+/// starts (exit 2, the flag named, nothing written).
+#[test]
+fn command_line_sizes_are_bounded() {
+    let env = Env::new();
+    env.write(
+        "one.yaml",
+        &sweep_text("one", "  train.seed: {values: [0]}\n"),
+    );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let too_many = (cpus + 1).to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "one.yaml", "--workers", "0"], "--workers"),
+        (vec!["run", "one.yaml", "--workers", "100000"], "--workers"),
+        (
+            vec!["run", "one.yaml", "--threads-per-job", "0"],
+            "--threads-per-job",
+        ),
+        (
+            vec!["run", "one.yaml", "--threads-per-job", "4096"],
+            "--threads-per-job",
+        ),
+        (
+            vec!["run", "one.yaml", "--threads-per-job", &too_many],
+            "--threads-per-job",
+        ),
+        (vec!["worker", "--jobs-per-gpu", "0"], "--jobs-per-gpu"),
+        (vec!["daemon", "--jobs-per-gpu", "100000"], "--jobs-per-gpu"),
+        (
+            vec!["worker", "--report-every", "99999999999"],
+            "--report-every",
+        ),
+        (
+            vec![
+                "train",
+                "--config",
+                "c.yaml",
+                "--out",
+                "r.json",
+                "--threads",
+                "4096",
+            ],
+            "--threads",
+        ),
+        (vec!["bench", "--threads", "4096"], "--threads"),
+        (vec!["bench", "--iters", "0"], "--iters"),
+        (vec!["bench", "--iters", "99999999999"], "--iters"),
+        (vec!["bench", "--batch", "0"], "--batch"),
+        (vec!["bench", "--batch", "128,99999999999"], "--batch"),
+        (vec!["bench-workers", "--packing", "1,0"], "--packing"),
+        (vec!["bench-workers", "--packing", "100000"], "--packing"),
+        (vec!["bench-workers", "--jobs", "99999999999"], "--jobs"),
+        (vec!["bench-workers", "--steps", "0"], "--steps"),
+        (
+            vec!["bench-workers", "--threads-per-job", "4096"],
+            "--threads-per-job",
+        ),
+    ];
+    for (args, flag) in cases {
+        let out = finished(env.command(&args), &format!("{args:?}"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(stderr(&out).contains(flag), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    }
+    // Within the bounds but not a usable benchmark: refused by cg-core's bounds before measuring.
+    let out = finished(
+        env.command(&["bench", "--depth", "100004", "--threads", "1"]),
+        "bench --depth",
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(stderr(&out).contains("model.depth"), "{}", text(&out));
+    assert!(
+        !env.path("cg.db").exists(),
+        "a refused command wrote the database"
+    );
+    assert!(!env.path("r.json").exists());
+}
+
+/// Issue 18, defect 10: a synthetic data set's classes are bounded by its one-byte labels and
+/// counted in its memory bound (one prototype image per class).
+#[test]
+fn synthetic_classes_are_bounded_and_counted() {
+    let env = Env::new();
+    for (name, synthetic, needle) in [
+        (
+            "many",
+            "{classes: 100000, n_train: 32, n_test: 16, side: 8}",
+            "dataset.synthetic.classes: must be at most 256",
+        ),
+        (
+            "labels",
+            "{classes: 257, n_train: 32, n_test: 16, side: 8}",
+            "dataset.synthetic.classes: must be at most 256",
+        ),
+        (
+            "prototypes",
+            "{classes: 256, n_train: 2, n_test: 2, side: 1024, channels: 64}",
+            "(n_train + n_test + classes) × channels × side²",
+        ),
+    ] {
+        env.write(
+            &format!("{name}.yaml"),
+            &format!(
+                "name: {name}\ndataset: {{kind: synthetic, synthetic: {synthetic}}}\n\
+                 model: {{depth: 8, width: 4, num_classes: 100000}}\ntrain: {{epochs: 1}}\n"
+            ),
+        );
+        let out = env.cg(&["sweep", "plan", &format!("{name}.yaml")]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        assert!(stderr(&out).contains(needle), "{name}: {}", text(&out));
+    }
+}
+
+/// Issue 18, defect 10: `cg logs` shows the end of a log, reading no more than a bounded tail,
+/// and refuses what is not a regular file (a link to `/dev/zero`, a FIFO) without blocking.
+#[test]
+fn logs_are_read_with_a_cap() {
+    let env = Env::new();
+    let (id, log) = job_with_a_log(&env);
+    // A sparse 3 GB log whose last line is the one that matters.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(&log).unwrap();
+        f.set_len(3 << 30).unwrap();
+        f.seek(SeekFrom::End(0)).unwrap();
+        f.write_all(b"\nthe last line\n").unwrap();
+    }
+    let out = finished(env.command(&["logs", &id]), "logs of a 3 GB file");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("the last line"),
+        "{}",
+        &stdout[stdout.len().saturating_sub(300)..]
+    );
+    assert!(stdout.contains("are not shown"), "the cut is said");
+    assert!(
+        out.stdout.len() < 1 << 20,
+        "{} bytes printed",
+        out.stdout.len()
+    );
+    // Not regular files: refused with the reason; the database's tail is shown instead.
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
+    let out = finished(env.command(&["logs", &id]), "logs of /dev/zero");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(&log).unwrap();
+    let status = Command::new("mkfifo").arg(&log).status().unwrap();
+    assert!(status.success());
+    let out = finished(env.command(&["logs", &id]), "logs of a FIFO");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Issue 18, defect 10: `--preface` is read under a cap (64 KiB), from a regular file only.
+#[test]
+fn the_preface_is_read_with_a_cap() {
+    let env = Env::new();
+    env.write(
+        "s.yaml",
+        &sweep_text("pre", "  train.seed: {values: [0]}\n"),
+    );
+    let out = env.cg(&["sweep", "submit", "s.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    env.write("big.md", &"words and more words\n\n".repeat(4000));
+    std::os::unix::fs::symlink("/dev/zero", env.path("zero.md")).unwrap();
+    let status = Command::new("mkfifo")
+        .arg(env.path("fifo.md"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (file, needle) in [
+        (
+            "big.md",
+            "the preface big.md has 88000 bytes, more than the 65536",
+        ),
+        ("zero.md", "zero.md is not a regular file"),
+        ("fifo.md", "fifo.md is not a regular file"),
+    ] {
+        let out = finished(
+            env.command(&["report", "pre", "--preface", file]),
+            &format!("--preface {file}"),
+        );
+        assert!(!out.status.success(), "{file}: {}", text(&out));
+        assert!(stderr(&out).contains(needle), "{file}: {}", text(&out));
+    }
+    assert!(!env.path("reports/pre").exists(), "nothing was written");
+    env.write("small.md", "A reading of the front.\n");
+    let out = env.cg(&["report", "pre", "--preface", "small.md"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Issue 18, defect 12: a command whose reader has gone (`cg status | head -1`) ends quietly:
+/// exit 0, no panic message. The reading end of the pipe is closed before `cg` starts, so the
+/// very first line it prints fails.
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    let env = Env::new();
+    let (id, _) = job_with_a_log(&env);
+    for args in [
+        vec!["status"],
+        vec!["status", "logs"],
+        vec!["logs", id.as_str()],
+        vec!["sweep", "plan", "l.yaml"],
+        vec!["report", "logs"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .command(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+/// Issue 18, defect 10: run and sweep files given on the command line are read under the YAML
+/// size limit, from regular files only: a link to `/dev/zero` or a FIFO is refused at once.
+#[test]
+fn sweep_files_are_read_with_a_cap() {
+    let env = Env::new();
+    std::os::unix::fs::symlink("/dev/zero", env.path("zero.yaml")).unwrap();
+    let status = Command::new("mkfifo")
+        .arg(env.path("fifo.yaml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let big = std::fs::File::create(env.path("big.yaml")).unwrap();
+    big.set_len(100 << 20).unwrap();
+    for (file, needle) in [
+        ("zero.yaml", "not a regular file"),
+        ("fifo.yaml", "not a regular file"),
+        ("big.yaml", "file is 104857600 bytes"),
+    ] {
+        for args in [
+            vec!["sweep", "plan", file],
+            vec!["run", file, "--threads-per-job", "1"],
+            vec!["train", "--config", file, "--out", "r.json", "-q"],
+        ] {
+            let out = finished(env.command(&args), &format!("{args:?}"));
+            assert!(!out.status.success(), "{args:?}: {}", text(&out));
+            assert!(stderr(&out).contains(needle), "{args:?}: {}", text(&out));
+        }
+    }
+    assert!(!env.path("cg.db").exists());
+}

@@ -700,3 +700,27 @@ fn a_dead_machines_job_expires_to_another_worker_that_resumes_it() {
         start.elapsed().as_secs_f64()
     );
 }
+
+/// Issue 18, defect 12, on PostgreSQL: `cg status | head -1` ends quietly (exit 0, no panic) when
+/// the reader has gone, the database connection open.
+#[test]
+fn a_closed_stdout_ends_status_quietly_on_postgres() {
+    let Some(pg) = Pg::new() else { return };
+    let sweep = pg.sweep("piped", 32, 1, &[0, 1]);
+    pg.submit(&sweep);
+    for args in [vec!["status"], vec!["status", "piped"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = pg
+            .cg()
+            .args(&args)
+            .args(["--db", &pg.url])
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}

@@ -411,8 +411,11 @@ pub mod limits {
     pub const DEPTH: usize = 1202;
     /// `model.width`: channels of the first stage (the last has 4×).
     pub const WIDTH: usize = 1024;
-    /// `model.num_classes`, `dataset.synthetic.classes`.
+    /// `model.num_classes`.
     pub const CLASSES: usize = 100_000;
+    /// Classes of a data set cg builds or reads (`dataset.synthetic.classes`, class folders): its
+    /// labels are one byte each.
+    pub const DATA_CLASSES: usize = 256;
     /// `model.in_channels`, `dataset.synthetic.channels`.
     pub const CHANNELS: usize = 64;
     /// `gate.controller_hidden`.
@@ -425,7 +428,8 @@ pub mod limits {
     pub const SAMPLES: usize = 100_000_000;
     /// `dataset.synthetic.side`.
     pub const SIDE: usize = 1024;
-    /// Values of a synthetic data set in memory (4 bytes each: 4 GiB).
+    /// Values of a synthetic data set in memory, its samples and its class prototypes together
+    /// (4 bytes each once batched: 4 GiB).
     pub const SYNTHETIC_VALUES: u64 = 1 << 30;
 }
 
@@ -520,7 +524,7 @@ impl RunConfig {
                 ("dataset.synthetic.n_test", s.n_test, limits::SAMPLES),
                 ("dataset.synthetic.channels", s.channels, limits::CHANNELS),
                 ("dataset.synthetic.side", s.side, limits::SIDE),
-                ("dataset.synthetic.classes", s.classes, limits::CLASSES),
+                ("dataset.synthetic.classes", s.classes, limits::DATA_CLASSES),
             ]);
             for (key, v) in [
                 ("dataset.synthetic.n_train", s.n_train),
@@ -538,15 +542,16 @@ impl RunConfig {
                     format!("must be at least 2, got {}", s.classes),
                 );
             }
-            // In u128: the product of four bounded sizes cannot overflow it.
+            // In u128: the product of these sizes (each at most a usize) cannot overflow it.
+            // One prototype image per class is generated besides the samples.
             let pixels = (s.channels as u128) * (s.side as u128) * (s.side as u128);
-            let total = pixels * (s.n_train as u128 + s.n_test as u128);
+            let total = pixels * (s.n_train as u128 + s.n_test as u128 + s.classes as u128);
             if total > u128::from(limits::SYNTHETIC_VALUES) {
                 bad(
                     "dataset.synthetic",
                     format!(
-                        "(n_train + n_test) × channels × side² is {total} values, more than the {} \
-                         that cg generates in memory",
+                        "(n_train + n_test + classes) × channels × side² is {total} values, more \
+                         than the {} that cg generates in memory",
                         limits::SYNTHETIC_VALUES
                     ),
                 );

@@ -89,8 +89,8 @@ fn config(kind: ModelKind, mode: GateMode, opts: &BenchOptions, batch: usize) ->
         path: None,
         augment: Some(false),
         synthetic: Some(SyntheticSpec {
-            n_train: batch * (opts.iters + 1),
-            n_test: batch * (opts.iters + 1),
+            n_train: batch.saturating_mul(opts.iters.saturating_add(1)),
+            n_test: batch.saturating_mul(opts.iters.saturating_add(1)),
             ..SyntheticSpec::default()
         }),
     });
@@ -125,6 +125,7 @@ pub fn run_bench(
     opts: &BenchOptions,
     line: &mut dyn FnMut(&BenchLine),
 ) -> Result<Vec<BenchLine>> {
+    check_options(opts)?;
     match (backend.resolve(device)?, device) {
         (BackendKind::Libtorch, _) => crate::libtorch::bench(device, opts, line),
         (_, DeviceSpec::Cpu) => bench_on::<burn::backend::Autodiff<burn::backend::Flex>>(
@@ -144,6 +145,29 @@ pub fn run_bench(
             message: "this build of cg has no CUDA support; rebuild with `--features cuda`".into(),
         }),
     }
+}
+
+/// Refuses, before anything is measured, options whose configurations cg-core bounds refuse (the
+/// data set of a batch, the network's size) or that measure nothing.
+fn check_options(opts: &BenchOptions) -> Result<()> {
+    let bad = |m: String| Err(crate::Error::Config(m));
+    if opts.batches.is_empty() || opts.iters == 0 {
+        return bad("a benchmark needs at least one batch size and one iteration".into());
+    }
+    if let Some(f) = opts.closed.iter().find(|f| !(0.0..=1.0).contains(*f)) {
+        return bad(format!(
+            "a fraction of closed gates lies in [0, 1], got {f}"
+        ));
+    }
+    for &batch in &opts.batches {
+        crate::train::check_config(&config(
+            ModelKind::Cosinegate,
+            GateMode::CirCtrl,
+            opts,
+            batch,
+        ))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn bench_on<B: AutodiffBackend>(

@@ -83,17 +83,23 @@ pub struct Prepared {
     pub norm: Normalisation,
 }
 
+/// Every problem of `config` ([`RunConfig::problems`]) as one error; nothing when it is usable.
+pub(crate) fn check_config(config: &RunConfig) -> Result<()> {
+    let problems = config.problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let msg: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.message))
+        .collect();
+    Err(Error::Config(msg.join("; ")))
+}
+
 impl Prepared {
     /// Checks the configuration, loads the data and sizes the network.
     pub fn new(config: &RunConfig) -> Result<Self> {
-        let problems = config.problems();
-        if !problems.is_empty() {
-            let msg: Vec<String> = problems
-                .iter()
-                .map(|p| format!("{}: {}", p.key, p.message))
-                .collect();
-            return Err(Error::Config(msg.join("; ")));
-        }
+        check_config(config)?;
         let mut data = crate::data::load(&config.dataset, config.train.seed)?;
         data.train = data
             .train

@@ -21,6 +21,13 @@ pub enum Error {
     /// A value could not be serialised as JSON.
     #[error("serialising JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A report folder (or a sub-folder in it) is a symbolic link: writing through it could
+    /// replace files anywhere, so it is refused.
+    #[error(
+        "the report folder {path} is a symbolic link; cg does not write through links (remove it \
+         or write the report elsewhere)"
+    )]
+    LinkedFolder { path: PathBuf },
     /// A report file could not be written.
     #[error("writing {path}: {source}")]
     Io {

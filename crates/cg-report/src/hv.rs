@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::Result;
 use crate::plots::{Figure, FigureKind, LineFigure, render};
-use crate::{Error, Result};
 
 /// The hypervolume of the top rung's results after a result, against the sweep's reference point.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,17 +26,14 @@ pub fn hv_history_csv(rows: &[HvHistoryRow]) -> String {
 }
 
 /// Writes `hv_history.csv`, `hv_history.png` and `hv_history.svg` into `dir` (each through a
-/// temporary file and a rename, with permission bits `mode` as the report's) and returns their paths.
+/// temporary file and a rename, with permission bits `mode` as the report's; `dir` is created when
+/// missing and refused when it is a symbolic link) and returns their paths.
 pub fn write_hv_history(
     dir: &Path,
     sweep: &str,
     rows: &[HvHistoryRow],
     mode: Option<u32>,
 ) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
     let kind = if rows.is_empty() {
         FigureKind::Message {
             title: format!("{sweep}: hypervolume"),
@@ -59,17 +56,16 @@ pub fn write_hv_history(
         kind,
     };
     let drawn = render(&figure, (900, 560))?;
-    let mut written = Vec::new();
-    for (name, bytes) in [
-        ("hv_history.csv", hv_history_csv(rows).into_bytes()),
-        ("hv_history.png", drawn.png),
-        ("hv_history.svg", drawn.svg.into_bytes()),
-    ] {
-        let path = dir.join(name);
-        crate::write::write_atomic(&path, &bytes, mode)?;
-        written.push(path);
-    }
-    Ok(written)
+    let csv = hv_history_csv(rows);
+    crate::write::write_files_into(
+        dir,
+        &[
+            ("hv_history.csv", csv.as_bytes()),
+            ("hv_history.png", &drawn.png),
+            ("hv_history.svg", drawn.svg.as_bytes()),
+        ],
+        mode,
+    )
 }
 
 #[cfg(test)]

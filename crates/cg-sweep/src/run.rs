@@ -108,12 +108,36 @@ fn load_run_bytes(
     }
 }
 
+/// Reads a run or sweep file: a regular file (a link is followed) of at most
+/// [`MAX_FILE_BYTES`](crate::yaml::MAX_FILE_BYTES); a device or FIFO (a link to `/dev/zero`) is
+/// refused before it is opened, and the read stops past the cap.
 pub(crate) fn read_file(path: &Path, origin: &str) -> Result<Vec<u8>, Diagnostics> {
-    std::fs::read(path).map_err(|e| {
+    use std::io::Read;
+    let max = crate::yaml::MAX_FILE_BYTES as u64;
+    let refuse = |message: String| {
         let mut sink = Sink::new(origin);
-        sink.error(Pos::default(), "", format!("cannot read file: {e}"));
+        sink.error(Pos::default(), "", message);
         sink.finish()
-    })
+    };
+    let too_big = |n: u64| format!("file is {n} bytes; run and sweep files are limited to {max}");
+    let meta = std::fs::metadata(path).map_err(|e| refuse(format!("cannot read file: {e}")))?;
+    if !meta.is_file() {
+        return Err(refuse(
+            "not a regular file (a device, pipe or directory?)".into(),
+        ));
+    }
+    if meta.len() > max {
+        return Err(refuse(too_big(meta.len())));
+    }
+    let file = std::fs::File::open(path).map_err(|e| refuse(format!("cannot read file: {e}")))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| refuse(format!("cannot read file: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(refuse(too_big(bytes.len() as u64)));
+    }
+    Ok(bytes)
 }
 
 pub(crate) fn base_dir_of(path: &Path) -> PathBuf {

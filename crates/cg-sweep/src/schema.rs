@@ -188,7 +188,7 @@ fn size_bounds(key: &str) -> Option<(u64, u64)> {
         "dataset.synthetic.n_train" | "dataset.synthetic.n_test" => (1, l::SAMPLES),
         "dataset.synthetic.channels" => (1, l::CHANNELS),
         "dataset.synthetic.side" => (1, l::SIDE),
-        "dataset.synthetic.classes" => (2, l::CLASSES),
+        "dataset.synthetic.classes" => (2, l::DATA_CLASSES),
         _ => return None,
     };
     Some((min, max as u64))

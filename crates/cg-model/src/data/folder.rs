@@ -73,10 +73,14 @@ fn class_names(train: &Path) -> Result<Vec<String>> {
             format!("found {} class folders, need at least 2", names.len()),
         ));
     }
-    if names.len() > 256 {
+    if names.len() > cg_core::limits::DATA_CLASSES {
         return Err(data_err(
             train,
-            format!("{} class folders; at most 256 are supported", names.len()),
+            format!(
+                "{} class folders; at most {} are supported",
+                names.len(),
+                cg_core::limits::DATA_CLASSES
+            ),
         ));
     }
     Ok(names)

@@ -7,7 +7,10 @@ use rand::{Rng, SeedableRng};
 
 use super::Dataset;
 
+/// Both splits of `spec` (validated: at most [`cg_core::limits::DATA_CLASSES`] classes, so that
+/// every label fits its byte).
 pub fn synthetic(spec: &SyntheticSpec, seed: u64) -> (Dataset, Dataset) {
+    debug_assert!(spec.classes <= cg_core::limits::DATA_CLASSES);
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_da7a);
     let len = spec.channels * spec.side * spec.side;
     let protos: Vec<Vec<u8>> = (0..spec.classes)
