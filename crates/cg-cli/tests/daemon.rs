@@ -14,7 +14,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cg_core::{JobRecord, JobStatus};
-use cg_store::Store;
 use common::{kill9, runners_of, text, wait_dead};
 
 const CG: &str = env!("CARGO_BIN_EXE_cg");
@@ -93,17 +92,8 @@ impl Env {
         std::fs::read_to_string(self.path(name)).unwrap_or_default()
     }
 
-    fn store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let store = Store::open_existing(&self.path("cg.db")).await.unwrap();
-            let out = f(&store).await;
-            store.close().await;
-            out
-        })
+    fn store<T>(&self, f: impl AsyncFnOnce(&cg_store::Store) -> T) -> T {
+        common::with_store(&self.path("cg.db"), f)
     }
 
     fn records(&self, sweep: &str) -> Vec<JobRecord> {

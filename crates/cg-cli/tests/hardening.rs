@@ -58,18 +58,7 @@ impl Env {
     }
 
     fn store<T>(&self, f: impl AsyncFnOnce(&cg_store::Store) -> T) -> T {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let store = cg_store::Store::open_existing(self.path("cg.db").as_path())
-                .await
-                .unwrap();
-            let out = f(&store).await;
-            store.close().await;
-            out
-        })
+        common::with_store(&self.path("cg.db"), f)
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cg_core::{JobRecord, JobStatus};
-use cg_store::{AttemptRecord, Store};
+use cg_store::AttemptRecord;
 use common::{alive, kill9, runners_of, text, wait_dead};
 
 const CG: &str = env!("CARGO_BIN_EXE_cg");
@@ -85,17 +85,8 @@ impl Env {
             .unwrap()
     }
 
-    fn store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let store = Store::open_existing(&self.path("cg.db")).await.unwrap();
-            let out = f(&store).await;
-            store.close().await;
-            out
-        })
+    fn store<T>(&self, f: impl AsyncFnOnce(&cg_store::Store) -> T) -> T {
+        common::with_store(&self.path("cg.db"), f)
     }
 
     fn records(&self, sweep: &str) -> Vec<JobRecord> {

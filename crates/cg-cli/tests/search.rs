@@ -66,17 +66,8 @@ impl Env {
         cmd
     }
 
-    fn store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let store = Store::open_existing(&self.path("cg.db")).await.unwrap();
-            let out = f(&store).await;
-            store.close().await;
-            out
-        })
+    fn store<T>(&self, f: impl AsyncFnOnce(&cg_store::Store) -> T) -> T {
+        common::with_store(&self.path("cg.db"), f)
     }
 
     fn decisions(&self) -> Vec<DecisionRow> {

@@ -621,6 +621,29 @@ fn check_runs_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Ends an attempt that never started a child: failed for good, or (`retryable`) back in the
+/// queue while the job has attempts left.
+async fn end_before_start(
+    ctx: &Ctx,
+    worker: &str,
+    job: String,
+    attempt: u32,
+    error: String,
+    retryable: bool,
+) -> Result<Ended> {
+    let status = ctx
+        .store
+        .fail(&job, attempt, worker, &error, None, retryable)
+        .await?;
+    ctx.emit(Event::Failed {
+        job,
+        attempt,
+        error,
+        status,
+    });
+    Ok(Ended::Other)
+}
+
 /// Runs one claimed job to its end.
 async fn run_claim(
     ctx: &Ctx,
@@ -638,32 +661,14 @@ async fn run_claim(
     // names a directory and goes on a command line, the configuration goes to the child.
     if let Err(reason) = check_claim(&claim) {
         let error = format!("refused: {reason}");
-        let status = store
-            .fail(&job, attempt, worker, &error, None, false)
-            .await?;
-        ctx.emit(Event::Failed {
-            job,
-            attempt,
-            error,
-            status,
-        });
-        return Ok(Ended::Other);
+        return end_before_start(ctx, worker, job, attempt, error, false).await;
     }
     let dir = opts.runs_dir.join(&job);
     if let Err(source) = std::fs::create_dir_all(&dir) {
-        // The attempt ends here and the job goes back to the queue (another worker, or this
-        // one once the folder is fixed, runs it); it is never left `running`.
+        // The job goes back to the queue (another worker, or this one once the folder is
+        // fixed, runs it); it is never left `running`.
         let error = format!("cannot create {}: {source}", dir.display());
-        let status = store
-            .fail(&job, attempt, worker, &error, None, true)
-            .await?;
-        ctx.emit(Event::Failed {
-            job,
-            attempt,
-            error,
-            status,
-        });
-        return Ok(Ended::Other);
+        return end_before_start(ctx, worker, job, attempt, error, true).await;
     }
     // A job's checkpoints and logs are the database's data: no more readable than its file.
     if let Some(mode) = store.file_mode() {

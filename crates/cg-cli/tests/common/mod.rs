@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests that start `cg` processes: output for messages, and the
 //! job runners of a process, found and killed through `/proc`.
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -68,4 +69,20 @@ pub fn wait_dead(pid: u32, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs `f` on the existing SQLite database `db` (as another process would open it), then
+/// closes it.
+#[allow(dead_code)] // not every test binary opens a SQLite file
+pub fn with_store<T>(db: &Path, f: impl AsyncFnOnce(&cg_store::Store) -> T) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = cg_store::Store::open_existing(db).await.unwrap();
+        let out = f(&store).await;
+        store.close().await;
+        out
+    })
 }
