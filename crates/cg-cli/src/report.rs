@@ -173,7 +173,7 @@ pub async fn write_sweep_report_with(
             .search_decisions(sweep)
             .await?
             .into_iter()
-            .filter(|d| d.kind == "stop")
+            .filter(|d| d.kind == cg_core::DecisionKind::Stop)
             .collect();
         let below: Vec<&cg_core::JobRecord> = records
             .iter()
@@ -373,7 +373,7 @@ async fn full_budget_jobs(store: &cg_store::Store, sweep: &str) -> Result<Vec<cg
             .search_decisions(sweep)
             .await?
             .into_iter()
-            .filter(|d| d.kind == "draw")
+            .filter(|d| d.kind == cg_core::DecisionKind::Draw)
             .filter_map(|d| serde_json::from_value(d.point?).ok())
             .collect(),
     };

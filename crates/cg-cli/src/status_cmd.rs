@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use cg_core::JobRecord;
+use cg_core::{DecisionKind, JobRecord};
 use cg_store::{Store, SweepStatus};
 use cg_sweep::SHORT_ID_LEN;
 use clap::Args;
@@ -199,7 +199,10 @@ async fn print_search(store: &Store, name: &str) -> Result<()> {
         } else {
             "running"
         },
-        decisions.iter().filter(|d| d.kind == "draw").count(),
+        decisions
+            .iter()
+            .filter(|d| d.kind == DecisionKind::Draw)
+            .count(),
         log.len(),
     );
     for k in 0..rungs {
@@ -207,7 +210,7 @@ async fn print_search(store: &Store, name: &str) -> Result<()> {
             .iter()
             .find(|d| d.rung == k)
             .map_or(0, |d| d.epochs);
-        let count = |kind: &str, rung: u64| {
+        let count = |kind: DecisionKind, rung: u64| {
             decisions
                 .iter()
                 .filter(|d| d.kind == kind && d.rung == rung)
@@ -217,8 +220,8 @@ async fn print_search(store: &Store, name: &str) -> Result<()> {
         let failed = log.iter().filter(|r| r.rung == k && r.failed).count();
         println!(
             "  rung {k} ({epochs} epoch(s)): {results} result(s), {} promoted, {} stopped, {failed} failed",
-            count("promote", k + 1),
-            count("stop", k),
+            count(DecisionKind::Promote, k + 1),
+            count(DecisionKind::Stop, k),
         );
     }
     Ok(())

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cg_core::JobStatus;
+use cg_core::{DecisionKind, JobStatus};
 use cg_store::{DecisionRow, HvRow, Store};
 use common::{kill9, runners_of, text, wait_dead};
 
@@ -80,11 +80,11 @@ impl Env {
 }
 
 /// What must agree between two runs: everything but the times.
-fn key(d: &[DecisionRow]) -> Vec<(String, u64, u64, u64, String, Option<u64>)> {
+fn key(d: &[DecisionRow]) -> Vec<(DecisionKind, u64, u64, u64, String, Option<u64>)> {
     d.iter()
         .map(|d| {
             (
-                d.kind.clone(),
+                d.kind,
                 d.config,
                 d.rung,
                 d.epochs,
@@ -102,18 +102,18 @@ fn a_killed_search_resumes_with_the_decisions_of_an_uninterrupted_one() {
     let out = a.command().output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let decisions = a.decisions();
-    let count = |kind: &str| decisions.iter().filter(|d| d.kind == kind).count();
-    assert_eq!(count("draw"), 6, "{decisions:?}");
+    let count = |kind: DecisionKind| decisions.iter().filter(|d| d.kind == kind).count();
+    assert_eq!(count(DecisionKind::Draw), 6, "{decisions:?}");
     // Rungs 1, 2, 4 epochs, eta 2: at most 3 go on to rung 2 and 1 to rung 4.
     assert!(
-        count("promote") >= 1 && count("promote") <= 3 + 1,
+        count(DecisionKind::Promote) >= 1 && count(DecisionKind::Promote) <= 3 + 1,
         "{decisions:?}"
     );
     let done = a.store(async |s| {
         assert!(cg_daemon::search_finished(s, "moa").await.unwrap());
         s.job_records("moa").await.unwrap()
     });
-    assert_eq!(done.len(), 6 + count("promote"));
+    assert_eq!(done.len(), 6 + count(DecisionKind::Promote));
     for r in &done {
         assert_eq!(r.status, JobStatus::Completed, "{r:?}");
         let result = r.result.as_ref().unwrap();
@@ -139,13 +139,17 @@ fn a_killed_search_resumes_with_the_decisions_of_an_uninterrupted_one() {
     let front = std::fs::read_to_string(report.join("front.csv")).unwrap();
     let top = decisions
         .iter()
-        .filter(|d| d.kind == "promote" && d.rung == 2)
+        .filter(|d| d.kind == DecisionKind::Promote && d.rung == 2)
         .count();
     assert_eq!(front.lines().count(), 1 + top, "{front}");
     let stopped = std::fs::read_to_string(report.join("stopped.csv")).unwrap();
     assert!(stopped.starts_with("job_id,"), "{stopped}");
     assert!(stopped.lines().next().unwrap().contains("stopped_at_rung"));
-    assert_eq!(stopped.lines().count(), 1 + count("stop"), "{stopped}");
+    assert_eq!(
+        stopped.lines().count(),
+        1 + count(DecisionKind::Stop),
+        "{stopped}"
+    );
     let history = std::fs::read_to_string(report.join("hv_history.csv")).unwrap();
     assert_eq!(history.lines().count(), 1 + hv.len(), "{history}");
     assert!(report.join("hv_history.png").is_file());

@@ -1,3 +1,5 @@
+//! The one error type of cg-core.
+
 /// Errors of cg-core: configuration overrides that do not fit the schema.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,3 +1,6 @@
+//! Jobs: a stable id with its resolved configuration, the states a job moves through in the
+//! queue, and the rules for the ids and names that pick files and directories.
+
 use serde::{Deserialize, Serialize};
 
 use crate::RunConfig;

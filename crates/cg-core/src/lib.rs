@@ -8,6 +8,7 @@ mod job;
 mod nan;
 pub mod pareto;
 mod result;
+pub mod rng;
 mod search;
 mod shown;
 mod sweep;
@@ -21,7 +22,8 @@ pub use error::{Error, Result};
 pub use job::{JobId, JobSpec, JobStatus, check_job_id, check_name};
 pub use nan::f64_or_nan;
 pub use result::{BlockGateStats, EpochRecord, Provenance, RunResult};
-pub use search::{AxisSpace, Coord, Fidelity, Sampler, SearchSettings};
+pub use rng::SplitMix64;
+pub use search::{AxisSpace, Coord, DecisionKind, Fidelity, Sampler, SearchSettings};
 pub use shown::{
     escape_control, escape_control_lines, mask_credentials, mask_url, shown, shown_lines,
     url_scheme,

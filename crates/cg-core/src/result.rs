@@ -1,3 +1,6 @@
+//! What one training run produced (`RESULT.json` and the store's results): accuracy, nominal,
+//! actual and measured costs, per-epoch history, per-block gate statistics, provenance.
+
 use serde::{Deserialize, Serialize};
 
 use crate::RunConfig;

@@ -45,6 +45,46 @@ pub struct Fidelity {
     pub eta: usize,
 }
 
+/// What a search decision does; stored as its name (`draw`, `promote`, `stop`) and parsed once,
+/// where it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// A new configuration at rung 0.
+    Draw,
+    /// A configuration continued to the next rung.
+    Promote,
+    /// A configuration ends at its rung.
+    Stop,
+}
+
+impl DecisionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Draw => "draw",
+            DecisionKind::Promote => "promote",
+            DecisionKind::Stop => "stop",
+        }
+    }
+
+    /// The kind named `s`; `None` for any other text.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DecisionKind::Draw,
+            DecisionKind::Promote,
+            DecisionKind::Stop,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for DecisionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Fidelity {
     /// The epochs each rung trains to, increasing, ending at `max_epochs`.
     pub fn rungs(&self) -> Vec<usize> {
@@ -189,6 +229,17 @@ impl SearchSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decision_kinds_round_trip_as_stored() {
+        for kind in [DecisionKind::Draw, DecisionKind::Promote, DecisionKind::Stop] {
+            assert_eq!(DecisionKind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, serde_json::Value::from(kind.as_str()));
+        }
+        assert_eq!(DecisionKind::parse("Draw"), None);
+        assert_eq!(DecisionKind::parse(""), None);
+    }
 
     #[test]
     fn rungs_end_at_max_epochs() {

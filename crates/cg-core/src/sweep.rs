@@ -1,3 +1,6 @@
+//! What a sweep is to the rest of cg: its objectives with their directions, its reference point
+//! and axes (`SweepInfo`), and a stored job with its state and result (`JobRecord`).
+
 use serde::{Deserialize, Serialize};
 
 use crate::{JobSpec, JobStatus, RunResult};

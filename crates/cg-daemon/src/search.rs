@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use cg_core::{JobSpec, JobStatus, RunResult};
+use cg_core::{DecisionKind, JobSpec, JobStatus, RunResult};
 use cg_search::{Action, Observation, Search, SearchSpec};
 use cg_store::{
     AdvanceSummary, BoxError, DecisionRow, HvRow, LoggedResult, SearchInput, SearchWrite, Store,
@@ -163,14 +163,14 @@ fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite,
     for (seq, d) in search.decisions().iter().enumerate() {
         let job = rung_job(sweep, &search, d.config, d.rung)
             .ok_or("a drawn point does not fit the sweep's space")?;
-        let (kind, point) = match &d.action {
-            Action::Draw { point } => ("draw", Some(serde_json::to_value(point)?)),
-            Action::Promote => ("promote", None),
-            Action::Stop => ("stop", None),
+        let kind = d.action.kind();
+        let point = match &d.action {
+            Action::Draw { point } => Some(serde_json::to_value(point)?),
+            Action::Promote | Action::Stop => None,
         };
         let row = DecisionRow {
             seq: seq as u64,
-            kind: kind.into(),
+            kind,
             config: d.config as u64,
             rung: d.rung as u64,
             epochs: epochs[d.rung] as u64,
@@ -180,7 +180,7 @@ fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite,
             from_job: d.from.and_then(|f| log.get(f)).map(|r| r.job_id.clone()),
         };
         if let Some(old) = input.decisions.get(seq) {
-            if (old.kind.as_str(), old.config, old.rung, old.job_id.as_str())
+            if (old.kind, old.config, old.rung, old.job_id.as_str())
                 != (kind, row.config, row.rung, row.job_id.as_str())
             {
                 return Err(format!(
@@ -190,7 +190,7 @@ fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite,
                 )
                 .into());
             }
-        } else if kind != "stop" {
+        } else if kind != DecisionKind::Stop {
             jobs.push((job, d.rung as i64));
         }
         decisions.push(row);

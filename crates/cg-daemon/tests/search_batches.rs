@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cg_core::{JobStatus, Provenance, RunResult};
-use cg_search::{Action, Observation, Search};
+use cg_core::{DecisionKind, JobStatus, Provenance, RunResult};
+use cg_search::{Observation, Search};
 use cg_store::{Store, SubmitOptions};
 use cg_sweep::{LoadOptions, Sweep};
 use proptest::prelude::*;
@@ -180,14 +180,9 @@ async fn check_search(store: &Store, sweep: &Sweep) {
     let stored = store.search_decisions(name).await.unwrap();
     assert_eq!(stored.len(), replay.decisions().len());
     for (s, d) in stored.iter().zip(replay.decisions()) {
-        let kind = match d.action {
-            Action::Draw { .. } => "draw",
-            Action::Promote => "promote",
-            Action::Stop => "stop",
-        };
         assert_eq!(
-            (s.kind.as_str(), s.config, s.rung),
-            (kind, d.config as u64, d.rung as u64)
+            (s.kind, s.config, s.rung),
+            (d.action.kind(), d.config as u64, d.rung as u64)
         );
     }
     assert!(replay.is_finished());
@@ -198,7 +193,7 @@ async fn check_search(store: &Store, sweep: &Sweep) {
             .count();
         let promoted = stored
             .iter()
-            .filter(|d| d.kind == "promote" && d.rung as usize == rung)
+            .filter(|d| d.kind == DecisionKind::Promote && d.rung as usize == rung)
             .count();
         assert!(
             promoted <= below / eta,

@@ -1,3 +1,5 @@
+//! The one error type of cg-model.
+
 use std::path::PathBuf;
 
 /// Errors of cg-model.

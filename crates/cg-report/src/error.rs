@@ -1,3 +1,5 @@
+//! The one error type of cg-report.
+
 use std::path::PathBuf;
 
 /// Errors of cg-report.

@@ -14,12 +14,12 @@
 //!   promote, in any arrival order.
 
 use cg_core::pareto::{hypervolume, hypervolume_contributions, non_dominated_ranks};
-use cg_core::{Coord, Direction, Sampler, SearchSettings};
+use cg_core::{Coord, DecisionKind, Direction, Sampler, SearchSettings};
 use serde::{Deserialize, Serialize};
 
-use crate::rng::SplitMix64;
 use crate::space::{all_points, random_point, vary};
 use crate::{Error, Result};
+use cg_core::SplitMix64;
 
 /// A search: its settings, the objectives' directions and the hypervolume reference point.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +39,17 @@ pub enum Action {
     Promote,
     /// The configuration ends at `rung`: a finished result, not a failure.
     Stop,
+}
+
+impl Action {
+    /// The kind of decision, as the store names it.
+    pub fn kind(&self) -> DecisionKind {
+        match self {
+            Action::Draw { .. } => DecisionKind::Draw,
+            Action::Promote => DecisionKind::Promote,
+            Action::Stop => DecisionKind::Stop,
+        }
+    }
 }
 
 /// One decision of a search.

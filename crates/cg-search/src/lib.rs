@@ -5,12 +5,11 @@
 //! same ones again, and a recorded grid can be replayed through them without training.
 
 mod asha;
-mod rng;
 mod simulate;
 mod space;
 
 pub use asha::{Action, Decision, HvPoint, Observation, Search, SearchSpec};
-pub use rng::SplitMix64;
+pub use cg_core::SplitMix64;
 pub use simulate::{Curve, SimulateError, Simulation, grid_hypervolume, simulate};
 pub use space::{all_points, from_unit, random_point, to_unit, vary};
 

@@ -4,7 +4,7 @@
 
 use cg_core::{AxisSpace, Coord};
 
-use crate::rng::SplitMix64;
+use cg_core::SplitMix64;
 
 /// Distribution index of the crossover (larger: children nearer their parents).
 const ETA_CROSSOVER: f64 = 15.0;

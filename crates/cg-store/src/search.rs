@@ -4,7 +4,7 @@
 //! started again, or two coordinators at once, record each decision once. The decisions
 //! themselves are made by the caller (cg-search, through cg-daemon); this module stores them.
 
-use cg_core::{JobSpec, JobStatus, RunResult};
+use cg_core::{DecisionKind, JobSpec, JobStatus, RunResult};
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
@@ -28,8 +28,7 @@ pub struct LoggedResult {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionRow {
     pub seq: u64,
-    /// `draw`, `promote` or `stop`.
-    pub kind: String,
+    pub kind: DecisionKind,
     pub config: u64,
     /// Draw: 0; promote: the rung it goes to; stop: the rung it ends at.
     pub rung: u64,
@@ -142,11 +141,17 @@ fn i(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-impl From<DecisionSqlRow> for DecisionRow {
-    fn from(r: DecisionSqlRow) -> Self {
-        DecisionRow {
+impl TryFrom<DecisionSqlRow> for DecisionRow {
+    type Error = Error;
+
+    fn try_from(r: DecisionSqlRow) -> Result<Self> {
+        let kind = DecisionKind::parse(&r.kind).ok_or_else(|| Error::Corrupt {
+            what: "search_decisions.kind".into(),
+            message: format!("unknown decision `{}`", r.kind),
+        })?;
+        Ok(DecisionRow {
             seq: u(r.seq),
-            kind: r.kind,
+            kind,
             config: u(r.config_idx),
             rung: u(r.rung),
             epochs: u(r.epochs),
@@ -154,7 +159,7 @@ impl From<DecisionSqlRow> for DecisionRow {
             point: r.point.map(|p| p.0),
             from_seq: r.from_seq.map(u),
             from_job: r.from_job,
-        }
+        })
     }
 }
 
@@ -215,7 +220,7 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        Ok(rows.into_iter().map(DecisionRow::from).collect())
+        rows.into_iter().map(DecisionRow::try_from).collect()
     }
 
     /// The results a search took, in its order.
@@ -312,8 +317,10 @@ impl Store {
                 .bind(sweep)
                 .fetch_all(&mut *tx)
                 .await?;
-            let decisions: Vec<DecisionRow> =
-                decisions.into_iter().map(DecisionRow::from).collect();
+            let decisions: Vec<DecisionRow> = decisions
+                .into_iter()
+                .map(DecisionRow::try_from)
+                .collect::<Result<_>>()?;
             let ended: Vec<EndedRow> = sqlx::query_as(
                 "SELECT j.id, j.status, r.result FROM sweep_jobs sj \
                  JOIN jobs j ON j.id = sj.job_id LEFT JOIN results r ON r.job_id = j.id \

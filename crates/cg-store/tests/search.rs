@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use cg_core::JobStatus;
+use cg_core::{DecisionKind, JobStatus};
 use cg_store::{DecisionRow, Error, HvRow, LoggedResult, SearchWrite};
 use common::{TestDb, info, jobs, result};
 
@@ -15,15 +15,21 @@ on_both_engines!(
     a_refused_decision_writes_nothing
 );
 
-fn decision(seq: u64, kind: &str, config: u64, job: &str, from: Option<u64>) -> DecisionRow {
+fn decision(
+    seq: u64,
+    kind: DecisionKind,
+    config: u64,
+    job: &str,
+    from: Option<u64>,
+) -> DecisionRow {
     DecisionRow {
         seq,
-        kind: kind.into(),
+        kind,
         config,
         rung: 0,
         epochs: 1,
         job_id: job.into(),
-        point: (kind == "draw").then(|| serde_json::json!([{"choice": config}])),
+        point: (kind == DecisionKind::Draw).then(|| serde_json::json!([{"choice": config}])),
         from_seq: from,
         from_job: None,
     }
@@ -40,8 +46,8 @@ async fn advance_search_writes_once(db: &TestDb) {
     let specs = jobs("search", 2);
     let first = SearchWrite {
         decisions: vec![
-            decision(0, "draw", 0, &specs[0].id, None),
-            decision(1, "draw", 1, &specs[1].id, None),
+            decision(0, DecisionKind::Draw, 0, &specs[0].id, None),
+            decision(1, DecisionKind::Draw, 1, &specs[1].id, None),
         ],
         jobs: vec![(specs[0].clone(), 0), (specs[1].clone(), 0)],
         ..SearchWrite::default()
@@ -87,7 +93,7 @@ async fn advance_search_writes_once(db: &TestDb) {
     second.append = vec![taken.clone()];
     second
         .decisions
-        .push(decision(2, "stop", 0, &claim.job.id, Some(0)));
+        .push(decision(2, DecisionKind::Stop, 0, &claim.job.id, Some(0)));
     second.hv = vec![HvRow {
         seq: 0,
         epochs_spent: 1,

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+use cg_core::rng::{SplitMix64, unit_of};
 use cg_core::{
     AxisSpace, Coord, DatasetSpec, Direction, Fidelity, JobSpec, Objective, RunConfig, Sampler,
     SearchSettings, SweepInfo,
@@ -224,10 +225,10 @@ impl Axis {
                 let span = (i128::from(*max) - i128::from(*min) + 1) as u128;
                 self.scalar((i128::from(*min) + bounded(r, span) as i128) as i64)
             }
-            AxisKind::Uniform { min, max } => self.scalar(min + (max - min) * unit(r)),
+            AxisKind::Uniform { min, max } => self.scalar(min + (max - min) * unit_of(r)),
             AxisKind::LogUniform { min, max } => {
                 let (a, b) = (min.ln(), max.ln());
-                self.scalar((a + (b - a) * unit(r)).exp().clamp(*min, *max))
+                self.scalar((a + (b - a) * unit_of(r)).exp().clamp(*min, *max))
             }
         })
     }
@@ -252,26 +253,6 @@ impl Axis {
 /// `r` mapped onto `0..n` without modulo bias worth speaking of (Lemire's multiply-shift).
 fn bounded(r: u64, n: u128) -> u128 {
     (u128::from(r) * n) >> 64
-}
-
-/// `r` mapped onto [0, 1) with 53 bits.
-fn unit(r: u64) -> f64 {
-    (r >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// SplitMix64: tiny, fast and, unlike `rand`'s generators, fixed forever, so a random sweep with a given
-/// seed gives the same jobs on every machine and every future version.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
 }
 
 impl Sweep {
@@ -515,7 +496,7 @@ impl Sweep {
                 }
             }
             Method::Random | Method::MoAsha => {
-                let mut rng = SplitMix64(self.seed);
+                let mut rng = SplitMix64::new(self.seed);
                 for _ in 0..self.n_samples {
                     let picks: Vec<Cow<'_, Choice>> =
                         self.axes.iter().map(|a| a.random_pick(&mut rng)).collect();
@@ -2412,13 +2393,5 @@ mod tests {
             j,
             serde_json::json!({"gate": {"threshold": 0.5}, "dataset": {"synthetic": {"n_train": 10}}})
         );
-    }
-
-    #[test]
-    fn splitmix_is_fixed() {
-        // Reference values of SplitMix64 from seed 0 (Vigna's reference implementation).
-        let mut rng = SplitMix64(0);
-        assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
     }
 }
