@@ -232,7 +232,11 @@ mod tests {
 
     #[test]
     fn decision_kinds_round_trip_as_stored() {
-        for kind in [DecisionKind::Draw, DecisionKind::Promote, DecisionKind::Stop] {
+        for kind in [
+            DecisionKind::Draw,
+            DecisionKind::Promote,
+            DecisionKind::Stop,
+        ] {
             assert_eq!(DecisionKind::parse(kind.as_str()), Some(kind));
             let json = serde_json::to_value(kind).unwrap();
             assert_eq!(json, serde_json::Value::from(kind.as_str()));

@@ -84,3 +84,75 @@ macro_rules! with_writer {
         }
     }};
 }
+
+/// Inserts jobs into `jobs` and into the sweep's `sweep_jobs`, inside the caller's write
+/// transaction `$tx` (of [`in_write_tx!`]): the one insertion path of submits and of searches.
+/// `$jobs` is a `&[(&JobSpec, priority)]`. On PostgreSQL a transaction-scoped advisory lock makes
+/// writers take turns, so two of them never read the same `MAX(seq)` (SQLite's `BEGIN IMMEDIATE`
+/// already does). A job already stored keeps its row; its membership of the sweep takes the new
+/// `params` when `$update_params`. Evaluates to the set of ids that were new.
+macro_rules! insert_jobs {
+    ($tx:ident, $pg:ident, $db:ident, $sweep:expr, $jobs:expr, $max_attempts:expr, $now:expr,
+     $update_params:expr) => {{
+        let jobs: &[(&cg_core::JobSpec, i64)] = $jobs;
+        let sweep: &str = $sweep;
+        let mut added: std::collections::HashSet<String> = std::collections::HashSet::new();
+        if !jobs.is_empty() {
+            if $pg {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind($crate::queue::JOB_SEQ_LOCK)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            let base_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM jobs")
+                .fetch_one(&mut *$tx)
+                .await?;
+            let base_position: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(position), 0) FROM sweep_jobs WHERE sweep = $1",
+            )
+            .bind(sweep)
+            .fetch_one(&mut *$tx)
+            .await?;
+            let n = |i: usize| i64::try_from(i).unwrap_or(i64::MAX);
+            for (chunk_idx, chunk) in jobs.chunks($crate::queue::CHUNK).enumerate() {
+                let offset = n(chunk_idx * $crate::queue::CHUNK) + 1;
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO jobs (id, sweep, params, config, status, max_attempts, priority, seq, \
+                     created_at_ms, updated_at_ms) ",
+                );
+                insert.push_values(chunk.iter().enumerate(), |mut row, (i, (job, priority))| {
+                    row.push_bind(job.id.as_str())
+                        .push_bind(sweep)
+                        .push_bind(sqlx::types::Json(&job.params))
+                        .push_bind(sqlx::types::Json(&job.config))
+                        .push_bind("queued")
+                        .push_bind(i64::from($max_attempts))
+                        .push_bind(*priority)
+                        .push_bind(base_seq + offset + n(i))
+                        .push_bind($now)
+                        .push_bind($now);
+                });
+                insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+                let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *$tx).await?;
+                added.extend(ids);
+
+                let mut member = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO sweep_jobs (sweep, job_id, params, position) ",
+                );
+                member.push_values(chunk.iter().enumerate(), |mut row, (i, (job, _))| {
+                    row.push_bind(sweep)
+                        .push_bind(job.id.as_str())
+                        .push_bind(sqlx::types::Json(&job.params))
+                        .push_bind(base_position + offset + n(i));
+                });
+                member.push(if $update_params {
+                    " ON CONFLICT (sweep, job_id) DO UPDATE SET params = excluded.params"
+                } else {
+                    " ON CONFLICT (sweep, job_id) DO NOTHING"
+                });
+                member.build().execute(&mut *$tx).await?;
+            }
+        }
+        added
+    }};
+}

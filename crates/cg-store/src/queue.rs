@@ -20,7 +20,10 @@ use crate::types::{
 use crate::{Error, Result, Store};
 
 /// Rows per multi-row `INSERT`/`IN (..)` list: far below SQLite's and PostgreSQL's bind limits.
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
+
+/// The PostgreSQL advisory lock that job insertions take in turn (see `insert_jobs!`).
+pub(crate) const JOB_SEQ_LOCK: i64 = 0x6367_5f6a_6f62; // "cg_job"
 
 /// Longest stderr tail kept per attempt, in bytes (the end is kept).
 pub const STDERR_TAIL_MAX_BYTES: usize = 64 * 1024;
@@ -499,7 +502,7 @@ impl Store {
         let unique: Vec<&JobSpec> = jobs.iter().filter(|j| seen.insert(j.id.as_str())).collect();
         let duplicates = jobs.len() - unique.len();
         let now = now_ms();
-        let max_attempts = i64::from(options.max_attempts.max(1));
+        let max_attempts = options.max_attempts.max(1);
         let (added, requeued) = in_write_tx!(self, |tx, pg, DB| {
             let known: Option<String> =
                 sqlx::query_scalar("SELECT source_yaml FROM sweeps WHERE name = $1")
@@ -528,50 +531,9 @@ impl Store {
                     .await?;
                 }
             }
-            let base_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM jobs")
-                .fetch_one(&mut *tx)
-                .await?;
-            let base_position: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(position), 0) FROM sweep_jobs WHERE sweep = $1",
-            )
-            .bind(sweep)
-            .fetch_one(&mut *tx)
-            .await?;
-            let mut added: HashSet<String> = HashSet::new();
-            for (chunk_idx, chunk) in unique.chunks(CHUNK).enumerate() {
-                let offset = to_i64(chunk_idx * CHUNK) + 1;
-                let mut insert = QueryBuilder::<DB>::new(
-                    "INSERT INTO jobs (id, sweep, params, config, status, max_attempts, priority, seq, \
-                     created_at_ms, updated_at_ms) ",
-                );
-                insert.push_values(chunk.iter().enumerate(), |mut row, (i, job)| {
-                    row.push_bind(job.id.as_str())
-                        .push_bind(sweep)
-                        .push_bind(Json(&job.params))
-                        .push_bind(Json(&job.config))
-                        .push_bind("queued")
-                        .push_bind(max_attempts)
-                        .push_bind(options.priority)
-                        .push_bind(base_seq + offset + to_i64(i))
-                        .push_bind(now)
-                        .push_bind(now);
-                });
-                insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-                let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
-                added.extend(ids);
-
-                let mut member = QueryBuilder::<DB>::new(
-                    "INSERT INTO sweep_jobs (sweep, job_id, params, position) ",
-                );
-                member.push_values(chunk.iter().enumerate(), |mut row, (i, job)| {
-                    row.push_bind(sweep)
-                        .push_bind(job.id.as_str())
-                        .push_bind(Json(&job.params))
-                        .push_bind(base_position + offset + to_i64(i));
-                });
-                member.push(" ON CONFLICT (sweep, job_id) DO UPDATE SET params = excluded.params");
-                member.build().execute(&mut *tx).await?;
-            }
+            let with_priority: Vec<(&JobSpec, i64)> =
+                unique.iter().map(|j| (*j, options.priority)).collect();
+            let added = insert_jobs!(tx, pg, DB, sweep, &with_priority, max_attempts, now, true);
             let existing: Vec<&str> = unique
                 .iter()
                 .map(|j| j.id.as_str())

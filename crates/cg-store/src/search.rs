@@ -8,6 +8,7 @@ use cg_core::{DecisionKind, JobSpec, JobStatus, RunResult};
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
+use crate::SubmitOptions;
 use crate::store::now_ms;
 use crate::types::parse_job_status;
 use crate::{BoxError, Error, Result, Store};
@@ -413,51 +414,11 @@ impl Store {
                 q.push(" ON CONFLICT (sweep, seq) DO NOTHING");
                 q.build().execute(&mut *tx).await?;
             }
-            let mut jobs_added = 0usize;
-            if !write.jobs.is_empty() {
-                let base_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM jobs")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let base_position: i64 = sqlx::query_scalar(
-                    "SELECT COALESCE(MAX(position), 0) FROM sweep_jobs WHERE sweep = $1",
-                )
-                .bind(sweep)
-                .fetch_one(&mut *tx)
-                .await?;
-                for (c, chunk) in write.jobs.chunks(200).enumerate() {
-                    let offset = 1 + 200 * c as i64;
-                    let mut q = QueryBuilder::<DB>::new(
-                        "INSERT INTO jobs (id, sweep, params, config, status, max_attempts, priority, seq, \
-                         created_at_ms, updated_at_ms) ",
-                    );
-                    q.push_values(chunk.iter().enumerate(), |mut row, (k, (job, priority))| {
-                        row.push_bind(job.id.as_str())
-                            .push_bind(sweep)
-                            .push_bind(Json(&job.params))
-                            .push_bind(Json(&job.config))
-                            .push_bind("queued")
-                            .push_bind(3i64)
-                            .push_bind(*priority)
-                            .push_bind(base_seq + offset + k as i64)
-                            .push_bind(now)
-                            .push_bind(now);
-                    });
-                    q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-                    let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
-                    let mut member = QueryBuilder::<DB>::new(
-                        "INSERT INTO sweep_jobs (sweep, job_id, params, position) ",
-                    );
-                    member.push_values(chunk.iter().enumerate(), |mut row, (k, (job, _))| {
-                        row.push_bind(sweep)
-                            .push_bind(job.id.as_str())
-                            .push_bind(Json(&job.params))
-                            .push_bind(base_position + offset + k as i64);
-                    });
-                    member.push(" ON CONFLICT (sweep, job_id) DO NOTHING");
-                    member.build().execute(&mut *tx).await?;
-                    jobs_added += ids.len();
-                }
-            }
+            // A search's jobs take the attempts of a default submit (the sweep's own options
+            // are not stored).
+            let jobs: Vec<(&JobSpec, i64)> = write.jobs.iter().map(|(j, p)| (j, *p)).collect();
+            let max_attempts = SubmitOptions::default().max_attempts;
+            let jobs_added = insert_jobs!(tx, pg, DB, sweep, &jobs, max_attempts, now, false).len();
             sqlx::query("UPDATE searches SET finished = $2, updated_at_ms = $3 WHERE sweep = $1")
                 .bind(sweep)
                 .bind(i64::from(write.finished))

@@ -19,6 +19,7 @@ on_both_engines!(
     a_sweep_name_is_an_identity,
     rerun_keeps_the_old_result_until_a_new_one_exists,
     a_read_only_store_reads_and_refuses_writes,
+    concurrent_submits_take_distinct_seq_numbers,
 );
 
 /// A trigger makes the 700th job (in the second insert chunk) fail, as a kill or a full disk
@@ -344,4 +345,34 @@ async fn database_urls_are_parsed_strictly_and_passwords_masked() {
         cwd_before, cwd_after,
         "something was created in the working directory"
     );
+}
+
+/// Job insertion (submits and searches share it) takes its `seq` numbers in turn: eight
+/// processes submitting at once never give two jobs the same place in the queue order (on
+/// PostgreSQL each used to read the same `MAX(seq)`).
+async fn concurrent_submits_take_distinct_seq_numbers(db: &TestDb) {
+    let mut tasks = Vec::new();
+    for k in 0..8 {
+        let url = db.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = Store::open(url.as_str()).await.unwrap();
+            let name = format!("s{k}");
+            store
+                .submit_sweep(
+                    &name,
+                    &format!("name: {name}\n"),
+                    &info(&name),
+                    &jobs(&name, 60),
+                    &SubmitOptions::default(),
+                )
+                .await
+                .unwrap();
+            store.close().await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM jobs").await, 8 * 60);
+    assert_eq!(db.count("SELECT COUNT(DISTINCT seq) FROM jobs").await, 8 * 60);
 }
