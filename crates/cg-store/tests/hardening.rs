@@ -374,5 +374,8 @@ async fn concurrent_submits_take_distinct_seq_numbers(db: &TestDb) {
         t.await.unwrap();
     }
     assert_eq!(db.count("SELECT COUNT(*) FROM jobs").await, 8 * 60);
-    assert_eq!(db.count("SELECT COUNT(DISTINCT seq) FROM jobs").await, 8 * 60);
+    assert_eq!(
+        db.count("SELECT COUNT(DISTINCT seq) FROM jobs").await,
+        8 * 60
+    );
 }
