@@ -32,13 +32,13 @@ pub struct BenchReplayArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub seeds: u64,
     /// Simulated workers (jobs at once).
-    #[arg(long, default_value_t = 2, value_parser = at_least(1))]
+    #[arg(long, default_value_t = 2, value_parser = crate::util::count_in(MAX_REPLAY_COUNT))]
     pub workers: usize,
     /// Replace the file's `fidelity.min_epochs` (what-if; `max_epochs` is the curves').
-    #[arg(long, value_parser = at_least(1))]
+    #[arg(long, value_parser = crate::util::count_in(MAX_REPLAY_COUNT))]
     pub min_epochs: Option<usize>,
     /// Replace the file's `fidelity.eta` (what-if).
-    #[arg(long, value_parser = at_least(2))]
+    #[arg(long, value_parser = crate::util::count_between(2, MAX_REPLAY_COUNT))]
     pub eta: Option<usize>,
     /// Hypervolume share the goal asks for.
     #[arg(long, default_value_t = 0.95)]
@@ -51,10 +51,8 @@ pub struct BenchReplayArgs {
     pub json: bool,
 }
 
-/// A whole number of at least `least` (and at most a million) from the command line.
-fn at_least(least: u64) -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::<usize>::new().range(least..=1_000_000)
-}
+/// Most `--workers`, `--min-epochs` and `--eta` of a replay.
+const MAX_REPLAY_COUNT: u64 = 1_000_000;
 
 /// The fixture: every configuration of the search's space with its recorded curve.
 #[derive(Debug, Serialize, Deserialize)]
@@ -145,11 +143,7 @@ pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
     }
     let max_epochs = fidelity.max_epochs;
     let settings = &spec.settings;
-    if let Some(why) = settings
-        .fidelity
-        .problem()
-        .or_else(|| settings.unreachable_top())
-    {
+    if let Some(why) = settings.schedule_problem() {
         bail!("{} with --min-epochs/--eta: {why}", args.search.display());
     }
     if curves.is_empty() {

@@ -33,7 +33,12 @@ pub const MAX_BENCH_STEPS: u64 = 100_000;
 
 /// A command-line count between 1 and `max`, checked by clap before any work starts.
 pub fn count_in(max: u64) -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::new().range(1..=max)
+    count_between(1, max)
+}
+
+/// A command-line count between `min` and `max`, checked by clap before any work starts.
+pub fn count_between(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(min..=max)
 }
 
 /// The CPUs this process may use (its affinity and cgroup quota), at least 1.
@@ -57,26 +62,12 @@ pub const MAX_PREFACE_BYTES: u64 = 64 * 1024;
 /// Most bytes `cg logs` shows of one log: its end.
 pub const LOG_TAIL_BYTES: u64 = 256 * 1024;
 
-/// Opens `path` to read without blocking (a FIFO would wait for a writer) and checks, on the open
-/// handle, that it is a regular file: a device (a link to `/dev/zero`), a FIFO or a directory is
-/// refused before a byte is read. Returns the file and its length.
+/// [`cg_sweep::open_regular`] with the path in its error.
 fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if !meta.is_file() {
-        anyhow::bail!(
-            "{} is not a regular file (a device, pipe or directory?); cg reads only regular files",
-            path.display()
-        );
-    }
-    Ok((file, meta.len()))
+    cg_sweep::open_regular(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => anyhow::anyhow!("{} is {e}", path.display()),
+        _ => anyhow::Error::new(e).context(format!("cannot open {}", path.display())),
+    })
 }
 
 /// The whole of the regular file `path`, refused when it has more than `max` bytes; `what` names

@@ -23,7 +23,7 @@ pub use job::{JobId, JobSpec, JobStatus, check_job_id, check_name};
 pub use nan::f64_or_nan;
 pub use result::{BlockGateStats, EpochRecord, Provenance, RunResult};
 pub use rng::SplitMix64;
-pub use search::{AxisSpace, Coord, DecisionKind, Fidelity, Sampler, SearchSettings};
+pub use search::{AxisSpace, Coord, DecisionKind, Fidelity, Sampler, SearchSettings, all_points};
 pub use shown::{
     escape_control, escape_control_lines, mask_credentials, mask_url, shown, shown_lines,
     url_scheme,

@@ -153,6 +153,32 @@ impl AxisSpace {
     }
 }
 
+/// Every point of a space of listed values and integer ranges, the last axis turning fastest;
+/// `None` when an axis is continuous or the space holds more than `limit` points.
+pub fn all_points(space: &[AxisSpace], limit: u64) -> Option<Vec<Vec<Coord>>> {
+    let mut sizes = Vec::with_capacity(space.len());
+    let mut total: u64 = 1;
+    for axis in space {
+        let n = axis.size()?;
+        total = total.checked_mul(n).filter(|t| *t <= limit)?;
+        sizes.push(n);
+    }
+    let point = |mut index: u64| {
+        let mut p = Vec::with_capacity(sizes.len());
+        for (axis, &n) in space.iter().zip(&sizes).rev() {
+            let i = index % n;
+            index /= n;
+            p.push(match *axis {
+                AxisSpace::Int { min, .. } => Coord::Int(min + i as i64),
+                _ => Coord::Choice(i as usize),
+            });
+        }
+        p.reverse();
+        p
+    };
+    Some((0..total).map(point).collect())
+}
+
 /// Everything a search needs besides the objectives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchSettings {
@@ -193,6 +219,12 @@ impl SearchSettings {
             .collect()
     }
 
+    /// What makes the schedule unusable: settings that make no schedule
+    /// ([`Fidelity::problem`]), or a top rung that no configuration reaches.
+    pub fn schedule_problem(&self) -> Option<String> {
+        self.fidelity.problem().or_else(|| self.unreachable_top())
+    }
+
     /// `Some(why)` when no configuration can reach the top rung (`max_epochs`): the search would
     /// end with nothing trained on the whole schedule and no hypervolume.
     pub fn unreachable_top(&self) -> Option<String> {
@@ -229,6 +261,26 @@ impl SearchSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_points_lists_a_finite_space_last_axis_fastest() {
+        let space = [
+            AxisSpace::Choice { n: 2 },
+            AxisSpace::Int { min: -1, max: 1 },
+        ];
+        let points = all_points(&space, 6).unwrap();
+        assert_eq!(points.len(), 6);
+        assert_eq!(points[0], [Coord::Choice(0), Coord::Int(-1)]);
+        assert_eq!(points[1], [Coord::Choice(0), Coord::Int(0)]);
+        assert_eq!(points[5], [Coord::Choice(1), Coord::Int(1)]);
+        assert!(all_points(&space, 5).is_none(), "over the limit");
+        let float = [AxisSpace::Float {
+            min: 0.0,
+            max: 1.0,
+            log: false,
+        }];
+        assert!(all_points(&float, 100).is_none());
+    }
 
     #[test]
     fn decision_kinds_round_trip_as_stored() {

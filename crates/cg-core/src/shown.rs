@@ -156,17 +156,18 @@ fn mask_word(word: &str) -> Cow<'_, str> {
 /// Text from outside made fit to show on one line or in a log: credentials masked, then control
 /// characters escaped ([`escape_control`]).
 pub fn shown(text: &str) -> Cow<'_, str> {
-    match mask_credentials(text) {
-        Cow::Borrowed(t) => escape_control(t),
-        Cow::Owned(t) => Cow::Owned(escape_control(&t).into_owned()),
-    }
+    masked_then(text, escape_control)
 }
 
 /// [`shown`] for a message of several lines: the line breaks are kept.
 pub fn shown_lines(text: &str) -> Cow<'_, str> {
+    masked_then(text, escape_control_lines)
+}
+
+fn masked_then<'a>(text: &'a str, escape: fn(&str) -> Cow<'_, str>) -> Cow<'a, str> {
     match mask_credentials(text) {
-        Cow::Borrowed(t) => escape_control_lines(t),
-        Cow::Owned(t) => Cow::Owned(escape_control_lines(&t).into_owned()),
+        Cow::Borrowed(t) => escape(t),
+        Cow::Owned(t) => Cow::Owned(escape(&t).into_owned()),
     }
 }
 

@@ -30,20 +30,9 @@ pub async fn start_search(store: &Store, sweep: &Sweep) -> Result<Option<Advance
 /// them. `None` when the sweep is not a search. Repeats while decisions lead to jobs that have
 /// already ended (a configuration some other sweep trained).
 pub async fn advance_search(store: &Store, sweep: &str) -> Result<Option<AdvanceSummary>> {
-    let Some(record) = store.search(sweep).await? else {
+    let Some(loaded) = stored_search(store, sweep).await? else {
         return Ok(None);
     };
-    let source = store.sweep_source(sweep).await?;
-    let loaded = cg_sweep::load_sweep_str(
-        &source,
-        &format!("{sweep} (stored)"),
-        Path::new(&record.base_dir),
-        &LoadOptions::default(),
-    )
-    .map_err(|d| Error::SearchSweep {
-        sweep: sweep.to_string(),
-        message: d.to_string(),
-    })?;
     let mut total = AdvanceSummary::default();
     for _ in 0..64 {
         let s = store
@@ -58,6 +47,26 @@ pub async fn advance_search(store: &Store, sweep: &str) -> Result<Option<Advance
         }
     }
     Ok(Some(total))
+}
+
+/// The stored file of the search `sweep`, loaded as when it was submitted (its relative data
+/// paths against its folder then, so its job ids are the same); `None` when `sweep` is no search.
+pub async fn stored_search(store: &Store, sweep: &str) -> Result<Option<Sweep>> {
+    let Some(record) = store.search(sweep).await? else {
+        return Ok(None);
+    };
+    let source = store.sweep_source(sweep).await?;
+    let loaded = cg_sweep::load_sweep_str(
+        &source,
+        &format!("{sweep} (stored)"),
+        Path::new(&record.base_dir),
+        &LoadOptions::default(),
+    )
+    .map_err(|d| Error::SearchSweep {
+        sweep: sweep.to_string(),
+        message: d.to_string(),
+    })?;
+    Ok(Some(loaded))
 }
 
 /// Refuses `sweep` as the file of its stored search when its decisions over the stored results

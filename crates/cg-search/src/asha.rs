@@ -17,9 +17,10 @@ use cg_core::pareto::{hypervolume, hypervolume_contributions, non_dominated_rank
 use cg_core::{Coord, DecisionKind, Direction, Sampler, SearchSettings};
 use serde::{Deserialize, Serialize};
 
-use crate::space::{all_points, random_point, vary};
+use crate::space::{random_point, vary};
 use crate::{Error, Result};
 use cg_core::SplitMix64;
+use cg_core::all_points;
 
 /// A search: its settings, the objectives' directions and the hypervolume reference point.
 #[derive(Debug, Clone, PartialEq)]

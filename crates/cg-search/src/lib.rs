@@ -10,8 +10,9 @@ mod space;
 
 pub use asha::{Action, Decision, HvPoint, Observation, Search, SearchSpec};
 pub use cg_core::SplitMix64;
+pub use cg_core::all_points;
 pub use simulate::{Curve, SimulateError, Simulation, grid_hypervolume, simulate};
-pub use space::{all_points, from_unit, random_point, to_unit, vary};
+pub use space::{from_unit, random_point, to_unit, vary};
 
 /// Errors of cg-search: results that do not fit the decisions made so far.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -67,11 +67,7 @@ pub fn simulate(
 ) -> Result<Simulation, SimulateError> {
     let workers = workers.max(1);
     let settings = &spec.settings;
-    if let Some(why) = settings
-        .fidelity
-        .problem()
-        .or_else(|| settings.unreachable_top())
-    {
+    if let Some(why) = settings.schedule_problem() {
         return Err(SimulateError::Fidelity(why));
     }
     let mut search = Search::new(spec);

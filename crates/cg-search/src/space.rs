@@ -28,38 +28,6 @@ pub fn random_point(space: &[AxisSpace], rng: &mut SplitMix64) -> Vec<Coord> {
         .collect()
 }
 
-/// Every point of a space of listed values and integer ranges, the last axis turning fastest;
-/// `None` when an axis is continuous or the space holds more than `limit` points.
-pub fn all_points(space: &[AxisSpace], limit: u64) -> Option<Vec<Vec<Coord>>> {
-    let mut sizes = Vec::with_capacity(space.len());
-    let mut total: u64 = 1;
-    for axis in space {
-        let n = match *axis {
-            AxisSpace::Choice { n } => n as u64,
-            AxisSpace::Int { min, max } => {
-                u64::try_from(i128::from(max) - i128::from(min) + 1).ok()?
-            }
-            AxisSpace::Float { .. } => return None,
-        };
-        total = total.checked_mul(n).filter(|t| *t <= limit)?;
-        sizes.push(n);
-    }
-    let point = |mut index: u64| {
-        let mut p = Vec::with_capacity(sizes.len());
-        for (axis, &n) in space.iter().zip(&sizes).rev() {
-            let i = index % n;
-            index /= n;
-            p.push(match *axis {
-                AxisSpace::Int { min, .. } => Coord::Int(min + i as i64),
-                _ => Coord::Choice(i as usize),
-            });
-        }
-        p.reverse();
-        p
-    };
-    Some((0..total).map(point).collect())
-}
-
 /// A coordinate scaled to [0, 1]: the middle of its cell for listed values and integers.
 pub fn to_unit(axis: &AxisSpace, coord: &Coord) -> f64 {
     match (axis, coord) {
@@ -168,26 +136,6 @@ fn polynomial_mutation(x: f64, rng: &mut SplitMix64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn all_points_lists_a_finite_space_last_axis_fastest() {
-        let space = [
-            AxisSpace::Choice { n: 2 },
-            AxisSpace::Int { min: -1, max: 1 },
-        ];
-        let points = all_points(&space, 6).unwrap();
-        assert_eq!(points.len(), 6);
-        assert_eq!(points[0], [Coord::Choice(0), Coord::Int(-1)]);
-        assert_eq!(points[1], [Coord::Choice(0), Coord::Int(0)]);
-        assert_eq!(points[5], [Coord::Choice(1), Coord::Int(1)]);
-        assert!(all_points(&space, 5).is_none(), "over the limit");
-        let float = [AxisSpace::Float {
-            min: 0.0,
-            max: 1.0,
-            log: false,
-        }];
-        assert!(all_points(&float, 100).is_none());
-    }
 
     fn space() -> Vec<AxisSpace> {
         vec![

@@ -20,6 +20,7 @@ pub use id::{JOB_ID_LEN, SHORT_ID_LEN, data_fingerprint, job_id};
 pub use plan::{plan_table, plan_table_with_axes, rungs_line};
 pub use run::{
     LoadOptions, RUN_SECTIONS, load_run_file, load_run_file_with, load_run_str, load_run_str_with,
+    open_regular,
 };
 pub use schema::json_schema;
 pub use sweep::{

@@ -108,9 +108,28 @@ fn load_run_bytes(
     }
 }
 
-/// Reads a run or sweep file: a regular file (a link is followed) of at most
-/// [`MAX_FILE_BYTES`](crate::yaml::MAX_FILE_BYTES); a device or FIFO (a link to `/dev/zero`) is
-/// refused before it is opened, and the read stops past the cap.
+/// Opens `path` to read without blocking (a FIFO would wait for a writer) and checks, on the open
+/// handle, that it is a regular file (a link is followed): a device (a link to `/dev/zero`), a
+/// FIFO or a directory is refused before a byte is read, with `InvalidInput`. Returns the file
+/// and its length. cg's one way to open a file from outside that it reads under a cap.
+pub fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a device, pipe or directory?); cg reads only regular files",
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Reads a run or sweep file: a regular file ([`open_regular`]) of at most
+/// [`MAX_FILE_BYTES`](crate::yaml::MAX_FILE_BYTES); the read stops past the cap.
 pub(crate) fn read_file(path: &Path, origin: &str) -> Result<Vec<u8>, Diagnostics> {
     use std::io::Read;
     let max = crate::yaml::MAX_FILE_BYTES as u64;
@@ -120,17 +139,11 @@ pub(crate) fn read_file(path: &Path, origin: &str) -> Result<Vec<u8>, Diagnostic
         sink.finish()
     };
     let too_big = |n: u64| format!("file is {n} bytes; run and sweep files are limited to {max}");
-    let meta = std::fs::metadata(path).map_err(|e| refuse(format!("cannot read file: {e}")))?;
-    if !meta.is_file() {
-        return Err(refuse(
-            "not a regular file (a device, pipe or directory?)".into(),
-        ));
+    let (file, len) = open_regular(path).map_err(|e| refuse(format!("cannot read file: {e}")))?;
+    if len > max {
+        return Err(refuse(too_big(len)));
     }
-    if meta.len() > max {
-        return Err(refuse(too_big(meta.len())));
-    }
-    let file = std::fs::File::open(path).map_err(|e| refuse(format!("cannot read file: {e}")))?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Vec::with_capacity(len as usize);
     file.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| refuse(format!("cannot read file: {e}")))?;
