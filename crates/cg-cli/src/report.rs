@@ -298,12 +298,15 @@ async fn against_grid(
         .await
         .with_context(|| format!("cannot read the jobs of the grid `{grid}`"))?;
     let required = full_budget_jobs(store, sweep).await?;
+    let completed: std::collections::HashMap<&str, &cg_core::JobRecord> = records
+        .iter()
+        .filter(|r| r.status == cg_core::JobStatus::Completed && r.result.is_some())
+        .map(|r| (r.job.id.as_str(), r))
+        .collect();
     let mut done: Vec<&cg_core::JobRecord> = Vec::with_capacity(required.len());
     let mut missing: Vec<&cg_core::JobSpec> = Vec::new();
     for job in &required {
-        match records.iter().find(|r| {
-            r.job.id == job.id && r.status == cg_core::JobStatus::Completed && r.result.is_some()
-        }) {
+        match completed.get(job.id.as_str()) {
             Some(r) => done.push(r),
             None => missing.push(job),
         }
@@ -352,18 +355,9 @@ async fn against_grid(
 /// over the same file holds (the same ids). The search's stored file is loaded as the daemon
 /// loads it, so the ids take the same data fingerprint.
 async fn full_budget_jobs(store: &cg_store::Store, sweep: &str) -> Result<Vec<cg_core::JobSpec>> {
-    let record = store
-        .search(sweep)
+    let loaded = cg_daemon::stored_search(store, sweep)
         .await?
         .with_context(|| format!("`{sweep}` is no search"))?;
-    let source = store.sweep_source(sweep).await?;
-    let loaded = cg_sweep::load_sweep_str(
-        &source,
-        &format!("{sweep} (stored)"),
-        std::path::Path::new(&record.base_dir),
-        &cg_sweep::LoadOptions::default(),
-    )
-    .map_err(|d| anyhow::anyhow!("the stored file of `{sweep}` does not load: {d}"))?;
     let settings = loaded
         .search_settings()
         .with_context(|| format!("the stored file of `{sweep}` is not `method: mo-asha`"))?;

@@ -265,7 +265,8 @@ pub async fn watch_loop(store: Store, mut watcher: cg_daemon::Watcher) {
                                 cg_core::shown(&path.display().to_string())
                             );
                             for line in message.lines() {
-                                eprintln!("  {}", cg_core::shown(line));
+                                // Escaped and masked by the watcher already.
+                                eprintln!("  {line}");
                             }
                         }
                     }

@@ -250,30 +250,15 @@ impl Watcher {
         let (stamp, bytes) = match look(path, &shown, known.as_ref(), &mut self.bytes_read) {
             Look::Unchanged => return Ok(None),
             Look::Changing(stamp) => {
-                match (stamp, known) {
-                    (Some(stamp), Some(k)) => {
-                        self.files.insert(
-                            path.to_path_buf(),
-                            FileState {
-                                stamp,
-                                hash: None,
-                                taken: false,
-                                ..k
-                            },
-                        );
-                    }
-                    (Some(stamp), None) => {
-                        self.files.insert(
-                            path.to_path_buf(),
-                            FileState {
-                                stamp,
-                                hash: None,
-                                taken: false,
-                                last_taken: None,
-                            },
-                        );
-                    }
-                    (None, _) => {}
+                if let Some(stamp) = stamp {
+                    let last_taken = known.and_then(|k| k.last_taken);
+                    let state = FileState {
+                        stamp,
+                        hash: None,
+                        taken: false,
+                        last_taken,
+                    };
+                    self.files.insert(path.to_path_buf(), state);
                 }
                 return Ok(None);
             }

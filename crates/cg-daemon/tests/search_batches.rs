@@ -204,7 +204,8 @@ async fn check_search(store: &Store, sweep: &Sweep) {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh store: a temporary SQLite file, or a new schema on the test PostgreSQL server.
+/// A fresh store: a temporary SQLite file, or a new schema on the test PostgreSQL server (`None`,
+/// after saying so, when `CG_TEST_PG_URL` is not set).
 async fn store(postgres: bool) -> Option<(Store, Option<tempfile::TempDir>)> {
     if !postgres {
         let dir = tempfile::tempdir().unwrap();
@@ -214,9 +215,13 @@ async fn store(postgres: bool) -> Option<(Store, Option<tempfile::TempDir>)> {
         store.migrate().await.unwrap();
         return Some((store, Some(dir)));
     }
-    let base = std::env::var("CG_TEST_PG_URL")
+    let Some(base) = std::env::var("CG_TEST_PG_URL")
         .ok()
-        .filter(|u| !u.is_empty())?;
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: set CG_TEST_PG_URL to run on PostgreSQL");
+        return None;
+    };
     let schema = format!(
         "cg_batches_{}_{}",
         std::process::id(),
@@ -249,7 +254,6 @@ fn runtime() -> tokio::runtime::Runtime {
 fn same_file_under_a_new_name(postgres: bool) {
     runtime().block_on(async {
         let Some((store, _dir)) = store(postgres).await else {
-            eprintln!("skipped: set CG_TEST_PG_URL to run on PostgreSQL");
             return;
         };
         run_search(&store, &sweep_text("first", "random", 5, 2), &[1]).await;
@@ -321,7 +325,6 @@ proptest! {
 fn refused_merge_writes_nothing(postgres: bool) {
     runtime().block_on(async {
         let Some((store, _dir)) = store(postgres).await else {
-            eprintln!("skipped: set CG_TEST_PG_URL to run on PostgreSQL");
             return;
         };
         let original = sweep_text("m", "random", 5, 2);

@@ -920,9 +920,9 @@ fn load_sweep_bytes(
             .cloned()
             .unwrap_or(Json::Null),
     };
-    check_jobs(&sweep, parameters_pos, &mut sink);
+    let jobs = check_jobs(&sweep, parameters_pos, &mut sink);
     if let Some((key, _)) = top.get("baseline") {
-        check_baseline(&sweep, key.pos, &mut sink);
+        check_baseline(&sweep, jobs.as_deref(), key.pos, &mut sink);
     }
     if let Some(settings) = sweep.search_settings()
         && let Some(why) = settings.unreachable_top()
@@ -966,7 +966,7 @@ fn axis_keys<'a>(axis: &'a Axis, presets: &'a Presets) -> Vec<&'a str> {
 
 /// Problems that only show in combination (e.g. `loss.ramp_start` above `loss.ramp_end` from two axes), and
 /// grid points that come out identical. Checked on every job when the sweep is within the job limit.
-fn check_jobs(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
+fn check_jobs(sweep: &Sweep, pos: Pos, sink: &mut Sink) -> Option<Vec<JobSpec>> {
     let count = sweep.count();
     if count > MAX_JOBS {
         let shown = if count == usize::MAX {
@@ -985,15 +985,16 @@ fn check_jobs(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
                     .into(),
             ),
         );
-        return;
+        return None;
     }
     if count > DEFAULT_JOB_LIMIT {
-        return;
+        return None;
     }
     let mut reported: HashSet<String> = HashSet::new();
-    let mut ids: HashMap<String, Map<String, Json>> = HashMap::new();
-    let mut repeats: Vec<(Map<String, Json>, Map<String, Json>)> = Vec::new();
-    for job in sweep.expand() {
+    let mut ids: HashMap<&str, &Map<String, Json>> = HashMap::new();
+    let mut repeats: Vec<(&Map<String, Json>, &Map<String, Json>)> = Vec::new();
+    let jobs = sweep.expand();
+    for job in &jobs {
         for problem in job.config.problems() {
             if reported.insert(problem.key.clone()) {
                 sink.push(
@@ -1009,10 +1010,10 @@ fn check_jobs(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
             }
         }
         if sweep.method == Method::Grid {
-            match ids.get(&job.id) {
-                Some(first) => repeats.push((first.clone(), job.params)),
+            match ids.get(job.id.as_str()) {
+                Some(first) => repeats.push((first, &job.params)),
                 None => {
-                    ids.insert(job.id, job.params);
+                    ids.insert(&job.id, &job.params);
                 }
             }
         }
@@ -1033,30 +1034,35 @@ fn check_jobs(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
             Some("a value equals the base setting, or two presets set the same".into()),
         );
     }
+    Some(jobs)
 }
 
 /// Most points of a finite search space looked at for a baseline that equals one of them.
-const MAX_BASELINE_CHECK: usize = 100_000;
+const MAX_BASELINE_CHECK: u64 = 100_000;
 
 /// A baseline job that is also a job of the axes (a random draw, or a point of a finite mo-asha
 /// space) would be one job with one row: it would take that configuration's place in the report.
-/// (A grid's repeats are reported by [`check_jobs`].)
-fn check_baseline(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
+/// (A grid's repeats are reported by [`check_jobs`]; `jobs` are the ones it expanded, `None`
+/// above the default job limit, where random draws are not looked at.)
+fn check_baseline(sweep: &Sweep, jobs: Option<&[JobSpec]>, pos: Pos, sink: &mut Sink) {
     let baseline: HashSet<String> = sweep.baseline_jobs().into_iter().map(|j| j.id).collect();
     let clash = match sweep.method {
         Method::Grid => None,
-        Method::Random => sweep
-            .expand()
-            .into_iter()
+        Method::Random => jobs
+            .unwrap_or_default()
+            .iter()
             .find(|j| !j.params.contains_key("baseline") && baseline.contains(&j.id))
-            .map(|j| j.params),
-        Method::MoAsha => finite_points(sweep).and_then(|points| {
-            points
-                .iter()
-                .filter_map(|p| sweep.job_at(p, None))
-                .find(|j| baseline.contains(&j.id))
-                .map(|j| j.params)
-        }),
+            .map(|j| j.params.clone()),
+        Method::MoAsha => sweep
+            .search_settings()
+            .and_then(|s| cg_core::all_points(&s.space, MAX_BASELINE_CHECK))
+            .and_then(|points| {
+                points
+                    .iter()
+                    .filter_map(|p| sweep.job_at(p, None))
+                    .find(|j| baseline.contains(&j.id))
+                    .map(|j| j.params)
+            }),
     };
     if let Some(params) = clash {
         sink.push(
@@ -1069,40 +1075,6 @@ fn check_baseline(sweep: &Sweep, pos: Pos, sink: &mut Sink) {
             Some("change a baseline setting (e.g. `gate.mode: none`) or leave that value out of the axes".into()),
         );
     }
-}
-
-/// Every point of the sweep's search space when it is finite and small enough to list.
-fn finite_points(sweep: &Sweep) -> Option<Vec<Vec<Coord>>> {
-    let mut points: Vec<Vec<Coord>> = vec![Vec::new()];
-    for axis in sweep.axes.iter().filter(|a| !a.fixed) {
-        let coords: Vec<Coord> = match &axis.kind {
-            AxisKind::Values(v) => (0..v.len()).map(Coord::Choice).collect(),
-            AxisKind::IntRange { min, max } => {
-                let n = usize::try_from(max.checked_sub(*min)?)
-                    .ok()?
-                    .checked_add(1)?;
-                if n > MAX_BASELINE_CHECK {
-                    return None;
-                }
-                (*min..=*max).map(Coord::Int).collect()
-            }
-            AxisKind::Uniform { .. } | AxisKind::LogUniform { .. } => return None,
-        };
-        if points.len().checked_mul(coords.len())? > MAX_BASELINE_CHECK {
-            return None;
-        }
-        points = points
-            .into_iter()
-            .flat_map(|p| {
-                coords.iter().map(move |c| {
-                    let mut q = p.clone();
-                    q.push(c.clone());
-                    q
-                })
-            })
-            .collect();
-    }
-    Some(points)
 }
 
 fn show_params(params: &Map<String, Json>) -> String {
