@@ -252,41 +252,48 @@ impl Loader<'_> {
         Some(self.new_axis(PRESET_AXIS, fixed, AxisKind::Values(choices)))
     }
 
+    /// One `parameters` entry for a run-file leaf, read by its form: `value`, `values`, or a
+    /// `min`/`max` range (integer, or float drawn uniformly or log-uniformly).
     pub(super) fn axis(&mut self, run_key: &str, path: &str, spec: &Node) -> Option<Axis> {
         let entries = self.spec_entries(path, spec)?;
-        let get = |k: &str| entries.get(k).copied();
-        let distribution = match get("distribution") {
-            Some((_, node)) => {
-                let d = self.string(node, &format!("{path}.distribution"))?;
-                if !DISTRIBUTIONS.contains(&d.as_str()) {
-                    let known: Vec<String> = DISTRIBUTIONS.iter().map(|s| s.to_string()).collect();
-                    let hint = match d.as_str() {
-                        "log_uniform" => {
-                            Some("cg takes the bounds themselves: use `log_uniform_values`".into())
-                        }
-                        "q_uniform"
-                        | "q_log_uniform"
-                        | "q_log_uniform_values"
-                        | "normal"
-                        | "log_normal"
-                        | "q_normal" => Some(format!("one of {}", DISTRIBUTIONS[..3].join(", "))),
-                        other => {
-                            cg_core::closest(other, &known).map(|k| format!("did you mean `{k}`?"))
-                        }
-                    };
-                    self.sink.push(
-                        node.pos,
-                        &format!("{path}.distribution"),
-                        format!("unknown distribution `{d}`"),
-                        hint,
-                    );
-                    return None;
-                }
-                Some((d, node.pos))
-            }
-            None => None,
-        };
+        let distribution = self.distribution(path, &entries)?;
+        if !self.one_form(path, spec, &entries) {
+            return None;
+        }
         let dist = distribution.as_ref().map(|(d, _)| d.as_str());
+        let range_keys = ["distribution", "grid_points"];
+        if let Some((_, node)) = entries.get("value") {
+            self.only_with_range(path, &entries, &range_keys, dist, "constant");
+            return self.value_axis(run_key, path, node);
+        }
+        if let Some((_, node)) = entries.get("values") {
+            self.only_with_range(path, &entries, &range_keys, dist, "categorical");
+            return self.values_axis(run_key, path, node);
+        }
+        self.range_axis(run_key, path, spec, &entries, distribution)
+    }
+
+    /// The `distribution` of a spec with its position: `Some(None)` when absent, `None` when it is
+    /// not one cg knows (reported).
+    fn distribution(&mut self, path: &str, entries: &Spec<'_>) -> Option<Option<(String, Pos)>> {
+        let Some((_, node)) = entries.get("distribution") else {
+            return Some(None);
+        };
+        let d = self.string(node, &format!("{path}.distribution"))?;
+        if !DISTRIBUTIONS.contains(&d.as_str()) {
+            self.sink.push(
+                node.pos,
+                &format!("{path}.distribution"),
+                format!("unknown distribution `{d}`"),
+                distribution_hint(&d),
+            );
+            return None;
+        }
+        Some(Some((d, node.pos)))
+    }
+
+    /// Whether a spec gives its values in exactly one form; reported otherwise.
+    fn one_form(&mut self, path: &str, spec: &Node, entries: &Spec<'_>) -> bool {
         let forms = ["value", "values", "min"]
             .iter()
             .filter(|k| entries.contains_key(*k))
@@ -303,62 +310,79 @@ impl Loader<'_> {
                 },
                 Some("write one of `{value: x}`, `{values: [x, y]}`, `{min: a, max: b}`".into()),
             );
+        }
+        forms == 1
+    }
+
+    /// `{value: x}`: set in every job, not an axis of the sweep (W&B's `constant`).
+    fn value_axis(&mut self, run_key: &str, path: &str, node: &Node) -> Option<Axis> {
+        let json = self.leaf(run_key, &format!("{path}.value"), node)?;
+        let choice = self.single(run_key, json);
+        Some(self.new_axis(run_key, true, AxisKind::Values(vec![choice])))
+    }
+
+    /// `{values: [x, y]}`: one of the listed values (W&B's `categorical`), none twice.
+    fn values_axis(&mut self, run_key: &str, path: &str, node: &Node) -> Option<Axis> {
+        let items = self.list(node, &format!("{path}.values"), "[0.5, 1.0]")?;
+        if items.is_empty() {
+            self.sink.error(
+                node.pos,
+                &format!("{path}.values"),
+                "empty list: the sweep would have no jobs",
+            );
             return None;
         }
-
-        if let Some((_, node)) = get("value") {
-            self.only_with_range(
-                path,
-                &entries,
-                &["distribution", "grid_points"],
-                dist,
-                "constant",
-            );
-            let json = self.leaf(run_key, &format!("{path}.value"), node)?;
-            let choice = self.choice(json.clone(), vec![(run_key.into(), json)]);
-            return Some(self.new_axis(run_key, true, AxisKind::Values(vec![choice])));
-        }
-        if let Some((_, node)) = get("values") {
-            self.only_with_range(
-                path,
-                &entries,
-                &["distribution", "grid_points"],
-                dist,
-                "categorical",
-            );
-            let items = self.list(node, &format!("{path}.values"), "[0.5, 1.0]")?;
-            if items.is_empty() {
-                self.sink.error(
-                    node.pos,
-                    &format!("{path}.values"),
-                    "empty list: the sweep would have no jobs",
+        let mut choices: Vec<Choice> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let shown = format!("{path}.values[{i}]");
+            let Some(json) = self.leaf(run_key, &shown, item) else {
+                continue;
+            };
+            if choices.iter().any(|c| same_value(&c.shown, &json)) {
+                self.sink.push(
+                    item.pos,
+                    &shown,
+                    format!("{json} is listed twice"),
+                    Some("jobs would repeat".into()),
                 );
-                return None;
+                continue;
             }
-            let mut choices: Vec<Choice> = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let shown = format!("{path}.values[{i}]");
-                let Some(json) = self.leaf(run_key, &shown, item) else {
-                    continue;
-                };
-                if choices.iter().any(|c| same_value(&c.shown, &json)) {
-                    self.sink.push(
-                        item.pos,
-                        &shown,
-                        format!("{json} is listed twice"),
-                        Some("jobs would repeat".into()),
-                    );
-                    continue;
-                }
-                choices.push(self.choice(json.clone(), vec![(run_key.into(), json)]));
-            }
-            return Some(self.new_axis(run_key, false, AxisKind::Values(choices)));
+            choices.push(self.single(run_key, json));
         }
+        Some(self.new_axis(run_key, false, AxisKind::Values(choices)))
+    }
 
-        // A range.
-        let (Some((_, min_node)), Some((_, max_node))) = (get("min"), get("max")) else {
-            let (key, _) = get("min")
-                .or(get("max"))
+    /// `{min: a, max: b}`: an integer range or a float one, by its distribution.
+    fn range_axis(
+        &mut self,
+        run_key: &str,
+        path: &str,
+        spec: &Node,
+        entries: &Spec<'_>,
+        distribution: Option<(String, Pos)>,
+    ) -> Option<Axis> {
+        let range = self.range(run_key, path, spec, entries, distribution)?;
+        let grid_points = self.grid_points(path, entries)?;
+        if range.dist == "int_uniform" {
+            return self.int_range_axis(run_key, path, spec, &range, grid_points);
+        }
+        self.float_range_axis(run_key, path, spec, &range, grid_points)
+    }
+
+    /// The bounds of a range and the distribution they are drawn from, checked against the key.
+    fn range<'n>(
+        &mut self,
+        run_key: &str,
+        path: &str,
+        spec: &Node,
+        entries: &Spec<'n>,
+        distribution: Option<(String, Pos)>,
+    ) -> Option<Range<'n>> {
+        let (Some((_, min_node)), Some((_, max_node))) = (entries.get("min"), entries.get("max"))
+        else {
+            let (key, _) = entries
+                .get("min")
+                .or(entries.get("max"))
                 .expect("one of min/max is present");
             self.sink
                 .error(key.pos, path, "a range needs both `min` and `max`");
@@ -366,9 +390,47 @@ impl Loader<'_> {
         };
         let fractions = takes_fractions(run_key);
         let both_int = is_int(min_node) && is_int(max_node);
-        let dist = match dist {
-            Some(d) => d.to_string(),
-            None if both_int && !fractions => "int_uniform".into(),
+        let dist = self.range_distribution(path, distribution, both_int && !fractions)?;
+        let (min, max) = self.bounds(run_key, path, min_node, max_node)?;
+        if dist != "int_uniform" && !fractions {
+            self.sink.push(
+                spec.pos,
+                path,
+                format!("`{dist}` gives fractional values but `{run_key}` takes whole numbers"),
+                Some("use `distribution: int_uniform` or `values`".into()),
+            );
+            return None;
+        }
+        if dist == "log_uniform_values" && min <= 0.0 {
+            self.sink.push(
+                min_node.pos,
+                &format!("{path}.min"),
+                format!("log_uniform_values needs min > 0, got {min}"),
+                None,
+            );
+            return None;
+        }
+        Some(Range {
+            min,
+            max,
+            dist,
+            both_int,
+            min_node,
+            max_node,
+        })
+    }
+
+    /// The distribution of a range: the one given (not `categorical` or `constant`, which go
+    /// with `values`), else `int_uniform` for whole bounds of a whole-number key, else `uniform`.
+    fn range_distribution(
+        &mut self,
+        path: &str,
+        distribution: Option<(String, Pos)>,
+        whole: bool,
+    ) -> Option<String> {
+        let dist = match &distribution {
+            Some((d, _)) => d.clone(),
+            None if whole => "int_uniform".into(),
             None => "uniform".into(),
         };
         if matches!(dist.as_str(), "categorical" | "constant") {
@@ -381,6 +443,17 @@ impl Loader<'_> {
             );
             return None;
         }
+        Some(dist)
+    }
+
+    /// `min` and `max` as numbers, each a valid value of the key, in order.
+    fn bounds(
+        &mut self,
+        run_key: &str,
+        path: &str,
+        min_node: &Node,
+        max_node: &Node,
+    ) -> Option<(f64, f64)> {
         let min = self.number(min_node, &format!("{path}.min"));
         let max = self.number(max_node, &format!("{path}.max"));
         let (min, max) = (min?, max?);
@@ -402,73 +475,86 @@ impl Loader<'_> {
             );
             return None;
         }
-        if dist != "int_uniform" && !fractions {
-            self.sink.push(
-                spec.pos,
-                path,
-                format!("`{dist}` gives fractional values but `{run_key}` takes whole numbers"),
-                Some("use `distribution: int_uniform` or `values`".into()),
-            );
-            return None;
-        }
-        if dist == "log_uniform_values" && min <= 0.0 {
-            self.sink.push(
-                min_node.pos,
-                &format!("{path}.min"),
-                format!("log_uniform_values needs min > 0, got {min}"),
-                None,
-            );
-            return None;
-        }
-        let grid_points = match get("grid_points") {
-            Some((key, node)) => match self.uint(node, &format!("{path}.grid_points")) {
-                Some(n) if n > MAX_GRID_POINTS => {
-                    self.sink.push(
-                        node.pos,
-                        &format!("{path}.grid_points"),
-                        format!("must be at most {MAX_GRID_POINTS}, got {n}"),
-                        None,
-                    );
-                    return None;
-                }
-                Some(n) if n >= 2 => Some((n as usize, key.pos)),
-                Some(n) => {
-                    self.sink.push(
-                        node.pos,
-                        &format!("{path}.grid_points"),
-                        format!("must be at least 2, got {n}"),
-                        Some("for one value write `value:`".into()),
-                    );
-                    return None;
-                }
-                None => return None,
-            },
-            None => None,
+        Some((min, max))
+    }
+
+    /// `grid_points` of a range: `Some(None)` when absent, `None` when out of bounds (reported).
+    fn grid_points(&mut self, path: &str, entries: &Spec<'_>) -> Option<Option<usize>> {
+        let Some((_, node)) = entries.get("grid_points") else {
+            return Some(None);
         };
-        if dist == "int_uniform" {
-            if !both_int {
-                let node = if is_int(min_node) { max_node } else { min_node };
-                self.sink
-                    .error(node.pos, path, "int_uniform needs whole-number bounds");
-                return None;
+        match self.uint(node, &format!("{path}.grid_points"))? {
+            n if n > MAX_GRID_POINTS => {
+                self.sink.push(
+                    node.pos,
+                    &format!("{path}.grid_points"),
+                    format!("must be at most {MAX_GRID_POINTS}, got {n}"),
+                    None,
+                );
+                None
             }
-            let (Some(lo), Some(hi)) = (int_of(min_node), int_of(max_node)) else {
-                self.sink
-                    .error(spec.pos, path, "bounds out of range for int_uniform");
-                return None;
-            };
-            let kind = match grid_points {
-                Some((n, _)) if self.grid => AxisKind::Values(
-                    int_grid(lo, hi, n)
-                        .into_iter()
-                        .map(|v| self.choice(Json::from(v), vec![(run_key.into(), Json::from(v))]))
-                        .collect(),
-                ),
-                _ => AxisKind::IntRange { min: lo, max: hi },
-            };
-            return Some(self.new_axis(run_key, false, kind));
+            n if n >= 2 => Some(Some(n as usize)),
+            n => {
+                self.sink.push(
+                    node.pos,
+                    &format!("{path}.grid_points"),
+                    format!("must be at least 2, got {n}"),
+                    Some("for one value write `value:`".into()),
+                );
+                None
+            }
         }
-        let log = dist == "log_uniform_values";
+    }
+
+    /// `int_uniform`: every integer from `min` to `max` (a search draws one), or `grid_points`
+    /// of them in a grid.
+    fn int_range_axis(
+        &mut self,
+        run_key: &str,
+        path: &str,
+        spec: &Node,
+        range: &Range<'_>,
+        grid_points: Option<usize>,
+    ) -> Option<Axis> {
+        if !range.both_int {
+            let node = if is_int(range.min_node) {
+                range.max_node
+            } else {
+                range.min_node
+            };
+            self.sink
+                .error(node.pos, path, "int_uniform needs whole-number bounds");
+            return None;
+        }
+        let (Some(lo), Some(hi)) = (int_of(range.min_node), int_of(range.max_node)) else {
+            self.sink
+                .error(spec.pos, path, "bounds out of range for int_uniform");
+            return None;
+        };
+        let kind = match grid_points {
+            Some(n) if self.grid => AxisKind::Values(
+                int_grid(lo, hi, n)
+                    .into_iter()
+                    .map(|v| self.single(run_key, Json::from(v)))
+                    .collect(),
+            ),
+            _ => AxisKind::IntRange { min: lo, max: hi },
+        };
+        Some(self.new_axis(run_key, false, kind))
+    }
+
+    /// `uniform` or `log_uniform_values`: drawn from the range by a search, `grid_points` values
+    /// (spaced evenly or geometrically) in a grid.
+    fn float_range_axis(
+        &mut self,
+        run_key: &str,
+        path: &str,
+        spec: &Node,
+        range: &Range<'_>,
+        grid_points: Option<usize>,
+    ) -> Option<Axis> {
+        let (min, max) = (range.min, range.max);
+        let log = range.dist == "log_uniform_values";
         if !self.grid {
             let kind = if log {
                 AxisKind::LogUniform { min, max }
@@ -477,7 +563,7 @@ impl Loader<'_> {
             };
             return Some(self.new_axis(run_key, false, kind));
         }
-        let Some((n, _)) = grid_points else {
+        let Some(n) = grid_points else {
             self.sink.push(
                 spec.pos,
                 path,
@@ -488,7 +574,7 @@ impl Loader<'_> {
         };
         let choices = float_grid(min, max, n, log)
             .into_iter()
-            .map(|v| self.choice(Json::from(v), vec![(run_key.into(), Json::from(v))]))
+            .map(|v| self.single(run_key, Json::from(v)))
             .collect();
         Some(self.new_axis(run_key, false, AxisKind::Values(choices)))
     }
@@ -558,6 +644,36 @@ impl Loader<'_> {
             }
         }
         out
+    }
+}
+
+/// The entries of one parameter spec, by key.
+type Spec<'n> = HashMap<&'n str, (&'n Key, &'n Node)>;
+
+/// The checked bounds of a `min`/`max` parameter and its distribution.
+struct Range<'n> {
+    min: f64,
+    max: f64,
+    dist: String,
+    both_int: bool,
+    min_node: &'n Node,
+    max_node: &'n Node,
+}
+
+/// A hint for a distribution cg does not know.
+fn distribution_hint(d: &str) -> Option<String> {
+    match d {
+        "log_uniform" => Some("cg takes the bounds themselves: use `log_uniform_values`".into()),
+        "q_uniform"
+        | "q_log_uniform"
+        | "q_log_uniform_values"
+        | "normal"
+        | "log_normal"
+        | "q_normal" => Some(format!("one of {}", DISTRIBUTIONS[..3].join(", "))),
+        other => {
+            let known: Vec<String> = DISTRIBUTIONS.iter().map(|s| s.to_string()).collect();
+            cg_core::closest(other, &known).map(|k| format!("did you mean `{k}`?"))
+        }
     }
 }
 

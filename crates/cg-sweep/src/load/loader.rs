@@ -113,6 +113,11 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// A choice that sets one key to one value, shown as that value.
+    pub(super) fn single(&self, run_key: &str, value: Json) -> Choice {
+        self.choice(value.clone(), vec![(run_key.into(), value)])
+    }
+
     pub(super) fn string(&mut self, node: &Node, key: &str) -> Option<String> {
         match &node.value {
             Value::Str(s) => Some(s.clone()),

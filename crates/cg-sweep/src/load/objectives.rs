@@ -10,6 +10,7 @@ use crate::keys::METRICS;
 use crate::yaml::{Key, Node, join, unique_entries};
 
 impl Loader<'_> {
+    /// `objectives`: what the sweep measures, each metric once (the defaults when absent).
     pub(super) fn objectives(&mut self, node: Option<&Node>) -> Vec<Objective> {
         let Some(node) = node else {
             return SweepInfo::default_objectives();
@@ -29,83 +30,107 @@ impl Loader<'_> {
                 Some("leave `objectives` out for the defaults".into()),
             );
         }
-        let metrics: Vec<String> = METRICS.iter().map(|s| s.to_string()).collect();
-        let mut out = Vec::new();
         // The metrics named so far, in order.
         let mut seen: Vec<String> = Vec::new();
+        let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let path = format!("objectives[{i}]");
-            let Some(entries) = self.map(item, &path) else {
-                continue;
-            };
-            let (mut metric, mut direction) = (None, None);
-            for (key, value) in unique_entries(entries) {
-                let key_path = join(&path, &key.name);
-                match key.name.as_str() {
-                    "metric" => {
-                        let Some(m) = self.string(value, &key_path) else {
-                            continue;
-                        };
-                        if let Some(first) = seen.iter().position(|s| *s == m) {
-                            self.sink.push(
-                                value.pos,
-                                &key_path,
-                                format!("`{m}` is an objective already (objectives[{first}])"),
-                                Some("name each metric once".into()),
-                            );
-                        }
-                        seen.push(m.clone());
-                        if METRICS.contains(&m.as_str()) {
-                            metric = Some(m);
-                        } else {
-                            let hint = cg_core::closest(&m, &metrics)
-                                .map(|k| format!("did you mean `{k}`?"))
-                                .unwrap_or_else(|| format!("one of {}", METRICS.join(", ")));
-                            self.sink.push(
-                                value.pos,
-                                &key_path,
-                                format!("unknown metric `{m}`"),
-                                Some(hint),
-                            );
-                            metric = Some(String::new());
-                        }
-                    }
-                    "direction" => match self.string(value, &key_path).as_deref() {
-                        Some("maximize") => direction = Some(Direction::Maximize),
-                        Some("minimize") => direction = Some(Direction::Minimize),
-                        Some(other) => {
-                            self.sink.push(
-                                value.pos,
-                                &key_path,
-                                format!("unknown direction `{other}`"),
-                                Some("`maximize` or `minimize`".into()),
-                            );
-                            direction = Some(Direction::Maximize);
-                        }
-                        None => direction = Some(Direction::Maximize),
-                    },
-                    other => {
-                        let hint = match other {
-                            "goal" | "dir" => Some("did you mean `direction`?".to_string()),
-                            "name" => Some("did you mean `metric`?".to_string()),
-                            _ => None,
-                        };
-                        self.sink.push(key.pos, &key_path, "unknown key", hint);
+            out.extend(self.objective(i, item, &mut seen));
+        }
+        out
+    }
+
+    /// One entry of `objectives`, `{metric, direction}`; `None` when it is incomplete (reported).
+    fn objective(&mut self, i: usize, item: &Node, seen: &mut Vec<String>) -> Option<Objective> {
+        let path = format!("objectives[{i}]");
+        let entries = self.map(item, &path)?;
+        let (mut metric, mut direction) = (None, None);
+        for (key, value) in unique_entries(entries) {
+            let key_path = join(&path, &key.name);
+            match key.name.as_str() {
+                "metric" => {
+                    if let Some(m) = self.objective_metric(value, &key_path, seen) {
+                        metric = Some(m);
                     }
                 }
+                "direction" => direction = Some(self.direction(value, &key_path)),
+                other => {
+                    let hint = match other {
+                        "goal" | "dir" => Some("did you mean `direction`?".to_string()),
+                        "name" => Some("did you mean `metric`?".to_string()),
+                        _ => None,
+                    };
+                    self.sink.push(key.pos, &key_path, "unknown key", hint);
+                }
             }
-            match (metric, direction) {
-                (Some(metric), Some(direction)) => out.push(Objective { metric, direction }),
-                (None, _) => self.sink.error(item.pos, &path, "missing `metric`"),
-                (_, None) => self.sink.push(
+        }
+        match (metric, direction) {
+            (Some(metric), Some(direction)) => Some(Objective { metric, direction }),
+            (None, _) => {
+                self.sink.error(item.pos, &path, "missing `metric`");
+                None
+            }
+            (_, None) => {
+                self.sink.push(
                     item.pos,
                     &path,
                     "missing `direction`",
                     Some("`maximize` or `minimize`".into()),
-                ),
+                );
+                None
             }
         }
-        out
+    }
+
+    /// The `metric` of an objective, one of [`METRICS`] named once; an unknown one is reported
+    /// and read as `""`. `None` when it is not a string (reported).
+    fn objective_metric(
+        &mut self,
+        value: &Node,
+        key_path: &str,
+        seen: &mut Vec<String>,
+    ) -> Option<String> {
+        let m = self.string(value, key_path)?;
+        if let Some(first) = seen.iter().position(|s| *s == m) {
+            self.sink.push(
+                value.pos,
+                key_path,
+                format!("`{m}` is an objective already (objectives[{first}])"),
+                Some("name each metric once".into()),
+            );
+        }
+        seen.push(m.clone());
+        if METRICS.contains(&m.as_str()) {
+            return Some(m);
+        }
+        let metrics: Vec<String> = METRICS.iter().map(|s| s.to_string()).collect();
+        let hint = cg_core::closest(&m, &metrics)
+            .map(|k| format!("did you mean `{k}`?"))
+            .unwrap_or_else(|| format!("one of {}", METRICS.join(", ")));
+        self.sink.push(
+            value.pos,
+            key_path,
+            format!("unknown metric `{m}`"),
+            Some(hint),
+        );
+        Some(String::new())
+    }
+
+    /// The `direction` of an objective; one that is unknown or not a string is reported and read
+    /// as `maximize`.
+    fn direction(&mut self, value: &Node, key_path: &str) -> Direction {
+        match self.string(value, key_path).as_deref() {
+            Some("minimize") => Direction::Minimize,
+            Some("maximize") | None => Direction::Maximize,
+            Some(other) => {
+                self.sink.push(
+                    value.pos,
+                    key_path,
+                    format!("unknown direction `{other}`"),
+                    Some("`maximize` or `minimize`".into()),
+                );
+                Direction::Maximize
+            }
+        }
     }
 
     /// `reference_point`: one number per objective, each one that some result can beat.
