@@ -5,6 +5,7 @@ use cg_core::JobSpec;
 use serde_json::Value as Json;
 
 use crate::id::SHORT_ID_LEN;
+use crate::sweep::Sweep;
 
 /// A table of jobs: the short id, then one column per axis: `preset` first, `train.seed` last, the others
 /// in between by name (`JobSpec.params` does not keep file order; see [`plan_table_with_axes`]). Columns
@@ -63,7 +64,7 @@ pub fn plan_table_with_axes(jobs: &[JobSpec], axes: &[String]) -> String {
 
 /// For a `method: mo-asha` sweep, its rungs on one line: the epochs each trains to and how many
 /// configurations it can hold (fewer where jobs fail); `None` for the other methods.
-pub fn rungs_line(sweep: &crate::Sweep) -> Option<String> {
+pub fn rungs_line(sweep: &Sweep) -> Option<String> {
     let settings = sweep.search_settings()?;
     let rungs: Vec<String> = settings
         .rung_plan()

@@ -17,9 +17,9 @@ use cg_core::{
 use serde_json::{Map, Value as Json};
 
 use crate::diag::Pos;
+use crate::error::{Error, Result};
 use crate::id::{data_fingerprint, id_from_settings, job_id};
 use crate::keys::PRESET_AXIS;
-use crate::{Error, Result};
 
 /// Sweeps larger than this need explicit confirmation (`cg sweep --yes`).
 pub const DEFAULT_JOB_LIMIT: usize = 10_000;
