@@ -24,7 +24,8 @@ pub fn load_run_file(path: &Path) -> Result<RunConfig, Diagnostics> {
 pub fn load_run_file_with(path: &Path, options: &LoadOptions) -> Result<RunConfig, Diagnostics> {
     let origin = path.display().to_string();
     let bytes = read_file(path, &origin)?;
-    load_run_bytes(&bytes, &origin, &base_dir_of(path), options)
+    let base_dir = base_dir_of(path);
+    load_run_bytes(&bytes, &origin, &base_dir, options)
 }
 
 /// Loads run-file text; `origin_name` names it in diagnostics, `base_dir` anchors a relative data path.

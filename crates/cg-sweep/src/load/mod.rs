@@ -29,7 +29,8 @@ use crate::yaml::{Key, Node, unique_entries};
 pub fn load_sweep(path: &Path, options: &LoadOptions) -> Result<Sweep, Diagnostics> {
     let origin = path.display().to_string();
     let bytes = read_file(path, &origin)?;
-    load_sweep_bytes(&bytes, &origin, &base_dir_of(path), options)
+    let base_dir = base_dir_of(path);
+    load_sweep_bytes(&bytes, &origin, &base_dir, options)
 }
 
 /// Loads sweep text; `origin_name` names it in diagnostics (its stem is the default sweep name),
