@@ -24,7 +24,7 @@ pub use error::{Error, Result};
 pub use id::{JOB_ID_LEN, SHORT_ID_LEN, data_fingerprint, job_id};
 pub use keys::{DISTRIBUTIONS, METRICS, PARAMETER_KEYS, PRESET_AXIS, RUN_SECTIONS, SWEEP_KEYS};
 pub use load::{load_sweep, load_sweep_str};
-pub use plan::{plan_table, plan_table_with_axes, rungs_line};
+pub use plan::{plan_table, plan_table_with_axes, rungs_line, space_table};
 pub use run::{load_run_file, load_run_file_with, load_run_str, load_run_str_with};
 pub use schema::json_schema;
 pub use source::{LoadOptions, open_regular};
