@@ -44,13 +44,12 @@ impl Loader<'_> {
     pub(super) fn baseline(&mut self, node: Option<&Node>) -> Option<Choice> {
         let node = node?;
         if node.is_null() {
-            self.sink.push(
+            return self.reject(
                 node.pos,
                 "baseline",
                 "empty baseline",
                 Some("give it settings, e.g. `{model.kind: resnet}`".into()),
             );
-            return None;
         }
         let mut settings = Vec::new();
         self.settings(node, "", "baseline", &mut settings);
@@ -151,13 +150,12 @@ impl Loader<'_> {
                 Value::Seq(_) => "write `{values: [...]}`",
                 _ => "write `{value: ...}`, `{values: [...]}` or `{min: ..., max: ...}`",
             };
-            self.sink.push(
+            return self.reject(
                 spec.pos,
                 path,
                 format!("wrong type: expected a mapping, found {}", spec.kind_name()),
                 Some(hint.into()),
             );
-            return None;
         };
         let mut out = HashMap::new();
         let mut unknown = false;
@@ -281,13 +279,12 @@ impl Loader<'_> {
         };
         let d = self.string(node, &format!("{path}.distribution"))?;
         if !DISTRIBUTIONS.contains(&d.as_str()) {
-            self.sink.push(
+            return self.reject(
                 node.pos,
                 &format!("{path}.distribution"),
                 format!("unknown distribution `{d}`"),
                 distribution_hint(&d),
             );
-            return None;
         }
         Some(Some((d, node.pos)))
     }
@@ -325,12 +322,12 @@ impl Loader<'_> {
     fn values_axis(&mut self, run_key: &str, path: &str, node: &Node) -> Option<Axis> {
         let items = self.list(node, &format!("{path}.values"), "[0.5, 1.0]")?;
         if items.is_empty() {
-            self.sink.error(
+            return self.reject(
                 node.pos,
                 &format!("{path}.values"),
                 "empty list: the sweep would have no jobs",
+                None,
             );
-            return None;
         }
         let mut choices: Vec<Choice> = Vec::new();
         for (i, item) in items.iter().enumerate() {
@@ -361,12 +358,12 @@ impl Loader<'_> {
         entries: &Spec<'_>,
         distribution: Option<(String, Pos)>,
     ) -> Option<Axis> {
-        let range = self.range(run_key, path, spec, entries, distribution)?;
-        let grid_points = self.grid_points(path, entries)?;
+        let mut range = self.range(run_key, path, spec, entries, distribution)?;
+        range.grid_points = self.grid_points(path, entries)?;
         if range.dist == "int_uniform" {
-            return self.int_range_axis(run_key, path, spec, &range, grid_points);
+            return self.int_range_axis(run_key, path, &range);
         }
-        self.float_range_axis(run_key, path, spec, &range, grid_points)
+        self.float_range_axis(run_key, path, &range)
     }
 
     /// The bounds of a range and the distribution they are drawn from, checked against the key.
@@ -384,31 +381,27 @@ impl Loader<'_> {
                 .get("min")
                 .or(entries.get("max"))
                 .expect("one of min/max is present");
-            self.sink
-                .error(key.pos, path, "a range needs both `min` and `max`");
-            return None;
+            return self.reject(key.pos, path, "a range needs both `min` and `max`", None);
         };
         let fractions = takes_fractions(run_key);
         let both_int = is_int(min_node) && is_int(max_node);
         let dist = self.range_distribution(path, distribution, both_int && !fractions)?;
         let (min, max) = self.bounds(run_key, path, min_node, max_node)?;
         if dist != "int_uniform" && !fractions {
-            self.sink.push(
+            return self.reject(
                 spec.pos,
                 path,
                 format!("`{dist}` gives fractional values but `{run_key}` takes whole numbers"),
                 Some("use `distribution: int_uniform` or `values`".into()),
             );
-            return None;
         }
         if dist == "log_uniform_values" && min <= 0.0 {
-            self.sink.push(
+            return self.reject(
                 min_node.pos,
                 &format!("{path}.min"),
                 format!("log_uniform_values needs min > 0, got {min}"),
                 None,
             );
-            return None;
         }
         Some(Range {
             min,
@@ -417,6 +410,8 @@ impl Loader<'_> {
             both_int,
             min_node,
             max_node,
+            spec_pos: spec.pos,
+            grid_points: None,
         })
     }
 
@@ -435,13 +430,12 @@ impl Loader<'_> {
         };
         if matches!(dist.as_str(), "categorical" | "constant") {
             let (_, pos) = distribution.expect("given");
-            self.sink.push(
+            return self.reject(
                 pos,
                 &format!("{path}.distribution"),
                 format!("`{dist}` goes with `values`/`value`, not `min`/`max`"),
                 None,
             );
-            return None;
         }
         Some(dist)
     }
@@ -467,13 +461,12 @@ impl Loader<'_> {
             return None;
         }
         if min > max {
-            self.sink.push(
+            return self.reject(
                 min_node.pos,
                 &format!("{path}.min"),
                 format!("min ({min}) is greater than max ({max})"),
                 Some("swap them".into()),
             );
-            return None;
         }
         Some((min, max))
     }
@@ -508,30 +501,29 @@ impl Loader<'_> {
 
     /// `int_uniform`: every integer from `min` to `max` (a search draws one), or `grid_points`
     /// of them in a grid.
-    fn int_range_axis(
-        &mut self,
-        run_key: &str,
-        path: &str,
-        spec: &Node,
-        range: &Range<'_>,
-        grid_points: Option<usize>,
-    ) -> Option<Axis> {
+    fn int_range_axis(&mut self, run_key: &str, path: &str, range: &Range<'_>) -> Option<Axis> {
         if !range.both_int {
             let node = if is_int(range.min_node) {
                 range.max_node
             } else {
                 range.min_node
             };
-            self.sink
-                .error(node.pos, path, "int_uniform needs whole-number bounds");
-            return None;
+            return self.reject(
+                node.pos,
+                path,
+                "int_uniform needs whole-number bounds",
+                None,
+            );
         }
         let (Some(lo), Some(hi)) = (int_of(range.min_node), int_of(range.max_node)) else {
-            self.sink
-                .error(spec.pos, path, "bounds out of range for int_uniform");
-            return None;
+            return self.reject(
+                range.spec_pos,
+                path,
+                "bounds out of range for int_uniform",
+                None,
+            );
         };
-        let kind = match grid_points {
+        let kind = match range.grid_points {
             Some(n) if self.grid => AxisKind::Values(
                 int_grid(lo, hi, n)
                     .into_iter()
@@ -545,14 +537,7 @@ impl Loader<'_> {
 
     /// `uniform` or `log_uniform_values`: drawn from the range by a search, `grid_points` values
     /// (spaced evenly or geometrically) in a grid.
-    fn float_range_axis(
-        &mut self,
-        run_key: &str,
-        path: &str,
-        spec: &Node,
-        range: &Range<'_>,
-        grid_points: Option<usize>,
-    ) -> Option<Axis> {
+    fn float_range_axis(&mut self, run_key: &str, path: &str, range: &Range<'_>) -> Option<Axis> {
         let (min, max) = (range.min, range.max);
         let log = range.dist == "log_uniform_values";
         if !self.grid {
@@ -563,14 +548,13 @@ impl Loader<'_> {
             };
             return Some(self.new_axis(run_key, false, kind));
         }
-        let Some(n) = grid_points else {
-            self.sink.push(
-                spec.pos,
+        let Some(n) = range.grid_points else {
+            return self.reject(
+                range.spec_pos,
                 path,
                 format!("a grid cannot enumerate the continuous range {min}..{max}"),
                 Some("add `grid_points: N`, list `values`, or use `method: random`".into()),
             );
-            return None;
         };
         let choices = float_grid(min, max, n, log)
             .into_iter()
@@ -658,6 +642,10 @@ struct Range<'n> {
     both_int: bool,
     min_node: &'n Node,
     max_node: &'n Node,
+    /// The position of the whole spec.
+    spec_pos: Pos,
+    /// `grid_points`, when given.
+    grid_points: Option<usize>,
 }
 
 /// A hint for a distribution cg does not know.

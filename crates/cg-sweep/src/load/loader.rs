@@ -113,6 +113,18 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// Reports a problem that ends the reading of a value: `None`, whatever was being read.
+    pub(super) fn reject<T>(
+        &mut self,
+        pos: Pos,
+        key: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Option<T> {
+        self.sink.push(pos, key, message, hint);
+        None
+    }
+
     /// A choice that sets one key to one value, shown as that value.
     pub(super) fn single(&self, run_key: &str, value: Json) -> Choice {
         self.choice(value.clone(), vec![(run_key.into(), value)])
@@ -239,12 +251,10 @@ impl<'a> Loader<'a> {
     /// One value for a run-file leaf: type-checked, range-checked against the base, data path resolved.
     pub(super) fn leaf(&mut self, run_key: &str, shown: &str, node: &Node) -> Option<Json> {
         let Some(mut json) = node.to_json() else {
-            self.sink.error(node.pos, shown, "not a finite number");
-            return None;
+            return self.reject(node.pos, shown, "not a finite number", None);
         };
         if let Some((message, hint)) = type_problem(&self.base, run_key, &json) {
-            self.sink.push(node.pos, shown, message, hint);
-            return None;
+            return self.reject(node.pos, shown, message, hint);
         }
         if run_key == "dataset.path"
             && let Some(path) = json.as_str()
