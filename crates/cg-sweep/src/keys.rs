@@ -1,6 +1,8 @@
-//! What cg-sweep knows of the run-file schema, derived from cg-core at run time (never copied): which
-//! dotted keys exist, which are leaves, what type a leaf takes, and how to check one value for one key.
-//! Messages from serde are reworded here for people who write YAML, not Rust.
+//! What cg-sweep knows of the keys of its files: the top-level vocabulary of run and sweep files
+//! (sections, sweep keys, parameter keys, distributions, metrics), and the run-file schema, derived
+//! from cg-core at run time (never copied): which dotted keys exist, which are leaves, what type a
+//! leaf takes, and how to check one value for one key. Messages from serde are reworded here for
+//! people who write YAML, not Rust.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;

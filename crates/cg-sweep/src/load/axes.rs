@@ -14,6 +14,7 @@ use crate::sweep::{Axis, AxisKind, Choice, MAX_GRID_POINTS};
 use crate::yaml::{Key, Node, Value, join, unique_entries};
 
 impl Loader<'_> {
+    /// `presets`: named settings for a `preset` axis.
     pub(super) fn presets(&mut self, node: Option<&Node>) -> Presets {
         let mut out = Presets::new();
         let Some(node) = node else {
@@ -182,6 +183,7 @@ impl Loader<'_> {
         (!unknown).then_some(out)
     }
 
+    /// The `preset` axis: presets named in `values` (or one `value`), each defined and listed once.
     pub(super) fn preset_axis(
         &mut self,
         path: &str,
@@ -588,6 +590,7 @@ impl Loader<'_> {
         }
     }
 
+    /// `seeds`: training seeds, each once; every point is trained with each.
     pub(super) fn seeds(&mut self, node: Option<&Node>, axes: &[(Axis, Pos)]) -> Vec<u64> {
         let Some(node) = node else {
             return Vec::new();

@@ -13,6 +13,7 @@ use crate::sweep::{Axis, MAX_JOBS, Method};
 use crate::yaml::{Key, Node, Value, unique_entries};
 
 impl Loader<'_> {
+    /// `name`: a usable sweep name, the file's stem when absent.
     pub(super) fn name(&mut self, entry: Option<(&Key, &Node)>, origin: &str) -> String {
         let (name, pos) = match entry {
             Some((_, node)) => match self.string(node, "name") {
@@ -48,6 +49,7 @@ impl Loader<'_> {
         name
     }
 
+    /// `method` (`grid` when absent); `None` when it is unknown (reported).
     pub(super) fn method(&mut self, entry: Option<(&Key, &Node)>) -> Option<Method> {
         let Some((_, node)) = entry else {
             return Some(Method::Grid);
@@ -78,6 +80,7 @@ impl Loader<'_> {
         }
     }
 
+    /// `n_samples`: required by `method: random` and `mo-asha`, refused by a grid (0 then).
     pub(super) fn n_samples(&mut self, method: Method, entry: Option<(&Key, &Node)>) -> usize {
         match (method, entry) {
             (Method::Random | Method::MoAsha, Some((_, node))) => {
