@@ -1,11 +1,18 @@
-//! `cg sweep plan|schema`.
+//! `cg sweep plan|submit|pause|resume|cancel|delete|schema`: glue between the sweep file (cg-sweep),
+//! the search (cg-search) and the store. The plan of a grid or random sweep lists its jobs; the
+//! plan of a `method: mo-asha` sweep describes its search instead, whose jobs are decided as
+//! results arrive.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use anyhow::Result;
-use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, load_sweep, plan_table_with_axes, rungs_line};
+use cg_search::SearchSpec;
+use cg_sweep::{
+    DEFAULT_JOB_LIMIT, LoadOptions, Sweep, load_sweep, plan_table, plan_table_with_axes,
+    rungs_line, space_table,
+};
 use clap::Subcommand;
 
 use crate::util::EXIT_INVALID;
@@ -43,31 +50,7 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
             file,
             no_data_check,
             yes,
-        } => {
-            let opts = LoadOptions {
-                no_data_check,
-                env: None,
-            };
-            let sweep = match load_sweep(&file, &opts) {
-                Ok(s) => s,
-                Err(d) => {
-                    eprintln!("{d}");
-                    return Ok(ExitCode::from(EXIT_INVALID));
-                }
-            };
-            // Counted before anything is expanded.
-            if !yes && let Err(e) = sweep.check_job_limit(DEFAULT_JOB_LIMIT) {
-                eprintln!("error: {e}; pass --yes to list them anyway");
-                return Ok(ExitCode::from(EXIT_INVALID));
-            }
-            let jobs = sweep.expand();
-            println!("sweep `{}`: {} job(s)", sweep.name(), jobs.len());
-            if let Some(line) = rungs_line(&sweep) {
-                println!("{line}");
-            }
-            print!("{}", plan_table_with_axes(&jobs, &sweep.axes()));
-            Ok(ExitCode::SUCCESS)
-        }
+        } => plan(&file, no_data_check, yes),
         SweepCommand::Submit(a) => crate::run_cmd::submit_cmd(a),
         SweepCommand::Pause(a) => crate::status_cmd::pause(a),
         SweepCommand::Resume(a) => crate::status_cmd::resume(a),
@@ -81,6 +64,71 @@ pub fn run(cmd: SweepCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// How many of a search's first draws `cg sweep plan` lists.
+const DRAWS_SHOWN: usize = 10;
+
+/// `cg sweep plan FILE`.
+fn plan(file: &std::path::Path, no_data_check: bool, yes: bool) -> Result<ExitCode> {
+    let opts = LoadOptions {
+        no_data_check,
+        env: None,
+    };
+    let sweep = match load_sweep(file, &opts) {
+        Ok(s) => s,
+        Err(d) => {
+            eprintln!("{d}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    // Counted before anything is expanded.
+    if !yes && let Err(e) = sweep.check_job_limit(DEFAULT_JOB_LIMIT) {
+        eprintln!("error: {e}; pass --yes to list them anyway");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    match cg_daemon::search_spec(&sweep) {
+        Some(spec) => print!("{}", search_plan(&sweep, &spec)),
+        None => {
+            let jobs = sweep.expand();
+            println!("sweep `{}`: {} job(s)", sweep.name(), jobs.len());
+            print!("{}", plan_table_with_axes(&jobs, &sweep.axes()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan of a `method: mo-asha` sweep: the search, its space, rungs and budget, the first
+/// configurations it draws (as the jobs of the first rung, with their ids), and its baseline.
+fn search_plan(sweep: &Sweep, spec: &SearchSpec) -> String {
+    let settings = &spec.settings;
+    let mut out = format!(
+        "sweep `{}`: {}\n",
+        sweep.name(),
+        cg_search::search_line(settings)
+    );
+    out.extend(space_table(sweep));
+    out.extend(rungs_line(sweep).map(|line| line + "\n"));
+    out.push_str(&cg_search::budget_line(settings));
+    out.push('\n');
+    let draws = cg_search::first_draws(spec);
+    let rungs = settings.fidelity.rungs();
+    // A job of the first rung stops at its epochs, unless that rung is the whole schedule.
+    let stop = (rungs.len() > 1).then(|| rungs[0]);
+    let jobs: Vec<_> = draws
+        .iter()
+        .take(DRAWS_SHOWN)
+        .filter_map(|point| sweep.job_at(point, stop))
+        .collect();
+    out.push_str(&cg_search::draws_heading(jobs.len(), draws.len(), rungs[0]));
+    out.push('\n');
+    out.push_str(&plan_table_with_axes(&jobs, &sweep.axes()));
+    let baseline = sweep.baseline_jobs();
+    if !baseline.is_empty() {
+        out.push_str("baseline (the whole schedule, beside the search):\n");
+        out.push_str(&plan_table(&baseline));
+    }
+    out
 }
 
 /// `cg sweep delete NAME`.

@@ -427,3 +427,110 @@ fn a_libtorch_build_trains_on_libtorch_and_records_it() {
         );
     }
 }
+
+/// Issue 22, item 8: the plan of a `method: mo-asha` sweep describes its search (space, rungs,
+/// budget, first draws) instead of listing random draws as if they were its jobs.
+#[test]
+fn sweep_plan_describes_a_mo_asha_search() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = cg(
+        &[
+            "sweep",
+            "plan",
+            "experiments/fashion-mnist.yaml",
+            "--no-data-check",
+        ],
+        &root,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "sweep `fashion-mnist`: mo-asha search of 27 configurations (sampler nsga2, seed 0)",
+        "space (27 points):",
+        "  gate.threshold     one of 1.0, 1.2, 1.4",
+        "  loss.flops_weight  one of 0.25, 0.5, 1.0",
+        "  loss.flops_target  one of 0, 0.5, 0.7",
+        "rungs (eta 3): 1 epoch (up to 27 configurations), 3 epochs (up to 9), 9 epochs (up to 3)",
+        "budget: at most 63 epochs if every rung fills; the grid of all 27 points to 9 epochs \
+         would take 243",
+        "first draws (9 of the 9 drawn before any result; each trains 1 epoch at the first rung):",
+        "id          gate.threshold  loss.flops_weight  loss.flops_target",
+        "baseline (the whole schedule, beside the search):",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in\n{stdout}");
+    }
+    assert!(!stdout.contains("job(s)"), "{stdout}");
+}
+
+/// A tiny search with continuous and integer axes, drawn by `sampler: random`.
+const TINY_SEARCH: &str = "\
+name: tiny-search
+method: mo-asha
+n_samples: 6
+sampler: random
+seed: 7
+fidelity: {min_epochs: 2, max_epochs: 4, eta: 2}
+reference_point: [0.1, 0.0]
+dataset: {kind: synthetic}
+parameters:
+  train.lr: {min: 0.001, max: 0.1, distribution: log_uniform_values}
+  model.width: {min: 4, max: 8}
+  gate.mode: {values: [ctrl, cir]}
+";
+
+/// The draws that `cg sweep plan` lists are the search's first draws, as the jobs of its first
+/// rung (the same ids the daemon submits).
+#[test]
+fn sweep_plan_lists_the_searchs_first_draws() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tiny.yaml"), TINY_SEARCH).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for (file, cwd) in [
+        ("tiny.yaml", dir.path()),
+        ("experiments/fashion-mnist.yaml", root.as_path()),
+    ] {
+        let out = cg(&["sweep", "plan", file, "--no-data-check"], cwd);
+        assert!(out.status.success(), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let listed: Vec<&str> = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("first draws"))
+            .skip(2)
+            .take_while(|l| !l.starts_with("baseline"))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        let sweep =
+            cg_sweep::load_sweep(&cwd.join(file), &cg_sweep::LoadOptions::no_data_check()).unwrap();
+        let spec = cg_daemon::search_spec(&sweep).unwrap();
+        let rungs = spec.settings.fidelity.rungs();
+        let search = cg_search::Search::new(spec);
+        let drawn: Vec<String> = search
+            .decisions()
+            .iter()
+            .filter(|d| matches!(d.action, cg_search::Action::Draw { .. }))
+            .take(listed.len())
+            .map(|d| {
+                let job = sweep.job_at(search.point(d.config).unwrap(), Some(rungs[0]));
+                job.unwrap().id[..cg_sweep::SHORT_ID_LEN].to_string()
+            })
+            .collect();
+        assert!(listed.len() >= 5, "{stdout}");
+        assert_eq!(listed, drawn, "{stdout}");
+    }
+    let out = cg(&["sweep", "plan", "tiny.yaml"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "sweep `tiny-search`: mo-asha search of 6 configurations (sampler random, seed 7)",
+        "space (continuous):",
+        "  train.lr     log-uniform in [0.001, 0.1]",
+        "  model.width  an integer in 4..=8",
+        "  gate.mode    one of ctrl, cir",
+        "rungs (eta 2): 2 epochs (up to 6 configurations), 4 epochs (up to 3)",
+        "budget: at most 18 epochs if every rung fills; 6 configurations to 4 epochs each would \
+         take 24",
+        "first draws (6 of the 6 drawn before any result; each trains 2 epochs at the first rung):",
+        "id          train.lr    model.width  gate.mode",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in\n{stdout}");
+    }
+}

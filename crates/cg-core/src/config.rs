@@ -481,14 +481,25 @@ impl RunConfig {
     }
 
     /// Every value that lies outside its allowed range; empty when the configuration is usable.
+    /// Checked section by section, in a fixed order.
     pub fn problems(&self) -> Vec<Problem> {
-        let mut out = Vec::new();
-        let mut bad = |key: &str, message: String| {
-            out.push(Problem {
-                key: key.to_string(),
-                message,
-            })
-        };
+        let mut out = Problems::default();
+        if let Some(s) = &self.dataset.synthetic {
+            out.synthetic(s);
+        }
+        out.sizes(self.sizes());
+        out.model(&self.model);
+        out.gate(&self.gate);
+        out.loss(&self.loss);
+        out.train(&self.train);
+        if self.dataset.kind != DatasetKind::Synthetic && self.dataset.path.is_none() {
+            out.bad("dataset.path", "required for this dataset kind");
+        }
+        out.0
+    }
+
+    /// Each size of the configuration with its key and its upper bound ([`limits`]).
+    fn sizes(&self) -> Vec<(&'static str, usize, usize)> {
         let m = &self.model;
         let t = &self.train;
         let mut sizes = vec![
@@ -526,175 +537,8 @@ impl RunConfig {
                 ("dataset.synthetic.side", s.side, limits::SIDE),
                 ("dataset.synthetic.classes", s.classes, limits::DATA_CLASSES),
             ]);
-            for (key, v) in [
-                ("dataset.synthetic.n_train", s.n_train),
-                ("dataset.synthetic.n_test", s.n_test),
-                ("dataset.synthetic.channels", s.channels),
-                ("dataset.synthetic.side", s.side),
-            ] {
-                if v == 0 {
-                    bad(key, "must be at least 1".into());
-                }
-            }
-            if s.classes < 2 {
-                bad(
-                    "dataset.synthetic.classes",
-                    format!("must be at least 2, got {}", s.classes),
-                );
-            }
-            // In u128: the product of these sizes (each at most a usize) cannot overflow it.
-            // One prototype image per class is generated besides the samples.
-            let pixels = (s.channels as u128) * (s.side as u128) * (s.side as u128);
-            let total = pixels * (s.n_train as u128 + s.n_test as u128 + s.classes as u128);
-            if total > u128::from(limits::SYNTHETIC_VALUES) {
-                bad(
-                    "dataset.synthetic",
-                    format!(
-                        "(n_train + n_test + classes) × channels × side² is {total} values, more \
-                         than the {} that cg generates in memory",
-                        limits::SYNTHETIC_VALUES
-                    ),
-                );
-            }
         }
-        for (key, value, max) in sizes {
-            if value > max {
-                bad(key, format!("must be at most {max}, got {value}"));
-            }
-        }
-        if m.depth < 8 || !(m.depth - 2).is_multiple_of(6) {
-            bad(
-                "model.depth",
-                format!(
-                    "must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {}",
-                    m.depth
-                ),
-            );
-        }
-        if m.width == 0 {
-            bad("model.width", "must be at least 1".into());
-        }
-        if let Some(c) = m.in_channels
-            && c == 0
-        {
-            bad("model.in_channels", "must be at least 1".into());
-        }
-        if m.num_classes < 2 {
-            bad(
-                "model.num_classes",
-                format!("must be at least 2, got {}", m.num_classes),
-            );
-        }
-        let g = &self.gate;
-        if !(0.0..=2.0).contains(&g.threshold) {
-            bad(
-                "gate.threshold",
-                format!("CIR lies in [0, 2], so θ must too; got {}", g.threshold),
-            );
-        }
-        if !(g.p_threshold > 0.0 && g.p_threshold < 1.0) {
-            bad(
-                "gate.p_threshold",
-                format!("must lie strictly between 0 and 1, got {}", g.p_threshold),
-            );
-        }
-        for (key, v) in [("gate.tau_start", g.tau_start), ("gate.tau_end", g.tau_end)] {
-            if !(v > 0.0 && v.is_finite()) {
-                bad(key, format!("temperature must be > 0, got {v}"));
-            }
-        }
-        if !g.cir_scale.is_finite() {
-            bad("gate.cir_scale", "must be finite".into());
-        }
-        if g.controller_hidden == 0 {
-            bad("gate.controller_hidden", "must be at least 1".into());
-        }
-        let l = &self.loss;
-        for (key, v) in [
-            ("loss.flops_weight", l.flops_weight),
-            ("loss.cons_weight", l.cons_weight),
-            ("loss.cons_sigma", l.cons_sigma),
-        ] {
-            if !(v >= 0.0 && v.is_finite()) {
-                bad(key, format!("must be >= 0, got {v}"));
-            }
-        }
-        if !(0.0..1.0).contains(&l.flops_target) {
-            bad(
-                "loss.flops_target",
-                format!(
-                    "executed fraction target must lie in [0, 1), got {}",
-                    l.flops_target
-                ),
-            );
-        }
-        if !(0.0 <= l.ramp_start && l.ramp_start <= l.ramp_end && l.ramp_end <= 1.0) {
-            bad(
-                "loss.ramp_start",
-                format!(
-                    "need 0 <= ramp_start <= ramp_end <= 1, got {} and {}",
-                    l.ramp_start, l.ramp_end
-                ),
-            );
-        }
-        if t.epochs < 1 {
-            bad("train.epochs", "must be at least 1".into());
-        }
-        if t.batch_size < 2 {
-            bad(
-                "train.batch_size",
-                format!(
-                    "must be at least 2 (batch norm needs two images per batch), got {}",
-                    t.batch_size
-                ),
-            );
-        }
-        if let Some(lr) = t.lr
-            && !(lr > 0.0 && lr.is_finite())
-        {
-            bad("train.lr", format!("must be > 0, got {lr}"));
-        }
-        if !(0.0..1.0).contains(&t.momentum) {
-            bad(
-                "train.momentum",
-                format!("must lie in [0, 1), got {}", t.momentum),
-            );
-        }
-        if t.weight_decay.is_nan() || t.weight_decay < 0.0 {
-            bad(
-                "train.weight_decay",
-                format!("must be >= 0, got {}", t.weight_decay),
-            );
-        }
-        if !(0.0..1.0).contains(&t.warmup) {
-            bad(
-                "train.warmup",
-                format!("fraction of training must lie in [0, 1), got {}", t.warmup),
-            );
-        }
-        for (key, v) in [
-            ("train.limit_train", t.limit_train),
-            ("train.limit_test", t.limit_test),
-        ] {
-            if matches!(v, Some(0 | 1)) {
-                bad(
-                    key,
-                    "must be at least 2 when given (batch norm needs two images per batch)".into(),
-                );
-            }
-        }
-        if let Some(s) = t.stop_after
-            && !(1..=t.epochs).contains(&s)
-        {
-            bad(
-                "train.stop_after",
-                format!("must lie in 1..=train.epochs ({}), got {s}", t.epochs),
-            );
-        }
-        if self.dataset.kind != DatasetKind::Synthetic && self.dataset.path.is_none() {
-            bad("dataset.path", "required for this dataset kind".into());
-        }
-        out
+        sizes
     }
 
     /// Sets one dotted key (`gate.threshold`) to a value; the result must still fit the schema.
@@ -728,6 +572,210 @@ impl RunConfig {
         let mut out = serde_json::Map::new();
         diff_leaves("", &self.to_json(), &defaults, &mut out);
         out
+    }
+}
+
+/// The problems of a configuration as [`RunConfig::problems`] finds them, one section at a time.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn bad(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// `dataset.synthetic`: sizes of at least 1, two classes, and what it makes fits in memory.
+    fn synthetic(&mut self, s: &SyntheticSpec) {
+        for (key, v) in [
+            ("dataset.synthetic.n_train", s.n_train),
+            ("dataset.synthetic.n_test", s.n_test),
+            ("dataset.synthetic.channels", s.channels),
+            ("dataset.synthetic.side", s.side),
+        ] {
+            if v == 0 {
+                self.bad(key, "must be at least 1");
+            }
+        }
+        if s.classes < 2 {
+            self.bad(
+                "dataset.synthetic.classes",
+                format!("must be at least 2, got {}", s.classes),
+            );
+        }
+        // In u128: the product of these sizes (each at most a usize) cannot overflow it.
+        // One prototype image per class is generated besides the samples.
+        let pixels = (s.channels as u128) * (s.side as u128) * (s.side as u128);
+        let total = pixels * (s.n_train as u128 + s.n_test as u128 + s.classes as u128);
+        if total > u128::from(limits::SYNTHETIC_VALUES) {
+            self.bad(
+                "dataset.synthetic",
+                format!(
+                    "(n_train + n_test + classes) × channels × side² is {total} values, more \
+                     than the {} that cg generates in memory",
+                    limits::SYNTHETIC_VALUES
+                ),
+            );
+        }
+    }
+
+    /// Each size above its upper bound.
+    fn sizes(&mut self, sizes: Vec<(&'static str, usize, usize)>) {
+        for (key, value, max) in sizes {
+            if value > max {
+                self.bad(key, format!("must be at most {max}, got {value}"));
+            }
+        }
+    }
+
+    /// `model`: a CIFAR ResNet depth, a width, channels and classes.
+    fn model(&mut self, m: &ModelSpec) {
+        if m.depth < 8 || !(m.depth - 2).is_multiple_of(6) {
+            self.bad(
+                "model.depth",
+                format!(
+                    "must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {}",
+                    m.depth
+                ),
+            );
+        }
+        if m.width == 0 {
+            self.bad("model.width", "must be at least 1");
+        }
+        if let Some(c) = m.in_channels
+            && c == 0
+        {
+            self.bad("model.in_channels", "must be at least 1");
+        }
+        if m.num_classes < 2 {
+            self.bad(
+                "model.num_classes",
+                format!("must be at least 2, got {}", m.num_classes),
+            );
+        }
+    }
+
+    /// `gate`: the threshold within CIR's range, a probability, positive temperatures.
+    fn gate(&mut self, g: &GateSpec) {
+        if !(0.0..=2.0).contains(&g.threshold) {
+            self.bad(
+                "gate.threshold",
+                format!("CIR lies in [0, 2], so θ must too; got {}", g.threshold),
+            );
+        }
+        if !(g.p_threshold > 0.0 && g.p_threshold < 1.0) {
+            self.bad(
+                "gate.p_threshold",
+                format!("must lie strictly between 0 and 1, got {}", g.p_threshold),
+            );
+        }
+        for (key, v) in [("gate.tau_start", g.tau_start), ("gate.tau_end", g.tau_end)] {
+            if !(v > 0.0 && v.is_finite()) {
+                self.bad(key, format!("temperature must be > 0, got {v}"));
+            }
+        }
+        if !g.cir_scale.is_finite() {
+            self.bad("gate.cir_scale", "must be finite");
+        }
+        if g.controller_hidden == 0 {
+            self.bad("gate.controller_hidden", "must be at least 1");
+        }
+    }
+
+    /// `loss`: weights of at least 0, a target fraction, an ordered ramp.
+    fn loss(&mut self, l: &LossSpec) {
+        for (key, v) in [
+            ("loss.flops_weight", l.flops_weight),
+            ("loss.cons_weight", l.cons_weight),
+            ("loss.cons_sigma", l.cons_sigma),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                self.bad(key, format!("must be >= 0, got {v}"));
+            }
+        }
+        if !(0.0..1.0).contains(&l.flops_target) {
+            self.bad(
+                "loss.flops_target",
+                format!(
+                    "executed fraction target must lie in [0, 1), got {}",
+                    l.flops_target
+                ),
+            );
+        }
+        if !(0.0 <= l.ramp_start && l.ramp_start <= l.ramp_end && l.ramp_end <= 1.0) {
+            self.bad(
+                "loss.ramp_start",
+                format!(
+                    "need 0 <= ramp_start <= ramp_end <= 1, got {} and {}",
+                    l.ramp_start, l.ramp_end
+                ),
+            );
+        }
+    }
+
+    /// `train`: the schedule and the optimiser, then the sample limits and the stop.
+    fn train(&mut self, t: &TrainSpec) {
+        if t.epochs < 1 {
+            self.bad("train.epochs", "must be at least 1");
+        }
+        if t.batch_size < 2 {
+            self.bad(
+                "train.batch_size",
+                format!(
+                    "must be at least 2 (batch norm needs two images per batch), got {}",
+                    t.batch_size
+                ),
+            );
+        }
+        self.optimiser(t);
+        for (key, v) in [
+            ("train.limit_train", t.limit_train),
+            ("train.limit_test", t.limit_test),
+        ] {
+            if matches!(v, Some(0 | 1)) {
+                self.bad(
+                    key,
+                    "must be at least 2 when given (batch norm needs two images per batch)",
+                );
+            }
+        }
+        if let Some(s) = t.stop_after
+            && !(1..=t.epochs).contains(&s)
+        {
+            self.bad(
+                "train.stop_after",
+                format!("must lie in 1..=train.epochs ({}), got {s}", t.epochs),
+            );
+        }
+    }
+
+    /// `train.lr`, `momentum`, `weight_decay` and `warmup`.
+    fn optimiser(&mut self, t: &TrainSpec) {
+        if let Some(lr) = t.lr
+            && !(lr > 0.0 && lr.is_finite())
+        {
+            self.bad("train.lr", format!("must be > 0, got {lr}"));
+        }
+        if !(0.0..1.0).contains(&t.momentum) {
+            self.bad(
+                "train.momentum",
+                format!("must lie in [0, 1), got {}", t.momentum),
+            );
+        }
+        if t.weight_decay.is_nan() || t.weight_decay < 0.0 {
+            self.bad(
+                "train.weight_decay",
+                format!("must be >= 0, got {}", t.weight_decay),
+            );
+        }
+        if !(0.0..1.0).contains(&t.warmup) {
+            self.bad(
+                "train.warmup",
+                format!("fraction of training must lie in [0, 1), got {}", t.warmup),
+            );
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::{LoadOptions, load_sweep_str};
+use crate::load::load_sweep_str;
+use crate::source::LoadOptions;
 
 /// What [`bench_expand`] measured.
 #[derive(Debug, Clone)]

@@ -1,12 +1,73 @@
-//! What cg-sweep knows of the run-file schema, derived from cg-core at run time (never copied): which
-//! dotted keys exist, which are leaves, what type a leaf takes, and how to check one value for one key.
-//! Messages from serde are reworded here for people who write YAML, not Rust.
+//! What cg-sweep knows of the keys of its files: the top-level vocabulary of run and sweep files
+//! (sections, sweep keys, parameter keys, distributions, metrics), and the run-file schema, derived
+//! from cg-core at run time (never copied): which dotted keys exist, which are leaves, what type a
+//! leaf takes, and how to check one value for one key. Messages from serde are reworded here for
+//! people who write YAML, not Rust.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use cg_core::{DatasetKind, DatasetSpec, RunConfig, closest, known_keys};
 use serde_json::Value as Json;
+
+/// The top-level sections of a run file.
+pub const RUN_SECTIONS: [&str; 5] = ["dataset", "model", "gate", "loss", "train"];
+
+/// The top-level keys a sweep file has besides the run sections.
+pub const SWEEP_KEYS: [&str; 13] = [
+    "name",
+    "description",
+    "method",
+    "n_samples",
+    "seed",
+    "fidelity",
+    "sampler",
+    "parameters",
+    "presets",
+    "baseline",
+    "seeds",
+    "objectives",
+    "reference_point",
+];
+
+/// The keys of one entry of `parameters`.
+pub const PARAMETER_KEYS: [&str; 6] = [
+    "value",
+    "values",
+    "min",
+    "max",
+    "distribution",
+    "grid_points",
+];
+
+/// The distributions of a `min`/`max` parameter (W&B's names), and the two that W&B writes for
+/// `values` and `value`.
+pub const DISTRIBUTIONS: [&str; 5] = [
+    "uniform",
+    "int_uniform",
+    "log_uniform_values",
+    "categorical",
+    "constant",
+];
+
+/// The metrics of cg-core's `RunResult` that an objective can name (numeric top-level fields).
+pub const METRICS: [&str; 12] = [
+    "test_acc_final",
+    "test_acc_peak",
+    "peak_epoch",
+    "macs_full",
+    "macs_executed_nominal",
+    "macs_executed_actual",
+    "savings_nominal",
+    "savings_actual",
+    "savings_measured",
+    "train_img_per_s",
+    "infer_img_per_s",
+    "wall_secs",
+];
+
+/// The axis name that picks a preset.
+pub const PRESET_AXIS: &str = "preset";
 
 /// The run-file schema as seen through cg-core's `known_keys()`.
 #[derive(Debug)]

@@ -6,42 +6,27 @@
 
 mod bench;
 mod diag;
+mod error;
 mod id;
 mod keys;
+mod load;
 mod plan;
 mod run;
 mod schema;
+mod sections;
+mod source;
 mod sweep;
 mod yaml;
 
 pub use bench::{ExpandTiming, bench_expand};
 pub use diag::{Diagnostic, Diagnostics, Pos};
+pub use error::{Error, Result};
 pub use id::{JOB_ID_LEN, SHORT_ID_LEN, data_fingerprint, job_id};
-pub use plan::{plan_table, plan_table_with_axes, rungs_line};
-pub use run::{
-    LoadOptions, RUN_SECTIONS, load_run_file, load_run_file_with, load_run_str, load_run_str_with,
-    open_regular,
-};
+pub use keys::{DISTRIBUTIONS, METRICS, PARAMETER_KEYS, PRESET_AXIS, RUN_SECTIONS, SWEEP_KEYS};
+pub use load::{load_sweep, load_sweep_str};
+pub use plan::{plan_table, plan_table_with_axes, rungs_line, space_table};
+pub use run::{load_run_file, load_run_file_with, load_run_str, load_run_str_with};
 pub use schema::json_schema;
-pub use sweep::{
-    DEFAULT_JOB_LIMIT, DISTRIBUTIONS, MAX_GRID_POINTS, MAX_JOBS, METRICS, Method, PARAMETER_KEYS,
-    PRESET_AXIS, SWEEP_KEYS, Sweep, load_sweep, load_sweep_str,
-};
+pub use source::{LoadOptions, open_regular};
+pub use sweep::{DEFAULT_JOB_LIMIT, MAX_GRID_POINTS, MAX_JOBS, Method, Sweep};
 pub use yaml::{MAX_ALIAS_REPLAYED_EVENTS, MAX_FILE_BYTES, MAX_NODES};
-
-/// Errors of cg-sweep that are not file diagnostics.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A file did not load; each problem is one line.
-    #[error("{0}")]
-    Invalid(#[from] Diagnostics),
-    /// A sweep expands to more jobs than the limit allows without confirmation.
-    #[error("sweep `{name}` expands to {count} jobs, more than the limit of {limit}")]
-    TooManyJobs {
-        name: String,
-        count: usize,
-        limit: usize,
-    },
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,10 +1,13 @@
-//! The plan of a sweep as a plain-text table: one row per job, its short id and the value of each axis.
-//! For `cg sweep --dry-run` and the like; no colours, no terminal width guessing.
+//! The plan of a sweep as plain text: a table with one row per job, its short id and the value of
+//! each axis; for a `method: mo-asha` sweep also its space (each axis with its values or
+//! distribution) and its rungs. For `cg sweep plan` and the like; no colours, no terminal width
+//! guessing.
 
 use cg_core::JobSpec;
 use serde_json::Value as Json;
 
 use crate::id::SHORT_ID_LEN;
+use crate::sweep::{Axis, AxisKind, Sweep};
 
 /// A table of jobs: the short id, then one column per axis: `preset` first, `train.seed` last, the others
 /// in between by name (`JobSpec.params` does not keep file order; see [`plan_table_with_axes`]). Columns
@@ -63,7 +66,7 @@ pub fn plan_table_with_axes(jobs: &[JobSpec], axes: &[String]) -> String {
 
 /// For a `method: mo-asha` sweep, its rungs on one line: the epochs each trains to and how many
 /// configurations it can hold (fewer where jobs fail); `None` for the other methods.
-pub fn rungs_line(sweep: &crate::Sweep) -> Option<String> {
+pub fn rungs_line(sweep: &Sweep) -> Option<String> {
     let settings = sweep.search_settings()?;
     let rungs: Vec<String> = settings
         .rung_plan()
@@ -80,6 +83,43 @@ pub fn rungs_line(sweep: &crate::Sweep) -> Option<String> {
         settings.fidelity.eta,
         rungs.join(", ")
     ))
+}
+
+/// For a `method: mo-asha` sweep, the space it searches: a heading with the number of points
+/// (or "continuous"), then one line per axis in file order with its values or distribution;
+/// `None` for the other methods. Fixed `value:` parameters are no axes and are left out.
+pub fn space_table(sweep: &Sweep) -> Option<String> {
+    let settings = sweep.search_settings()?;
+    let size = match settings.space_size() {
+        Some(n) => format!("{n} points"),
+        None => "continuous".into(),
+    };
+    let axes: Vec<&Axis> = sweep.axes.iter().filter(|a| !a.fixed).collect();
+    let width = axes
+        .iter()
+        .map(|a| a.key.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = format!("space ({size}):\n");
+    for axis in axes {
+        let line = format!("  {:width$}  {}", axis.key, described(axis));
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// An axis's values (`one of ...`) or the range it is drawn from.
+fn described(axis: &Axis) -> String {
+    match &axis.kind {
+        AxisKind::Values(choices) => {
+            let values: Vec<String> = choices.iter().map(|c| show(&c.shown)).collect();
+            format!("one of {}", values.join(", "))
+        }
+        AxisKind::IntRange { min, max } => format!("an integer in {min}..={max}"),
+        AxisKind::Uniform { min, max } => format!("uniform in [{min}, {max}]"),
+        AxisKind::LogUniform { min, max } => format!("log-uniform in [{min}, {max}]"),
+    }
 }
 
 /// A value for a table cell: strings bare, fractions to 6 significant digits.

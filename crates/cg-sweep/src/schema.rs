@@ -6,9 +6,11 @@ use serde_json::{Map, Value as Json, json};
 
 use cg_core::RunConfig;
 
-use crate::keys::{enum_variants, keys, probe_config, takes_fractions, type_problem};
-use crate::run::RUN_SECTIONS;
-use crate::sweep::{DISTRIBUTIONS, MAX_GRID_POINTS, MAX_JOBS, METRICS, PRESET_AXIS};
+use crate::keys::{
+    DISTRIBUTIONS, METRICS, PRESET_AXIS, RUN_SECTIONS, enum_variants, keys, probe_config,
+    takes_fractions, type_problem,
+};
+use crate::sweep::{MAX_GRID_POINTS, MAX_JOBS};
 
 /// The JSON Schema of a sweep file (a run file is a sweep file without the sweep keys).
 pub fn json_schema() -> Json {
