@@ -12,9 +12,10 @@ use cg_sweep::{LoadOptions, Sweep, load_sweep};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{DbArg, runtime};
+use crate::db::{DB_HELP_SHORT, DbArg, runtime};
 
 #[derive(Args, Debug)]
+#[command(mut_arg("db", |a| a.help(DB_HELP_SHORT)))]
 pub struct BenchReplayArgs {
     /// The `method: mo-asha` sweep file whose search is replayed.
     #[arg(long, default_value = "experiments/fashion-mnist.yaml")]

@@ -17,10 +17,11 @@ use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, SHORT_ID_LEN, Sweep, load_sweep};
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
+use crate::db::{DbArg, Threads, runtime_with};
 use crate::reporter::ReportSettings;
 use crate::util::{
-    BackendArgs, EXIT_INVALID, MAX_JOBS_AT_ONCE, MAX_JOBS_PER_GPU, count_in, human_secs,
-    parse_threads, provenance,
+    BackendArgs, EXIT_INVALID, MAX_JOBS_AT_ONCE, MAX_JOBS_PER_GPU, backend_of, count_in,
+    human_secs, parse_threads, provenance,
 };
 
 /// Longest `--timeout-per-job` and `--lease`: one year, far from overflowing a clock.
@@ -28,14 +29,6 @@ const MAX_SECS: u64 = 366 * 24 * 3600;
 
 /// Exit code after an interruption (Ctrl-C / SIGTERM), as shells report SIGINT.
 const EXIT_INTERRUPTED: u8 = 130;
-
-#[derive(Args, Debug, Clone)]
-pub struct DbArg {
-    /// Database: a SQLite file or a `postgres://` URL (the password is never printed; on a
-    /// shared machine pass it in CG_DB or PGPASSWORD, not here, where `ps` shows it).
-    #[arg(long, env = "CG_DB", default_value = "cg.db", hide_env_values = true)]
-    pub db: String,
-}
 
 /// A sweep file and where its jobs go: shared by `cg sweep submit` and `cg run`.
 #[derive(Args, Debug)]
@@ -124,12 +117,9 @@ pub struct JobRunnerArgs {
     pub keep_checkpoints: bool,
 }
 
+/// The runtime of these commands: workers beside progress lines, reports and signals.
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    runtime_with(Threads::Workers)
 }
 
 /// Loads and checks a sweep; `Err(code)` after printing every problem (or the job-limit refusal).
@@ -829,7 +819,7 @@ fn print_summary(records: &[JobRecord]) {
             Some(res) => (
                 format!("{:.2}%", 100.0 * res.test_acc_final),
                 format!("{:.1}%", 100.0 * res.savings_nominal),
-                crate::status_cmd::backend_of(res).to_string(),
+                backend_of(res).to_string(),
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };

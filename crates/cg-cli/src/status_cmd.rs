@@ -10,7 +10,8 @@ use cg_store::{Store, SweepStatus};
 use cg_sweep::SHORT_ID_LEN;
 use clap::Args;
 
-use crate::run_cmd::DbArg;
+use crate::db::{DbArg, runtime};
+use crate::util::backend_of;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -39,11 +40,7 @@ pub struct LogsArgs {
 }
 
 fn block_on<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(f)
+    runtime()?.block_on(f)
 }
 
 async fn open(db: &DbArg) -> Result<Store> {
@@ -348,12 +345,4 @@ fn text_from(bytes: &[u8], cut: bool) -> String {
         0
     };
     String::from_utf8_lossy(&bytes[start..]).into_owned()
-}
-
-/// The backend a result was trained with, for the tables (`-` in results from before it was kept).
-pub(crate) fn backend_of(result: &cg_core::RunResult) -> &str {
-    match result.provenance.backend.as_str() {
-        "" => "-",
-        b => b,
-    }
 }
