@@ -685,17 +685,18 @@ async fn total_counts(store: &Store) -> cg_store::StatusCounts {
     total
 }
 
+/// One event as a line on stderr (a step only updates the status line's figures).
 fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
+    if let Some(line) = event_line(event, running) {
+        eprintln!("{line}");
+    }
+    track(event, running);
+}
+
+/// Keeps the running jobs' progress: a job starts, steps, and ends one way or another.
+fn track(event: &Event, running: &mut BTreeMap<String, Running>) {
     match event {
-        Event::TakenBack { jobs, why } => {
-            eprintln!("took back {jobs} running job(s): {}", cg_core::shown(why));
-        }
-        Event::Started {
-            job,
-            attempt,
-            device,
-            ..
-        } => {
+        Event::Started { job, attempt, .. } => {
             running.insert(
                 job.clone(),
                 Running {
@@ -707,11 +708,6 @@ fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
                     img_per_s: 0.0,
                     eta_secs: 0.0,
                 },
-            );
-            eprintln!(
-                "{} started (attempt {attempt}, {})",
-                short(job),
-                cg_core::shown(device)
             );
         }
         Event::Step {
@@ -733,75 +729,89 @@ fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
                 r.eta_secs = *eta_secs;
             }
         }
+        Event::Completed { job, .. }
+        | Event::Failed { job, .. }
+        | Event::Requeued { job, .. }
+        | Event::LeaseLost { job, .. } => {
+            running.remove(job);
+        }
+        _ => {}
+    }
+}
+
+/// The line an event shows, if any (`running` gives an epoch line its images/s).
+fn event_line(event: &Event, running: &BTreeMap<String, Running>) -> Option<String> {
+    Some(match event {
+        Event::TakenBack { jobs, why } => {
+            format!("took back {jobs} running job(s): {}", cg_core::shown(why))
+        }
+        Event::Started {
+            job,
+            attempt,
+            device,
+            ..
+        } => format!(
+            "{} started (attempt {attempt}, {})",
+            short(job),
+            cg_core::shown(device)
+        ),
+        Event::Step { .. } => return None,
         Event::Epoch {
             job,
             epochs,
             record,
             ..
-        } => {
-            let rate = running.get(job).map(|r| r.img_per_s).unwrap_or(0.0);
-            eprintln!(
-                "{} epoch {}/{}  loss {:.4}  test {:.2}%  savings {:.1}%  {:.0} img/s  {}",
-                short(job),
-                record.epoch,
-                epochs,
-                record.train_loss,
-                100.0 * record.test_acc,
-                100.0 * record.savings_nominal,
-                rate,
-                human_secs(record.wall_secs)
-            );
-        }
-        Event::Note { job, message } => {
-            eprintln!("{} {}", short(job), cg_core::shown(message))
-        }
+        } => format!(
+            "{} epoch {}/{}  loss {:.4}  test {:.2}%  savings {:.1}%  {:.0} img/s  {}",
+            short(job),
+            record.epoch,
+            epochs,
+            record.train_loss,
+            100.0 * record.test_acc,
+            100.0 * record.savings_nominal,
+            running.get(job).map(|r| r.img_per_s).unwrap_or(0.0),
+            human_secs(record.wall_secs)
+        ),
+        Event::Note { job, message } => format!("{} {}", short(job), cg_core::shown(message)),
         Event::Completed {
             job,
             test_acc,
             savings_nominal,
             wall_secs,
             ..
-        } => {
-            running.remove(job);
-            eprintln!(
-                "{} completed: test {:.2}%, savings {:.1}% nominal, {}",
-                short(job),
-                100.0 * test_acc,
-                100.0 * savings_nominal,
-                human_secs(*wall_secs)
-            );
-        }
+        } => format!(
+            "{} completed: test {:.2}%, savings {:.1}% nominal, {}",
+            short(job),
+            100.0 * test_acc,
+            100.0 * savings_nominal,
+            human_secs(*wall_secs)
+        ),
         Event::Failed {
             job,
             attempt,
             error,
             status,
-        } => {
-            running.remove(job);
-            let then = if *status == JobStatus::Queued {
+        } => format!(
+            "{} attempt {attempt} failed ({}): {}",
+            short(job),
+            if *status == JobStatus::Queued {
                 "will retry"
             } else {
                 "failed"
-            };
-            eprintln!(
-                "{} attempt {attempt} failed ({then}): {}",
-                short(job),
-                cg_core::shown(error)
-            );
-        }
+            },
+            cg_core::shown(error)
+        ),
         Event::Requeued { job, attempt } => {
-            running.remove(job);
-            eprintln!(
+            format!(
                 "{} attempt {attempt} stopped; back in the queue",
                 short(job)
-            );
+            )
         }
         Event::LeaseLost { job, attempt } => {
-            running.remove(job);
-            eprintln!("{} attempt {attempt} lost its lease; dropped", short(job));
+            format!("{} attempt {attempt} lost its lease; dropped", short(job))
         }
-        Event::Warning { message } => eprintln!("warning: {}", cg_core::shown(message)),
-    }
+        Event::Warning { message } => format!("warning: {}", cg_core::shown(message)),
+    })
 }
 
 fn print_summary(records: &[JobRecord]) {
