@@ -1,4 +1,7 @@
-//! `cg report SWEEP`: reads the sweep's records, writes the report, stores the hypervolume.
+//! `cg report SWEEP`: reads the sweep's records, writes the report, stores the hypervolume. Glue:
+//! this module loads from the store (the records, a search's decisions and hypervolume history,
+//! the `--against` grid's records and the jobs of the search's space) and hands them to
+//! cg-report, which assembles every section and writes the files.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -166,144 +166,131 @@ impl ReportSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Due::{Final, Live, Nothing, Warn};
+    use SweepEnd::{FinalIsMine, NotFinished};
 
-    const EVERY: Duration = Duration::from_secs(30);
+    /// A schedule (30 s interval) with its clock; every call is about the sweep `a`.
+    struct Check {
+        start: Instant,
+        schedule: ReportSchedule,
+    }
 
-    fn at(start: Instant, secs: u64) -> Instant {
-        start + Duration::from_secs(secs)
+    impl Check {
+        fn new() -> Check {
+            let start = Instant::now();
+            Check {
+                start,
+                schedule: ReportSchedule::new(Duration::from_secs(30), start),
+            }
+        }
+
+        fn at(&self, secs: u64) -> Instant {
+            self.start + Duration::from_secs(secs)
+        }
+
+        /// What is due for `a` at `secs`, in a pass that is not the last.
+        fn due(&mut self, secs: u64, end: SweepEnd) -> Due {
+            self.schedule.due("a", self.at(secs), end, false)
+        }
+
+        fn pending(&self) -> Vec<String> {
+            self.schedule.pending()
+        }
     }
 
     #[test]
     fn a_running_sweep_is_written_at_most_once_per_interval() {
-        let start = Instant::now();
-        let mut s = ReportSchedule::new(EVERY, start);
-        s.job_event("a".into());
-        assert_eq!(s.pending(), ["a"]);
-        assert_eq!(s.due("a", start, SweepEnd::NotFinished, false), Due::Live);
+        let mut c = Check::new();
+        c.schedule.job_event("a".into());
+        assert_eq!(c.pending(), ["a"]);
+        assert_eq!(c.due(0, NotFinished), Live);
         // Written: nothing pending until a job changes again.
-        assert!(s.pending().is_empty());
-        s.job_event("a".into());
-        assert_eq!(
-            s.due("a", at(start, 10), SweepEnd::NotFinished, false),
-            Due::Nothing
-        );
-        assert_eq!(s.pending(), ["a"], "still changed, written later");
-        assert_eq!(
-            s.due("a", at(start, 30), SweepEnd::NotFinished, false),
-            Due::Live
-        );
+        assert!(c.pending().is_empty());
+        c.schedule.job_event("a".into());
+        assert_eq!(c.due(10, NotFinished), Nothing);
+        assert_eq!(c.pending(), ["a"], "still changed, written later");
+        assert_eq!(c.due(30, NotFinished), Live);
     }
 
     #[test]
     fn the_last_pass_writes_whatever_changed() {
-        let start = Instant::now();
-        let mut s = ReportSchedule::new(EVERY, start);
-        s.job_event("a".into());
-        assert_eq!(s.due("a", start, SweepEnd::NotFinished, false), Due::Live);
-        s.job_event("a".into());
-        assert_eq!(
-            s.due("a", at(start, 1), SweepEnd::NotFinished, true),
-            Due::Live
-        );
+        let mut c = Check::new();
+        c.schedule.job_event("a".into());
+        assert_eq!(c.due(0, NotFinished), Live);
+        c.schedule.job_event("a".into());
+        assert_eq!(c.schedule.due("a", c.at(1), NotFinished, true), Live);
     }
 
     #[test]
     fn a_final_report_is_written_at_once_and_then_forgotten() {
-        let start = Instant::now();
-        let mut s = ReportSchedule::new(EVERY, start);
-        s.job_event("a".into());
-        assert_eq!(s.due("a", start, SweepEnd::NotFinished, false), Due::Live);
-        s.job_event("a".into());
+        let mut c = Check::new();
+        c.schedule.job_event("a".into());
+        assert_eq!(c.due(0, NotFinished), Live);
+        c.schedule.job_event("a".into());
         // Within the interval, but final: due now.
-        assert_eq!(
-            s.due("a", at(start, 1), SweepEnd::FinalIsMine, false),
-            Due::Final
-        );
-        s.final_recorded("a");
-        assert!(s.pending().is_empty());
+        assert_eq!(c.due(1, FinalIsMine), Final);
+        c.schedule.final_recorded("a");
+        assert!(c.pending().is_empty());
         // A job of it runs again (resumed): its report is due again.
-        s.job_event("a".into());
-        assert_eq!(s.pending(), ["a"]);
+        c.schedule.job_event("a".into());
+        assert_eq!(c.pending(), ["a"]);
     }
 
     #[test]
     fn a_failed_final_report_is_retried_once_per_interval() {
-        let start = Instant::now();
-        let mut s = ReportSchedule::new(EVERY, start);
-        s.adopt("a".into());
-        assert_eq!(s.due("a", start, SweepEnd::FinalIsMine, false), Due::Final);
-        s.final_failed("a");
-        assert_eq!(s.pending(), ["a"]);
-        assert_eq!(
-            s.due("a", at(start, 29), SweepEnd::FinalIsMine, false),
-            Due::Nothing
-        );
-        assert_eq!(
-            s.due("a", at(start, 30), SweepEnd::FinalIsMine, false),
-            Due::Final
-        );
+        let mut c = Check::new();
+        c.schedule.adopt("a".into());
+        assert_eq!(c.due(0, FinalIsMine), Final);
+        c.schedule.final_failed("a");
+        assert_eq!(c.pending(), ["a"]);
+        assert_eq!(c.due(29, FinalIsMine), Nothing);
+        assert_eq!(c.due(30, FinalIsMine), Final);
     }
 
     #[test]
     fn a_final_report_not_recorded_is_written_again() {
-        let start = Instant::now();
-        let mut s = ReportSchedule::new(EVERY, start);
-        s.adopt("a".into());
-        assert_eq!(s.due("a", start, SweepEnd::FinalIsMine, false), Due::Final);
+        let mut c = Check::new();
+        c.schedule.adopt("a".into());
+        assert_eq!(c.due(0, FinalIsMine), Final);
         // Neither recorded nor failed (recording it failed): still pending, due at once.
-        assert_eq!(
-            s.due("a", at(start, 1), SweepEnd::FinalIsMine, false),
-            Due::Final
-        );
+        assert_eq!(c.due(1, FinalIsMine), Final);
     }
 
     #[test]
     fn a_final_report_elsewhere_or_a_deleted_sweep_is_forgotten() {
-        let start = Instant::now();
-        let mut s = ReportSchedule::new(EVERY, start);
-        s.job_event("a".into());
-        s.job_event("b".into());
-        assert_eq!(
-            s.due("a", start, SweepEnd::FinalElsewhere, false),
-            Due::Nothing
-        );
-        assert_eq!(s.due("b", start, SweepEnd::Deleted, false), Due::Deleted);
-        assert!(s.pending().is_empty());
+        let mut c = Check::new();
+        c.schedule.job_event("a".into());
+        c.schedule.job_event("b".into());
+        assert_eq!(c.due(0, SweepEnd::FinalElsewhere), Nothing);
+        let deleted = c.schedule.due("b", c.at(0), SweepEnd::Deleted, false);
+        assert_eq!(deleted, Due::Deleted);
+        assert!(c.pending().is_empty());
     }
 
     #[test]
     fn a_store_that_cannot_say_is_warned_about_once_per_interval() {
-        let start = Instant::now();
-        let mut s = ReportSchedule::new(EVERY, start);
-        s.job_event("a".into());
-        assert_eq!(s.due("a", start, SweepEnd::Unknown, false), Due::Warn);
-        assert_eq!(
-            s.due("a", at(start, 5), SweepEnd::Unknown, false),
-            Due::Nothing
-        );
-        assert_eq!(s.pending(), ["a"]);
-        assert_eq!(
-            s.due("a", at(start, 30), SweepEnd::Unknown, false),
-            Due::Warn
-        );
+        let mut c = Check::new();
+        c.schedule.job_event("a".into());
+        assert_eq!(c.due(0, SweepEnd::Unknown), Warn);
+        assert_eq!(c.due(5, SweepEnd::Unknown), Nothing);
+        assert_eq!(c.pending(), ["a"]);
+        assert_eq!(c.due(30, SweepEnd::Unknown), Warn);
     }
 
     #[test]
     fn finished_sweeps_are_looked_for_every_thirty_seconds() {
-        let start = Instant::now();
-        let mut s = ReportSchedule::new(EVERY, start);
-        assert!(!s.adopt_due(at(start, 29)));
-        assert!(s.adopt_due(at(start, 30)));
-        assert!(!s.adopt_due(at(start, 31)));
-        assert!(s.adopt_due(at(start, 60)));
+        let mut c = Check::new();
+        let due: Vec<bool> = [29, 30, 31, 60]
+            .map(|secs| c.schedule.adopt_due(c.at(secs)))
+            .to_vec();
+        assert_eq!(due, [false, true, false, true]);
     }
 
     #[test]
     fn a_forgotten_sweep_is_not_pending() {
-        let start = Instant::now();
-        let mut s = ReportSchedule::new(EVERY, start);
-        s.job_event("bad/name".into());
-        s.forget("bad/name");
-        assert!(s.pending().is_empty());
+        let mut c = Check::new();
+        c.schedule.job_event("bad/name".into());
+        c.schedule.forget("bad/name");
+        assert!(c.pending().is_empty());
     }
 }

@@ -3,8 +3,8 @@
 
 mod common;
 
-use cg_core::{DecisionKind, JobRecord, JobStatus};
-use cg_report::{Error, GridRecords, HvHistoryRow, SearchDecision, search_section};
+use cg_core::{DecisionKind, JobRecord, JobSpec, JobStatus, SweepInfo};
+use cg_report::{Error, GridComparison, GridRecords, HvHistoryRow, SearchDecision, search_section};
 use common::{Outcome, finished, job, params, sweep};
 use serde_json::json;
 
@@ -99,25 +99,35 @@ fn grid() -> Vec<JobRecord> {
     ]
 }
 
+/// `--against` of the search `search` (objectives and reference point of `info`) with `grid`.
+fn compare(
+    info: &SweepInfo,
+    required: &[JobSpec],
+    grid: &[JobRecord],
+    last: Option<HvHistoryRow>,
+) -> cg_report::Result<GridComparison> {
+    GridRecords {
+        grid: "grid",
+        sweep: "search",
+        info,
+        required,
+        grid_records: grid,
+        last,
+    }
+    .compare()
+}
+
 #[test]
 fn a_full_grid_gives_its_hypervolume_and_epochs_beside_the_search() {
     let info = sweep("search", &["gate.threshold"]);
     let grid = grid();
     let required: Vec<_> = grid.iter().map(|r| r.job.clone()).collect();
-    let comparison = GridRecords {
-        grid: "grid",
-        sweep: "search",
-        info: &info,
-        required: &required,
-        grid_records: &grid,
-        last: Some(HvHistoryRow {
-            seq: 7,
-            epochs_spent: 6,
-            hypervolume: 0.3,
-        }),
-    }
-    .compare()
-    .expect("a full grid");
+    let last = HvHistoryRow {
+        seq: 7,
+        epochs_spent: 6,
+        hypervolume: 0.3,
+    };
+    let comparison = compare(&info, &required, &grid, Some(last)).expect("a full grid");
     assert_eq!(comparison.grid, "grid");
     assert_eq!(comparison.grid_epochs, 10);
     assert_eq!(comparison.search_epochs, 6);
@@ -137,15 +147,7 @@ fn a_search_without_a_result_has_zero_hypervolume_and_epochs() {
     let info = sweep("search", &[]);
     let grid = grid();
     let required: Vec<_> = grid.iter().map(|r| r.job.clone()).collect();
-    let records = GridRecords {
-        grid: "grid",
-        sweep: "search",
-        info: &info,
-        required: &required,
-        grid_records: &grid,
-        last: None,
-    };
-    let comparison = records.compare().unwrap();
+    let comparison = compare(&info, &required, &grid, None).unwrap();
     assert_eq!(
         (comparison.search_hypervolume, comparison.search_epochs),
         (0.0, 0)
@@ -167,16 +169,7 @@ fn a_grid_without_every_configuration_completed_is_refused() {
     ));
     let mut required_c = required.clone();
     required_c.push(grid[2].job.clone());
-    let err = GridRecords {
-        grid: "grid",
-        sweep: "search",
-        info: &info,
-        required: &required_c,
-        grid_records: &grid,
-        last: None,
-    }
-    .compare()
-    .unwrap_err();
+    let err = compare(&info, &required_c, &grid, None).unwrap_err();
     assert!(matches!(err, Error::NotFullGrid { missing: 2, .. }));
     assert_eq!(
         err.to_string(),
@@ -192,16 +185,7 @@ fn a_grid_with_no_hypervolume_is_refused() {
     info.reference_point = vec![1.0, 1.0];
     let grid = grid();
     let required: Vec<_> = grid.iter().map(|r| r.job.clone()).collect();
-    let err = GridRecords {
-        grid: "grid",
-        sweep: "search",
-        info: &info,
-        required: &required,
-        grid_records: &grid,
-        last: None,
-    }
-    .compare()
-    .unwrap_err();
+    let err = compare(&info, &required, &grid, None).unwrap_err();
     assert_eq!(
         err.to_string(),
         "the grid `grid` has no hypervolume against the search's reference point [1.0, 1.0]: \
