@@ -156,7 +156,7 @@ impl Reporter {
     }
 
     /// The report of a running sweep.
-    async fn write_live(&mut self, name: &str) {
+    async fn write_live(&self, name: &str) {
         let out = self.dir.join(name);
         if let Err(e) = write_sweep_report_quiet(&self.store, name, &out, false).await {
             eprintln!("warning: the report of sweep `{name}` was not written: {e:#}");

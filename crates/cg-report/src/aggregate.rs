@@ -479,44 +479,42 @@ fn aggregate(
 
 /// Each gated block's gate-open rate and CIR, averaged over the runs that have the block.
 fn mean_gates(results: &[&RunResult]) -> Vec<BlockGateMean> {
-    let mut gate_sums: BTreeMap<usize, (f64, f64, usize)> = BTreeMap::new();
-    for r in results {
-        for g in &r.gates {
-            let e = gate_sums.entry(g.block_idx).or_insert((0.0, 0.0, 0));
-            e.0 += g.gate_open_rate;
-            e.1 += g.mean_cir;
-            e.2 += 1;
-        }
-    }
-    gate_sums
+    let gates = results.iter().flat_map(|r| &r.gates);
+    means_by_key(gates.map(|g| (g.block_idx, g.gate_open_rate, g.mean_cir)))
         .into_iter()
-        .map(|(block_idx, (open, cir, n))| BlockGateMean {
+        .map(|(block_idx, gate_open_rate, mean_cir, _)| BlockGateMean {
             block_idx,
-            gate_open_rate: open / n as f64,
-            mean_cir: cir / n as f64,
+            gate_open_rate,
+            mean_cir,
         })
         .collect()
 }
 
 /// Test accuracy and nominal savings per epoch, averaged over the runs that reached the epoch.
 fn mean_curve(results: &[&RunResult]) -> Vec<CurvePoint> {
-    let mut curve_sums: BTreeMap<usize, (f64, f64, usize)> = BTreeMap::new();
-    for r in results {
-        for e in &r.history {
-            let s = curve_sums.entry(e.epoch).or_insert((0.0, 0.0, 0));
-            s.0 += e.test_acc;
-            s.1 += e.savings_nominal;
-            s.2 += 1;
-        }
-    }
-    curve_sums
+    let epochs = results.iter().flat_map(|r| &r.history);
+    means_by_key(epochs.map(|e| (e.epoch, e.test_acc, e.savings_nominal)))
         .into_iter()
-        .map(|(epoch, (acc, sav, n))| CurvePoint {
+        .map(|(epoch, test_acc, savings_nominal, n_seeds)| CurvePoint {
             epoch,
-            test_acc: acc / n as f64,
-            savings_nominal: sav / n as f64,
-            n_seeds: n,
+            test_acc,
+            savings_nominal,
+            n_seeds,
         })
+        .collect()
+}
+
+/// `(key, a, b)` triples averaged per key: `(key, mean a, mean b, count)`, by key.
+fn means_by_key(values: impl Iterator<Item = (usize, f64, f64)>) -> Vec<(usize, f64, f64, usize)> {
+    let mut sums: BTreeMap<usize, (f64, f64, usize)> = BTreeMap::new();
+    for (key, a, b) in values {
+        let s = sums.entry(key).or_insert((0.0, 0.0, 0));
+        s.0 += a;
+        s.1 += b;
+        s.2 += 1;
+    }
+    sums.into_iter()
+        .map(|(key, (a, b, n))| (key, a / n as f64, b / n as f64, n))
         .collect()
 }
 
