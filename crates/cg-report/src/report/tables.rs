@@ -4,29 +4,16 @@
 use cg_core::JobRecord;
 
 use super::model::{Report, SearchSection, StoppedRun};
-use crate::aggregate::{self, Configuration};
+use crate::aggregate::{self, Configuration, METRICS};
 use crate::table::{Cell, Table};
 
-const RUN_METRICS: [&str; 12] = [
-    "test_acc_final",
-    "test_acc_peak",
-    "peak_epoch",
-    "savings_nominal",
-    "savings_actual",
-    "savings_measured",
-    "macs_full",
-    "macs_executed_nominal",
-    "macs_executed_actual",
-    "train_img_per_s",
-    "infer_img_per_s",
-    "wall_secs",
-];
-
+/// `results.csv`: one row per finished run, with its swept values and every metric.
 pub(super) fn results_table(report: &Report, columns: &[String]) -> Table {
     let mut header: Vec<String> = vec!["job_id".into(), "configuration".into(), "seed".into()];
     header.extend(columns.iter().cloned());
     header.extend(["attempts", "epochs"].map(String::from));
-    header.extend(RUN_METRICS.map(String::from));
+    // Every metric of a run, in the order of the cells below.
+    header.extend(METRICS.map(String::from));
     let mut table = Table::new(header);
     for r in &report.runs {
         let mut row = vec![
@@ -114,6 +101,7 @@ pub(super) fn stopped_table(report: &Report, search: &SearchSection) -> Table {
     table
 }
 
+/// `front.csv`: one row per configuration, with mean and std over seeds and front membership.
 pub(super) fn front_table(report: &Report, columns: &[String]) -> Table {
     let mut header: Vec<String> = vec!["configuration".into(), "label".into(), "model".into()];
     header.extend(columns.iter().cloned());
