@@ -14,6 +14,7 @@ use cg_sweep::{LoadOptions, load_sweep};
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
+use crate::db::{Threads, runtime_with};
 use crate::run_cmd::{WorkerOpts, local_options};
 use crate::util::{MAX_BENCH_JOBS, MAX_BENCH_STEPS, MAX_JOBS_AT_ONCE, count_in};
 
@@ -66,11 +67,7 @@ pub fn run(args: BenchWorkersArgs) -> Result<ExitCode> {
         args.jobs > 0 && args.steps > 0,
         "--jobs and --steps must be positive"
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = runtime_with(Threads::Workers)?;
     eprintln!(
         "cg bench-workers: {} jobs of {} step(s) (ResNet-{} width {}, batch 32, synthetic 3x32x32), backend {}, {}",
         args.jobs,

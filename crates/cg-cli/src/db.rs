@@ -1,4 +1,5 @@
-//! `cg db migrate|backup`, and opening the database for the other commands.
+//! `cg db migrate|backup`, and what every command shares to reach the database: `--db`
+//! ([`DbArg`], opening it) and the async runtime ([`runtime_with`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,10 +8,12 @@ use anyhow::{Context, Result, bail};
 use cg_store::{DatabaseUrl, Store, UrlKind};
 use clap::{Args, Subcommand};
 
-/// Where the results database is: a SQLite path or a `postgres://` URL.
+/// Where the results database is: a SQLite path or a `postgres://` URL. The commands that only
+/// read or migrate it show the shorter help [`DB_HELP_SHORT`] (`#[command(mut_arg(..))]`).
 #[derive(Args, Debug, Clone)]
 pub struct DbArg {
-    /// SQLite file or `postgres://…` URL.
+    /// Database: a SQLite file or a `postgres://` URL (the password is never printed; on a
+    /// shared machine pass it in CG_DB or PGPASSWORD, not here, where `ps` shows it).
     #[arg(long, env = "CG_DB", default_value = "cg.db", hide_env_values = true)]
     pub db: String,
 }
@@ -60,14 +63,19 @@ impl DbArg {
     }
 }
 
+/// `--db`'s help in `cg report`, `cg bench-replay` and `cg db`.
+pub const DB_HELP_SHORT: &str = "SQLite file or `postgres://…` URL";
+
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
     /// Create the database if needed and apply every migration.
+    #[command(mut_arg("db", |a| a.help(DB_HELP_SHORT)))]
     Migrate {
         #[command(flatten)]
         db: DbArg,
     },
     /// Write a consistent copy of a SQLite database (safe while workers write to it).
+    #[command(mut_arg("db", |a| a.help(DB_HELP_SHORT)))]
     Backup {
         #[command(flatten)]
         db: DbArg,
@@ -76,11 +84,35 @@ pub enum DbCommand {
     },
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
+/// The threads of a command's async runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// One thread: the commands that talk to the database and wait.
+    Current,
+    /// Two worker threads: the commands that run workers beside their progress lines, reports
+    /// and signal handling.
+    Workers,
+}
+
+/// The async runtime of a command (every command builds its runtime here).
+pub fn runtime_with(threads: Threads) -> Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        Threads::Current => tokio::runtime::Builder::new_current_thread(),
+        Threads::Workers => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+    };
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// The one-thread runtime ([`Threads::Current`]).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    runtime_with(Threads::Current)
 }
 
 pub fn run(cmd: DbCommand) -> Result<ExitCode> {

@@ -12,9 +12,10 @@ use cg_sweep::{LoadOptions, Sweep, load_sweep};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{DbArg, runtime};
+use crate::db::{DB_HELP_SHORT, DbArg, runtime};
 
 #[derive(Args, Debug)]
+#[command(mut_arg("db", |a| a.help(DB_HELP_SHORT)))]
 pub struct BenchReplayArgs {
     /// The `method: mo-asha` sweep file whose search is replayed.
     #[arg(long, default_value = "experiments/fashion-mnist.yaml")]
@@ -87,6 +88,47 @@ struct Line {
 }
 
 pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
+    let (sweep, mut spec) = load_search(&args)?;
+    if let Some(grid) = &args.record {
+        record_curves(&args, grid, &sweep)?;
+    }
+    let fixture = read_fixture(&args, &sweep)?;
+    let curves: Vec<Curve> = fixture
+        .configs
+        .iter()
+        .map(|c| Curve {
+            point: c.point.clone(),
+            values: c.values.clone(),
+            epoch_secs: c.epoch_secs.clone(),
+        })
+        .collect();
+    apply_what_ifs(&args, &mut spec)?;
+    if curves.is_empty() {
+        bail!("{} records no curve", args.curves.display());
+    }
+    let grid = Grid::of(&args, &spec, &curves)?;
+    if !args.json {
+        println!(
+            "replay of {} (rungs {:?}, {} workers) over {} recorded curves of `{}`: \
+             grid hypervolume {:.6}, {} epochs",
+            args.search.display(),
+            spec.settings.fidelity.rungs(),
+            args.workers,
+            curves.len(),
+            fixture.grid,
+            grid.hypervolume,
+            grid.epochs
+        );
+    }
+    let lines = replay_all(&args, &spec, &curves, &grid)?;
+    if !args.json {
+        print_table(&lines, args.goal_hv, args.goal_epochs);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--search` file and its search's settings.
+fn load_search(args: &BenchReplayArgs) -> Result<(Sweep, SearchSpec)> {
     // Recording matches the grid's jobs by id, which needs the data's fingerprint; a replay
     // needs only the search's settings.
     let options = LoadOptions {
@@ -94,23 +136,30 @@ pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
         ..LoadOptions::default()
     };
     let sweep = load_sweep(&args.search, &options).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let mut spec = cg_daemon::search_spec(&sweep)
+    let spec = cg_daemon::search_spec(&sweep)
         .with_context(|| format!("{} is not a `method: mo-asha` sweep", args.search.display()))?;
-    if let Some(grid) = &args.record {
-        let fixture = runtime()?.block_on(record(&args.db, grid, &sweep))?;
-        let text = serde_json::to_string_pretty(&fixture)? + "\n";
-        if let Some(dir) = args.curves.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        std::fs::write(&args.curves, text)
-            .with_context(|| format!("cannot write {}", args.curves.display()))?;
-        eprintln!(
-            "recorded {} curves of `{grid}` into {}",
-            fixture.configs.len(),
-            args.curves.display()
-        );
+    Ok((sweep, spec))
+}
+
+/// `--record GRID`: writes the grid's curves from `--db` into the `--curves` file.
+fn record_curves(args: &BenchReplayArgs, grid: &str, sweep: &Sweep) -> Result<()> {
+    let fixture = runtime()?.block_on(record(&args.db, grid, sweep))?;
+    let text = serde_json::to_string_pretty(&fixture)? + "\n";
+    if let Some(dir) = args.curves.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    std::fs::write(&args.curves, text)
+        .with_context(|| format!("cannot write {}", args.curves.display()))?;
+    eprintln!(
+        "recorded {} curves of `{grid}` into {}",
+        fixture.configs.len(),
+        args.curves.display()
+    );
+    Ok(())
+}
+
+/// The `--curves` file, refused when it records other objectives than the search's.
+fn read_fixture(args: &BenchReplayArgs, sweep: &Sweep) -> Result<Fixture> {
     let text = std::fs::read_to_string(&args.curves)
         .with_context(|| format!("cannot read the curves {}", args.curves.display()))?;
     let fixture: Fixture = serde_json::from_str(&text)
@@ -125,15 +174,11 @@ pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
             metrics
         );
     }
-    let curves: Vec<Curve> = fixture
-        .configs
-        .iter()
-        .map(|c| Curve {
-            point: c.point.clone(),
-            values: c.values.clone(),
-            epoch_secs: c.epoch_secs.clone(),
-        })
-        .collect();
+    Ok(fixture)
+}
+
+/// `--min-epochs` and `--eta` in place of the file's, refused when the schedule no longer holds.
+fn apply_what_ifs(args: &BenchReplayArgs, spec: &mut SearchSpec) -> Result<()> {
     let fidelity = &mut spec.settings.fidelity;
     if let Some(m) = args.min_epochs {
         fidelity.min_epochs = m;
@@ -141,57 +186,69 @@ pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
     if let Some(eta) = args.eta {
         fidelity.eta = eta;
     }
-    let max_epochs = fidelity.max_epochs;
-    let settings = &spec.settings;
-    if let Some(why) = settings.schedule_problem() {
+    if let Some(why) = spec.settings.schedule_problem() {
         bail!("{} with --min-epochs/--eta: {why}", args.search.display());
     }
-    if curves.is_empty() {
-        bail!("{} records no curve", args.curves.display());
+    Ok(())
+}
+
+/// The full grid over the recorded curves: what every replay is a share of.
+struct Grid {
+    hypervolume: f64,
+    epochs: usize,
+    /// Wall-clock seconds with `--workers` jobs at once (0 when the curves record no time).
+    secs: f64,
+}
+
+impl Grid {
+    fn of(args: &BenchReplayArgs, spec: &SearchSpec, curves: &[Curve]) -> Result<Grid> {
+        let max_epochs = spec.settings.fidelity.max_epochs;
+        let hypervolume = grid_hypervolume(spec, curves);
+        // Shares of a zero hypervolume would print as NaN.
+        if hypervolume.is_nan() || hypervolume <= 0.0 {
+            bail!(
+                "the grid's hypervolume is zero against the reference point {:?} of {}: none of \
+                 the recorded configurations is better than it in every objective, so no share of \
+                 it can be computed",
+                spec.reference_point,
+                args.search.display()
+            );
+        }
+        let secs = curves
+            .iter()
+            .map(|c| c.epoch_secs.iter().take(max_epochs).sum::<f64>())
+            .sum::<f64>()
+            / args.workers.max(1) as f64;
+        Ok(Grid {
+            hypervolume,
+            epochs: curves.len() * max_epochs,
+            secs,
+        })
     }
-    let grid_hv = grid_hypervolume(&spec, &curves);
-    // Shares of a zero hypervolume would print as NaN.
-    if grid_hv.is_nan() || grid_hv <= 0.0 {
-        bail!(
-            "the grid's hypervolume is zero against the reference point {:?} of {}: none of \
-             the recorded configurations is better than it in every objective, so no share of \
-             it can be computed",
-            spec.reference_point,
-            args.search.display()
-        );
-    }
-    let grid_epochs = curves.len() * max_epochs;
-    let grid_secs: f64 = curves
-        .iter()
-        .map(|c| c.epoch_secs.iter().take(max_epochs).sum::<f64>())
-        .sum::<f64>()
-        / args.workers.max(1) as f64;
-    if !args.json {
-        println!(
-            "replay of {} (rungs {:?}, {} workers) over {} recorded curves of `{}`: \
-             grid hypervolume {grid_hv:.6}, {grid_epochs} epochs",
-            args.search.display(),
-            spec.settings.fidelity.rungs(),
-            args.workers,
-            curves.len(),
-            fixture.grid
-        );
-    }
+}
+
+/// Every replay, both samplers, seeds 0..`--seeds`; with `--json`, each printed as it ends.
+fn replay_all(
+    args: &BenchReplayArgs,
+    spec: &SearchSpec,
+    curves: &[Curve],
+    grid: &Grid,
+) -> Result<Vec<Line>> {
     let mut lines = Vec::new();
     for (sampler, name) in [(Sampler::Random, "random"), (Sampler::Nsga2, "nsga2")] {
         for seed in 0..args.seeds {
             let mut s: SearchSpec = spec.clone();
             s.settings.sampler = sampler;
             s.settings.seed = seed;
-            let sim = simulate(s, &curves, args.workers)
+            let sim = simulate(s, curves, args.workers)
                 .with_context(|| format!("replay with sampler {name}, seed {seed}"))?;
             let line = Line {
                 sampler: name,
                 seed,
-                hv_share: sim.hypervolume / grid_hv,
-                epochs_share: sim.epochs_spent as f64 / grid_epochs as f64,
+                hv_share: sim.hypervolume / grid.hypervolume,
+                epochs_share: sim.epochs_spent as f64 / grid.epochs as f64,
                 // `None` (JSON null, "n/a") when the curves record no time.
-                wall_share: (grid_secs > 0.0).then(|| sim.wall_secs / grid_secs),
+                wall_share: (grid.secs > 0.0).then(|| sim.wall_secs / grid.secs),
                 top: sim.top,
                 finished: sim.finished,
             };
@@ -201,10 +258,7 @@ pub fn run(args: BenchReplayArgs) -> Result<ExitCode> {
             lines.push(line);
         }
     }
-    if !args.json {
-        print_table(&lines, args.goal_hv, args.goal_epochs);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(lines)
 }
 
 fn print_table(lines: &[Line], goal_hv: f64, goal_epochs: f64) {

@@ -1,18 +1,22 @@
-//! `cg report SWEEP`: reads the sweep's records, writes the report, stores the hypervolume.
+//! `cg report SWEEP`: reads the sweep's records, writes the report, stores the hypervolume. Glue:
+//! this module loads from the store (the records, a search's decisions and hypervolume history,
+//! the `--against` grid's records and the jobs of the search's space) and hands them to
+//! cg-report, which assembles every section and writes the files.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use cg_report::{
-    GridComparison, Progress, ReportOptions, SearchSection, StoppedRun, WriteOptions, build_report,
-    write_report_with,
+    GridComparison, GridRecords, HvHistoryRow, Progress, ReportOptions, SearchDecision,
+    SearchSection, WriteOptions, build_report, write_report_with,
 };
 use clap::Args;
 
-use crate::db::{DbArg, runtime};
+use crate::db::{DB_HELP_SHORT, DbArg, runtime};
 
 #[derive(Args, Debug)]
+#[command(mut_arg("db", |a| a.help(DB_HELP_SHORT)))]
 pub struct ReportArgs {
     /// The sweep's name.
     pub sweep: String,
@@ -43,30 +47,42 @@ pub struct Extras {
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     // The preface is read, capped, before anything else is done.
-    let mut extras = Extras::default();
-    if let Some(path) = &args.preface {
-        let bytes = crate::util::read_capped(path, crate::util::MAX_PREFACE_BYTES, "the preface")?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| anyhow::anyhow!("the preface {} is not UTF-8 text", path.display()))?;
-        extras.preface = paragraphs(&text);
-    }
+    let mut extras = Extras {
+        preface: read_preface(args.preface.as_deref())?,
+        against: None,
+    };
     runtime()?.block_on(async {
         let store = args.db.open_existing_or_read_only().await?;
         if let Some(grid) = &args.against {
-            let other = match &args.against_db {
-                Some(url) => DbArg { db: url.clone() }
-                    .open_existing_or_read_only()
-                    .await
-                    .with_context(|| format!("cannot open the database of `{grid}`"))?,
-                None => args.db.open_existing_or_read_only().await?,
-            };
-            extras.against = Some((other, grid.clone()));
+            extras.against = Some((open_against(&args, grid).await?, grid.clone()));
         }
         let out = report_dir(&args.sweep, args.out.clone())?;
         write_sweep_report_with(&store, &args.sweep, &out, true, &extras).await?;
         println!("{}", out.join("report.md").display());
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The paragraphs of `--preface FILE` (none without it).
+fn read_preface(path: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let bytes = crate::util::read_capped(path, crate::util::MAX_PREFACE_BYTES, "the preface")?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("the preface {} is not UTF-8 text", path.display()))?;
+    Ok(paragraphs(&text))
+}
+
+/// The database that holds the `--against` grid: `--against-db`, or the report's own.
+async fn open_against(args: &ReportArgs, grid: &str) -> Result<cg_store::Store> {
+    match &args.against_db {
+        Some(url) => DbArg { db: url.clone() }
+            .open_existing_or_read_only()
+            .await
+            .with_context(|| format!("cannot open the database of `{grid}`")),
+        None => args.db.open_existing_or_read_only().await,
+    }
 }
 
 /// A markdown text's paragraphs (blank-line separated), each on one line.
@@ -127,7 +143,9 @@ pub async fn write_sweep_report_quiet(
     write_sweep_report_with(store, sweep, out, summary_line, &Extras::default()).await
 }
 
-/// [`write_sweep_report_quiet`] with a preface and a comparison with a grid.
+/// [`write_sweep_report_quiet`] with a preface and a comparison with a grid: loads the sweep's
+/// records (and a search's decisions) from the store, has cg-report build and write the report,
+/// and stores its path and hypervolume.
 pub async fn write_sweep_report_with(
     store: &cg_store::Store,
     sweep: &str,
@@ -143,7 +161,44 @@ pub async fn write_sweep_report_with(
         .job_records(sweep)
         .await
         .context("cannot read the sweep's jobs")?;
-    let progress = if summary.has_finished() {
+    let is_search = store.search(sweep).await?.is_some();
+    let search = if is_search {
+        Some(search_section(store, sweep, &summary.info, &records, extras).await?)
+    } else {
+        None
+    };
+    if extras.against.is_some() && search.is_none() {
+        anyhow::bail!(
+            "--against compares a `method: mo-asha` sweep with a grid; `{sweep}` is no search"
+        );
+    }
+    let opts = ReportOptions {
+        configs_dir: out.join("configs").display().to_string(),
+        progress: Some(progress_of(&summary)),
+        search,
+        preface: extras.preface.clone(),
+        ..ReportOptions::default()
+    };
+    let report = build_report(&summary.info, &records, &opts).context("cannot build the report")?;
+    let write = WriteOptions {
+        // Report files follow the database file, without its execute bits.
+        mode: store.file_mode().map(|m| m & 0o666),
+    };
+    let written = write_report_with(&report, out, &write)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if is_search {
+        write_hv_history(store, sweep, out, write.mode).await?;
+    }
+    store_report(store, sweep, out, written.hypervolume).await?;
+    if summary_line {
+        print_summary_line(sweep, &summary.counts, written.hypervolume);
+    }
+    Ok(())
+}
+
+/// Where the sweep stands, as the report's notice says it (the time is read here).
+fn progress_of(summary: &cg_store::SweepSummary) -> Progress {
+    if summary.has_finished() {
         Progress::Finished {
             finished: crate::util::utc_text(
                 summary.finished_at_ms.unwrap_or_else(crate::util::now_ms),
@@ -158,94 +213,77 @@ pub async fn write_sweep_report_with(
             updated: crate::util::utc_text(crate::util::now_ms()),
             reload_secs: RELOAD_SECS,
         }
-    };
-    let is_search = store.search(sweep).await?.is_some();
-    // A search's front is drawn from its top rung (cg-report leaves out the rung jobs below it,
-    // which carry `train.stop_after`); the configurations stopped below the top rung are shown
-    // apart, with their rung.
-    let search = if is_search {
-        let top_epochs = records
-            .iter()
-            .map(|r| r.job.config.train.epochs as u64)
-            .max()
-            .unwrap_or(0);
-        let stops: Vec<_> = store
-            .search_decisions(sweep)
-            .await?
-            .into_iter()
-            .filter(|d| d.kind == cg_core::DecisionKind::Stop)
-            .collect();
-        let below: Vec<&cg_core::JobRecord> = records
-            .iter()
-            .filter(|r| r.job.config.train.stop_after.is_some())
-            .collect();
-        let stopped = stops
-            .iter()
-            .filter_map(|d| {
-                let record = below.iter().find(|r| r.job.id == d.job_id)?;
-                Some(StoppedRun {
-                    rung: d.rung,
-                    epochs: d.epochs,
-                    record: (*record).clone(),
-                })
-            })
-            .collect();
-        let against = match &extras.against {
-            Some((grid_store, grid)) => {
-                Some(against_grid(store, sweep, &summary.info, grid_store, grid).await?)
-            }
-            None => None,
-        };
-        Some(SearchSection {
-            top_epochs,
-            stopped,
-            against,
+    }
+}
+
+/// A search's part of the report, from its decisions (and the grid of `--against`). Its front is
+/// drawn from its top rung (cg-report leaves out the rung jobs below it, which carry
+/// `train.stop_after`); the configurations stopped below the top rung are shown apart.
+async fn search_section(
+    store: &cg_store::Store,
+    sweep: &str,
+    info: &cg_core::SweepInfo,
+    records: &[cg_core::JobRecord],
+    extras: &Extras,
+) -> Result<SearchSection> {
+    let decisions: Vec<SearchDecision> = store
+        .search_decisions(sweep)
+        .await?
+        .into_iter()
+        .map(|d| SearchDecision {
+            kind: d.kind,
+            job_id: d.job_id,
+            rung: d.rung,
+            epochs: d.epochs,
         })
-    } else {
-        None
+        .collect();
+    let against = match &extras.against {
+        Some((grid_store, grid)) => Some(against_grid(store, sweep, info, grid_store, grid).await?),
+        None => None,
     };
-    if extras.against.is_some() && search.is_none() {
-        anyhow::bail!(
-            "--against compares a `method: mo-asha` sweep with a grid; `{sweep}` is no search"
-        );
+    Ok(cg_report::search_section(records, &decisions, against))
+}
+
+/// A search's hypervolume history (`hv_history.csv` and its plot) beside the report.
+async fn write_hv_history(
+    store: &cg_store::Store,
+    sweep: &str,
+    out: &std::path::Path,
+    mode: Option<u32>,
+) -> Result<()> {
+    let rows: Vec<HvHistoryRow> = store
+        .hv_history(sweep)
+        .await?
+        .into_iter()
+        .map(hv_row)
+        .collect();
+    cg_report::write_hv_history(out, sweep, &rows, mode)
+        .with_context(|| format!("cannot write the hypervolume history in {}", out.display()))?;
+    Ok(())
+}
+
+fn hv_row(h: cg_store::HvRow) -> HvHistoryRow {
+    HvHistoryRow {
+        seq: h.seq,
+        epochs_spent: h.epochs_spent,
+        hypervolume: h.hypervolume,
     }
-    let opts = ReportOptions {
-        configs_dir: out.join("configs").display().to_string(),
-        progress: Some(progress),
-        search,
-        preface: extras.preface.clone(),
-        ..ReportOptions::default()
-    };
-    let report = build_report(&summary.info, &records, &opts).context("cannot build the report")?;
-    let write = WriteOptions {
-        // Report files follow the database file, without its execute bits.
-        mode: store.file_mode().map(|m| m & 0o666),
-    };
-    let written = write_report_with(&report, out, &write)
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    // A search (`method: mo-asha`): its hypervolume history beside the report.
-    if is_search {
-        let rows: Vec<cg_report::HvHistoryRow> = store
-            .hv_history(sweep)
-            .await?
-            .into_iter()
-            .map(|h| cg_report::HvHistoryRow {
-                seq: h.seq,
-                epochs_spent: h.epochs_spent,
-                hypervolume: h.hypervolume,
-            })
-            .collect();
-        cg_report::write_hv_history(out, sweep, &rows, write.mode).with_context(|| {
-            format!("cannot write the hypervolume history in {}", out.display())
-        })?;
-    }
+}
+
+/// Stores the report's path and its hypervolume, unless the database is read-only.
+async fn store_report(
+    store: &cg_store::Store,
+    sweep: &str,
+    out: &std::path::Path,
+    hypervolume: Option<f64>,
+) -> Result<()> {
     if !store.is_read_only() {
         store
             .set_report_path(sweep, &report_html_path(out))
             .await
             .context("cannot store the report's path")?;
     }
-    if let Some(hv) = written.hypervolume {
+    if let Some(hv) = hypervolume {
         if store.is_read_only() {
             eprintln!("note: the database is read-only; the hypervolume is not stored");
         } else {
@@ -255,10 +293,11 @@ pub async fn write_sweep_report_with(
                 .context("cannot store the hypervolume")?;
         }
     }
-    if !summary_line {
-        return Ok(());
-    }
-    let c = &summary.counts;
+    Ok(())
+}
+
+/// The one-line summary of `cg report` on stderr.
+fn print_summary_line(sweep: &str, c: &cg_store::StatusCounts, hypervolume: Option<f64>) {
     eprintln!(
         "sweep `{sweep}`: {} jobs ({} completed, {} failed, {} queued, {} running){}",
         c.total(),
@@ -266,20 +305,16 @@ pub async fn write_sweep_report_with(
         c.get(cg_core::JobStatus::Failed),
         c.get(cg_core::JobStatus::Queued),
         c.get(cg_core::JobStatus::Running),
-        written
-            .hypervolume
+        hypervolume
             .map(|hv| format!("; hypervolume {hv:.6}"))
             .unwrap_or_default()
     );
-    Ok(())
 }
 
-/// The search `sweep` beside the full grid `grid`: the grid's final hypervolume over the search's
-/// configurations at the full budget, with the search's objectives and reference point, the epochs
-/// they trained, and the search's last hypervolume and epochs. Refused unless `grid` is a sweep
-/// that is no search and holds a completed full-budget result (the same job) for every point of
-/// the search's space (for a space with a float axis: every configuration the search drew), and
-/// unless that hypervolume is above zero (a share of zero is undefined).
+/// The search `sweep` beside the full grid `grid` (see [`GridRecords::compare`]). Refused unless
+/// `grid` is a sweep that is no search and holds a completed full-budget result (the same job)
+/// for every point of the search's space (for a space with a float axis: every configuration the
+/// search drew).
 async fn against_grid(
     store: &cg_store::Store,
     sweep: &str,
@@ -293,61 +328,26 @@ async fn against_grid(
              over the search's configurations (its file with `method: grid`, run to the end)"
         );
     }
-    let records = grid_store
+    let grid_records = grid_store
         .job_records(grid)
         .await
         .with_context(|| format!("cannot read the jobs of the grid `{grid}`"))?;
     let required = full_budget_jobs(store, sweep).await?;
-    let completed: std::collections::HashMap<&str, &cg_core::JobRecord> = records
-        .iter()
-        .filter(|r| r.status == cg_core::JobStatus::Completed && r.result.is_some())
-        .map(|r| (r.job.id.as_str(), r))
-        .collect();
-    let mut done: Vec<&cg_core::JobRecord> = Vec::with_capacity(required.len());
-    let mut missing: Vec<&cg_core::JobSpec> = Vec::new();
-    for job in &required {
-        match completed.get(job.id.as_str()) {
-            Some(r) => done.push(r),
-            None => missing.push(job),
-        }
-    }
-    if let Some(first) = missing.first() {
-        anyhow::bail!(
-            "the grid `{grid}` is not the full grid of `{sweep}`: it has no completed \
-             full-budget result for {} of the search's {} configurations (e.g. {}); --against \
-             needs the search's file with `method: grid`, run to the end",
-            missing.len(),
-            required.len(),
-            serde_json::Value::Object(first.params.clone())
-        );
-    }
-    let points: Vec<Vec<f64>> = done
-        .iter()
-        .filter_map(|r| info.objective_values(r.result.as_ref()?))
-        .collect();
-    let directions: Vec<_> = info.objectives.iter().map(|o| o.direction).collect();
-    let grid_hypervolume =
-        cg_core::pareto::hypervolume(&points, &directions, &info.reference_point);
-    if grid_hypervolume.is_nan() || grid_hypervolume <= 0.0 {
-        anyhow::bail!(
-            "the grid `{grid}` has no hypervolume against the search's reference point {:?}: \
-             none of its results is better than it in every objective, so no share of it can \
-             be computed",
-            info.reference_point
-        );
-    }
-    let grid_epochs = done
-        .iter()
-        .map(|r| r.job.config.train.end_epoch() as u64)
-        .sum();
-    let last = store.hv_history(sweep).await?.into_iter().last();
-    Ok(GridComparison {
-        grid: grid.to_string(),
-        grid_hypervolume,
-        grid_epochs,
-        search_hypervolume: last.as_ref().map_or(0.0, |h| h.hypervolume),
-        search_epochs: last.map_or(0, |h| h.epochs_spent),
-    })
+    let last = store
+        .hv_history(sweep)
+        .await?
+        .into_iter()
+        .last()
+        .map(hv_row);
+    let records = GridRecords {
+        grid,
+        sweep,
+        info,
+        required: &required,
+        grid_records: &grid_records,
+        last,
+    };
+    Ok(records.compare()?)
 }
 
 /// The full-budget job of every point of the search's space, or, when the space has a float

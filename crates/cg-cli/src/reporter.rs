@@ -2,23 +2,20 @@
 //! every finished sweep still without a final report), `reports/<sweep>/` is written when its
 //! first job starts, refreshed after results at most once per interval (30 s), and written a last
 //! time when the sweep has finished, by exactly one worker (`Store::finish_sweep` decides). Every
-//! file is replaced atomically (cg-report), so a reader never sees half a report.
+//! file is replaced atomically (cg-report), so a reader never sees half a report. When each
+//! report is due is cg-report's `ReportSchedule`; this module holds the loop that feeds it (job
+//! events, the store's answers, the time) and writes what it says. `cg daemon --watch`'s log
+//! loop lives here too.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cg_daemon::Event;
+use cg_report::{Due, ReportSchedule, STALE_FINAL_CLAIM, SweepEnd};
 use cg_store::{FinalReport, Store};
 use tokio::sync::mpsc;
 
 use crate::report::{report_html_path, write_sweep_report_quiet};
-
-/// A claim on a final report not written within this long is taken over by another worker.
-const STALE_CLAIM: Duration = Duration::from_secs(120);
-
-/// How often finished sweeps without a final report are looked for.
-const ADOPT_EVERY: Duration = Duration::from_secs(30);
 
 /// Where and how often the reports are written.
 #[derive(Debug, Clone)]
@@ -27,17 +24,6 @@ pub struct ReportSettings {
     pub dir: PathBuf,
     /// Least time between two refreshes of a running sweep's report.
     pub every: Duration,
-}
-
-#[derive(Default)]
-struct SweepState {
-    /// Something changed since the last write.
-    dirty: bool,
-    last_write: Option<Instant>,
-    /// The final report is written (here or elsewhere): nothing more to do.
-    done: bool,
-    /// Writing the final report failed: it is tried again once per interval.
-    failed_final: bool,
 }
 
 /// Writes the reports while the workers run; `events` are the workers' events. Returns after
@@ -49,17 +35,13 @@ pub async fn run_reporter(
 ) {
     let mut reporter = Reporter {
         store,
-        worker: format!(
-            "{}report",
-            cg_daemon::local_worker_prefix(std::process::id())
-        ),
-        settings,
-        sweeps: BTreeMap::new(),
+        worker: report_worker(),
+        dir: settings.dir,
+        schedule: ReportSchedule::new(settings.every, Instant::now()),
     };
     reporter.adopt_finished().await;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut adopted = Instant::now();
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -69,8 +51,7 @@ pub async fn run_reporter(
             _ = tick.tick() => {
                 // Sweeps that finished without a job event here (cancelled, or their last job
                 // ended on another machine whose worker died) are looked at now and then.
-                if adopted.elapsed() >= ADOPT_EVERY {
-                    adopted = Instant::now();
+                if reporter.schedule.adopt_due(Instant::now()) {
                     reporter.adopt_finished().await;
                 }
                 reporter.pass(false).await;
@@ -80,11 +61,32 @@ pub async fn run_reporter(
     reporter.pass(true).await;
 }
 
+/// The name under which this process claims final reports.
+fn report_worker() -> String {
+    format!(
+        "{}report",
+        cg_daemon::local_worker_prefix(std::process::id())
+    )
+}
+
+/// What the store's answer about a sweep's final report means for its schedule.
+fn sweep_end(finish: &cg_store::Result<FinalReport>) -> SweepEnd {
+    match finish {
+        Ok(FinalReport::NotFinished) => SweepEnd::NotFinished,
+        Ok(FinalReport::Mine) => SweepEnd::FinalIsMine,
+        Ok(FinalReport::Elsewhere) => SweepEnd::FinalElsewhere,
+        Err(cg_store::Error::UnknownSweep(_)) => SweepEnd::Deleted,
+        Err(_) => SweepEnd::Unknown,
+    }
+}
+
+/// The loop's side of the reports: asks the store, feeds the schedule, writes what is due.
 struct Reporter {
     store: Store,
     worker: String,
-    settings: ReportSettings,
-    sweeps: BTreeMap<String, SweepState>,
+    /// Reports go to `dir/<sweep>/`.
+    dir: PathBuf,
+    schedule: ReportSchedule,
 }
 
 impl Reporter {
@@ -95,7 +97,7 @@ impl Reporter {
             Ok(sweeps) => {
                 for s in sweeps {
                     if s.has_finished() && s.final_report_done_ms.is_none() {
-                        self.sweeps.entry(s.name).or_default().dirty = true;
+                        self.schedule.adopt(s.name);
                     }
                 }
             }
@@ -114,13 +116,7 @@ impl Reporter {
             _ => return,
         };
         match self.store.sweeps_of_job(job).await {
-            Ok(names) => {
-                for name in names {
-                    let state = self.sweeps.entry(name).or_default();
-                    state.dirty = true;
-                    state.done = false;
-                }
-            }
+            Ok(names) => names.into_iter().for_each(|n| self.schedule.job_event(n)),
             Err(e) => eprintln!("warning: cannot find the sweeps of job {job}: {e}"),
         }
     }
@@ -128,83 +124,66 @@ impl Reporter {
     /// Writes what is due: final reports of finished sweeps at once, and the reports of running
     /// sweeps that changed and were not written within the interval (all of them when `last`).
     async fn pass(&mut self, last: bool) {
-        let every = self.settings.every;
-        let names: Vec<String> = self
-            .sweeps
-            .iter()
-            .filter(|(_, s)| !s.done && s.dirty)
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in names {
+        for name in self.schedule.pending() {
             // The name comes from the database: only a plain name may pick the directory.
             if let Err(reason) = cg_core::check_name(&name) {
                 eprintln!("warning: no report for a sweep from the database: {reason}");
-                self.sweeps.get_mut(&name).expect("listed above").done = true;
+                self.schedule.forget(&name);
                 continue;
             }
-            let due = {
-                let s = &self.sweeps[&name];
-                last || s.last_write.is_none_or(|t| t.elapsed() >= every)
-            };
-            let out = self.settings.dir.join(&name);
             let finish = self
                 .store
-                .finish_sweep(&name, &self.worker, STALE_CLAIM)
+                .finish_sweep(&name, &self.worker, STALE_FINAL_CLAIM)
                 .await;
-            let state = self.sweeps.get_mut(&name).expect("listed above");
-            match finish {
-                Err(cg_store::Error::UnknownSweep(_)) => {
-                    // Deleted while it ran: said once, then the sweep is forgotten here.
-                    eprintln!("sweep `{name}` was deleted; its report is no longer updated");
-                    state.done = true;
+            match self
+                .schedule
+                .due(&name, Instant::now(), sweep_end(&finish), last)
+            {
+                Due::Nothing => {}
+                Due::Live => self.write_live(&name).await,
+                Due::Final => self.write_final(&name).await,
+                // Deleted while it ran: said once, then the sweep is forgotten here.
+                Due::Deleted => {
+                    eprintln!("sweep `{name}` was deleted; its report is no longer updated")
                 }
-                Err(e) => {
-                    if due {
+                Due::Warn => {
+                    if let Err(e) = &finish {
                         eprintln!("warning: cannot check whether sweep `{name}` has finished: {e}");
-                        state.last_write = Some(Instant::now());
-                    }
-                }
-                Ok(FinalReport::Elsewhere) => {
-                    state.done = true;
-                }
-                Ok(FinalReport::Mine) if state.failed_final && !due => {}
-                Ok(FinalReport::Mine) => {
-                    state.last_write = Some(Instant::now());
-                    match write_sweep_report_quiet(&self.store, &name, &out, false).await {
-                        Ok(()) => {
-                            let path = report_html_path(&out);
-                            match self
-                                .store
-                                .final_report_written(&name, &self.worker, &path)
-                                .await
-                            {
-                                Ok(_) => {
-                                    state.done = true;
-                                    eprintln!("sweep `{name}` has finished; report: {path}");
-                                }
-                                Err(e) => eprintln!(
-                                    "warning: the final report of sweep `{name}` is written but not recorded: {e}"
-                                ),
-                            }
-                        }
-                        Err(e) => {
-                            state.failed_final = true;
-                            eprintln!(
-                                "warning: the report of sweep `{name}` was not written: {e:#}"
-                            )
-                        }
-                    }
-                }
-                Ok(FinalReport::NotFinished) if !due => {}
-                Ok(FinalReport::NotFinished) => {
-                    state.last_write = Some(Instant::now());
-                    state.dirty = false;
-                    if let Err(e) = write_sweep_report_quiet(&self.store, &name, &out, false).await
-                    {
-                        eprintln!("warning: the report of sweep `{name}` was not written: {e:#}");
                     }
                 }
             }
+        }
+    }
+
+    /// The report of a running sweep.
+    async fn write_live(&self, name: &str) {
+        let out = self.dir.join(name);
+        if let Err(e) = write_sweep_report_quiet(&self.store, name, &out, false).await {
+            eprintln!("warning: the report of sweep `{name}` was not written: {e:#}");
+        }
+    }
+
+    /// The final report of a finished sweep, recorded so that no other process writes it.
+    async fn write_final(&mut self, name: &str) {
+        let out = self.dir.join(name);
+        if let Err(e) = write_sweep_report_quiet(&self.store, name, &out, false).await {
+            self.schedule.final_failed(name);
+            eprintln!("warning: the report of sweep `{name}` was not written: {e:#}");
+            return;
+        }
+        let path = report_html_path(&out);
+        match self
+            .store
+            .final_report_written(name, &self.worker, &path)
+            .await
+        {
+            Ok(_) => {
+                self.schedule.final_recorded(name);
+                eprintln!("sweep `{name}` has finished; report: {path}");
+            }
+            Err(e) => eprintln!(
+                "warning: the final report of sweep `{name}` is written but not recorded: {e}"
+            ),
         }
     }
 }
@@ -212,11 +191,10 @@ impl Reporter {
 /// `cg run`'s report at the end: records that the sweep finished (taking its final report, so
 /// that no daemon writes it again) and writes `reports/<sweep>/`. Returns the path of `report.md`.
 pub async fn foreground_report(store: &Store, sweep: &str) -> anyhow::Result<PathBuf> {
-    let worker = format!(
-        "{}report",
-        cg_daemon::local_worker_prefix(std::process::id())
-    );
-    let finished = store.finish_sweep(sweep, &worker, STALE_CLAIM).await?;
+    let worker = report_worker();
+    let finished = store
+        .finish_sweep(sweep, &worker, STALE_FINAL_CLAIM)
+        .await?;
     let out = PathBuf::from("reports").join(sweep);
     let path = crate::report::write_sweep_report(store, sweep, Some(out.clone())).await?;
     if finished == FinalReport::Mine {

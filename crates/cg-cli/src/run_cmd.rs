@@ -17,10 +17,11 @@ use cg_sweep::{DEFAULT_JOB_LIMIT, LoadOptions, SHORT_ID_LEN, Sweep, load_sweep};
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
+use crate::db::{DbArg, Threads, runtime_with};
 use crate::reporter::ReportSettings;
 use crate::util::{
-    BackendArgs, EXIT_INVALID, MAX_JOBS_AT_ONCE, MAX_JOBS_PER_GPU, count_in, human_secs,
-    parse_threads, provenance,
+    BackendArgs, EXIT_INVALID, MAX_JOBS_AT_ONCE, MAX_JOBS_PER_GPU, backend_of, count_in,
+    human_secs, parse_threads, provenance,
 };
 
 /// Longest `--timeout-per-job` and `--lease`: one year, far from overflowing a clock.
@@ -28,14 +29,6 @@ const MAX_SECS: u64 = 366 * 24 * 3600;
 
 /// Exit code after an interruption (Ctrl-C / SIGTERM), as shells report SIGINT.
 const EXIT_INTERRUPTED: u8 = 130;
-
-#[derive(Args, Debug, Clone)]
-pub struct DbArg {
-    /// Database: a SQLite file or a `postgres://` URL (the password is never printed; on a
-    /// shared machine pass it in CG_DB or PGPASSWORD, not here, where `ps` shows it).
-    #[arg(long, env = "CG_DB", default_value = "cg.db", hide_env_values = true)]
-    pub db: String,
-}
 
 /// A sweep file and where its jobs go: shared by `cg sweep submit` and `cg run`.
 #[derive(Args, Debug)]
@@ -124,12 +117,9 @@ pub struct JobRunnerArgs {
     pub keep_checkpoints: bool,
 }
 
+/// The runtime of these commands: workers beside progress lines, reports and signals.
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    runtime_with(Threads::Workers)
 }
 
 /// Loads and checks a sweep; `Err(code)` after printing every problem (or the job-limit refusal).
@@ -695,17 +685,18 @@ async fn total_counts(store: &Store) -> cg_store::StatusCounts {
     total
 }
 
+/// One event as a line on stderr (a step only updates the status line's figures).
 fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
+    if let Some(line) = event_line(event, running) {
+        eprintln!("{line}");
+    }
+    track(event, running);
+}
+
+/// Keeps the running jobs' progress: a job starts, steps, and ends one way or another.
+fn track(event: &Event, running: &mut BTreeMap<String, Running>) {
     match event {
-        Event::TakenBack { jobs, why } => {
-            eprintln!("took back {jobs} running job(s): {}", cg_core::shown(why));
-        }
-        Event::Started {
-            job,
-            attempt,
-            device,
-            ..
-        } => {
+        Event::Started { job, attempt, .. } => {
             running.insert(
                 job.clone(),
                 Running {
@@ -717,11 +708,6 @@ fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
                     img_per_s: 0.0,
                     eta_secs: 0.0,
                 },
-            );
-            eprintln!(
-                "{} started (attempt {attempt}, {})",
-                short(job),
-                cg_core::shown(device)
             );
         }
         Event::Step {
@@ -743,75 +729,89 @@ fn show_event(event: &Event, running: &mut BTreeMap<String, Running>) {
                 r.eta_secs = *eta_secs;
             }
         }
+        Event::Completed { job, .. }
+        | Event::Failed { job, .. }
+        | Event::Requeued { job, .. }
+        | Event::LeaseLost { job, .. } => {
+            running.remove(job);
+        }
+        _ => {}
+    }
+}
+
+/// The line an event shows, if any (`running` gives an epoch line its images/s).
+fn event_line(event: &Event, running: &BTreeMap<String, Running>) -> Option<String> {
+    Some(match event {
+        Event::TakenBack { jobs, why } => {
+            format!("took back {jobs} running job(s): {}", cg_core::shown(why))
+        }
+        Event::Started {
+            job,
+            attempt,
+            device,
+            ..
+        } => format!(
+            "{} started (attempt {attempt}, {})",
+            short(job),
+            cg_core::shown(device)
+        ),
+        Event::Step { .. } => return None,
         Event::Epoch {
             job,
             epochs,
             record,
             ..
-        } => {
-            let rate = running.get(job).map(|r| r.img_per_s).unwrap_or(0.0);
-            eprintln!(
-                "{} epoch {}/{}  loss {:.4}  test {:.2}%  savings {:.1}%  {:.0} img/s  {}",
-                short(job),
-                record.epoch,
-                epochs,
-                record.train_loss,
-                100.0 * record.test_acc,
-                100.0 * record.savings_nominal,
-                rate,
-                human_secs(record.wall_secs)
-            );
-        }
-        Event::Note { job, message } => {
-            eprintln!("{} {}", short(job), cg_core::shown(message))
-        }
+        } => format!(
+            "{} epoch {}/{}  loss {:.4}  test {:.2}%  savings {:.1}%  {:.0} img/s  {}",
+            short(job),
+            record.epoch,
+            epochs,
+            record.train_loss,
+            100.0 * record.test_acc,
+            100.0 * record.savings_nominal,
+            running.get(job).map(|r| r.img_per_s).unwrap_or(0.0),
+            human_secs(record.wall_secs)
+        ),
+        Event::Note { job, message } => format!("{} {}", short(job), cg_core::shown(message)),
         Event::Completed {
             job,
             test_acc,
             savings_nominal,
             wall_secs,
             ..
-        } => {
-            running.remove(job);
-            eprintln!(
-                "{} completed: test {:.2}%, savings {:.1}% nominal, {}",
-                short(job),
-                100.0 * test_acc,
-                100.0 * savings_nominal,
-                human_secs(*wall_secs)
-            );
-        }
+        } => format!(
+            "{} completed: test {:.2}%, savings {:.1}% nominal, {}",
+            short(job),
+            100.0 * test_acc,
+            100.0 * savings_nominal,
+            human_secs(*wall_secs)
+        ),
         Event::Failed {
             job,
             attempt,
             error,
             status,
-        } => {
-            running.remove(job);
-            let then = if *status == JobStatus::Queued {
+        } => format!(
+            "{} attempt {attempt} failed ({}): {}",
+            short(job),
+            if *status == JobStatus::Queued {
                 "will retry"
             } else {
                 "failed"
-            };
-            eprintln!(
-                "{} attempt {attempt} failed ({then}): {}",
-                short(job),
-                cg_core::shown(error)
-            );
-        }
+            },
+            cg_core::shown(error)
+        ),
         Event::Requeued { job, attempt } => {
-            running.remove(job);
-            eprintln!(
+            format!(
                 "{} attempt {attempt} stopped; back in the queue",
                 short(job)
-            );
+            )
         }
         Event::LeaseLost { job, attempt } => {
-            running.remove(job);
-            eprintln!("{} attempt {attempt} lost its lease; dropped", short(job));
+            format!("{} attempt {attempt} lost its lease; dropped", short(job))
         }
-        Event::Warning { message } => eprintln!("warning: {}", cg_core::shown(message)),
-    }
+        Event::Warning { message } => format!("warning: {}", cg_core::shown(message)),
+    })
 }
 
 fn print_summary(records: &[JobRecord]) {
@@ -829,7 +829,7 @@ fn print_summary(records: &[JobRecord]) {
             Some(res) => (
                 format!("{:.2}%", 100.0 * res.test_acc_final),
                 format!("{:.1}%", 100.0 * res.savings_nominal),
-                crate::status_cmd::backend_of(res).to_string(),
+                backend_of(res).to_string(),
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };

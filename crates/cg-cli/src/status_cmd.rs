@@ -10,7 +10,8 @@ use cg_store::{Store, SweepStatus};
 use cg_sweep::SHORT_ID_LEN;
 use clap::Args;
 
-use crate::run_cmd::DbArg;
+use crate::db::{DbArg, runtime};
+use crate::util::backend_of;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -39,11 +40,7 @@ pub struct LogsArgs {
 }
 
 fn block_on<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(f)
+    runtime()?.block_on(f)
 }
 
 async fn open(db: &DbArg) -> Result<Store> {
@@ -76,99 +73,103 @@ pub fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
     block_on(async {
         let store = open_read_only(&args.db).await?;
         match &args.sweep {
-            None => {
-                println!(
-                    "sweep  status  jobs  completed  running  queued  failed  cancelled  report"
-                );
-                let expired = store.expired_leases(None).await?.len();
-                for s in store.list_sweeps().await? {
-                    let c = s.counts;
-                    println!(
-                        "{}  {}  {}  {}  {}  {}  {}  {}  {}",
-                        s.name,
-                        s.lifecycle(),
-                        c.total(),
-                        c.completed,
-                        c.running,
-                        c.queued,
-                        c.failed,
-                        c.cancelled,
-                        s.report_path.as_deref().unwrap_or("-")
-                    );
-                }
-                // Stored by a watcher from names and files of the watched folder: escaped and
-                // masked again here, whatever wrote them.
-                for r in store.rejections().await? {
-                    let lines: Vec<_> = r.message.lines().map(cg_core::shown).collect();
-                    println!(
-                        "rejected  {}  {}",
-                        cg_core::shown(&r.path),
-                        lines.join(" | ")
-                    );
-                }
-                if expired > 0 {
-                    println!("{}", expired_note(expired));
-                }
-            }
-            Some(name) => {
-                let sweep = store.sweep(name).await?;
-                let c = sweep.counts;
-                println!(
-                    "sweep `{}` ({}): {} job(s): {} completed, {} running, {} queued, {} failed, {} cancelled",
-                    sweep.name,
-                    sweep.lifecycle(),
-                    c.total(),
-                    c.completed,
-                    c.running,
-                    c.queued,
-                    c.failed,
-                    c.cancelled
-                );
-                let expired = store.expired_leases(Some(name)).await?;
-                if !expired.is_empty() {
-                    println!("{}", expired_note(expired.len()));
-                }
-                let when = |ms: Option<i64>| ms.map_or("-".into(), crate::util::utc_text);
-                println!(
-                    "started {}, finished {}; report: {}",
-                    when(sweep.started_at_ms),
-                    when(sweep.finished_at_ms),
-                    sweep.report_path.as_deref().unwrap_or("-")
-                );
-                print_search(&store, name).await?;
-                for r in store.job_records(name).await? {
-                    let status = if expired.contains(&r.job.id) {
-                        "running (lease expired)"
-                    } else {
-                        r.status.as_str()
-                    };
-                    let acc = r
-                        .result
-                        .as_ref()
-                        .map(|res| {
-                            format!("{:.2}% {}", 100.0 * res.test_acc_final, backend_of(res))
-                        })
-                        .unwrap_or_else(|| "-".into());
-                    let error = r
-                        .last_error
-                        .as_deref()
-                        .map(|e| format!("  {}", cg_core::shown(e)))
-                        .unwrap_or_default();
-                    println!(
-                        "{}  {}  attempts {}  {}  {}{}",
-                        short(&r.job.id),
-                        status,
-                        r.attempts,
-                        acc,
-                        crate::util::params_line(&r.job.params),
-                        error
-                    );
-                }
-            }
+            None => print_sweeps(&store).await?,
+            Some(name) => print_sweep(&store, name).await?,
         }
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `cg status`: every sweep with its counts, the refused sweep files, expired leases.
+async fn print_sweeps(store: &Store) -> Result<()> {
+    println!("sweep  status  jobs  completed  running  queued  failed  cancelled  report");
+    let expired = store.expired_leases(None).await?.len();
+    for s in store.list_sweeps().await? {
+        let c = s.counts;
+        println!(
+            "{}  {}  {}  {}  {}  {}  {}  {}  {}",
+            s.name,
+            s.lifecycle(),
+            c.total(),
+            c.completed,
+            c.running,
+            c.queued,
+            c.failed,
+            c.cancelled,
+            s.report_path.as_deref().unwrap_or("-")
+        );
+    }
+    // Stored by a watcher from names and files of the watched folder: escaped and
+    // masked again here, whatever wrote them.
+    for r in store.rejections().await? {
+        let lines: Vec<_> = r.message.lines().map(cg_core::shown).collect();
+        println!(
+            "rejected  {}  {}",
+            cg_core::shown(&r.path),
+            lines.join(" | ")
+        );
+    }
+    if expired > 0 {
+        println!("{}", expired_note(expired));
+    }
+    Ok(())
+}
+
+/// `cg status SWEEP`: the sweep's counts and times, its search, and each of its jobs.
+async fn print_sweep(store: &Store, name: &str) -> Result<()> {
+    let sweep = store.sweep(name).await?;
+    let c = sweep.counts;
+    println!(
+        "sweep `{}` ({}): {} job(s): {} completed, {} running, {} queued, {} failed, {} cancelled",
+        sweep.name,
+        sweep.lifecycle(),
+        c.total(),
+        c.completed,
+        c.running,
+        c.queued,
+        c.failed,
+        c.cancelled
+    );
+    let expired = store.expired_leases(Some(name)).await?;
+    if !expired.is_empty() {
+        println!("{}", expired_note(expired.len()));
+    }
+    let when = |ms: Option<i64>| ms.map_or("-".into(), crate::util::utc_text);
+    println!(
+        "started {}, finished {}; report: {}",
+        when(sweep.started_at_ms),
+        when(sweep.finished_at_ms),
+        sweep.report_path.as_deref().unwrap_or("-")
+    );
+    print_search(store, name).await?;
+    for r in store.job_records(name).await? {
+        let status = if expired.contains(&r.job.id) {
+            "running (lease expired)"
+        } else {
+            r.status.as_str()
+        };
+        let acc = r
+            .result
+            .as_ref()
+            .map(|res| format!("{:.2}% {}", 100.0 * res.test_acc_final, backend_of(res)))
+            .unwrap_or_else(|| "-".into());
+        let error = r
+            .last_error
+            .as_deref()
+            .map(|e| format!("  {}", cg_core::shown(e)))
+            .unwrap_or_default();
+        println!(
+            "{}  {}  attempts {}  {}  {}{}",
+            short(&r.job.id),
+            status,
+            r.attempts,
+            acc,
+            crate::util::params_line(&r.job.params),
+            error
+        );
+    }
+    Ok(())
 }
 
 /// A line on running jobs whose worker stopped heartbeating.
@@ -348,12 +349,4 @@ fn text_from(bytes: &[u8], cut: bool) -> String {
         0
     };
     String::from_utf8_lossy(&bytes[start..]).into_owned()
-}
-
-/// The backend a result was trained with, for the tables (`-` in results from before it was kept).
-pub(crate) fn backend_of(result: &cg_core::RunResult) -> &str {
-    match result.provenance.backend.as_str() {
-        "" => "-",
-        b => b,
-    }
 }

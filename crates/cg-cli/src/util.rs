@@ -249,6 +249,14 @@ pub fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// The backend a result was trained with, for the tables (`-` in results from before it was kept).
+pub(crate) fn backend_of(result: &cg_core::RunResult) -> &str {
+    match result.provenance.backend.as_str() {
+        "" => "-",
+        b => b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

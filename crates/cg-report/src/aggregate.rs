@@ -314,6 +314,46 @@ pub fn group(
     columns: &[String],
     rerun_command: &dyn Fn(&str) -> String,
 ) -> (Vec<Configuration>, Vec<RunRow>) {
+    let groups = sorted_groups(finished, columns);
+    let width = groups.len().to_string().len();
+    let mut labels_seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut configurations = Vec::with_capacity(groups.len());
+    let mut rows = Vec::with_capacity(finished.len());
+    for (index, (_, records)) in groups.iter().enumerate() {
+        let id = format!("c{:0width$}", index + 1);
+        let params = params_without_seed(&records[0].job.params);
+        let mut label = label_of(&params, columns);
+        let seen = labels_seen.entry(label.clone()).or_insert(0);
+        *seen += 1;
+        if *seen > 1 {
+            label = format!("{label} #{seen}");
+        }
+        let short_label = short_label_of(&params, axes, &id);
+        rows.extend(records.iter().map(|record| run_row(record, &id)));
+        configurations.push(aggregate(
+            id,
+            label,
+            short_label,
+            params,
+            records,
+            rerun_command,
+        ));
+    }
+    rows.sort_by(|a, b| {
+        a.configuration_id
+            .cmp(&b.configuration_id)
+            .then(a.seed.cmp(&b.seed))
+            .then_with(|| a.job_id.cmp(&b.job_id))
+    });
+    (configurations, rows)
+}
+
+/// The finished runs grouped by configuration (each group by seed, then job id), in report
+/// order: by swept values in column order, then by the canonical key.
+fn sorted_groups<'a>(
+    finished: &[&'a JobRecord],
+    columns: &[String],
+) -> Vec<(String, Vec<&'a JobRecord>)> {
     let mut groups: BTreeMap<String, Vec<&JobRecord>> = BTreeMap::new();
     for record in finished {
         groups
@@ -347,65 +387,37 @@ pub fn group(
             .unwrap_or(Ordering::Equal)
             .then_with(|| ka.cmp(kb))
     });
+    groups
+}
 
-    let width = groups.len().to_string().len();
-    let mut labels_seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut configurations = Vec::with_capacity(groups.len());
-    let mut rows = Vec::with_capacity(finished.len());
-    for (index, (_, records)) in groups.iter().enumerate() {
-        let id = format!("c{:0width$}", index + 1);
-        let params = params_without_seed(&records[0].job.params);
-        let mut label = label_of(&params, columns);
-        let seen = labels_seen.entry(label.clone()).or_insert(0);
-        *seen += 1;
-        if *seen > 1 {
-            label = format!("{label} #{seen}");
-        }
-        let short_label = short_label_of(&params, axes, &id);
-        for record in records {
-            let r = record.result.as_ref().expect("finished runs have a result");
-            rows.push(RunRow {
-                job_id: record.job.id.clone(),
-                configuration_id: id.clone(),
-                seed: record.job.config.train.seed,
-                params: record.job.params.clone(),
-                attempts: record.attempts,
-                epochs: r.history.len(),
-                test_acc_final: r.test_acc_final,
-                test_acc_peak: r.test_acc_peak,
-                peak_epoch: r.peak_epoch,
-                savings_nominal: r.savings_nominal,
-                savings_actual: r.savings_actual,
-                savings_measured: r.savings_measured,
-                macs_full: r.macs_full,
-                macs_executed_nominal: r.macs_executed_nominal,
-                macs_executed_actual: r.macs_executed_actual,
-                train_img_per_s: r.train_img_per_s,
-                infer_img_per_s: r.infer_img_per_s,
-                wall_secs: r.wall_secs,
-                backend: if r.provenance.backend.is_empty() {
-                    "unrecorded".into()
-                } else {
-                    r.provenance.backend.clone()
-                },
-            });
-        }
-        configurations.push(aggregate(
-            id,
-            label,
-            short_label,
-            params,
-            records,
-            rerun_command,
-        ));
+/// The row of one finished run of the configuration `id`.
+fn run_row(record: &JobRecord, id: &str) -> RunRow {
+    let r = record.result.as_ref().expect("finished runs have a result");
+    RunRow {
+        job_id: record.job.id.clone(),
+        configuration_id: id.to_string(),
+        seed: record.job.config.train.seed,
+        params: record.job.params.clone(),
+        attempts: record.attempts,
+        epochs: r.history.len(),
+        test_acc_final: r.test_acc_final,
+        test_acc_peak: r.test_acc_peak,
+        peak_epoch: r.peak_epoch,
+        savings_nominal: r.savings_nominal,
+        savings_actual: r.savings_actual,
+        savings_measured: r.savings_measured,
+        macs_full: r.macs_full,
+        macs_executed_nominal: r.macs_executed_nominal,
+        macs_executed_actual: r.macs_executed_actual,
+        train_img_per_s: r.train_img_per_s,
+        infer_img_per_s: r.infer_img_per_s,
+        wall_secs: r.wall_secs,
+        backend: if r.provenance.backend.is_empty() {
+            "unrecorded".into()
+        } else {
+            r.provenance.backend.clone()
+        },
     }
-    rows.sort_by(|a, b| {
-        a.configuration_id
-            .cmp(&b.configuration_id)
-            .then(a.seed.cmp(&b.seed))
-            .then_with(|| a.job_id.cmp(&b.job_id))
-    });
-    (configurations, rows)
 }
 
 fn aggregate(
@@ -425,44 +437,6 @@ fn aggregate(
         Stat::of(&values)
     };
     let must = |metric: &str| stat(metric).expect("every finished run has this metric");
-
-    let mut gate_sums: BTreeMap<usize, (f64, f64, usize)> = BTreeMap::new();
-    for r in &results {
-        for g in &r.gates {
-            let e = gate_sums.entry(g.block_idx).or_insert((0.0, 0.0, 0));
-            e.0 += g.gate_open_rate;
-            e.1 += g.mean_cir;
-            e.2 += 1;
-        }
-    }
-    let gates = gate_sums
-        .into_iter()
-        .map(|(block_idx, (open, cir, n))| BlockGateMean {
-            block_idx,
-            gate_open_rate: open / n as f64,
-            mean_cir: cir / n as f64,
-        })
-        .collect();
-
-    let mut curve_sums: BTreeMap<usize, (f64, f64, usize)> = BTreeMap::new();
-    for r in &results {
-        for e in &r.history {
-            let s = curve_sums.entry(e.epoch).or_insert((0.0, 0.0, 0));
-            s.0 += e.test_acc;
-            s.1 += e.savings_nominal;
-            s.2 += 1;
-        }
-    }
-    let curve = curve_sums
-        .into_iter()
-        .map(|(epoch, (acc, sav, n))| CurvePoint {
-            epoch,
-            test_acc: acc / n as f64,
-            savings_nominal: sav / n as f64,
-            n_seeds: n,
-        })
-        .collect();
-
     let representative = records[0];
     let epochs = results
         .iter()
@@ -496,11 +470,52 @@ fn aggregate(
         train_img_per_s: must("train_img_per_s"),
         infer_img_per_s: must("infer_img_per_s"),
         wall_secs: must("wall_secs"),
-        gates,
-        curve,
+        gates: mean_gates(&results),
+        curve: mean_curve(&results),
         rerun,
         front: FrontMembership::default(),
     }
+}
+
+/// Each gated block's gate-open rate and CIR, averaged over the runs that have the block.
+fn mean_gates(results: &[&RunResult]) -> Vec<BlockGateMean> {
+    let gates = results.iter().flat_map(|r| &r.gates);
+    means_by_key(gates.map(|g| (g.block_idx, g.gate_open_rate, g.mean_cir)))
+        .into_iter()
+        .map(|(block_idx, gate_open_rate, mean_cir, _)| BlockGateMean {
+            block_idx,
+            gate_open_rate,
+            mean_cir,
+        })
+        .collect()
+}
+
+/// Test accuracy and nominal savings per epoch, averaged over the runs that reached the epoch.
+fn mean_curve(results: &[&RunResult]) -> Vec<CurvePoint> {
+    let epochs = results.iter().flat_map(|r| &r.history);
+    means_by_key(epochs.map(|e| (e.epoch, e.test_acc, e.savings_nominal)))
+        .into_iter()
+        .map(|(epoch, test_acc, savings_nominal, n_seeds)| CurvePoint {
+            epoch,
+            test_acc,
+            savings_nominal,
+            n_seeds,
+        })
+        .collect()
+}
+
+/// `(key, a, b)` triples averaged per key: `(key, mean a, mean b, count)`, by key.
+fn means_by_key(values: impl Iterator<Item = (usize, f64, f64)>) -> Vec<(usize, f64, f64, usize)> {
+    let mut sums: BTreeMap<usize, (f64, f64, usize)> = BTreeMap::new();
+    for (key, a, b) in values {
+        let s = sums.entry(key).or_insert((0.0, 0.0, 0));
+        s.0 += a;
+        s.1 += b;
+        s.2 += 1;
+    }
+    sums.into_iter()
+        .map(|(key, (a, b, n))| (key, a / n as f64, b / n as f64, n))
+        .collect()
 }
 
 #[cfg(test)]

@@ -30,6 +30,29 @@ pub enum Error {
          or write the report elsewhere)"
     )]
     LinkedFolder { path: PathBuf },
+    /// `cg report --against`: the grid lacks a completed full-budget result for some of the
+    /// search's configurations.
+    #[error(
+        "the grid `{grid}` is not the full grid of `{sweep}`: it has no completed \
+         full-budget result for {missing} of the search's {required} configurations (e.g. \
+         {example}); --against needs the search's file with `method: grid`, run to the end"
+    )]
+    NotFullGrid {
+        grid: String,
+        sweep: String,
+        missing: usize,
+        required: usize,
+        /// The swept values of the first configuration without a result, as JSON.
+        example: String,
+    },
+    /// `cg report --against`: no result of the grid is better than the search's reference point
+    /// in every objective.
+    #[error(
+        "the grid `{grid}` has no hypervolume against the search's reference point {reference:?}: \
+         none of its results is better than it in every objective, so no share of it can be \
+         computed"
+    )]
+    NoGridHypervolume { grid: String, reference: Vec<f64> },
     /// A report file could not be written.
     #[error("writing {path}: {source}")]
     Io {

@@ -3,8 +3,11 @@
 //! plotters and an embedded font), and `report.md`, a self-contained `report.html`, CSV and JSON tables.
 //!
 //! Pure: [`build_report`] takes a sweep's job records and computes everything in memory;
-//! [`write_report`] writes the files, each atomically. This crate never opens a database and is the only one that knows
-//! plotters. Same records, same bytes: nothing here reads a clock.
+//! [`write_report`] writes the files, each atomically. A search's part of the report is assembled
+//! from its records and decisions ([`search_section`], [`GridRecords`]), and [`ReportSchedule`]
+//! says when the reports of running sweeps are due. This crate never opens a database and is the
+//! only one that knows plotters. Same records, same bytes: nothing here reads a clock (the
+//! schedule is told the time).
 
 mod aggregate;
 mod doc;
@@ -13,6 +16,7 @@ mod font;
 mod hv;
 mod plots;
 mod report;
+mod schedule;
 mod table;
 mod write;
 
@@ -26,7 +30,8 @@ pub use error::{Error, Result};
 pub use hv::{HvHistoryRow, hv_history_csv, write_hv_history};
 pub use pareto::{dominates, hypervolume, pareto_mask};
 pub use report::{
-    FailedJob, GridComparison, JobCounts, Progress, Report, ReportFile, ReportOptions,
-    SearchSection, StoppedRun, WrittenReport, build_report, write_report,
+    FailedJob, GridComparison, GridRecords, JobCounts, Progress, Report, ReportFile, ReportOptions,
+    SearchDecision, SearchSection, StoppedRun, WrittenReport, build_report, search_section,
 };
-pub use write::{WriteOptions, write_atomic, write_report_with};
+pub use schedule::{ADOPT_EVERY, Due, ReportSchedule, STALE_FINAL_CLAIM, SweepEnd};
+pub use write::{WriteOptions, write_atomic, write_report, write_report_with};

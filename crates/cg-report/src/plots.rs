@@ -261,30 +261,68 @@ fn draw_line<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &LineFigure) 
     Ok(())
 }
 
+/// The chart of [`xy_chart`]: f64 on both axes.
+type XyChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Accuracy against savings: baselines as dashed lines, dominated points in grey, the front in
+/// red (joined), error bars, point labels and a legend.
 fn draw_scatter<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     f: &ScatterFigure,
 ) -> DrawResult<DB> {
-    let (x_lo, x_hi) = padded(min_max(
+    let (x_range, y_range) = scatter_ranges(f);
+    let mut chart = xy_chart(root, &f.title, &f.x_desc, &f.y_desc, x_range, y_range)?;
+    let text_style = TextStyle::from((FAMILY, 12)).color(&RGBColor(60, 60, 60));
+    draw_baselines(&mut chart, &f.baselines, x_range, &text_style)?;
+    let dominated: Vec<&ScatterPoint> = f.points.iter().filter(|p| !p.on_front).collect();
+    let mut front: Vec<&ScatterPoint> = f.points.iter().filter(|p| p.on_front).collect();
+    front.sort_by(|a, b| a.x.total_cmp(&b.x).then(b.y.total_cmp(&a.y)));
+    let dominated_bars: &[&ScatterPoint] = if f.points.len() > MAX_DOMINATED_ERROR_BARS {
+        &[]
+    } else {
+        &dominated
+    };
+    draw_error_bars(&mut chart, dominated_bars, DOMINATED_COLOR)?;
+    draw_error_bars(&mut chart, &front, FRONT_COLOR)?;
+    draw_dominated(&mut chart, &dominated)?;
+    draw_front(&mut chart, &front)?;
+    draw_point_labels(&mut chart, &f.points, x_range, &text_style)?;
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()?;
+    Ok(())
+}
+
+/// The padded x and y ranges of a scatter: every point with its error bars, and the baselines.
+fn scatter_ranges(f: &ScatterFigure) -> ((f64, f64), (f64, f64)) {
+    let x = padded(min_max(
         f.points.iter().flat_map(|p| [p.x - p.x_std, p.x + p.x_std]),
     ));
-    let (y_lo, y_hi) = padded(min_max(
+    let y = padded(min_max(
         f.points
             .iter()
             .flat_map(|p| [p.y - p.y_std, p.y + p.y_std])
             .chain(f.baselines.iter().map(|b| b.1)),
     ));
-    let mut chart = xy_chart(
-        root,
-        &f.title,
-        &f.x_desc,
-        &f.y_desc,
-        (x_lo, x_hi),
-        (y_lo, y_hi),
-    )?;
+    (x, y)
+}
 
-    let text_style = TextStyle::from((FAMILY, 12)).color(&RGBColor(60, 60, 60));
-    for (i, (label, y)) in f.baselines.iter().enumerate() {
+/// Each baseline as a dashed horizontal line with its label (one legend entry for all).
+fn draw_baselines<'a, DB: DrawingBackend + 'a>(
+    chart: &mut XyChart<'a, DB>,
+    baselines: &[(String, f64)],
+    (x_lo, x_hi): (f64, f64),
+    text_style: &TextStyle,
+) -> DrawResult<DB> {
+    for (i, (label, y)) in baselines.iter().enumerate() {
         let series = chart.draw_series(DashedLineSeries::new(
             vec![(x_lo, *y), (x_hi, *y)],
             8,
@@ -301,69 +339,94 @@ fn draw_scatter<DB: DrawingBackend>(
                 + Text::new(format!("baseline: {label}"), (6, -16), text_style.clone()),
         ))?;
     }
+    Ok(())
+}
 
-    let dominated: Vec<&ScatterPoint> = f.points.iter().filter(|p| !p.on_front).collect();
-    let mut front: Vec<&ScatterPoint> = f.points.iter().filter(|p| p.on_front).collect();
-    front.sort_by(|a, b| a.x.total_cmp(&b.x).then(b.y.total_cmp(&a.y)));
+/// Vertical then horizontal error bars of `points` (where their std is above zero).
+fn draw_error_bars<DB: DrawingBackend>(
+    chart: &mut XyChart<'_, DB>,
+    points: &[&ScatterPoint],
+    color: RGBColor,
+) -> DrawResult<DB> {
+    chart.draw_series(points.iter().filter(|p| p.y_std > 0.0).map(|p| {
+        ErrorBar::new_vertical(
+            p.x,
+            p.y - p.y_std,
+            p.y,
+            p.y + p.y_std,
+            color.stroke_width(1),
+            6,
+        )
+    }))?;
+    chart.draw_series(points.iter().filter(|p| p.x_std > 0.0).map(|p| {
+        ErrorBar::new_horizontal(
+            p.y,
+            p.x - p.x_std,
+            p.x,
+            p.x + p.x_std,
+            color.stroke_width(1),
+            6,
+        )
+    }))?;
+    Ok(())
+}
 
-    let dominated_bars: &[&ScatterPoint] = if f.points.len() > MAX_DOMINATED_ERROR_BARS {
-        &[]
-    } else {
-        &dominated
-    };
-    for (points, color) in [(dominated_bars, DOMINATED_COLOR), (&front[..], FRONT_COLOR)] {
-        chart.draw_series(points.iter().filter(|p| p.y_std > 0.0).map(|p| {
-            ErrorBar::new_vertical(
-                p.x,
-                p.y - p.y_std,
-                p.y,
-                p.y + p.y_std,
-                color.stroke_width(1),
-                6,
-            )
-        }))?;
-        chart.draw_series(points.iter().filter(|p| p.x_std > 0.0).map(|p| {
-            ErrorBar::new_horizontal(
-                p.y,
-                p.x - p.x_std,
-                p.x,
-                p.x + p.x_std,
-                color.stroke_width(1),
-                6,
-            )
-        }))?;
+/// The dominated points, grey, with their legend entry.
+fn draw_dominated<'a, DB: DrawingBackend + 'a>(
+    chart: &mut XyChart<'a, DB>,
+    dominated: &[&ScatterPoint],
+) -> DrawResult<DB> {
+    if dominated.is_empty() {
+        return Ok(());
     }
-    if !dominated.is_empty() {
-        chart
-            .draw_series(
-                dominated
-                    .iter()
-                    .map(|p| Circle::new((p.x, p.y), 4, DOMINATED_COLOR.filled())),
-            )?
-            .label("dominated")
-            .legend(|(x, y)| Circle::new((x + 10, y), 4, DOMINATED_COLOR.filled()));
+    chart
+        .draw_series(
+            dominated
+                .iter()
+                .map(|p| Circle::new((p.x, p.y), 4, DOMINATED_COLOR.filled())),
+        )?
+        .label("dominated")
+        .legend(|(x, y)| Circle::new((x + 10, y), 4, DOMINATED_COLOR.filled()));
+    Ok(())
+}
+
+/// The front's points (sorted along x), joined by a line, with their legend entry.
+fn draw_front<'a, DB: DrawingBackend + 'a>(
+    chart: &mut XyChart<'a, DB>,
+    front: &[&ScatterPoint],
+) -> DrawResult<DB> {
+    if front.is_empty() {
+        return Ok(());
     }
-    if !front.is_empty() {
-        chart.draw_series(LineSeries::new(
-            front.iter().map(|p| (p.x, p.y)),
-            FRONT_COLOR.stroke_width(2),
-        ))?;
-        chart
-            .draw_series(
-                front
-                    .iter()
-                    .map(|p| Circle::new((p.x, p.y), 5, FRONT_COLOR.filled())),
-            )?
-            .label("Pareto front")
-            .legend(|(x, y)| {
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(0, 0), (20, 0)], FRONT_COLOR.stroke_width(2))
-                    + Circle::new((10, 0), 4, FRONT_COLOR.filled())
-            });
-    }
-    // Points at the same place share one label.
+    chart.draw_series(LineSeries::new(
+        front.iter().map(|p| (p.x, p.y)),
+        FRONT_COLOR.stroke_width(2),
+    ))?;
+    chart
+        .draw_series(
+            front
+                .iter()
+                .map(|p| Circle::new((p.x, p.y), 5, FRONT_COLOR.filled())),
+        )?
+        .label("Pareto front")
+        .legend(|(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (20, 0)], FRONT_COLOR.stroke_width(2))
+                + Circle::new((10, 0), 4, FRONT_COLOR.filled())
+        });
+    Ok(())
+}
+
+/// The labels of the points that show one; points at the same place share one label, and labels
+/// in the right third of the plot go to the left of their point, so they stay inside.
+fn draw_point_labels<DB: DrawingBackend>(
+    chart: &mut XyChart<'_, DB>,
+    points: &[ScatterPoint],
+    (x_lo, x_hi): (f64, f64),
+    text_style: &TextStyle,
+) -> DrawResult<DB> {
     let mut labels: Vec<((f64, f64), String)> = Vec::new();
-    for p in f.points.iter().filter(|p| p.show_label) {
+    for p in points.iter().filter(|p| p.show_label) {
         match labels.iter_mut().find(|(at, _)| *at == (p.x, p.y)) {
             Some((_, text)) => {
                 text.push_str(", ");
@@ -372,7 +435,6 @@ fn draw_scatter<DB: DrawingBackend>(
             None => labels.push(((p.x, p.y), p.label.clone())),
         }
     }
-    // Labels in the right third of the plot go to the left of their point, so they stay inside.
     let right_third = x_lo + 0.66 * (x_hi - x_lo);
     chart.draw_series(labels.into_iter().map(|(at, text)| {
         let (offset, style) = if at.0 > right_third {
@@ -385,13 +447,6 @@ fn draw_scatter<DB: DrawingBackend>(
         };
         EmptyElement::at(at) + Text::new(text, offset, style)
     }))?;
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .position(SeriesLabelPosition::LowerLeft)
-        .draw()?;
     Ok(())
 }
 

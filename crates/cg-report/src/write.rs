@@ -272,6 +272,12 @@ pub(crate) fn write_files_into(
     Ok(written)
 }
 
+/// Writes every file of a report under `out_dir`, each one atomically, with the process's
+/// permissions; see [`write_report_with`].
+pub fn write_report(report: &Report, out_dir: &Path) -> Result<WrittenReport> {
+    write_report_with(report, out_dir, &WriteOptions::default())
+}
+
 /// Writes every file of a report under `out_dir` (created when missing; existing files of the same
 /// names are replaced, others are left alone), each one atomically (see [`write_atomic`]). The
 /// documents (`report.md`, `report.html`) are written last, so that when they change the files

@@ -1,0 +1,524 @@
+//! The report's document, as blocks that `doc` renders to markdown and HTML: the title, where the
+//! sweep stands, the summary, the front, the search, the figures, every configuration, the failed
+//! jobs and the files.
+
+use cg_core::Direction;
+
+use super::model::{JobCounts, Progress, Report, ReportOptions, SearchSection};
+use super::tables::{model_name, stopped_table};
+use crate::aggregate::{Configuration, FrontMembership, Stat};
+use crate::doc::Block;
+use crate::plots::Figure;
+use crate::table::Cell;
+
+fn fmt_stat(s: Stat) -> String {
+    if s.n > 1 {
+        format!("{:.4} ± {:.4}", s.mean, s.std)
+    } else {
+        format!("{:.4}", s.mean)
+    }
+}
+
+fn fmt_opt_stat(s: Option<Stat>) -> String {
+    s.map_or_else(|| "—".into(), fmt_stat)
+}
+
+fn fmt_number(v: f64) -> String {
+    format!("{v}")
+}
+
+fn first_line(text: &str, max_chars: usize) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if line.chars().count() > max_chars {
+        format!("{}…", line.chars().take(max_chars).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+fn configuration_row(c: &Configuration) -> Vec<String> {
+    vec![
+        c.id.clone(),
+        format!("`{}`", c.label),
+        fmt_stat(c.test_acc_final),
+        format!(
+            "{} (epoch {:.0})",
+            fmt_stat(c.test_acc_peak),
+            c.peak_epoch.mean
+        ),
+        fmt_stat(c.savings_nominal),
+        fmt_stat(c.savings_actual),
+        fmt_opt_stat(c.savings_measured),
+        c.epochs.to_string(),
+        c.seeds.len().to_string(),
+        format!("`{}`", c.rerun.command),
+    ]
+}
+
+const CONFIG_HEADER: [&str; 10] = [
+    "id",
+    "configuration",
+    "accuracy final",
+    "accuracy peak",
+    "savings nominal",
+    "savings actual",
+    "savings measured",
+    "epochs",
+    "seeds",
+    "re-run",
+];
+
+/// The document's blocks, section by section.
+pub(super) fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Block> {
+    let mut blocks = vec![Block::Heading(
+        1,
+        format!("Sweep report: `{}`", report.sweep.name),
+    )];
+    if let Some(progress) = &opts.progress {
+        blocks.push(progress_notice(&report.counts, progress));
+    }
+    blocks.extend(opts.preface.iter().cloned().map(Block::Paragraph));
+    blocks.push(Block::List(summary(report)));
+    blocks.extend(nothing_yet(&report.counts));
+    if !report.configurations.is_empty() {
+        blocks.extend(front_section(report, opts));
+        blocks.extend(baseline_section(report));
+    }
+    if let Some(search) = &opts.search {
+        blocks.extend(search_section(report, search, opts));
+    }
+    blocks.extend(figures_section(report, figures));
+    if !report.configurations.is_empty() {
+        blocks.extend(configurations_section(report, opts));
+    }
+    if !report.failed.is_empty() {
+        blocks.extend(failed_section(report, opts));
+    }
+    blocks.extend(files_section());
+    blocks
+}
+
+/// The summary list: jobs, configurations, objectives, backends, axes, hypervolume.
+fn summary(report: &Report) -> Vec<String> {
+    let mut summary = vec![
+        jobs_line(&report.counts),
+        configurations_line(report),
+        objectives_line(report),
+    ];
+    if !report.runs.is_empty() {
+        let mut backends: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in &report.runs {
+            *backends.entry(r.backend.as_str()).or_default() += 1;
+        }
+        let backends: Vec<String> = backends
+            .iter()
+            .map(|(b, n)| format!("`{b}` ({n} run{})", if *n == 1 { "" } else { "s" }))
+            .collect();
+        summary.push(format!("Backends: {}.", backends.join(", ")));
+    }
+    if !report.sweep.axes.is_empty() {
+        let axes: Vec<String> = report.sweep.axes.iter().map(|a| format!("`{a}`")).collect();
+        summary.push(format!("Axes: {}.", axes.join(", ")));
+    }
+    let n_front = report.front().count();
+    summary.push(match report.hypervolume {
+        Some(hv) => format!("Hypervolume: {hv:.6} (front of {n_front} configurations)."),
+        None => {
+            "Hypervolume: none (no finished CosineGate configuration has every objective).".into()
+        }
+    });
+    summary
+}
+
+/// `Jobs: N (k finished, …)`, naming only the states that have jobs.
+fn jobs_line(counts: &JobCounts) -> String {
+    let mut states = vec![format!("{} finished", counts.finished)];
+    for (n, what) in [
+        (counts.failed, "failed"),
+        (counts.queued, "queued"),
+        (counts.running, "running"),
+        (counts.cancelled, "cancelled"),
+        (
+            counts.completed_without_result,
+            "completed without a stored result",
+        ),
+    ] {
+        if n > 0 {
+            states.push(format!("{n} {what}"));
+        }
+    }
+    format!("Jobs: {} ({}).", counts.total, states.join(", "))
+}
+
+/// `Configurations: N (k CosineGate, m ResNet baseline) from r finished runs…`.
+fn configurations_line(report: &Report) -> String {
+    let counts = &report.counts;
+    let n_baseline = report
+        .configurations
+        .iter()
+        .filter(|c| c.is_baseline())
+        .count();
+    format!(
+        "Configurations: {} ({} CosineGate, {} ResNet baseline) from {} finished runs{}.",
+        report.configurations.len(),
+        report.configurations.len() - n_baseline,
+        n_baseline,
+        counts.finished - counts.below_top,
+        if counts.below_top > 0 {
+            format!(
+                " on the whole schedule ({} more ended at a lower rung of the search)",
+                counts.below_top
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// `Objectives: … ; reference point (…).`
+fn objectives_line(report: &Report) -> String {
+    let objectives: Vec<String> = report
+        .objectives
+        .iter()
+        .map(|o| {
+            let dir = match o.direction {
+                Direction::Maximize => "maximise",
+                Direction::Minimize => "minimise",
+            };
+            format!("`{}` ({dir})", o.metric)
+        })
+        .collect();
+    let reference: Vec<String> = report
+        .reference_point
+        .iter()
+        .map(|v| fmt_number(*v))
+        .collect();
+    format!(
+        "Objectives: {}; reference point ({}).",
+        objectives.join(", "),
+        reference.join(", ")
+    )
+}
+
+/// A paragraph when there is nothing to report yet (no jobs, or none finished).
+fn nothing_yet(counts: &JobCounts) -> Option<Block> {
+    if counts.total == 0 {
+        Some(Block::Paragraph(
+            "The sweep has no jobs yet: there is nothing to report.".into(),
+        ))
+    } else if counts.finished == 0 {
+        Some(Block::Paragraph(format!(
+            "No job of this sweep has finished{}: there are no results to report yet.",
+            if counts.failed == counts.total {
+                " (every job failed)"
+            } else {
+                ""
+            }
+        )))
+    } else {
+        None
+    }
+}
+
+/// "Pareto front": what it is, its configurations (best first objective first), and the fronts
+/// with actual and measured savings.
+fn front_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
+    let mut blocks = vec![
+        Block::Heading(2, "Pareto front".into()),
+        Block::Paragraph(format!(
+            "Configurations that no other configuration beats in every objective, compared by their means \
+             over seeds; ties and duplicates all stay on the front. Figures are mean ± sample standard deviation \
+             over seeds (just the mean for one seed). Baselines are references, not candidates. \
+             The re-run command repeats a configuration with its lowest seed from its resolved configuration in \
+             `{}/`; add `--set train.seed=N` for another seed.",
+            opts.configs_dir.trim_end_matches('/')
+        )),
+    ];
+    let front = sorted_front(report);
+    if front.is_empty() {
+        blocks.push(Block::Paragraph(
+            "No configuration is a candidate for the front.".into(),
+        ));
+    } else {
+        blocks.push(Block::Table {
+            header: CONFIG_HEADER.map(String::from).to_vec(),
+            rows: front.iter().map(|c| configuration_row(c)).collect(),
+        });
+    }
+    if report
+        .objectives
+        .iter()
+        .any(|o| o.metric == "savings_nominal")
+    {
+        blocks.push(other_fronts(report));
+    }
+    blocks
+}
+
+/// The front's configurations, best in the first objective first, then by id.
+fn sorted_front(report: &Report) -> Vec<&Configuration> {
+    let mut front: Vec<&Configuration> = report.front().collect();
+    let first = &report.objectives[0];
+    front.sort_by(|a, b| {
+        let (x, y) = (
+            a.stat(&first.metric).map_or(f64::NAN, |s| s.mean),
+            b.stat(&first.metric).map_or(f64::NAN, |s| s.mean),
+        );
+        let order = match first.direction {
+            Direction::Maximize => y.total_cmp(&x),
+            Direction::Minimize => x.total_cmp(&y),
+        };
+        order.then_with(|| a.id.cmp(&b.id))
+    });
+    front
+}
+
+/// The fronts with actual and with measured savings in place of nominal savings.
+fn other_fronts(report: &Report) -> Block {
+    let ids = |pick: fn(&FrontMembership) -> Option<bool>| -> String {
+        let ids: Vec<String> = report
+            .configurations
+            .iter()
+            .filter(|c| pick(&c.front) == Some(true))
+            .map(|c| c.id.clone())
+            .collect();
+        if ids.is_empty() {
+            "none".into()
+        } else {
+            ids.join(", ")
+        }
+    };
+    let measured_any = report
+        .configurations
+        .iter()
+        .any(|c| c.front.measured.is_some());
+    Block::List(vec![
+        format!(
+            "Front with actual savings instead of nominal: {}.",
+            ids(|m| m.actual)
+        ),
+        if measured_any {
+            format!(
+                "Front with measured savings instead of nominal (configurations that measured it): {}.",
+                ids(|m| m.measured)
+            )
+        } else {
+            "Front with measured savings: no configuration measured wall-clock savings.".into()
+        },
+    ])
+}
+
+/// "Baseline": the ResNet configurations, when there are any.
+fn baseline_section(report: &Report) -> Vec<Block> {
+    let baselines: Vec<&Configuration> = report
+        .configurations
+        .iter()
+        .filter(|c| c.is_baseline())
+        .collect();
+    if baselines.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Block::Heading(2, "Baseline".into()),
+        Block::Table {
+            header: CONFIG_HEADER.map(String::from).to_vec(),
+            rows: baselines.iter().map(|c| configuration_row(c)).collect(),
+        },
+    ]
+}
+
+/// "Search (mo-asha)": the top rung, the comparison with a grid, the hypervolume history and the
+/// configurations stopped below the top.
+fn search_section(report: &Report, search: &SearchSection, opts: &ReportOptions) -> Vec<Block> {
+    let mut blocks = vec![
+        Block::Heading(2, "Search (mo-asha)".into()),
+        Block::Paragraph(format!(
+            "The front above compares like with like: it is made of the configurations that reached \
+             the top rung ({} epochs). The {} configuration(s) stopped at a lower rung are listed \
+             below with the rung they stopped at and their objectives there (`stopped.csv`); they \
+             are not candidates for the front. `hv_history.csv` holds the hypervolume of the top \
+             rung after every result against the epochs spent so far.",
+            search.top_epochs,
+            search.stopped.len()
+        )),
+    ];
+    if let Some(against) = &search.against {
+        blocks.push(Block::Paragraph(against.sentence()));
+    }
+    blocks.push(Block::Figure {
+        stem: "hv_history".into(),
+        caption: "Hypervolume against epochs spent".into(),
+    });
+    let table = stopped_table(report, search);
+    if !table.rows.is_empty() {
+        let shown = table.rows.len().min(opts.max_table_rows);
+        blocks.push(Block::Table {
+            header: table.columns.clone(),
+            rows: table.rows[..shown]
+                .iter()
+                .map(|row| row.iter().map(Cell::text).collect())
+                .collect(),
+        });
+    }
+    blocks
+}
+
+/// "Figures": each figure with its caption, or a note while no job has finished.
+fn figures_section(report: &Report, figures: &[Figure]) -> Vec<Block> {
+    let mut blocks = vec![Block::Heading(2, "Figures".into())];
+    if report.runs.is_empty() {
+        // Empty plots would fill the page (a live report starts this way): the files still exist.
+        blocks.push(Block::Paragraph(
+            "No figures yet: they are drawn once a job has finished (the figure files say so too)."
+                .into(),
+        ));
+    } else {
+        for f in figures {
+            blocks.push(Block::Figure {
+                stem: f.stem.clone(),
+                caption: f.caption.clone(),
+            });
+        }
+    }
+    blocks
+}
+
+/// "All configurations": the first `max_table_rows` of them.
+fn configurations_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
+    let mut blocks = vec![Block::Heading(2, "All configurations".into())];
+    let shown = report.configurations.len().min(opts.max_table_rows);
+    if shown < report.configurations.len() {
+        blocks.push(Block::Paragraph(format!(
+            "The first {shown} of {} configurations; `front.csv` has them all.",
+            report.configurations.len()
+        )));
+    }
+    blocks.push(Block::Table {
+        header: [
+            "id",
+            "configuration",
+            "model",
+            "on front",
+            "accuracy final",
+            "savings nominal",
+            "savings actual",
+            "seeds",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: report.configurations[..shown]
+            .iter()
+            .map(|c| {
+                vec![
+                    c.id.clone(),
+                    format!("`{}`", c.label),
+                    model_name(c).into(),
+                    match c.front.objectives {
+                        Some(true) => "yes".into(),
+                        Some(false) => "no".into(),
+                        None => "—".into(),
+                    },
+                    fmt_stat(c.test_acc_final),
+                    fmt_stat(c.savings_nominal),
+                    fmt_stat(c.savings_actual),
+                    c.seeds.len().to_string(),
+                ]
+            })
+            .collect(),
+    });
+    blocks
+}
+
+/// "Failed jobs": the first `max_table_rows` of them, with the first line of their error.
+fn failed_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
+    let mut blocks = vec![Block::Heading(2, "Failed jobs".into())];
+    let shown = report.failed.len().min(opts.max_table_rows);
+    if shown < report.failed.len() {
+        blocks.push(Block::Paragraph(format!(
+            "The first {shown} of {} failed jobs.",
+            report.failed.len()
+        )));
+    }
+    blocks.push(Block::Table {
+        header: ["job", "configuration", "attempts", "error"]
+            .map(String::from)
+            .to_vec(),
+        rows: report.failed[..shown]
+            .iter()
+            .map(|f| {
+                vec![
+                    format!("`{}`", f.job_id),
+                    format!("`{}`", f.label),
+                    f.attempts.to_string(),
+                    first_line(&f.error, 200).replace('`', "'"),
+                ]
+            })
+            .collect(),
+    });
+    blocks
+}
+
+/// "Files": what the report folder holds.
+fn files_section() -> Vec<Block> {
+    vec![
+        Block::Heading(2, "Files".into()),
+        Block::List(vec![
+            "`results.csv`, `results.json`: one row per finished run.".into(),
+            "`front.csv`, `front.json`: one row per configuration, with mean and std over seeds and front membership.".into(),
+            "`configs/<job_id>.json`: the resolved configuration of each configuration's re-run job.".into(),
+            "`pareto`, `gates_open`, `gates_cir`, `curves`: figures as `.png` and `.svg`.".into(),
+        ]),
+    ]
+}
+
+/// The notice at the top: running (k of n done, what runs, when) or finished.
+fn progress_notice(counts: &JobCounts, progress: &Progress) -> Block {
+    let done = counts.finished + counts.completed_without_result + counts.failed + counts.cancelled;
+    let completed = counts.finished + counts.completed_without_result;
+    let mut parts = vec![format!("{completed} completed")];
+    if counts.failed > 0 {
+        parts.push(format!("{} failed", counts.failed));
+    }
+    if counts.cancelled > 0 {
+        parts.push(format!("{} cancelled", counts.cancelled));
+    }
+    match progress {
+        Progress::Running {
+            updated,
+            reload_secs,
+        } => Block::Notice {
+            running: true,
+            text: format!(
+                "Sweep running: {done} of {} jobs done ({}), {} running, {} queued. Last update: {updated}. \
+                 This page reloads every {reload_secs} s until the sweep has finished.",
+                counts.total,
+                parts.join(", "),
+                counts.running,
+                counts.queued
+            ),
+        },
+        Progress::Paused { updated } => Block::Notice {
+            running: true,
+            text: format!(
+                "Sweep paused: {done} of {} jobs done ({}), {} running, {} queued. Last update: {updated}. \
+                 Queued jobs wait until the sweep is resumed (`cg sweep resume`); this page does not reload.",
+                counts.total,
+                parts.join(", "),
+                counts.running,
+                counts.queued
+            ),
+        },
+        Progress::Finished { finished } => Block::Notice {
+            running: false,
+            text: format!(
+                "Sweep finished: {} jobs ({}). Finished: {finished}.",
+                counts.total,
+                parts.join(", ")
+            ),
+        },
+    }
+}

@@ -1,0 +1,353 @@
+//! The report's figures, described (not drawn): accuracy against savings with the front, gate
+//! heatmaps (open rate and CIR) and the front's training curves; a figure with nothing to show says
+//! why. `plots` draws them.
+
+use cg_core::{Direction, Objective};
+
+use super::model::{Report, ReportOptions};
+use crate::aggregate::{self, Configuration};
+use crate::plots::{
+    self, CurvesFigure, Figure, FigureKind, HeatmapFigure, ScatterFigure, ScatterPoint,
+};
+
+fn objective_desc(o: &Objective) -> String {
+    let arrow = match o.direction {
+        Direction::Maximize => "↑",
+        Direction::Minimize => "↓",
+    };
+    format!("{} {arrow}", o.metric)
+}
+
+fn baseline_label(c: &Configuration) -> String {
+    if c.label.chars().count() <= 40 {
+        format!("{} {}", c.id, c.label)
+    } else {
+        c.id.clone()
+    }
+}
+
+fn row_label(c: &Configuration) -> String {
+    if c.short_label == c.id {
+        c.id.clone()
+    } else {
+        format!("{} {}", c.id, c.short_label)
+    }
+}
+
+/// The four figures of a report: accuracy against savings, the two gate heatmaps, the curves.
+pub(super) fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
+    let no_runs = if report.counts.total == 0 {
+        "the sweep has no jobs"
+    } else {
+        "no finished runs"
+    };
+    let (gates_open, gates_cir) = gate_heatmaps(report, opts, no_runs);
+    vec![
+        pareto_figure(report, opts, no_runs),
+        gates_open,
+        gates_cir,
+        curves_figure(report, opts, no_runs),
+    ]
+}
+
+/// A figure that only says why there is nothing to draw.
+fn message(stem: &str, caption: &str, title: String, text: &str) -> Figure {
+    Figure {
+        stem: stem.into(),
+        caption: caption.into(),
+        kind: FigureKind::Message {
+            title,
+            message: text.into(),
+        },
+    }
+}
+
+/// The first objective against the second (or nominal savings), with the front, the dominated
+/// points and the baselines.
+fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure {
+    let y_obj = report.objectives[0].clone();
+    let x_obj = report.objectives.get(1).cloned().unwrap_or(Objective {
+        metric: "savings_nominal".into(),
+        direction: Direction::Maximize,
+    });
+    let title = format!(
+        "{}: {} vs {}",
+        report.sweep.name, y_obj.metric, x_obj.metric
+    );
+    let mut points = scatter_points(report, &x_obj, &y_obj);
+    choose_point_labels(&mut points, opts.max_point_labels);
+    let pareto_caption = format!(
+        "{} against {}, mean ± sample std over seeds. Red: the front of the objectives; grey: dominated{}; dashed: ResNet baseline.",
+        y_obj.metric,
+        x_obj.metric,
+        if points.len() > plots::MAX_DOMINATED_ERROR_BARS {
+            " (error bars on the front only)"
+        } else {
+            ""
+        }
+    );
+    let baselines: Vec<(String, f64)> = report
+        .configurations
+        .iter()
+        .filter(|c| c.is_baseline())
+        .filter_map(|c| c.stat(&y_obj.metric).map(|s| (baseline_label(c), s.mean)))
+        .filter(|(_, y)| y.is_finite())
+        .collect();
+    if points.is_empty() && baselines.is_empty() {
+        return message("pareto", &pareto_caption, title, no_runs);
+    }
+    Figure {
+        stem: "pareto".into(),
+        caption: pareto_caption,
+        kind: FigureKind::Scatter(ScatterFigure {
+            title,
+            x_desc: objective_desc(&x_obj),
+            y_desc: objective_desc(&y_obj),
+            points,
+            baselines,
+        }),
+    }
+}
+
+/// One point per configuration that is no baseline and has both metrics, unlabelled.
+fn scatter_points(report: &Report, x_obj: &Objective, y_obj: &Objective) -> Vec<ScatterPoint> {
+    let mut points: Vec<ScatterPoint> = Vec::new();
+    for c in report.configurations.iter().filter(|c| !c.is_baseline()) {
+        if let (Some(x), Some(y)) = (c.stat(&x_obj.metric), c.stat(&y_obj.metric))
+            && x.mean.is_finite()
+            && y.mean.is_finite()
+        {
+            points.push(ScatterPoint {
+                label: c.short_label.clone(),
+                x: x.mean,
+                x_std: x.std,
+                y: y.mean,
+                y_std: y.std,
+                on_front: c.front.objectives == Some(true),
+                show_label: false,
+            });
+        }
+    }
+    points
+}
+
+/// Labels every point when few; else every k-th front point along the x axis.
+fn choose_point_labels(points: &mut [ScatterPoint], max_labels: usize) {
+    if points.len() <= max_labels {
+        points.iter_mut().for_each(|p| p.show_label = true);
+    } else if max_labels > 0 {
+        let mut front: Vec<usize> = (0..points.len()).filter(|&i| points[i].on_front).collect();
+        front.sort_by(|&a, &b| points[a].x.total_cmp(&points[b].x).then(a.cmp(&b)));
+        let step = front.len().div_ceil(max_labels).max(1);
+        for &i in front.iter().step_by(step) {
+            points[i].show_label = true;
+        }
+    }
+}
+
+/// The gate-open rate and mean CIR heatmaps over the same rows and blocks.
+fn gate_heatmaps(report: &Report, opts: &ReportOptions, no_runs: &str) -> (Figure, Figure) {
+    let gated: Vec<&Configuration> = report
+        .configurations
+        .iter()
+        .filter(|c| !c.gates.is_empty())
+        .collect();
+    let shown = heatmap_rows(&gated, opts.max_heatmap_rows);
+    let mut blocks: Vec<usize> = shown
+        .iter()
+        .flat_map(|c| c.gates.iter().map(|g| g.block_idx))
+        .collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    let subset = if shown.len() < gated.len() {
+        format!(
+            " Showing {} of {} configurations (front first).",
+            shown.len(),
+            gated.len()
+        )
+    } else {
+        String::new()
+    };
+    let heatmap = Heatmap {
+        report,
+        shown: &shown,
+        blocks: &blocks,
+        subset: &subset,
+        no_runs,
+    };
+    (
+        heatmap.figure(
+            "gates_open",
+            "gate-open rate",
+            "fraction of samples executed",
+            |g| g.gate_open_rate,
+            Some((0.0, 1.0)),
+        ),
+        heatmap.figure(
+            "gates_cir",
+            "mean CIR",
+            "mean 1 − cos(x, F(x))",
+            |g| g.mean_cir,
+            None,
+        ),
+    )
+}
+
+/// The gated configurations drawn as rows: all when they fit, else the front ones first (the
+/// first in report order when even those do not fit), then others, in report order.
+fn heatmap_rows<'a>(gated: &[&'a Configuration], max_rows: usize) -> Vec<&'a Configuration> {
+    if gated.len() <= max_rows {
+        return gated.to_vec();
+    }
+    let mut keep: Vec<bool> = gated
+        .iter()
+        .map(|c| c.front.objectives == Some(true))
+        .collect();
+    let mut n = keep.iter().filter(|k| **k).count().min(max_rows);
+    if n == max_rows {
+        // More front configurations than rows: the first ones in report order.
+        let mut seen = 0;
+        for k in keep.iter_mut() {
+            if *k {
+                seen += 1;
+                *k = seen <= max_rows;
+            }
+        }
+    }
+    for k in keep.iter_mut() {
+        if n >= max_rows {
+            break;
+        }
+        if !*k {
+            *k = true;
+            n += 1;
+        }
+    }
+    gated
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(c, _)| *c)
+        .collect()
+}
+
+/// What the two gate heatmaps share: their rows, columns and caption tail.
+struct Heatmap<'a> {
+    report: &'a Report,
+    shown: &'a [&'a Configuration],
+    blocks: &'a [usize],
+    subset: &'a str,
+    no_runs: &'a str,
+}
+
+impl Heatmap<'_> {
+    /// One heatmap of `pick` per block and configuration, on `fixed` or the values' range.
+    fn figure(
+        &self,
+        stem: &str,
+        what: &str,
+        desc: &str,
+        pick: fn(&aggregate::BlockGateMean) -> f64,
+        fixed: Option<(f64, f64)>,
+    ) -> Figure {
+        let caption = format!(
+            "{what} per gated block and configuration, mean over seeds, on the test set.{}",
+            self.subset
+        );
+        let title = format!("{}: {what}", self.report.sweep.name);
+        if self.shown.is_empty() {
+            let text = if self.report.counts.finished == 0 {
+                self.no_runs
+            } else {
+                "no gate statistics (baseline runs only)"
+            };
+            return message(stem, &caption, title, text);
+        }
+        let values: Vec<Vec<Option<f64>>> = self
+            .shown
+            .iter()
+            .map(|c| {
+                self.blocks
+                    .iter()
+                    .map(|b| c.gates.iter().find(|g| g.block_idx == *b).map(pick))
+                    .collect()
+            })
+            .collect();
+        let range = fixed.unwrap_or_else(|| value_range(&values));
+        Figure {
+            stem: stem.into(),
+            caption,
+            kind: FigureKind::Heatmap(HeatmapFigure {
+                title,
+                value_desc: desc.into(),
+                column_labels: self.blocks.iter().map(usize::to_string).collect(),
+                row_labels: self.shown.iter().map(|c| row_label(c)).collect(),
+                values,
+                range,
+            }),
+        }
+    }
+}
+
+/// The lowest and highest value, or a unit window around a single value.
+fn value_range(values: &[Vec<Option<f64>>]) -> (f64, f64) {
+    let (lo, hi) = values
+        .iter()
+        .flatten()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, lo + 0.5)
+    }
+}
+
+/// Test accuracy and nominal savings per epoch of the front's configurations (the first few).
+fn curves_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure {
+    let mut front: Vec<&Configuration> = report
+        .configurations
+        .iter()
+        .filter(|c| c.front.objectives == Some(true) && !c.curve.is_empty())
+        .collect();
+    let n_front = front.len();
+    front.truncate(opts.max_curves);
+    let curves_caption = format!(
+        "Test accuracy and nominal savings per epoch of the front's configurations, mean over seeds.{}",
+        if n_front > front.len() {
+            format!(" Showing {} of {}.", front.len(), n_front)
+        } else {
+            String::new()
+        }
+    );
+    let curves_title = format!("{}: training curves of the front", report.sweep.name);
+    if front.is_empty() {
+        let text = if report.counts.finished == 0 {
+            no_runs
+        } else {
+            "no training history on the front"
+        };
+        return message("curves", &curves_caption, curves_title, text);
+    }
+    Figure {
+        stem: "curves".into(),
+        caption: curves_caption,
+        kind: FigureKind::Curves(CurvesFigure {
+            title: curves_title,
+            series: front
+                .iter()
+                .map(|c| {
+                    (
+                        row_label(c),
+                        c.curve
+                            .iter()
+                            .map(|p| (p.epoch as f64, p.test_acc, p.savings_nominal))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        }),
+    }
+}
