@@ -16,11 +16,27 @@ use super::child::{
 };
 use super::ctx::Ctx;
 use super::is_out_of_memory;
-use super::worker::Ended;
 use crate::devices::Reservation;
 use crate::gpu::Slot;
 use crate::protocol::{ChildMessage, FailureKind};
 use crate::{Error, Event, Result};
+
+/// How an attempt ended, for its slot.
+pub(super) enum Ended {
+    /// Completed; `raised_to`: its device may run this many jobs at once again.
+    Completed {
+        raised_to: Option<usize>,
+    },
+    /// It ran out of device memory. `beside_others`: other jobs ran on the device then, and the
+    /// job went back to the queue without spending an attempt; `lowered_to`: the device runs at
+    /// most this many jobs at once from now on; `retried`: the job will run again.
+    OutOfMemory {
+        beside_others: bool,
+        lowered_to: Option<usize>,
+        retried: bool,
+    },
+    Other,
+}
 
 /// Runs one claimed job to its end. The `reservation` (the slot's place on its device) is held
 /// until the attempt's end is recorded.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::claim::run_claim;
+use super::claim::{Ended, run_claim};
 use super::ctx::Ctx;
 use crate::gpu::Slot;
 use crate::proc::own_worker_prefix;
@@ -18,23 +18,6 @@ pub(super) struct Place {
     pub(super) n: usize,
     pub(super) rank: usize,
     pub(super) slot: Slot,
-}
-
-/// How an attempt ended, for its slot.
-pub(super) enum Ended {
-    /// Completed; `raised_to`: its device may run this many jobs at once again.
-    Completed {
-        raised_to: Option<usize>,
-    },
-    /// It ran out of device memory. `beside_others`: other jobs ran on the device then, and the
-    /// job went back to the queue without spending an attempt; `lowered_to`: the device runs at
-    /// most this many jobs at once from now on; `retried`: the job will run again.
-    OutOfMemory {
-        beside_others: bool,
-        lowered_to: Option<usize>,
-        retried: bool,
-    },
-    Other,
 }
 
 /// Claims and runs jobs on one slot until the run stops, halts or is finished; an error is the
