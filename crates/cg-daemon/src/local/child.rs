@@ -244,50 +244,25 @@ async fn watch_child(
 impl Watched {
     /// Acts on one line of the child's stdout: progress and notes are shown, epochs recorded, and
     /// a result or failure kept as the outcome.
+    #[rustfmt::skip]
     async fn read(&mut self, ctx: &Ctx, job: &str, attempt: u32, line: &str) {
         let Some(message) = ChildMessage::parse(line) else {
             return;
         };
         let claimed_at = self.claimed_at;
-        self.first_progress
-            .get_or_insert_with(|| claimed_at.elapsed());
+        self.first_progress.get_or_insert_with(|| claimed_at.elapsed());
         let job = job.to_string();
         match message {
-            ChildMessage::Step {
-                epoch,
-                epochs,
-                step,
-                steps_per_epoch,
-                loss,
-                img_per_s,
-                eta_secs,
-            } => {
+            ChildMessage::Step { epoch, epochs, step, steps_per_epoch, loss, img_per_s, eta_secs } => {
                 self.epochs_total = epochs;
-                ctx.emit(Event::Step {
-                    job,
-                    epoch,
-                    epochs,
-                    step,
-                    steps_per_epoch,
-                    loss,
-                    img_per_s,
-                    eta_secs,
-                });
+                ctx.emit(Event::Step { job, epoch, epochs, step, steps_per_epoch, loss, img_per_s, eta_secs });
             }
             ChildMessage::Epoch { record } => {
                 if let Err(e) = ctx.store.record_epoch(&job, attempt, &record).await {
-                    ctx.warn(format!(
-                        "job {job}: cannot record epoch {}: {e}",
-                        record.epoch
-                    ));
+                    ctx.warn(format!("job {job}: cannot record epoch {}: {e}", record.epoch));
                 }
                 let epochs = self.epochs_total;
-                ctx.emit(Event::Epoch {
-                    job,
-                    attempt,
-                    epochs,
-                    record,
-                });
+                ctx.emit(Event::Epoch { job, attempt, epochs, record });
             }
             ChildMessage::Note { message } => ctx.emit(Event::Note { job, message }),
             m @ (ChildMessage::Done { .. } | ChildMessage::Failed { .. }) => self.outcome = Some(m),

@@ -139,9 +139,24 @@ async fn end_before_start(
     error: String,
     retryable: bool,
 ) -> Result<Ended> {
+    fail_attempt(ctx, worker, job, attempt, error, None, retryable).await?;
+    Ok(Ended::Other)
+}
+
+/// Records a failed attempt in the store (see `Store::fail`) and tells it; returns the job's
+/// status afterwards.
+async fn fail_attempt(
+    ctx: &Ctx,
+    worker: &str,
+    job: String,
+    attempt: u32,
+    error: String,
+    stderr_tail: Option<&str>,
+    retryable: bool,
+) -> Result<JobStatus> {
     let status = ctx
         .store
-        .fail(&job, attempt, worker, &error, None, retryable)
+        .fail(&job, attempt, worker, &error, stderr_tail, retryable)
         .await?;
     ctx.emit(Event::Failed {
         job,
@@ -149,7 +164,7 @@ async fn end_before_start(
         error,
         status,
     });
-    Ok(Ended::Other)
+    Ok(status)
 }
 
 /// Ends an attempt whose child could not be spawned: back in the queue while the job has
@@ -165,16 +180,7 @@ async fn end_unspawned(
         exe: ctx.options.exe.clone(),
         source,
     };
-    let status = ctx
-        .store
-        .fail(&job, attempt, worker, &error.to_string(), None, true)
-        .await?;
-    ctx.emit(Event::Failed {
-        job,
-        attempt,
-        error: error.to_string(),
-        status,
-    });
+    fail_attempt(ctx, worker, job, attempt, error.to_string(), None, true).await?;
     Err(error)
 }
 
@@ -341,16 +347,7 @@ async fn record_failure(
     if out_of_memory {
         ctx.devices.out_of_memory_alone(slot);
     }
-    let status = ctx
-        .store
-        .fail(&job, attempt, worker, &error, stderr_tail, retry)
-        .await?;
-    ctx.emit(Event::Failed {
-        job,
-        attempt,
-        error,
-        status,
-    });
+    let status = fail_attempt(ctx, worker, job, attempt, error, stderr_tail, retry).await?;
     if status == JobStatus::Failed {
         ctx.advance().await;
     }
