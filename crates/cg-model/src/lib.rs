@@ -11,6 +11,7 @@ pub mod fused;
 pub mod libtorch;
 pub mod macs;
 pub mod model;
+mod norm;
 pub mod schedule;
 pub mod train;
 
