@@ -3,6 +3,7 @@
 //! [`cg_core::RunConfig`] and returns a [`cg_core::RunResult`].
 
 pub mod bench;
+mod checkpoint;
 pub mod data;
 pub mod device;
 mod error;

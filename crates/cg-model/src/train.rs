@@ -5,7 +5,7 @@
 //! All training-time randomness (shuffling, augmentation, Gumbel and input noise) comes from a generator
 //! seeded by (seed, epoch), so a run resumed from an epoch checkpoint replays the uninterrupted run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -14,7 +14,7 @@ use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -23,10 +23,11 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
-use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{
+    CheckpointState, finish_checkpoints, load_checkpoint, load_state, save_checkpoint,
+};
 use crate::data::{Batch, Batcher, DataSplits, Dataset, Normalisation};
-use crate::error::io_err;
 use crate::macs::MacsTable;
 use crate::model::{CgResNet, GateCtx, NetOut, NetSpec};
 use crate::schedule::{flops_weight, learning_rate, temperature};
@@ -371,25 +372,6 @@ pub fn measure_sparse<B: Backend>(
     (n / dense.max(1e-9), n / sparse.max(1e-9))
 }
 
-/// Saved after every epoch beside the model and optimizer records.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CheckpointState {
-    config: RunConfig,
-    epochs_done: usize,
-    history: Vec<EpochRecord>,
-    train_secs: f64,
-    train_images: u64,
-}
-
-type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
-
-fn ckpt_paths(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("model-{epoch:04}")),
-        dir.join(format!("optim-{epoch:04}")),
-    )
-}
-
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     // SplitMix64 step: distinct, well-mixed streams per epoch.
     let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -524,21 +506,7 @@ fn resume<B: AutodiffBackend>(
                 .into(),
         });
     }
-    let (mpath, opath) = ckpt_paths(dir, state.epochs_done);
-    let rec = Rec::new();
-    let model = model
-        .load_file(&mpath, &rec, device)
-        .map_err(|e| Error::Checkpoint {
-            path: mpath.clone(),
-            message: e.to_string(),
-        })?;
-    let orec = rec
-        .load(opath.clone(), device)
-        .map_err(|e| Error::Checkpoint {
-            path: opath.clone(),
-            message: e.to_string(),
-        })?;
-    let optim = optim.load_record(orec);
+    let (model, optim) = load_checkpoint(dir, state.epochs_done, model, optim, device)?;
     let run = RunSoFar {
         start_epoch: state.epochs_done,
         history: state.history,
@@ -988,83 +956,6 @@ fn peak(history: &[EpochRecord]) -> (usize, f64) {
 
 fn eval_batch(train_batch: usize) -> usize {
     train_batch.clamp(64, 256)
-}
-
-fn load_state(dir: &Path) -> Result<Option<CheckpointState>> {
-    let path = dir.join("state.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::Checkpoint {
-            path,
-            message: format!("unreadable state: {e}"),
-        })
-}
-
-fn save_checkpoint<B: AutodiffBackend, O: Optimizer<CgResNet<B>, B>>(
-    dir: &Path,
-    model: &CgResNet<B>,
-    optim: &O,
-    state: &CheckpointState,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let ck = |path: &Path, e: String| Error::Checkpoint {
-        path: path.to_path_buf(),
-        message: e,
-    };
-    let rec = Rec::new();
-    let (mpath, opath) = ckpt_paths(dir, state.epochs_done);
-    model
-        .clone()
-        .save_file(&mpath, &rec)
-        .map_err(|e| ck(&mpath, e.to_string()))?;
-    rec.record(optim.to_record(), opath.clone())
-        .map_err(|e| ck(&opath, e.to_string()))?;
-    // The state file names the epoch whose records are complete; write it last, atomically.
-    let tmp = dir.join("state.json.tmp");
-    let text = serde_json::to_string(state).map_err(|e| ck(&tmp, e.to_string()))?;
-    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, dir.join("state.json")).map_err(io_err(dir))?;
-    remove_older(dir, state.epochs_done);
-    Ok(())
-}
-
-/// Removes checkpoint records of epochs before `keep`.
-fn remove_older(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let epoch = name
-            .strip_prefix("model-")
-            .or_else(|| name.strip_prefix("optim-"))
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|n| n.parse::<usize>().ok());
-        if epoch.is_some_and(|ep| ep < keep) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-/// Writes the final weights as `final.mpk`; drops intermediate records unless asked to keep them.
-fn finish_checkpoints<B: Backend>(dir: &Path, model: &CgResNet<B>, keep: bool) -> Result<()> {
-    let path = dir.join("final");
-    model
-        .clone()
-        .save_file(&path, &Rec::new())
-        .map_err(|e| Error::Checkpoint {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    if !keep {
-        remove_older(dir, usize::MAX);
-        let _ = std::fs::remove_file(dir.join("state.json"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
