@@ -105,105 +105,16 @@ fn rung_job(sweep: &Sweep, search: &Search, config: usize, rung: usize) -> Optio
 /// decision submitted, and returns everything to record.
 fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite, BoxError> {
     let spec = search_spec(sweep).ok_or("the sweep is not `method: mo-asha`")?;
-    let ended: HashMap<&str, (JobStatus, Option<&RunResult>)> = input
-        .ended
-        .iter()
-        .map(|e| (e.job_id.as_str(), (e.status, e.result.as_ref())))
-        .collect();
-    let info = sweep.info();
-    let observation = |config: u64, rung: u64, job: &str, failed: bool| Observation {
-        config: config as usize,
-        rung: rung as usize,
-        objectives: if failed {
-            None
-        } else {
-            ended
-                .get(job)
-                .and_then(|(_, r)| *r)
-                .and_then(|r| info.objective_values(r))
-        },
-    };
+    let results = Results::new(sweep, &input);
     let mut search = Search::new(spec);
-    let mut log = input.log.clone();
     for row in &input.log {
         search
-            .observe(observation(row.config, row.rung, &row.job_id, row.failed))
+            .observe(results.observation(row.config, row.rung, &row.job_id, row.failed))
             .map_err(|e| format!("stored result {} ({}): {e}", row.seq, row.job_id))?;
     }
-    let mut taken: HashSet<(String, u64)> =
-        log.iter().map(|r| (r.job_id.clone(), r.config)).collect();
-    // Takes every ended job that a pending decision submitted, until none is left. Observing a
-    // result can add decisions (promotions, draws), so the pending jobs are looked up afresh for
-    // each ended job, and their ids come from (configuration, rung), never from an index.
-    loop {
-        let mut progressed = false;
-        for e in &input.ended {
-            for (config, rung) in search.pending() {
-                if taken.contains(&(e.job_id.clone(), config as u64)) {
-                    continue;
-                }
-                let id = rung_job(sweep, &search, config, rung)
-                    .map(|j| j.id)
-                    .ok_or("a drawn point does not fit the sweep's space")?;
-                if id != e.job_id {
-                    continue;
-                }
-                let failed = e.status == JobStatus::Failed;
-                let seq = log.len() as u64;
-                search.observe(observation(config as u64, rung as u64, &e.job_id, failed))?;
-                taken.insert((e.job_id.clone(), config as u64));
-                log.push(LoggedResult {
-                    seq,
-                    job_id: e.job_id.clone(),
-                    config: config as u64,
-                    rung: rung as u64,
-                    failed,
-                });
-                progressed = true;
-            }
-        }
-        if !progressed {
-            break;
-        }
-    }
-    let epochs = search.rung_epochs().to_vec();
-    let mut decisions = Vec::with_capacity(search.decisions().len());
-    let mut jobs = Vec::new();
-    for (seq, d) in search.decisions().iter().enumerate() {
-        let job = rung_job(sweep, &search, d.config, d.rung)
-            .ok_or("a drawn point does not fit the sweep's space")?;
-        let kind = d.action.kind();
-        let point = match &d.action {
-            Action::Draw { point } => Some(serde_json::to_value(point)?),
-            Action::Promote | Action::Stop => None,
-        };
-        let row = DecisionRow {
-            seq: seq as u64,
-            kind,
-            config: d.config as u64,
-            rung: d.rung as u64,
-            epochs: epochs[d.rung] as u64,
-            job_id: job.id.clone(),
-            point,
-            from_seq: d.from.map(|f| f as u64),
-            from_job: d.from.and_then(|f| log.get(f)).map(|r| r.job_id.clone()),
-        };
-        if let Some(old) = input.decisions.get(seq) {
-            if (old.kind, old.config, old.rung, old.job_id.as_str())
-                != (kind, row.config, row.rung, row.job_id.as_str())
-            {
-                return Err(format!(
-                    "decision {seq} differs from the recorded one ({} of configuration {} at rung {}); \
-                     was the sweep file or its data changed after the search started?",
-                    old.kind, old.config, old.rung
-                )
-                .into());
-            }
-        } else if kind != DecisionKind::Stop {
-            jobs.push((job, d.rung as i64));
-        }
-        decisions.push(row);
-    }
+    let mut log = input.log.clone();
+    take_ended(sweep, &mut search, &input, &results, &mut log)?;
+    let (decisions, jobs) = decision_rows(sweep, &search, &log, &input.decisions)?;
     let hv = search
         .hv_history()
         .iter()
@@ -221,4 +132,141 @@ fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite,
         hv,
         finished: search.is_finished(),
     })
+}
+
+/// The ended jobs of a search's sweep, as the search observes them.
+struct Results<'a> {
+    ended: HashMap<&'a str, (JobStatus, Option<&'a RunResult>)>,
+    info: cg_core::SweepInfo,
+}
+
+impl<'a> Results<'a> {
+    fn new(sweep: &Sweep, input: &'a SearchInput) -> Self {
+        let ended = input
+            .ended
+            .iter()
+            .map(|e| (e.job_id.as_str(), (e.status, e.result.as_ref())))
+            .collect();
+        Self {
+            ended,
+            info: sweep.info(),
+        }
+    }
+
+    /// What the search observes of `job` (configuration `config` at `rung`): its objectives,
+    /// none when it failed or has no result.
+    fn observation(&self, config: u64, rung: u64, job: &str, failed: bool) -> Observation {
+        Observation {
+            config: config as usize,
+            rung: rung as usize,
+            objectives: if failed {
+                None
+            } else {
+                self.ended
+                    .get(job)
+                    .and_then(|(_, r)| *r)
+                    .and_then(|r| self.info.objective_values(r))
+            },
+        }
+    }
+}
+
+/// Takes every ended job that a pending decision submitted, until none is left, appending each
+/// to `log`. Observing a result can add decisions (promotions, draws), so the pending jobs are
+/// looked up afresh for each ended job, and their ids come from (configuration, rung), never
+/// from an index.
+fn take_ended(
+    sweep: &Sweep,
+    search: &mut Search,
+    input: &SearchInput,
+    results: &Results<'_>,
+    log: &mut Vec<LoggedResult>,
+) -> std::result::Result<(), BoxError> {
+    let mut taken: HashSet<(String, u64)> =
+        log.iter().map(|r| (r.job_id.clone(), r.config)).collect();
+    loop {
+        let mut progressed = false;
+        for e in &input.ended {
+            for (config, rung) in search.pending() {
+                if taken.contains(&(e.job_id.clone(), config as u64)) {
+                    continue;
+                }
+                let id = rung_job(sweep, search, config, rung)
+                    .map(|j| j.id)
+                    .ok_or("a drawn point does not fit the sweep's space")?;
+                if id != e.job_id {
+                    continue;
+                }
+                let failed = e.status == JobStatus::Failed;
+                let seq = log.len() as u64;
+                search.observe(results.observation(
+                    config as u64,
+                    rung as u64,
+                    &e.job_id,
+                    failed,
+                ))?;
+                taken.insert((e.job_id.clone(), config as u64));
+                log.push(LoggedResult {
+                    seq,
+                    job_id: e.job_id.clone(),
+                    config: config as u64,
+                    rung: rung as u64,
+                    failed,
+                });
+                progressed = true;
+            }
+        }
+        if !progressed {
+            return Ok(());
+        }
+    }
+}
+
+/// Every decision of the search as a row to record, checked against the `recorded` ones, and
+/// the jobs the new ones submit (with their rung as priority).
+fn decision_rows(
+    sweep: &Sweep,
+    search: &Search,
+    log: &[LoggedResult],
+    recorded: &[DecisionRow],
+) -> std::result::Result<(Vec<DecisionRow>, Vec<(JobSpec, i64)>), BoxError> {
+    let epochs = search.rung_epochs().to_vec();
+    let mut decisions = Vec::with_capacity(search.decisions().len());
+    let mut jobs = Vec::new();
+    for (seq, d) in search.decisions().iter().enumerate() {
+        let job = rung_job(sweep, search, d.config, d.rung)
+            .ok_or("a drawn point does not fit the sweep's space")?;
+        let kind = d.action.kind();
+        let point = match &d.action {
+            Action::Draw { point } => Some(serde_json::to_value(point)?),
+            Action::Promote | Action::Stop => None,
+        };
+        let row = DecisionRow {
+            seq: seq as u64,
+            kind,
+            config: d.config as u64,
+            rung: d.rung as u64,
+            epochs: epochs[d.rung] as u64,
+            job_id: job.id.clone(),
+            point,
+            from_seq: d.from.map(|f| f as u64),
+            from_job: d.from.and_then(|f| log.get(f)).map(|r| r.job_id.clone()),
+        };
+        if let Some(old) = recorded.get(seq) {
+            if (old.kind, old.config, old.rung, old.job_id.as_str())
+                != (kind, row.config, row.rung, row.job_id.as_str())
+            {
+                return Err(format!(
+                    "decision {seq} differs from the recorded one ({} of configuration {} at rung {}); \
+                     was the sweep file or its data changed after the search started?",
+                    old.kind, old.config, old.rung
+                )
+                .into());
+            }
+        } else if kind != DecisionKind::Stop {
+            jobs.push((job, d.rung as i64));
+        }
+        decisions.push(row);
+    }
+    Ok((decisions, jobs))
 }

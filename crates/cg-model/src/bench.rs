@@ -127,7 +127,7 @@ pub fn run_bench(
 ) -> Result<Vec<BenchLine>> {
     check_options(opts)?;
     match (backend.resolve(device)?, device) {
-        (BackendKind::Libtorch, _) => crate::libtorch::bench(device, opts, line),
+        (BackendKind::Libtorch, _) => bench_libtorch(device, opts, line),
         (_, DeviceSpec::Cpu) => bench_on::<burn::backend::Autodiff<burn::backend::Flex>>(
             &Default::default(),
             opts,
@@ -145,6 +145,27 @@ pub fn run_bench(
             message: "this build of cg has no CUDA support; rebuild with `--features cuda`".into(),
         }),
     }
+}
+
+/// [`bench_on`] with burn's LibTorch backend; its panics (out of memory among them) become
+/// errors.
+#[cfg(feature = "libtorch")]
+fn bench_libtorch(
+    device: DeviceSpec,
+    opts: &BenchOptions,
+    line: &mut dyn FnMut(&BenchLine),
+) -> Result<Vec<BenchLine>> {
+    crate::libtorch::guarded(device, |d| bench_on::<crate::libtorch::B>(d, opts, line))
+}
+
+/// Without the `libtorch` feature: the error that says so.
+#[cfg(not(feature = "libtorch"))]
+fn bench_libtorch(
+    device: DeviceSpec,
+    _opts: &BenchOptions,
+    _line: &mut dyn FnMut(&BenchLine),
+) -> Result<Vec<BenchLine>> {
+    crate::libtorch::check(device).map(|()| Vec::new())
 }
 
 /// Refuses, before anything is measured, options whose configurations cg-core bounds refuse (the

@@ -26,7 +26,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::backend::{Backend, BackendTypes};
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::model::{BN_EPSILON, BN_MOMENTUM, Stage};
+use crate::norm::{BN_EPSILON, BN_MOMENTUM, Stage};
 
 type Inner = LibTorch<f32>;
 type Ad = Autodiff<Inner>;

@@ -3,6 +3,7 @@
 //! [`cg_core::RunConfig`] and returns a [`cg_core::RunResult`].
 
 pub mod bench;
+mod checkpoint;
 pub mod data;
 pub mod device;
 mod error;
@@ -11,6 +12,7 @@ pub mod fused;
 pub mod libtorch;
 pub mod macs;
 pub mod model;
+mod norm;
 pub mod schedule;
 pub mod train;
 

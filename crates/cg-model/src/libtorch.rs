@@ -5,7 +5,6 @@
 use cg_core::RunResult;
 
 use crate::DeviceSpec;
-use crate::bench::{BenchLine, BenchOptions};
 use crate::train::{Observer, Prepared, TrainOptions};
 use crate::{Error, Result};
 
@@ -21,7 +20,8 @@ mod imp {
     use super::*;
     use crate::train::train_on;
 
-    type B = Autodiff<LibTorch<f32>>;
+    /// The training backend: burn's LibTorch under autodiff.
+    pub(crate) type B = Autodiff<LibTorch<f32>>;
 
     fn tch_device(device: DeviceSpec) -> LibTorchDevice {
         match device {
@@ -121,24 +121,18 @@ mod imp {
         opts: &TrainOptions,
         observer: &mut dyn Observer,
     ) -> Result<RunResult> {
-        check(device)?;
-        let d = tch_device(device);
-        match catch_unwind(AssertUnwindSafe(|| train_on::<B>(prep, &d, opts, observer))) {
-            Ok(r) => Ok(r?.0),
-            Err(p) => Err(failed(device, panic_text(p))),
-        }
+        guarded(device, |d| Ok(train_on::<B>(prep, d, opts, observer)?.0))
     }
 
-    pub fn bench(
+    /// Runs `work` on the device once it is checked; a LibTorch panic inside (out of memory
+    /// among them) becomes an error naming the device.
+    pub(crate) fn guarded<T>(
         device: DeviceSpec,
-        opts: &BenchOptions,
-        line: &mut dyn FnMut(&BenchLine),
-    ) -> Result<Vec<BenchLine>> {
+        work: impl FnOnce(&LibTorchDevice) -> Result<T>,
+    ) -> Result<T> {
         check(device)?;
         let d = tch_device(device);
-        match catch_unwind(AssertUnwindSafe(|| {
-            crate::bench::bench_on::<B>(&d, opts, line)
-        })) {
+        match catch_unwind(AssertUnwindSafe(|| work(&d))) {
             Ok(r) => r,
             Err(p) => Err(failed(device, panic_text(p))),
         }
@@ -170,14 +164,6 @@ mod imp {
         _opts: &TrainOptions,
         _observer: &mut dyn Observer,
     ) -> Result<RunResult> {
-        Err(missing(device))
-    }
-
-    pub fn bench(
-        device: DeviceSpec,
-        _opts: &BenchOptions,
-        _line: &mut dyn FnMut(&BenchLine),
-    ) -> Result<Vec<BenchLine>> {
         Err(missing(device))
     }
 }

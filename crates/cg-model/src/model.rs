@@ -6,7 +6,7 @@
 //! controller on the pooled input (see `METHOD.md`). This module does no IO and holds no randomness:
 //! Gumbel noise comes in from the caller so that training is reproducible from a seed.
 
-use burn::module::{Initializer, Module, Param, RunningState};
+use burn::module::{Initializer, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{relu, sigmoid};
@@ -15,6 +15,7 @@ use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 use cg_core::{GateMode, GateSpec, ModelKind, ModelSpec, Shortcut};
 
 use crate::macs::{BlockShape, block_shapes};
+pub use crate::norm::{BatchNorm, Stage};
 
 /// Everything needed to build a network: the model and gate sections of a run file and the input shape.
 #[derive(Debug, Clone)]
@@ -60,28 +61,6 @@ fn conv3x3(cin: usize, cout: usize, stride: usize) -> Conv2dConfig {
         })
 }
 
-/// Batch normalisation over [batch, channels, h, w], computed on contiguous `[n, c, h·w]` views: burn's
-/// own `BatchNorm` transposes the activations to `[c, n·h·w]`, which on the CPU backend costs a strided
-/// copy of every activation twice per layer. Same parameters and semantics (running statistics with
-/// momentum 0.1, unbiased running variance as in PyTorch, ε = 1e-5).
-#[derive(Module, Debug)]
-pub struct BatchNorm<B: Backend> {
-    pub gamma: Param<Tensor<B, 1>>,
-    pub beta: Param<Tensor<B, 1>>,
-    pub running_mean: RunningState<Tensor<B, 1>>,
-    pub running_var: RunningState<Tensor<B, 1>>,
-}
-
-pub(crate) const BN_MOMENTUM: f64 = 0.1;
-pub(crate) const BN_EPSILON: f64 = 1e-5;
-
-/// One conv → BatchNorm (→ ReLU) step of a [`conv_bn`] chain.
-pub struct Stage<'a, B: Backend> {
-    pub conv: &'a Conv2d<B>,
-    pub bn: &'a BatchNorm<B>,
-    pub relu: bool,
-}
-
 /// Runs conv → BN (→ ReLU) stages in order; on LibTorch as torch's own fused kernels (`fused`).
 pub fn conv_bn<B: Backend>(x: Tensor<B, 4>, stages: &[Stage<'_, B>]) -> Tensor<B, 4> {
     #[cfg(feature = "libtorch")]
@@ -93,68 +72,6 @@ pub fn conv_bn<B: Backend>(x: Tensor<B, 4>, stages: &[Stage<'_, B>]) -> Tensor<B
         let y = s.bn.forward(s.conv.forward(h));
         if s.relu { relu(y) } else { y }
     })
-}
-
-impl<B: Backend> BatchNorm<B> {
-    pub fn new(channels: usize, device: &B::Device) -> Self {
-        Self {
-            gamma: Param::from_tensor(Tensor::ones([channels], device)),
-            beta: Param::from_tensor(Tensor::zeros([channels], device)),
-            running_mean: RunningState::new(Tensor::zeros([channels], device)),
-            running_var: RunningState::new(Tensor::ones([channels], device)),
-        }
-    }
-
-    /// Batch statistics while training (autodiff backend), running statistics otherwise.
-    /// Shapes: x [batch, channels, h, w] -> same.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [n, c, h, w] = x.dims();
-        let flat = x.reshape([n, c, h * w]);
-        let gamma = self.gamma.val().reshape([1, c, 1]);
-        let beta = self.beta.val().reshape([1, c, 1]);
-        let y = if B::ad_enabled(&flat.device()) {
-            let count = (n * h * w) as f64;
-            let mean = flat.clone().sum_dim(2).sum_dim(0).div_scalar(count);
-            let centered = flat - mean.clone();
-            let var = centered
-                .clone()
-                .square()
-                .sum_dim(2)
-                .sum_dim(0)
-                .div_scalar(count);
-            let unbiased = count / (count - 1.0).max(1.0);
-            let rm = self.running_mean.value_sync();
-            let rv = self.running_var.value_sync();
-            let device = rm.device();
-            self.running_mean.update(
-                (rm.mul_scalar(1.0 - BN_MOMENTUM)
-                    + mean
-                        .detach()
-                        .reshape([c])
-                        .to_device(&device)
-                        .mul_scalar(BN_MOMENTUM))
-                .detach(),
-            );
-            self.running_var.update(
-                (rv.mul_scalar(1.0 - BN_MOMENTUM)
-                    + var
-                        .clone()
-                        .detach()
-                        .reshape([c])
-                        .to_device(&device)
-                        .mul_scalar(BN_MOMENTUM * unbiased))
-                .detach(),
-            );
-            centered * (gamma / var.add_scalar(BN_EPSILON).sqrt()) + beta
-        } else {
-            let mean = self.running_mean.value().reshape([1, c, 1]);
-            let var = self.running_var.value().reshape([1, c, 1]);
-            let scale = gamma / var.add_scalar(BN_EPSILON).sqrt();
-            let shift = beta - mean * scale.clone();
-            flat * scale + shift
-        };
-        y.reshape([n, c, h, w])
-    }
 }
 
 /// A block's output: `relu(short + g·f)` with a per-sample gate `g` [batch], or `relu(short + f)`.

@@ -5,16 +5,16 @@
 //! All training-time randomness (shuffling, augmentation, Gumbel and input noise) comes from a generator
 //! seeded by (seed, epoch), so a run resumed from an epoch checkpoint replays the uninterrupted run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -23,12 +23,13 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
-use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{
+    CheckpointState, finish_checkpoints, load_checkpoint, load_state, save_checkpoint,
+};
 use crate::data::{Batch, Batcher, DataSplits, Dataset, Normalisation};
-use crate::error::io_err;
 use crate::macs::MacsTable;
-use crate::model::{CgResNet, GateCtx, NetSpec};
+use crate::model::{CgResNet, GateCtx, NetOut, NetSpec};
 use crate::schedule::{flops_weight, learning_rate, temperature};
 use crate::{Error, Result};
 
@@ -371,25 +372,6 @@ pub fn measure_sparse<B: Backend>(
     (n / dense.max(1e-9), n / sparse.max(1e-9))
 }
 
-/// Saved after every epoch beside the model and optimizer records.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CheckpointState {
-    config: RunConfig,
-    epochs_done: usize,
-    history: Vec<EpochRecord>,
-    train_secs: f64,
-    train_images: u64,
-}
-
-type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
-
-fn ckpt_paths(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("model-{epoch:04}")),
-        dir.join(format!("optim-{epoch:04}")),
-    )
-}
-
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     // SplitMix64 step: distinct, well-mixed streams per epoch.
     let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -447,6 +429,13 @@ pub fn initial_model<B: Backend>(
     Ok(prep.net.init::<B>(device).load_record(record))
 }
 
+/// The optimizer of a run: SGD with momentum.
+type Sgd<B> = burn::optim::adaptor::OptimizerAdaptor<
+    burn::optim::Sgd<<B as AutodiffBackend>::InnerBackend>,
+    CgResNet<B>,
+    B,
+>;
+
 /// Trains one configuration on backend `B` (an autodiff backend).
 pub fn train_on<B: AutodiffBackend>(
     prep: &Prepared,
@@ -454,387 +443,519 @@ pub fn train_on<B: AutodiffBackend>(
     opts: &TrainOptions,
     observer: &mut dyn Observer,
 ) -> Result<(RunResult, CgResNet<B::InnerBackend>)> {
-    let cfg = &prep.config;
-    let t = &cfg.train;
-    let gated = prep.gated();
-    let mut model: CgResNet<B> = initial_model(prep, t.seed, device)?;
-    let mut optim = SgdConfig::new()
+    let t = &prep.config.train;
+    let model: CgResNet<B> = initial_model(prep, t.seed, device)?;
+    let optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig {
             momentum: t.momentum,
             dampening: 0.0,
             nesterov: false,
         }))
         .init::<B, CgResNet<B>>();
-
-    let mut history: Vec<EpochRecord> = Vec::new();
-    let mut start_epoch = 0;
-    let mut train_secs = 0f64;
-    let mut train_images = 0u64;
-    if let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume)
-        && let Some(state) = load_state(dir)?
-        // A checkpoint past this run's end (a later rung of the same run) is not resumed from.
-        && state.epochs_done <= t.end_epoch()
-    {
-        if state.config.without_stop() != cfg.without_stop() {
-            return Err(Error::Checkpoint {
-                path: dir.clone(),
-                message: "belongs to a different configuration; remove it or use another directory"
-                    .into(),
-            });
-        }
-        let (mpath, opath) = ckpt_paths(dir, state.epochs_done);
-        let rec = Rec::new();
-        model = model
-            .load_file(&mpath, &rec, device)
-            .map_err(|e| Error::Checkpoint {
-                path: mpath.clone(),
-                message: e.to_string(),
-            })?;
-        let orec = rec
-            .load(opath.clone(), device)
-            .map_err(|e| Error::Checkpoint {
-                path: opath.clone(),
-                message: e.to_string(),
-            })?;
-        optim = optim.load_record(orec);
-        start_epoch = state.epochs_done;
-        history = state.history;
-        train_secs = state.train_secs;
-        train_images = state.train_images;
-        observer.on_note(&format!(
-            "resumed from the checkpoint of epoch {start_epoch}"
-        ));
-    }
-
-    let n_train = prep.data.train.len();
-    let batch_size = t.batch_size.min(n_train);
-    let steps_per_epoch = n_train.div_ceil(batch_size);
-    let total_steps = (steps_per_epoch * t.epochs) as f64;
-    let augment = cfg.dataset.augment.unwrap_or(prep.data.train.channels == 3);
-    let batcher = Batcher {
-        data: &prep.data.train,
-        norm: &prep.norm,
-        augment,
-    };
-    let ce = CrossEntropyLossConfig::new().init(device);
-    let n_gated = prep.macs.gated_blocks().len();
-    let macs_full = prep.macs.full() as f64;
-    let macs_fixed = prep.macs.fixed() as f64;
-    let branch_macs: Vec<f64> = prep
-        .macs
-        .gated_blocks()
-        .iter()
-        .map(|b| prep.macs.branch[*b] as f64)
-        .collect();
-    let cons = gated && cfg.loss.cons_weight > 0.0;
-    let noise_dist = Normal::new(0.0f32, cfg.loss.cons_sigma as f32)
-        .map_err(|e| Error::Config(e.to_string()))?;
-
-    let end_epoch = t.end_epoch();
+    let (mut model, mut optim, mut run) = resume(prep, device, opts, model, optim, observer)?;
+    let setup = Setup::<B>::new(prep, device, opts)?;
     // The evaluation after the last epoch trained here is the final one (same weights).
     let mut last_eval: Option<Evaluation> = None;
-    for epoch in start_epoch..end_epoch {
-        let epoch_start = Instant::now();
-        let mut rng = StdRng::seed_from_u64(epoch_seed(t.seed, epoch));
-        let mut order: Vec<usize> = (0..n_train).collect();
+    for index in run.start_epoch..t.end_epoch() {
+        let start = Instant::now();
+        let trained;
+        (model, trained) = setup.train_epoch(model, &mut optim, &run, index, start, observer)?;
+        last_eval = Some(setup.record_epoch(&model, &mut run, trained, observer));
+        setup.checkpoint(&model, &optim, &run, index + 1)?;
+        if opts.stop_after_epochs.is_some_and(|s| index + 1 >= s) && index + 1 < t.epochs {
+            return Err(Error::Stopped { epoch: index + 1 });
+        }
+    }
+    setup.finish(model, run, last_eval)
+}
+
+/// What a run has done so far: before the first epoch here, what its checkpoint says.
+#[derive(Default)]
+struct RunSoFar {
+    /// The first epoch to train here.
+    start_epoch: usize,
+    history: Vec<EpochRecord>,
+    train_secs: f64,
+    train_images: u64,
+}
+
+/// Continues from the checkpoint in `opts.checkpoint_dir` when asked to and there is one of
+/// this run (not past its end): its weights, optimizer state and history.
+fn resume<B: AutodiffBackend>(
+    prep: &Prepared,
+    device: &B::Device,
+    opts: &TrainOptions,
+    model: CgResNet<B>,
+    optim: Sgd<B>,
+    observer: &mut dyn Observer,
+) -> Result<(CgResNet<B>, Sgd<B>, RunSoFar)> {
+    let cfg = &prep.config;
+    let (Some(dir), true) = (&opts.checkpoint_dir, opts.resume) else {
+        return Ok((model, optim, RunSoFar::default()));
+    };
+    let Some(state) = load_state(dir)?
+        // A checkpoint past this run's end (a later rung of the same run) is not resumed from.
+        .filter(|state| state.epochs_done <= cfg.train.end_epoch())
+    else {
+        return Ok((model, optim, RunSoFar::default()));
+    };
+    if state.config.without_stop() != cfg.without_stop() {
+        return Err(Error::Checkpoint {
+            path: dir.clone(),
+            message: "belongs to a different configuration; remove it or use another directory"
+                .into(),
+        });
+    }
+    let (model, optim) = load_checkpoint(dir, state.epochs_done, model, optim, device)?;
+    let run = RunSoFar {
+        start_epoch: state.epochs_done,
+        history: state.history,
+        train_secs: state.train_secs,
+        train_images: state.train_images,
+    };
+    observer.on_note(&format!(
+        "resumed from the checkpoint of epoch {}",
+        run.start_epoch
+    ));
+    Ok((model, optim, run))
+}
+
+/// The learning rate, Gumbel temperature and FLOPs-loss weight of a step.
+#[derive(Debug, Clone, Copy, Default)]
+struct StepSchedule {
+    lr: f64,
+    tau: f64,
+    lam: f64,
+}
+
+/// What one step trains on.
+struct StepInputs<B: Backend> {
+    /// The batch, doubled with its noisy copy under the consistency loss.
+    x: Tensor<B, 4>,
+    /// The labels of the first `n` samples.
+    y: Tensor<B, 1, Int>,
+    /// The batch's size before doubling.
+    n: usize,
+    /// The gates' logistic noise, `[n_gated, batch]`.
+    noise: Tensor<B, 2>,
+}
+
+/// One epoch as trained, before it is evaluated.
+struct TrainedEpoch {
+    index: usize,
+    start: Instant,
+    stats: EpochStats,
+    /// The schedule of its last step.
+    schedule: StepSchedule,
+}
+
+/// Everything fixed for the steps of a run.
+struct Setup<'a, B: AutodiffBackend> {
+    prep: &'a Prepared,
+    device: &'a B::Device,
+    opts: &'a TrainOptions,
+    batcher: Batcher<'a>,
+    ce: CrossEntropyLoss<B>,
+    /// The model has gates to train.
+    gated: bool,
+    /// The consistency loss is on: every batch is doubled with a noisy copy.
+    cons: bool,
+    noise_dist: Normal<f32>,
+    n_train: usize,
+    batch_size: usize,
+    steps_per_epoch: usize,
+    total_steps: f64,
+    n_gated: usize,
+    macs_full: f64,
+    macs_fixed: f64,
+    branch_macs: Vec<f64>,
+}
+
+impl<'a, B: AutodiffBackend> Setup<'a, B> {
+    fn new(prep: &'a Prepared, device: &'a B::Device, opts: &'a TrainOptions) -> Result<Self> {
+        let cfg = &prep.config;
+        let t = &cfg.train;
+        let gated = prep.gated();
+        let n_train = prep.data.train.len();
+        let batch_size = t.batch_size.min(n_train);
+        let steps_per_epoch = n_train.div_ceil(batch_size);
+        let augment = cfg.dataset.augment.unwrap_or(prep.data.train.channels == 3);
+        let branch_macs: Vec<f64> = prep
+            .macs
+            .gated_blocks()
+            .iter()
+            .map(|b| prep.macs.branch[*b] as f64)
+            .collect();
+        let noise_dist = Normal::new(0.0f32, cfg.loss.cons_sigma as f32)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Self {
+            prep,
+            device,
+            opts,
+            batcher: Batcher {
+                data: &prep.data.train,
+                norm: &prep.norm,
+                augment,
+            },
+            ce: CrossEntropyLossConfig::new().init(device),
+            gated,
+            cons: gated && cfg.loss.cons_weight > 0.0,
+            noise_dist,
+            n_train,
+            batch_size,
+            steps_per_epoch,
+            total_steps: (steps_per_epoch * t.epochs) as f64,
+            n_gated: prep.macs.gated_blocks().len(),
+            macs_full: prep.macs.full() as f64,
+            macs_fixed: prep.macs.fixed() as f64,
+            branch_macs,
+        })
+    }
+
+    /// Trains epoch `index` (its shuffle, augmentation and noise drawn from its own seed),
+    /// showing progress after every step; stops early when the stop flag is set.
+    fn train_epoch(
+        &self,
+        mut model: CgResNet<B>,
+        optim: &mut Sgd<B>,
+        run: &RunSoFar,
+        index: usize,
+        start: Instant,
+        observer: &mut dyn Observer,
+    ) -> Result<(CgResNet<B>, TrainedEpoch)> {
+        let mut rng = StdRng::seed_from_u64(epoch_seed(self.prep.config.train.seed, index));
+        let mut order: Vec<usize> = (0..self.n_train).collect();
         order.shuffle(&mut rng);
         let mut stats = EpochStats::default();
         let mut window = StepWindow::<B::InnerBackend>::default();
-        let (mut lr, mut tau, mut lam) = (0.0, 0.0, 0.0);
-        for (step, idx) in order.chunks(batch_size).enumerate() {
+        let mut schedule = StepSchedule::default();
+        for (step, idx) in order.chunks(self.batch_size).enumerate() {
             if idx.len() < 2 {
                 continue; // batch norm needs at least two samples
             }
-            if opts
+            if self
+                .opts
                 .stop_flag
                 .as_ref()
                 .is_some_and(|f| f.load(Ordering::Relaxed))
             {
-                return Err(Error::Stopped { epoch });
+                return Err(Error::Stopped { epoch: index });
             }
-            let global = epoch * steps_per_epoch + step;
-            let p = global as f64 / total_steps;
-            lr = learning_rate(t, p);
-            tau = temperature(cfg.gate.tau_start, cfg.gate.tau_end, p);
-            lam = if gated {
+            let global = index * self.steps_per_epoch + step;
+            schedule = self.schedule(global);
+            let inputs = self.inputs(idx, &mut rng);
+            model = self.train_step(model, optim, inputs, step, schedule, &mut window);
+            // The first step of an epoch is read at once, so progress shows a loss early.
+            if window.steps.len() >= SYNC_EVERY || stats.seen == 0 {
+                window.flush(index, &mut stats)?;
+            }
+            let seen = stats.seen + window.samples();
+            let elapsed = run.train_secs + start.elapsed().as_secs_f64();
+            let imgs = run.train_images + seen as u64;
+            observer.on_step(&self.progress(index, step, global, stats.last_loss, imgs, elapsed));
+        }
+        window.flush(index, &mut stats)?;
+        let trained = TrainedEpoch {
+            index,
+            start,
+            stats,
+            schedule,
+        };
+        Ok((model, trained))
+    }
+
+    /// The schedule at step `global` of the whole run.
+    fn schedule(&self, global: usize) -> StepSchedule {
+        let cfg = &self.prep.config;
+        let p = global as f64 / self.total_steps;
+        StepSchedule {
+            lr: learning_rate(&cfg.train, p),
+            tau: temperature(cfg.gate.tau_start, cfg.gate.tau_end, p),
+            lam: if self.gated {
                 flops_weight(&cfg.loss, p)
             } else {
                 0.0
-            };
-
-            let mut batch = batcher.batch(idx, Some(&mut rng));
-            let n = batch.n;
-            if cons {
-                let noisy: Vec<f32> = batch
-                    .images
-                    .iter()
-                    .map(|v| v + noise_dist.sample(&mut rng))
-                    .collect();
-                batch.images.extend(noisy);
-                batch.n *= 2;
-            }
-            let x = to_tensor::<B>(&mut batch, device);
-            let y = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(batch.labels[..n].to_vec(), [n]),
-                device,
-            );
-            let noise: Vec<f32> = (0..n_gated * batch.n)
-                .map(|_| {
-                    let u: f32 = rng.random_range(1e-6f32..1.0 - 1e-6);
-                    u.ln() - (1.0 - u).ln()
-                })
-                .collect();
-            let ctx = GateCtx::Train {
-                tau,
-                hard: cfg.gate.hard,
-                noise: Tensor::from_data(TensorData::new(noise, [n_gated, batch.n]), device),
-            };
-            let out = model.forward(x, &ctx);
-            let logits = if cons {
-                out.logits.clone().narrow(0, 0, n)
-            } else {
-                out.logits.clone()
-            };
-            let y_host = y.clone().inner();
-            let mut loss = ce.forward(logits.clone(), y);
-            if gated && lam > 0.0 {
-                let mut executed: Tensor<B, 1> = Tensor::full([1], macs_fixed, device);
-                for (k, g) in out.gates.iter().enumerate() {
-                    executed =
-                        executed + g.clone().narrow(0, 0, n).mean().mul_scalar(branch_macs[k]);
-                }
-                let frac = executed.div_scalar(macs_full);
-                let lf = if cfg.loss.flops_target > 0.0 {
-                    relu(frac.sub_scalar(cfg.loss.flops_target)).square()
-                } else {
-                    frac
-                };
-                loss = loss + lf.mul_scalar(lam);
-            }
-            if cons {
-                let pa = softmax(out.logits.clone().narrow(0, 0, n), 1);
-                let pb = softmax(out.logits.narrow(0, n, n), 1);
-                let lc = (pa - pb).square().sum_dim(1).mean();
-                loss = loss + lc.mul_scalar(cfg.loss.cons_weight);
-            }
-            window.push(
-                step,
-                n,
-                loss.clone().inner(),
-                logits
-                    .inner()
-                    .argmax(1)
-                    .reshape([n])
-                    .equal(y_host)
-                    .int()
-                    .sum(),
-            );
-            let total = if t.weight_decay > 0.0 {
-                loss + l2_of_weights(&model).mul_scalar(0.5 * t.weight_decay)
-            } else {
-                loss
-            };
-            let grads = GradientsParams::from_grads(total.backward(), &model);
-            model = optim.step(lr, model, grads);
-
-            // The first step of an epoch is read at once, so progress shows a loss early.
-            if window.steps.len() >= SYNC_EVERY || stats.seen == 0 {
-                window.flush(epoch, &mut stats)?;
-            }
-            let (loss_value, seen) = (stats.last_loss, stats.seen + window.samples());
-            let elapsed = train_secs + epoch_start.elapsed().as_secs_f64();
-            let imgs = train_images + seen as u64;
-            let rate = imgs as f64 / elapsed.max(1e-9);
-            let remaining = (total_steps - (global + 1) as f64).max(0.0) * batch_size as f64;
-            observer.on_step(&Progress {
-                epoch: epoch + 1,
-                epochs: t.epochs,
-                step: step + 1,
-                steps_per_epoch,
-                loss: loss_value,
-                img_per_s: rate,
-                eta_secs: remaining / rate.max(1e-9),
-            });
+            },
         }
-        window.flush(epoch, &mut stats)?;
-        let seen = stats.seen;
-        train_secs += epoch_start.elapsed().as_secs_f64();
-        train_images += seen as u64;
+    }
 
+    /// One SGD step on `inputs`; its loss and correct count go to `window`.
+    fn train_step(
+        &self,
+        model: CgResNet<B>,
+        optim: &mut Sgd<B>,
+        inputs: StepInputs<B>,
+        step: usize,
+        schedule: StepSchedule,
+        window: &mut StepWindow<B::InnerBackend>,
+    ) -> CgResNet<B> {
+        let cfg = &self.prep.config;
+        let StepInputs { x, y, n, noise } = inputs;
+        let ctx = GateCtx::Train {
+            tau: schedule.tau,
+            hard: cfg.gate.hard,
+            noise,
+        };
+        let out = model.forward(x, &ctx);
+        let logits = if self.cons {
+            out.logits.clone().narrow(0, 0, n)
+        } else {
+            out.logits.clone()
+        };
+        let y_host = y.clone().inner();
+        let loss = self.loss(out, logits.clone(), y, n, schedule.lam);
+        window.push(
+            step,
+            n,
+            loss.clone().inner(),
+            logits
+                .inner()
+                .argmax(1)
+                .reshape([n])
+                .equal(y_host)
+                .int()
+                .sum(),
+        );
+        let t = &cfg.train;
+        let total = if t.weight_decay > 0.0 {
+            loss + l2_of_weights(&model).mul_scalar(0.5 * t.weight_decay)
+        } else {
+            loss
+        };
+        let grads = GradientsParams::from_grads(total.backward(), &model);
+        optim.step(schedule.lr, model, grads)
+    }
+
+    /// The inputs of a step on the samples `idx`, drawn from `rng` in this order: the batch's
+    /// augmentation, its noisy copy (under the consistency loss), the gates' logistic noise.
+    fn inputs(&self, idx: &[usize], rng: &mut StdRng) -> StepInputs<B> {
+        let device = self.device;
+        let mut batch = self.batcher.batch(idx, Some(&mut *rng));
+        let n = batch.n;
+        if self.cons {
+            let noisy: Vec<f32> = batch
+                .images
+                .iter()
+                .map(|v| v + self.noise_dist.sample(&mut *rng))
+                .collect();
+            batch.images.extend(noisy);
+            batch.n *= 2;
+        }
+        let x = to_tensor::<B>(&mut batch, device);
+        let y = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(batch.labels[..n].to_vec(), [n]),
+            device,
+        );
+        let noise: Vec<f32> = (0..self.n_gated * batch.n)
+            .map(|_| {
+                let u: f32 = rng.random_range(1e-6f32..1.0 - 1e-6);
+                u.ln() - (1.0 - u).ln()
+            })
+            .collect();
+        let noise = Tensor::from_data(TensorData::new(noise, [self.n_gated, batch.n]), device);
+        StepInputs { x, y, n, noise }
+    }
+
+    /// Cross-entropy on the first `n` samples, plus the FLOPs loss (weight `lam`) and the
+    /// consistency loss when they are on.
+    fn loss(
+        &self,
+        out: NetOut<B>,
+        logits: Tensor<B, 2>,
+        y: Tensor<B, 1, Int>,
+        n: usize,
+        lam: f64,
+    ) -> Tensor<B, 1> {
+        let cfg = &self.prep.config;
+        let mut loss = self.ce.forward(logits, y);
+        if self.gated && lam > 0.0 {
+            let mut executed: Tensor<B, 1> = Tensor::full([1], self.macs_fixed, self.device);
+            for (k, g) in out.gates.iter().enumerate() {
+                executed = executed
+                    + g.clone()
+                        .narrow(0, 0, n)
+                        .mean()
+                        .mul_scalar(self.branch_macs[k]);
+            }
+            let frac = executed.div_scalar(self.macs_full);
+            let lf = if cfg.loss.flops_target > 0.0 {
+                relu(frac.sub_scalar(cfg.loss.flops_target)).square()
+            } else {
+                frac
+            };
+            loss = loss + lf.mul_scalar(lam);
+        }
+        if self.cons {
+            let pa = softmax(out.logits.clone().narrow(0, 0, n), 1);
+            let pb = softmax(out.logits.narrow(0, n, n), 1);
+            let lc = (pa - pb).square().sum_dim(1).mean();
+            loss = loss + lc.mul_scalar(cfg.loss.cons_weight);
+        }
+        loss
+    }
+
+    /// Progress after step `step` (`global` of the run) of epoch `index`: `imgs` trained in
+    /// `elapsed` seconds over the whole run.
+    fn progress(
+        &self,
+        index: usize,
+        step: usize,
+        global: usize,
+        loss: f64,
+        imgs: u64,
+        elapsed: f64,
+    ) -> Progress {
+        let rate = imgs as f64 / elapsed.max(1e-9);
+        let remaining = (self.total_steps - (global + 1) as f64).max(0.0) * self.batch_size as f64;
+        Progress {
+            epoch: index + 1,
+            epochs: self.prep.config.train.epochs,
+            step: step + 1,
+            steps_per_epoch: self.steps_per_epoch,
+            loss,
+            img_per_s: rate,
+            eta_secs: remaining / rate.max(1e-9),
+        }
+    }
+
+    /// Evaluates the model after an epoch, and adds the epoch's record to the run's history
+    /// (and tells the observer); returns the evaluation.
+    fn record_epoch(
+        &self,
+        model: &CgResNet<B>,
+        run: &mut RunSoFar,
+        trained: TrainedEpoch,
+        observer: &mut dyn Observer,
+    ) -> Evaluation {
+        let TrainedEpoch {
+            index,
+            start,
+            stats,
+            schedule,
+        } = trained;
+        let seen = stats.seen;
+        run.train_secs += start.elapsed().as_secs_f64();
+        run.train_images += seen as u64;
         let valid = model.valid();
         let eval = evaluate(
             &valid,
-            prep,
-            &prep.data.test,
-            eval_batch(batch_size),
-            device,
+            self.prep,
+            &self.prep.data.test,
+            eval_batch(self.batch_size),
+            self.device,
         );
         let record = EpochRecord {
-            epoch: epoch + 1,
+            epoch: index + 1,
             train_loss: stats.loss_sum / seen.max(1) as f64,
             train_acc: stats.correct as f64 / seen.max(1) as f64,
             test_acc: eval.accuracy,
-            savings_nominal: 1.0 - eval.macs_nominal / macs_full,
-            savings_actual: 1.0 - eval.macs_actual / macs_full,
-            lr,
-            tau,
-            flops_weight: lam,
-            wall_secs: epoch_start.elapsed().as_secs_f64(),
+            savings_nominal: 1.0 - eval.macs_nominal / self.macs_full,
+            savings_actual: 1.0 - eval.macs_actual / self.macs_full,
+            lr: schedule.lr,
+            tau: schedule.tau,
+            flops_weight: schedule.lam,
+            wall_secs: start.elapsed().as_secs_f64(),
             gates: eval.gates.clone(),
         };
-        last_eval = Some(eval);
         observer.on_epoch(&record);
-        history.push(record);
-        if let Some(dir) = &opts.checkpoint_dir {
-            save_checkpoint(
-                dir,
-                &model,
-                &optim,
-                &CheckpointState {
-                    config: cfg.clone(),
-                    epochs_done: epoch + 1,
-                    history: history.clone(),
-                    train_secs,
-                    train_images,
-                },
-            )?;
-        }
-        if opts.stop_after_epochs.is_some_and(|s| epoch + 1 >= s) && epoch + 1 < t.epochs {
-            return Err(Error::Stopped { epoch: epoch + 1 });
-        }
+        run.history.push(record);
+        eval
     }
 
-    let valid = model.valid();
-    let inner_device = device.clone();
-    let eval = match last_eval {
-        Some(eval) => eval,
-        None => evaluate(
-            &valid,
-            prep,
-            &prep.data.test,
-            eval_batch(batch_size),
-            &inner_device,
-        ),
-    };
-    let (savings_measured, infer_img_per_s) = if gated && cfg.gate.mode == GateMode::Ctrl {
-        let (dense, sparse) = measure_sparse(&valid, prep, &prep.data.test, 256, &inner_device);
-        (Some(1.0 - dense / sparse), sparse)
-    } else {
-        (None, eval.img_per_s)
-    };
-    let (peak_epoch, test_acc_peak) =
-        history
-            .iter()
-            .map(|r| (r.epoch, r.test_acc))
-            .fold((0, f64::NEG_INFINITY), |best, cur| {
-                if cur.1 > best.1 { cur } else { best }
-            });
-    let result = RunResult {
-        config: cfg.clone(),
-        provenance: Default::default(),
-        test_acc_final: eval.accuracy,
-        test_acc_peak,
-        peak_epoch,
-        macs_full: prep.macs.full(),
-        macs_executed_nominal: eval.macs_nominal,
-        macs_executed_actual: eval.macs_actual,
-        savings_nominal: 1.0 - eval.macs_nominal / macs_full,
-        savings_actual: 1.0 - eval.macs_actual / macs_full,
-        savings_measured,
-        gates: eval.gates,
-        train_img_per_s: train_images as f64 / train_secs.max(1e-9),
-        infer_img_per_s,
-        wall_secs: train_secs,
-        history,
-    };
-    // A rung that ends before the schedule does keeps its checkpoint for the next rung.
-    if let Some(dir) = &opts.checkpoint_dir
-        && end_epoch == t.epochs
-    {
-        finish_checkpoints(dir, &valid, opts.keep_checkpoints)?;
+    /// Saves the checkpoint of `epochs_done` epochs, when the run keeps checkpoints.
+    fn checkpoint(
+        &self,
+        model: &CgResNet<B>,
+        optim: &Sgd<B>,
+        run: &RunSoFar,
+        epochs_done: usize,
+    ) -> Result<()> {
+        let Some(dir) = &self.opts.checkpoint_dir else {
+            return Ok(());
+        };
+        save_checkpoint(
+            dir,
+            model,
+            optim,
+            &CheckpointState {
+                config: self.prep.config.clone(),
+                epochs_done,
+                history: run.history.clone(),
+                train_secs: run.train_secs,
+                train_images: run.train_images,
+            },
+        )
     }
-    Ok((result, valid))
+
+    /// The run's result from its last evaluation (or a fresh one when no epoch was trained
+    /// here) and its history; the final weights are saved when the run reached its end.
+    fn finish(
+        &self,
+        model: CgResNet<B>,
+        run: RunSoFar,
+        last_eval: Option<Evaluation>,
+    ) -> Result<(RunResult, CgResNet<B::InnerBackend>)> {
+        let (prep, cfg) = (self.prep, &self.prep.config);
+        let valid = model.valid();
+        let inner_device = self.device.clone();
+        let eval = match last_eval {
+            Some(eval) => eval,
+            None => evaluate(
+                &valid,
+                prep,
+                &prep.data.test,
+                eval_batch(self.batch_size),
+                &inner_device,
+            ),
+        };
+        let (savings_measured, infer_img_per_s) = if self.gated && cfg.gate.mode == GateMode::Ctrl {
+            let (dense, sparse) = measure_sparse(&valid, prep, &prep.data.test, 256, &inner_device);
+            (Some(1.0 - dense / sparse), sparse)
+        } else {
+            (None, eval.img_per_s)
+        };
+        let (peak_epoch, test_acc_peak) = peak(&run.history);
+        let macs_full = self.macs_full;
+        let result = RunResult {
+            config: cfg.clone(),
+            provenance: Default::default(),
+            test_acc_final: eval.accuracy,
+            test_acc_peak,
+            peak_epoch,
+            macs_full: prep.macs.full(),
+            macs_executed_nominal: eval.macs_nominal,
+            macs_executed_actual: eval.macs_actual,
+            savings_nominal: 1.0 - eval.macs_nominal / macs_full,
+            savings_actual: 1.0 - eval.macs_actual / macs_full,
+            savings_measured,
+            gates: eval.gates,
+            train_img_per_s: run.train_images as f64 / run.train_secs.max(1e-9),
+            infer_img_per_s,
+            wall_secs: run.train_secs,
+            history: run.history,
+        };
+        // A rung that ends before the schedule does keeps its checkpoint for the next rung.
+        if let Some(dir) = &self.opts.checkpoint_dir
+            && cfg.train.end_epoch() == cfg.train.epochs
+        {
+            finish_checkpoints(dir, &valid, self.opts.keep_checkpoints)?;
+        }
+        Ok((result, valid))
+    }
+}
+
+/// The epoch of the best test accuracy, and that accuracy (the first of equals).
+fn peak(history: &[EpochRecord]) -> (usize, f64) {
+    history
+        .iter()
+        .map(|r| (r.epoch, r.test_acc))
+        .fold((0, f64::NEG_INFINITY), |best, cur| {
+            if cur.1 > best.1 { cur } else { best }
+        })
 }
 
 fn eval_batch(train_batch: usize) -> usize {
     train_batch.clamp(64, 256)
-}
-
-fn load_state(dir: &Path) -> Result<Option<CheckpointState>> {
-    let path = dir.join("state.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::Checkpoint {
-            path,
-            message: format!("unreadable state: {e}"),
-        })
-}
-
-fn save_checkpoint<B: AutodiffBackend, O: Optimizer<CgResNet<B>, B>>(
-    dir: &Path,
-    model: &CgResNet<B>,
-    optim: &O,
-    state: &CheckpointState,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let ck = |path: &Path, e: String| Error::Checkpoint {
-        path: path.to_path_buf(),
-        message: e,
-    };
-    let rec = Rec::new();
-    let (mpath, opath) = ckpt_paths(dir, state.epochs_done);
-    model
-        .clone()
-        .save_file(&mpath, &rec)
-        .map_err(|e| ck(&mpath, e.to_string()))?;
-    rec.record(optim.to_record(), opath.clone())
-        .map_err(|e| ck(&opath, e.to_string()))?;
-    // The state file names the epoch whose records are complete; write it last, atomically.
-    let tmp = dir.join("state.json.tmp");
-    let text = serde_json::to_string(state).map_err(|e| ck(&tmp, e.to_string()))?;
-    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, dir.join("state.json")).map_err(io_err(dir))?;
-    remove_older(dir, state.epochs_done);
-    Ok(())
-}
-
-/// Removes checkpoint records of epochs before `keep`.
-fn remove_older(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let epoch = name
-            .strip_prefix("model-")
-            .or_else(|| name.strip_prefix("optim-"))
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|n| n.parse::<usize>().ok());
-        if epoch.is_some_and(|ep| ep < keep) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-/// Writes the final weights as `final.mpk`; drops intermediate records unless asked to keep them.
-fn finish_checkpoints<B: Backend>(dir: &Path, model: &CgResNet<B>, keep: bool) -> Result<()> {
-    let path = dir.join("final");
-    model
-        .clone()
-        .save_file(&path, &Rec::new())
-        .map_err(|e| Error::Checkpoint {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    if !keep {
-        remove_older(dir, usize::MAX);
-        let _ = std::fs::remove_file(dir.join("state.json"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

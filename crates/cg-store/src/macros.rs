@@ -156,3 +156,23 @@ macro_rules! insert_jobs {
         added
     }};
 }
+
+/// Ends attempt `$attempt` of job `$job` in the `attempts` table, inside the caller's write
+/// transaction `$tx` (of [`in_write_tx!`]): its `$outcome`, its end time `$now`, why (`$error`)
+/// and the tail of its stderr (`$stderr_tail`), each an `Option` or a value. An attempt no longer
+/// running is left as it is. The statement is `queue::END_ATTEMPT`; the job's own row ends
+/// through `queue::end_job_attempt_sql`.
+macro_rules! end_attempt {
+    ($tx:ident, $job:expr, $attempt:expr, $outcome:expr, $now:expr, $error:expr,
+     $stderr_tail:expr) => {
+        sqlx::query($crate::queue::END_ATTEMPT.as_str())
+            .bind($job)
+            .bind($attempt)
+            .bind($outcome)
+            .bind($now)
+            .bind($error)
+            .bind($stderr_tail)
+            .execute(&mut *$tx)
+            .await?
+    };
+}

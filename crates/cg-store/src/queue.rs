@@ -28,6 +28,75 @@ pub(crate) const JOB_SEQ_LOCK: i64 = 0x6367_5f6a_6f62; // "cg_job"
 /// Longest stderr tail kept per attempt, in bytes (the end is kept).
 pub const STDERR_TAIL_MAX_BYTES: usize = 64 * 1024;
 
+/// The one `UPDATE jobs` that ends the running attempt of the jobs where `which` holds (every
+/// end of an attempt goes through it): `set` gives their new status and what goes with it, the
+/// lease is dropped and `updated_at_ms` becomes `now` (an SQL expression, usually a
+/// placeholder). The `attempts` row ends through [`end_attempt_sql`].
+fn end_job_attempt_sql(set: &str, now: &str, which: &str) -> String {
+    format!(
+        "UPDATE jobs SET {set}, lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = {now} \
+         WHERE status = 'running' AND {which}"
+    )
+}
+
+/// The one `UPDATE attempts` that ends attempt `$2` of job `$1` while it runs, where `guard`
+/// holds too: its `outcome`, `ended_at_ms = now`, `error` and `stderr_tail` (SQL expressions,
+/// usually placeholders).
+fn end_attempt_sql(
+    outcome: &str,
+    now: &str,
+    error: &str,
+    stderr_tail: &str,
+    guard: &str,
+) -> String {
+    format!(
+        "UPDATE attempts SET outcome = {outcome}, ended_at_ms = {now}, error = {error}, \
+         stderr_tail = {stderr_tail} WHERE job_id = $1 AND attempt = $2 AND outcome = 'running' \
+         AND {guard}"
+    )
+}
+
+/// [`end_attempt_sql`] with everything bound: `$3` outcome, `$4` end time, `$5` error, `$6`
+/// stderr tail; run by `end_attempt!`.
+pub(crate) static END_ATTEMPT: LazyLock<String> =
+    LazyLock::new(|| end_attempt_sql("$3", "$4", "$5", "$6", "TRUE"));
+
+/// Job `$1` while attempt `$2` of worker `$3` holds it (with [`end_job_attempt_sql`]'s
+/// `status = 'running'`).
+const HELD: &str = "id = $1 AND last_attempt = $2 AND lease_owner = $3";
+
+/// The job's end when an attempt fails (`$4` the error, `$5` retryable, `$6` now): back in the
+/// queue while attempts are left and the failure is retryable, else failed.
+static FAIL_JOB: LazyLock<String> = LazyLock::new(|| {
+    end_job_attempt_sql(
+        "status = CASE WHEN $5 AND attempts < max_attempts THEN 'queued' ELSE 'failed' END, \
+         last_error = $4",
+        "$6",
+        HELD,
+    ) + " RETURNING status"
+});
+
+/// The job's end when attempt `$2` is put back without spending it (`$3` now, `$4` the error,
+/// if any).
+static REQUEUE_JOB: LazyLock<String> = LazyLock::new(|| {
+    end_job_attempt_sql(
+        "status = 'queued', attempts = attempts - 1, last_error = COALESCE($4, last_error)",
+        "$3",
+        "id = $1 AND last_attempt = $2",
+    )
+});
+
+/// Takes back every job whose lease expired by `$1` (now): the attempt is spent.
+static TAKE_BACK_EXPIRED: LazyLock<String> = LazyLock::new(|| {
+    end_job_attempt_sql(
+        "status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
+         last_error = 'lease expired: worker ' || lease_owner || ' sent no heartbeat in time (attempt ' \
+                      || CAST(attempts AS TEXT) || ' of ' || CAST(max_attempts AS TEXT) || ')'",
+        "$1",
+        "lease_expires_at_ms <= $1",
+    ) + " RETURNING id, last_attempt, last_error"
+});
+
 /// The queued job to hand out next, ignoring fairness: highest priority, then oldest, of a sweep
 /// that is active. On PostgreSQL, `fence` is `OFFSET 0`: it keeps the planner from turning the
 /// `EXISTS` into a join over every queued job (which it does on a freshly filled table without
@@ -116,15 +185,14 @@ static RECLAIM_OWNER: LazyLock<String> = LazyLock::new(|| {
     let spent = "(attempts - CASE WHEN (SELECT COUNT(*) FROM attempts a \
                   WHERE a.job_id = jobs.id AND a.outcome = 'reclaimed') < max_attempts \
                   THEN 1 ELSE 0 END)";
-    format!(
-        "UPDATE jobs SET status = CASE WHEN {spent} >= max_attempts THEN 'failed' ELSE 'queued' END, \
+    let set = format!(
+        "status = CASE WHEN {spent} >= max_attempts THEN 'failed' ELSE 'queued' END, \
          attempts = {spent}, \
          last_error = 'worker ' || lease_owner || ' died; job taken back (' \
-                      || CAST({spent} AS TEXT) || ' of ' || CAST(max_attempts AS TEXT) || ' attempts spent)', \
-         lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1 \
-         WHERE status = 'running' AND substr(lease_owner, 1, length($2)) = $2 \
-         RETURNING id, last_attempt, last_error"
-    )
+                      || CAST({spent} AS TEXT) || ' of ' || CAST(max_attempts AS TEXT) || ' attempts spent)'"
+    );
+    end_job_attempt_sql(&set, "$1", "substr(lease_owner, 1, length($2)) = $2")
+        + " RETURNING id, last_attempt, last_error"
 });
 
 /// The columns of `results` after `job_id, attempt`: bound as `$5..$18` by [`bind_result`], but
@@ -151,11 +219,7 @@ const EPOCH_COLUMNS: &str = "job_id, attempt, epoch, train_loss, train_acc, test
 /// Gates (`$19..$21`) and epochs (`$22..$32`) come as parallel arrays, so floats arrive bit-exact.
 static COMPLETE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH done AS (\
-             UPDATE jobs SET status = 'completed', lease_owner = NULL, lease_expires_at_ms = NULL, \
-             last_error = NULL, updated_at_ms = $4 \
-             WHERE id = $1 AND status = 'running' AND last_attempt = $2 AND lease_owner = $3 \
-             RETURNING id), \
+        "WITH done AS ({complete_job} RETURNING id), \
          result_row AS (\
              INSERT INTO results (job_id, attempt, {RESULT_COLUMNS}) \
              SELECT id, $2, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4 \
@@ -177,12 +241,22 @@ static COMPLETE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
                   AS e (epoch, train_loss, train_acc, test_acc, savings_nominal, savings_actual, \
                         lr, tau, flops_weight, wall_secs, gates) \
              ON CONFLICT (job_id, attempt, epoch) DO NOTHING), \
-         attempt_row AS (\
-             UPDATE attempts SET outcome = 'completed', ended_at_ms = $4 \
-             WHERE job_id = $1 AND attempt = $2 AND EXISTS (SELECT 1 FROM done)) \
-         SELECT id FROM done"
+         attempt_row AS ({complete_attempt}) \
+         SELECT id FROM done",
+        complete_job = complete_job_sql(),
+        complete_attempt = complete_attempt_sql("EXISTS (SELECT 1 FROM done)"),
     )
 });
+
+/// The job's end when attempt `$2` (of worker `$3`) completes at `$4`.
+fn complete_job_sql() -> String {
+    end_job_attempt_sql("status = 'completed', last_error = NULL", "$4", HELD)
+}
+
+/// The attempt's end when it completes at `$4`, where `guard` holds.
+fn complete_attempt_sql(guard: &str) -> String {
+    end_attempt_sql("'completed'", "$4", "NULL", "NULL", guard)
+}
 
 /// Binds `$1..$18` of the completion statements: job, attempt, worker, now, then the result row.
 fn bind_result<'q, DB: sqlx::Database>(
@@ -233,14 +307,13 @@ fn complete_sqlite_script(
     result: &RunResult,
 ) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
     use std::fmt::Write;
-    const HOLDS: &str = "EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND status = 'running' \
-                         AND last_attempt = $2 AND lease_owner = $3)";
+    let holds = format!("EXISTS (SELECT 1 FROM jobs WHERE status = 'running' AND {HELD})");
     let mut sql = String::with_capacity(4096);
     let _ = write!(
         sql,
         "BEGIN IMMEDIATE; \
          INSERT INTO results (job_id, attempt, {RESULT_COLUMNS}) \
-         SELECT $1, $2, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4 WHERE {HOLDS} \
+         SELECT $1, $2, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4 WHERE {holds} \
          {RESULT_UPSERT}; "
     );
     let mut next = 19;
@@ -268,7 +341,7 @@ fn complete_sqlite_script(
         }
         let _ = write!(
             sql,
-            ") WHERE {HOLDS} ON CONFLICT (job_id, block_idx) DO UPDATE SET \
+            ") WHERE {holds} ON CONFLICT (job_id, block_idx) DO UPDATE SET \
              gate_open_rate = excluded.gate_open_rate, mean_cir = excluded.mean_cir; "
         );
     }
@@ -287,17 +360,14 @@ fn complete_sqlite_script(
         }
         let _ = write!(
             sql,
-            ") WHERE {HOLDS} ON CONFLICT (job_id, attempt, epoch) DO NOTHING; "
+            ") WHERE {holds} ON CONFLICT (job_id, attempt, epoch) DO NOTHING; "
         );
     }
     let _ = write!(
         sql,
-        "UPDATE attempts SET outcome = 'completed', ended_at_ms = $4 \
-         WHERE job_id = $1 AND attempt = $2 AND {HOLDS}; \
-         UPDATE jobs SET status = 'completed', lease_owner = NULL, lease_expires_at_ms = NULL, \
-         last_error = NULL, updated_at_ms = $4 \
-         WHERE id = $1 AND status = 'running' AND last_attempt = $2 AND lease_owner = $3 RETURNING id; \
-         COMMIT;"
+        "{}; {} RETURNING id; COMMIT;",
+        complete_attempt_sql(&holds),
+        complete_job_sql()
     );
     let mut query = bind_result(
         sqlx::query(sqlx::AssertSqlSafe(sql)),
@@ -790,33 +860,18 @@ impl Store {
         let attempt_i = i64::from(attempt);
         let stderr_tail = stderr_tail.map(tail);
         let status = in_write_tx!(self, |tx, pg, DB| {
-            let status: Option<String> = sqlx::query_scalar(
-                "UPDATE jobs SET status = CASE WHEN $5 AND attempts < max_attempts THEN 'queued' ELSE 'failed' END, \
-                 last_error = $4, lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $6 \
-                 WHERE id = $1 AND status = 'running' AND last_attempt = $2 AND lease_owner = $3 \
-                 RETURNING status",
-            )
-            .bind(job)
-            .bind(attempt_i)
-            .bind(worker)
-            .bind(error)
-            .bind(retryable)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let status: Option<String> = sqlx::query_scalar(FAIL_JOB.as_str())
+                .bind(job)
+                .bind(attempt_i)
+                .bind(worker)
+                .bind(error)
+                .bind(retryable)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
             match status {
                 Some(status) => {
-                    sqlx::query(
-                        "UPDATE attempts SET outcome = 'failed', ended_at_ms = $3, error = $4, stderr_tail = $5 \
-                         WHERE job_id = $1 AND attempt = $2",
-                    )
-                    .bind(job)
-                    .bind(attempt_i)
-                    .bind(now)
-                    .bind(error)
-                    .bind(stderr_tail)
-                    .execute(&mut *tx)
-                    .await?;
+                    end_attempt!(tx, job, attempt_i, "failed", now, Some(error), stderr_tail);
                     status
                 }
                 None => {
@@ -876,30 +931,16 @@ impl Store {
         let attempt_i = i64::from(attempt);
         let stderr_tail = stderr_tail.map(tail);
         let requeued = in_write_tx!(self, |tx, pg, DB| {
-            let n = sqlx::query(
-                "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, \
-                 lease_expires_at_ms = NULL, updated_at_ms = $3, last_error = COALESCE($4, last_error) \
-                 WHERE id = $1 AND status = 'running' AND last_attempt = $2",
-            )
-            .bind(job)
-            .bind(attempt_i)
-            .bind(now)
-            .bind(error)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 {
-                sqlx::query(
-                    "UPDATE attempts SET outcome = 'requeued', ended_at_ms = $3, error = $4, \
-                     stderr_tail = $5 WHERE job_id = $1 AND attempt = $2",
-                )
+            let n = sqlx::query(REQUEUE_JOB.as_str())
                 .bind(job)
                 .bind(attempt_i)
                 .bind(now)
                 .bind(error)
-                .bind(stderr_tail)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if n == 1 {
+                end_attempt!(tx, job, attempt_i, "requeued", now, error, stderr_tail);
             }
             n == 1
         });
@@ -930,16 +971,7 @@ impl Store {
     async fn take_back(&self, which: TakeBack<'_>) -> Result<usize> {
         let now = now_ms();
         let (sql, outcome, prefix) = match which {
-            TakeBack::Expired => (
-                "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
-                 last_error = 'lease expired: worker ' || lease_owner || ' sent no heartbeat in time (attempt ' \
-                              || CAST(attempts AS TEXT) || ' of ' || CAST(max_attempts AS TEXT) || ')', \
-                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1 \
-                 WHERE status = 'running' AND lease_expires_at_ms <= $1 \
-                 RETURNING id, last_attempt, last_error",
-                "expired",
-                None,
-            ),
+            TakeBack::Expired => (TAKE_BACK_EXPIRED.as_str(), "expired", None),
             TakeBack::Owner(prefix) => (RECLAIM_OWNER.as_str(), "reclaimed", Some(prefix)),
         };
         let taken = in_write_tx!(self, |tx, pg, DB| {
@@ -950,17 +982,7 @@ impl Store {
             };
             let rows: Vec<(String, i64, Option<String>)> = query.fetch_all(&mut *tx).await?;
             for (job, attempt, error) in &rows {
-                sqlx::query(
-                    "UPDATE attempts SET outcome = $3, ended_at_ms = $4, error = $5 \
-                     WHERE job_id = $1 AND attempt = $2 AND outcome = 'running'",
-                )
-                .bind(job)
-                .bind(attempt)
-                .bind(outcome)
-                .bind(now)
-                .bind(error)
-                .execute(&mut *tx)
-                .await?;
+                end_attempt!(tx, job, attempt, outcome, now, error, None::<&str>);
             }
             rows.len()
         });

@@ -169,6 +169,121 @@ const DECISION_COLUMNS: &str =
 const SELECT_DECISIONS: &str = "SELECT seq, kind, config_idx, rung, epochs, job_id, point, from_seq, \
      from_job FROM search_decisions WHERE sweep = $1 ORDER BY seq";
 
+/// Reads what [`Store::advance_search`] hands its decision function, inside its write
+/// transaction `$tx`: the search's base folder (on PostgreSQL its row locked, so one coordinator
+/// at a time advances it; SQLite's `BEGIN IMMEDIATE` already is), its log, its decisions and the
+/// sweep's ended jobs. Returns [`Error::UnknownSweep`] from the caller when `$sweep` is no search.
+macro_rules! read_search_input {
+    ($tx:ident, $pg:ident, $sweep:expr) => {{
+        let sweep: &str = $sweep;
+        let lock = if $pg {
+            "SELECT base_dir FROM searches WHERE sweep = $1 FOR UPDATE"
+        } else {
+            "SELECT base_dir FROM searches WHERE sweep = $1"
+        };
+        let base_dir: Option<String> = sqlx::query_scalar(lock)
+            .bind(sweep)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        let Some(base_dir) = base_dir else {
+            return Err(Error::UnknownSweep(sweep.to_string()));
+        };
+        let log: Vec<LogRow> = sqlx::query_as(
+            "SELECT seq, job_id, config_idx, rung, failed FROM search_results \
+             WHERE sweep = $1 ORDER BY seq",
+        )
+        .bind(sweep)
+        .fetch_all(&mut *$tx)
+        .await?;
+        let decisions: Vec<DecisionSqlRow> = sqlx::query_as(SELECT_DECISIONS)
+            .bind(sweep)
+            .fetch_all(&mut *$tx)
+            .await?;
+        let ended: Vec<EndedRow> = sqlx::query_as(
+            "SELECT j.id, j.status, r.result FROM sweep_jobs sj \
+             JOIN jobs j ON j.id = sj.job_id LEFT JOIN results r ON r.job_id = j.id \
+             WHERE sj.sweep = $1 AND j.status IN ('completed', 'failed') \
+             ORDER BY COALESCE(r.recorded_at_ms, j.updated_at_ms), j.id",
+        )
+        .bind(sweep)
+        .fetch_all(&mut *$tx)
+        .await?;
+        search_input(base_dir, log, decisions, ended)?
+    }};
+}
+
+/// Inserts `$rows` with `$into` (`INSERT INTO table (columns) `), 200 rows a statement, each row
+/// pushed by `$push`; rows already stored (by `(sweep, seq)`) are kept as they are.
+macro_rules! insert_new_rows {
+    ($tx:ident, $db:ident, $into:expr, $rows:expr, $push:expr) => {
+        for chunk in $rows.chunks(200) {
+            let mut q = QueryBuilder::<$db>::new($into);
+            q.push_values(chunk, $push);
+            q.push(" ON CONFLICT (sweep, seq) DO NOTHING");
+            q.build().execute(&mut *$tx).await?;
+        }
+    };
+}
+
+/// Writes the new rows of a decision function's `$write` inside the write transaction `$tx`:
+/// results past the `$n_log` taken before, decisions past the `$n_decisions` recorded before,
+/// and the hypervolume rows (each insert-if-absent by `seq`). Evaluates to how many results and
+/// decisions were new.
+macro_rules! write_search_rows {
+    ($tx:ident, $db:ident, $sweep:expr, $write:expr, $n_log:expr, $n_decisions:expr, $now:expr) => {{
+        let (sweep, write, now): (&str, &SearchWrite, i64) = ($sweep, $write, $now);
+        let append: Vec<&LoggedResult> = write.append.iter().filter(|r| r.seq >= $n_log).collect();
+        let into = "INSERT INTO search_results (sweep, seq, job_id, config_idx, rung, failed, \
+                    recorded_at_ms) ";
+        insert_new_rows!($tx, $db, into, append, |mut row, r| {
+            row.push_bind(sweep)
+                .push_bind(i(r.seq))
+                .push_bind(r.job_id.as_str())
+                .push_bind(i(r.config))
+                .push_bind(i(r.rung))
+                .push_bind(i64::from(r.failed))
+                .push_bind(now);
+        });
+        let decisions: Vec<&DecisionRow> = write
+            .decisions
+            .iter()
+            .filter(|d| d.seq >= $n_decisions)
+            .collect();
+        let into =
+            format!("INSERT INTO search_decisions (sweep, {DECISION_COLUMNS}, created_at_ms) ");
+        insert_new_rows!($tx, $db, into.as_str(), decisions, |mut row, d| {
+            row.push_bind(sweep)
+                .push_bind(i(d.seq))
+                .push_bind(d.kind.as_str())
+                .push_bind(i(d.config))
+                .push_bind(i(d.rung))
+                .push_bind(i(d.epochs))
+                .push_bind(d.job_id.as_str())
+                .push_bind(d.point.as_ref().map(Json))
+                .push_bind(d.from_seq.map(i))
+                .push_bind(d.from_job.as_deref())
+                .push_bind(now);
+        });
+        let into = "INSERT INTO hv_history (sweep, seq, job_id, epochs_spent, hypervolume, \
+                    recorded_at_ms) ";
+        insert_new_rows!($tx, $db, into, write.hv, |mut row, h| {
+            let job = write
+                .append
+                .iter()
+                .find(|r| r.seq == h.seq)
+                .map(|r| r.job_id.clone())
+                .unwrap_or_default();
+            row.push_bind(sweep)
+                .push_bind(i(h.seq))
+                .push_bind(job)
+                .push_bind(i(h.epochs_spent))
+                .push_bind(h.hypervolume)
+                .push_bind(now);
+        });
+        (append.len(), decisions.len())
+    }};
+}
+
 impl Store {
     /// Makes the sweep `sweep` a search whose file lies in `base_dir` (kept if it is one already,
     /// with the new `base_dir`).
@@ -293,127 +408,12 @@ impl Store {
         let now = now_ms();
         let mut decide = Some(decide);
         let summary = in_write_tx!(self, |tx, pg, DB| {
-            // PostgreSQL: one coordinator at a time per search (SQLite's BEGIN IMMEDIATE already is).
-            let lock = if pg {
-                "SELECT base_dir FROM searches WHERE sweep = $1 FOR UPDATE"
-            } else {
-                "SELECT base_dir FROM searches WHERE sweep = $1"
-            };
-            let base_dir: Option<String> = sqlx::query_scalar(lock)
-                .bind(sweep)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(base_dir) = base_dir else {
-                return Err(Error::UnknownSweep(sweep.to_string()));
-            };
-            let log: Vec<LogRow> = sqlx::query_as(
-                "SELECT seq, job_id, config_idx, rung, failed FROM search_results \
-                 WHERE sweep = $1 ORDER BY seq",
-            )
-            .bind(sweep)
-            .fetch_all(&mut *tx)
-            .await?;
-            let log: Vec<LoggedResult> = log.into_iter().map(log_entry).collect();
-            let decisions: Vec<DecisionSqlRow> = sqlx::query_as(SELECT_DECISIONS)
-                .bind(sweep)
-                .fetch_all(&mut *tx)
-                .await?;
-            let decisions: Vec<DecisionRow> = decisions
-                .into_iter()
-                .map(DecisionRow::try_from)
-                .collect::<Result<_>>()?;
-            let ended: Vec<EndedRow> = sqlx::query_as(
-                "SELECT j.id, j.status, r.result FROM sweep_jobs sj \
-                 JOIN jobs j ON j.id = sj.job_id LEFT JOIN results r ON r.job_id = j.id \
-                 WHERE sj.sweep = $1 AND j.status IN ('completed', 'failed') \
-                 ORDER BY COALESCE(r.recorded_at_ms, j.updated_at_ms), j.id",
-            )
-            .bind(sweep)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut ended_jobs = Vec::with_capacity(ended.len());
-            for row in ended {
-                ended_jobs.push(EndedJob {
-                    job_id: row.id,
-                    status: parse_job_status(&row.status)?,
-                    result: row.result.map(|r| r.0),
-                });
-            }
-            let (n_log, n_decisions, n_hv) = (log.len() as u64, decisions.len() as u64, 0u64);
+            let input = read_search_input!(tx, pg, sweep);
+            let (n_log, n_decisions) = (input.log.len() as u64, input.decisions.len() as u64);
             let decide = decide.take().expect("the body runs once");
-            let write = decide(SearchInput {
-                base_dir,
-                log,
-                decisions,
-                ended: ended_jobs,
-            })
-            .map_err(|e| Error::Search(e.to_string()))?;
-
-            let append: Vec<&LoggedResult> =
-                write.append.iter().filter(|r| r.seq >= n_log).collect();
-            for chunk in append.chunks(200) {
-                let mut q = QueryBuilder::<DB>::new(
-                    "INSERT INTO search_results (sweep, seq, job_id, config_idx, rung, failed, recorded_at_ms) ",
-                );
-                q.push_values(chunk, |mut row, r| {
-                    row.push_bind(sweep)
-                        .push_bind(i(r.seq))
-                        .push_bind(r.job_id.as_str())
-                        .push_bind(i(r.config))
-                        .push_bind(i(r.rung))
-                        .push_bind(i64::from(r.failed))
-                        .push_bind(now);
-                });
-                q.push(" ON CONFLICT (sweep, seq) DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
-            let new_decisions: Vec<&DecisionRow> = write
-                .decisions
-                .iter()
-                .filter(|d| d.seq >= n_decisions)
-                .collect();
-            for chunk in new_decisions.chunks(200) {
-                let mut q = QueryBuilder::<DB>::new(format!(
-                    "INSERT INTO search_decisions (sweep, {DECISION_COLUMNS}, created_at_ms) "
-                ));
-                q.push_values(chunk, |mut row, d| {
-                    row.push_bind(sweep)
-                        .push_bind(i(d.seq))
-                        .push_bind(d.kind.as_str())
-                        .push_bind(i(d.config))
-                        .push_bind(i(d.rung))
-                        .push_bind(i(d.epochs))
-                        .push_bind(d.job_id.as_str())
-                        .push_bind(d.point.as_ref().map(Json))
-                        .push_bind(d.from_seq.map(i))
-                        .push_bind(d.from_job.as_deref())
-                        .push_bind(now);
-                });
-                q.push(" ON CONFLICT (sweep, seq) DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
-            let hv: Vec<&HvRow> = write.hv.iter().filter(|h| h.seq >= n_hv).collect();
-            for chunk in hv.chunks(200) {
-                let mut q = QueryBuilder::<DB>::new(
-                    "INSERT INTO hv_history (sweep, seq, job_id, epochs_spent, hypervolume, recorded_at_ms) ",
-                );
-                q.push_values(chunk, |mut row, h| {
-                    let job = write
-                        .append
-                        .iter()
-                        .find(|r| r.seq == h.seq)
-                        .map(|r| r.job_id.clone())
-                        .unwrap_or_default();
-                    row.push_bind(sweep)
-                        .push_bind(i(h.seq))
-                        .push_bind(job)
-                        .push_bind(i(h.epochs_spent))
-                        .push_bind(h.hypervolume)
-                        .push_bind(now);
-                });
-                q.push(" ON CONFLICT (sweep, seq) DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
+            let write = decide(input).map_err(|e| Error::Search(e.to_string()))?;
+            let (results_taken, decisions_added) =
+                write_search_rows!(tx, DB, sweep, &write, n_log, n_decisions, now);
             // A search's jobs take the attempts of a default submit (the sweep's own options
             // are not stored).
             let jobs: Vec<(&JobSpec, i64)> = write.jobs.iter().map(|(j, p)| (j, *p)).collect();
@@ -426,14 +426,42 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             AdvanceSummary {
-                results_taken: append.len(),
-                decisions_added: new_decisions.len(),
+                results_taken,
+                decisions_added,
                 jobs_added,
                 finished: write.finished,
             }
         });
         Ok(summary)
     }
+}
+
+/// The decision function's input from the rows read.
+fn search_input(
+    base_dir: String,
+    log: Vec<LogRow>,
+    decisions: Vec<DecisionSqlRow>,
+    ended: Vec<EndedRow>,
+) -> Result<SearchInput> {
+    let log: Vec<LoggedResult> = log.into_iter().map(log_entry).collect();
+    let decisions: Vec<DecisionRow> = decisions
+        .into_iter()
+        .map(DecisionRow::try_from)
+        .collect::<Result<_>>()?;
+    let mut ended_jobs = Vec::with_capacity(ended.len());
+    for row in ended {
+        ended_jobs.push(EndedJob {
+            job_id: row.id,
+            status: parse_job_status(&row.status)?,
+            result: row.result.map(|r| r.0),
+        });
+    }
+    Ok(SearchInput {
+        base_dir,
+        log,
+        decisions,
+        ended: ended_jobs,
+    })
 }
 
 fn log_entry(r: LogRow) -> LoggedResult {
