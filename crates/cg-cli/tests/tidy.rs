@@ -29,7 +29,14 @@ impl std::fmt::Display for Problem {
 /// The name of the function whose signature starts this line, if one does (after indentation).
 fn fn_name(line: &str) -> Option<&str> {
     let mut rest = line.trim_start();
-    for prefix in ["pub(crate) ", "pub(super) ", "pub ", "const ", "async ", "unsafe "] {
+    for prefix in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "const ",
+        "async ",
+        "unsafe ",
+    ] {
         rest = rest.strip_prefix(prefix).unwrap_or(rest);
     }
     if let Some(r) = rest.strip_prefix("extern \"")
@@ -155,7 +162,11 @@ fn the_sources_keep_their_shape() {
     for path in &files {
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let name = path.strip_prefix(&root).unwrap_or(path).display().to_string();
+        let name = path
+            .strip_prefix(&root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         problems.extend(check_source(&name, &text));
     }
     let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -168,7 +179,12 @@ fn every_crate_is_in_the_architecture_document() {
     let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
     let crates: Vec<String> = crate_dirs(&root)
         .iter()
-        .map(|d| d.file_name().expect("a name").to_string_lossy().into_owned())
+        .map(|d| {
+            d.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert!(crates.iter().any(|c| c == "cg-cli"), "crates: {crates:?}");
     let problems: Vec<String> = check_architecture(&doc, &crates)
@@ -228,7 +244,8 @@ fn the_checker_finds_each_kind_of_problem() {
     assert_eq!(found[0].line, MAX_FILE_LINES + 1);
 
     // A signature over several lines, and a bodiless trait method, are read right.
-    let multi = "//! M.\nfn multi(\n    a: u32,\n) -> u32 {\n    a\n}\ntrait T {\n    fn decl(&self);\n}\n";
+    let multi =
+        "//! M.\nfn multi(\n    a: u32,\n) -> u32 {\n    a\n}\ntrait T {\n    fn decl(&self);\n}\n";
     assert_eq!(check_source("f.rs", multi), vec![]);
 }
 
@@ -244,7 +261,10 @@ fn the_checker_finds_a_missing_crate() {
 #[test]
 fn signatures_are_recognised() {
     assert_eq!(fn_name("pub fn a() {"), Some("a"));
-    assert_eq!(fn_name("    pub(crate) async fn b_2<T>(x: T) {"), Some("b_2"));
+    assert_eq!(
+        fn_name("    pub(crate) async fn b_2<T>(x: T) {"),
+        Some("b_2")
+    );
     assert_eq!(fn_name("const fn c() -> u8 {"), Some("c"));
     assert_eq!(fn_name("unsafe extern \"C\" fn d() {"), Some("d"));
     assert_eq!(fn_name("let f = |x| x;"), None);
