@@ -156,6 +156,7 @@ pub fn provenance(backend: BackendKind, device: DeviceSpec) -> Provenance {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty()),
         finished_at: Some(rfc3339_now()),
+        val_split: None,
     }
 }
 

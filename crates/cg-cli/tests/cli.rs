@@ -151,6 +151,8 @@ fn fake_result(config: &cg_core::RunConfig, acc: f64, savings: f64) -> RunResult
         block_idx: 0,
         gate_open_rate: 1.0 - savings,
         mean_cir: 0.9,
+        routing_share: None,
+        class_open_rates: None,
     }];
     RunResult {
         config: config.clone(),
@@ -160,6 +162,7 @@ fn fake_result(config: &cg_core::RunConfig, acc: f64, savings: f64) -> RunResult
             train_loss: 1.0,
             train_acc: acc,
             test_acc: acc,
+            val_acc: None,
             savings_nominal: savings,
             savings_actual: savings - 0.1,
             lr: 0.1,
@@ -171,6 +174,10 @@ fn fake_result(config: &cg_core::RunConfig, acc: f64, savings: f64) -> RunResult
         test_acc_final: acc,
         test_acc_peak: acc,
         peak_epoch: 1,
+        val_acc_final: None,
+        val_acc_peak: None,
+        train_images: None,
+        val_images: None,
         macs_full: 1000,
         macs_executed_nominal: 1000.0 * (1.0 - savings),
         macs_executed_actual: 1000.0 * (1.1 - savings),

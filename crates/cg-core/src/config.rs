@@ -47,6 +47,11 @@ pub struct DatasetSpec {
     /// Synthetic only: number of training and test images, channels and side length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticSpec>,
+    /// Images held out of the training split for validation: one seeded draw per data set (the
+    /// same for every job over it, whatever `train.seed`), disjoint from the images trained on.
+    /// When set, whatever chooses (the peak epoch, promotions, the front) uses validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -424,7 +429,7 @@ pub mod limits {
     pub const EPOCHS: usize = 100_000;
     /// `train.batch_size`.
     pub const BATCH_SIZE: usize = 65_536;
-    /// `train.limit_train`, `train.limit_test`, `dataset.synthetic.n_train|n_test`.
+    /// `train.limit_train`, `train.limit_test`, `dataset.val_size`, `dataset.synthetic.n_train|n_test`.
     pub const SAMPLES: usize = 100_000_000;
     /// `dataset.synthetic.side`.
     pub const SIDE: usize = 1024;
@@ -456,6 +461,7 @@ impl RunConfig {
     pub fn fully_specified() -> Self {
         let mut cfg = RunConfig::with_dataset(DatasetSpec {
             kind: DatasetKind::Synthetic,
+            val_size: None,
             path: Some(String::new()),
             augment: Some(true),
             synthetic: Some(SyntheticSpec::default()),
@@ -528,6 +534,11 @@ impl RunConfig {
                 t.limit_test.unwrap_or(0),
                 limits::SAMPLES,
             ),
+            (
+                "dataset.val_size",
+                self.dataset.val_size.unwrap_or(0),
+                limits::SAMPLES,
+            ),
         ];
         if let Some(s) = &self.dataset.synthetic {
             sizes.extend([
@@ -564,6 +575,7 @@ impl RunConfig {
     pub fn non_default_values(&self) -> serde_json::Map<String, Value> {
         let defaults = RunConfig::with_dataset(DatasetSpec {
             kind: self.dataset.kind,
+            val_size: None,
             path: None,
             augment: None,
             synthetic: None,

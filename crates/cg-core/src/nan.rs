@@ -19,6 +19,7 @@ mod tests {
             train_loss: f64::NAN,
             train_acc: 0.5,
             test_acc: f64::INFINITY,
+            val_acc: None,
             savings_nominal: 0.0,
             savings_actual: 0.0,
             lr: 0.1,
@@ -29,6 +30,8 @@ mod tests {
                 block_idx: 0,
                 gate_open_rate: 1.0,
                 mean_cir: f64::NAN,
+                routing_share: None,
+                class_open_rates: None,
             }],
         };
         let json = serde_json::to_string(&record).unwrap();

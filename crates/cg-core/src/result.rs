@@ -19,18 +19,45 @@ pub struct Provenance {
     pub hostname: Option<String>,
     /// RFC 3339 time at which the run finished.
     pub finished_at: Option<String>,
+    /// A hash of the indices of the validation images (`dataset.val_size`): equal for every job
+    /// over the same data set and split, so a report can check that they shared one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_split: Option<String>,
 }
 
-/// Gate statistics of one gated block over a test-set evaluation.
+/// Gate statistics of one gated block over an evaluation (the validation split when the run has
+/// one, else the test set).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockGateStats {
     pub block_idx: usize,
-    /// Fraction of test samples for which the block executed.
+    /// Fraction of samples for which the block executed.
     #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub gate_open_rate: f64,
-    /// Mean Cosine Incompatibility Ratio `1 - cos(x, F(x))` over test samples.
+    /// Mean Cosine Incompatibility Ratio `1 - cos(x, F(x))` over the samples.
     #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub mean_cir: f64,
+    /// `min(open, 1 − open)` over the samples: 0 for a block that every input opens (or closes),
+    /// up to 0.5; a block routes when it is at least [`ROUTING_SHARE`]. Absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_share: Option<f64>,
+    /// The open rate per class (index = label); absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_open_rates: Option<Vec<f64>>,
+}
+
+/// The `routing_share` from which a gated block counts as routing per input rather than being
+/// kept or removed for all of them.
+pub const ROUTING_SHARE: f64 = 0.05;
+
+impl BlockGateStats {
+    /// Whether the block routes per input: its `routing_share` (or, for older results, the one its
+    /// open rate implies) is at least [`ROUTING_SHARE`].
+    pub fn routes(&self) -> bool {
+        let share = self
+            .routing_share
+            .unwrap_or_else(|| self.gate_open_rate.min(1.0 - self.gate_open_rate));
+        share >= ROUTING_SHARE
+    }
 }
 
 /// One epoch of training followed by an evaluation with hard gates.
@@ -43,6 +70,9 @@ pub struct EpochRecord {
     pub train_acc: f64,
     #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub test_acc: f64,
+    /// Accuracy on the validation split; absent when the run has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_acc: Option<f64>,
     #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub savings_nominal: f64,
     #[serde(deserialize_with = "crate::nan::f64_or_nan")]
@@ -68,9 +98,23 @@ pub struct RunResult {
     pub history: Vec<EpochRecord>,
     #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub test_acc_final: f64,
+    /// The test accuracy at `peak_epoch`.
     #[serde(deserialize_with = "crate::nan::f64_or_nan")]
     pub test_acc_peak: f64,
+    /// The best epoch: by validation accuracy when the run has a validation split, else by test
+    /// accuracy (a choice made on the test set, which reports say).
     pub peak_epoch: usize,
+    /// Validation accuracy after the last epoch and at `peak_epoch`; absent without a split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_acc_final: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_acc_peak: Option<f64>,
+    /// Images trained on and held out for validation (counts actually used); absent in older
+    /// results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_images: Option<usize>,
     /// MACs per sample of the backbone alone (no gate heads).
     pub macs_full: u64,
     /// Mean MACs per sample executed with hard gates, skipped blocks counted as zero.
@@ -95,13 +139,53 @@ pub struct RunResult {
     pub wall_secs: f64,
 }
 
+/// The metrics of a [`RunResult`] that an objective can name (its numeric top-level fields), as
+/// [`RunResult::metric`] reads them.
+pub const METRICS: [&str; 14] = [
+    "test_acc_final",
+    "test_acc_peak",
+    "val_acc_final",
+    "val_acc_peak",
+    "peak_epoch",
+    "macs_full",
+    "macs_executed_nominal",
+    "macs_executed_actual",
+    "savings_nominal",
+    "savings_actual",
+    "savings_measured",
+    "train_img_per_s",
+    "infer_img_per_s",
+    "wall_secs",
+];
+
 impl RunResult {
+    /// Whether the run held out a validation split (its choices were made on it).
+    pub fn has_validation(&self) -> bool {
+        self.val_acc_final.is_some()
+    }
+
+    /// The metric a *choice* reads for an objective named `name` (the front, promotions): on a run
+    /// with a validation split a test accuracy is read on validation instead (`test_acc_final` →
+    /// `val_acc_final`, `test_acc_peak` → `val_acc_peak`), so nothing is chosen on the test set;
+    /// any other name is read as it is.
+    pub fn choice_metric(&self, name: &str) -> Option<f64> {
+        let chosen = match name {
+            "test_acc_final" if self.has_validation() => "val_acc_final",
+            "test_acc_peak" if self.has_validation() => "val_acc_peak",
+            other => other,
+        };
+        self.metric(chosen)
+    }
+
     /// A numeric top-level field by its JSON name (`test_acc_final`, `savings_nominal`, ...);
-    /// `None` for another name or a savings figure that was not measured.
+    /// `None` for another name, a savings figure that was not measured, or a validation figure of
+    /// a run without a validation split.
     pub fn metric(&self, name: &str) -> Option<f64> {
         Some(match name {
             "test_acc_final" => self.test_acc_final,
             "test_acc_peak" => self.test_acc_peak,
+            "val_acc_final" => return self.val_acc_final,
+            "val_acc_peak" => return self.val_acc_peak,
             "peak_epoch" => self.peak_epoch as f64,
             "macs_full" => self.macs_full as f64,
             "macs_executed_nominal" => self.macs_executed_nominal,
@@ -114,5 +198,75 @@ impl RunResult {
             "wall_secs" => self.wall_secs,
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(val: Option<f64>) -> RunResult {
+        let json = serde_json::json!({
+            "config": crate::RunConfig::with_dataset(crate::DatasetSpec {
+                kind: crate::DatasetKind::Synthetic,
+                path: None,
+                augment: None,
+                synthetic: None,
+                val_size: None,
+            }),
+            "provenance": Provenance::default(),
+            "history": [],
+            "test_acc_final": 0.9, "test_acc_peak": 0.91, "peak_epoch": 2,
+            "val_acc_final": val, "val_acc_peak": val.map(|v| v + 0.01),
+            "macs_full": 100, "macs_executed_nominal": 50.0, "macs_executed_actual": 55.0,
+            "savings_nominal": 0.5, "savings_actual": 0.45, "savings_measured": null,
+            "gates": [], "train_img_per_s": 1.0, "infer_img_per_s": 2.0, "wall_secs": 3.0,
+        });
+        serde_json::from_value(json).expect("a result")
+    }
+
+    #[test]
+    fn choices_read_validation_when_there_is_a_split() {
+        let with = result(Some(0.8));
+        assert!(with.has_validation());
+        assert_eq!(with.choice_metric("test_acc_final"), Some(0.8));
+        assert_eq!(with.choice_metric("test_acc_peak"), Some(0.8 + 0.01));
+        assert_eq!(with.metric("test_acc_final"), Some(0.9));
+        assert_eq!(with.choice_metric("savings_nominal"), Some(0.5));
+
+        let without = result(None);
+        assert!(!without.has_validation());
+        assert_eq!(without.choice_metric("test_acc_final"), Some(0.9));
+        assert_eq!(without.metric("val_acc_final"), None);
+        // Absent fields are not written, so an older reader's JSON is unchanged.
+        let text = serde_json::to_string(&without).expect("json");
+        assert!(!text.contains("val_acc"), "{text}");
+    }
+
+    #[test]
+    fn every_metric_is_read() {
+        let r = result(Some(0.8));
+        for name in METRICS {
+            let value = r.metric(name);
+            assert!(
+                value.is_some() || name == "savings_measured",
+                "{name} is not read by RunResult::metric"
+            );
+        }
+    }
+
+    #[test]
+    fn a_block_routes_from_five_percent() {
+        let stats = |open: f64, share: Option<f64>| BlockGateStats {
+            block_idx: 0,
+            gate_open_rate: open,
+            mean_cir: 0.0,
+            routing_share: share,
+            class_open_rates: None,
+        };
+        assert!(!stats(0.97, Some(0.03)).routes());
+        assert!(stats(0.5, Some(0.05)).routes());
+        assert!(!stats(0.0, None).routes());
+        assert!(stats(0.9, None).routes());
     }
 }

@@ -35,6 +35,7 @@ struct Fixture {
 fn config() -> RunConfig {
     RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Synthetic,
+        val_size: None,
         path: None,
         augment: None,
         synthetic: None,

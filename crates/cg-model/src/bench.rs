@@ -86,6 +86,7 @@ impl BenchLine {
 fn config(kind: ModelKind, mode: GateMode, opts: &BenchOptions, batch: usize) -> RunConfig {
     let mut c = RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Synthetic,
+        val_size: None,
         path: None,
         augment: Some(false),
         synthetic: Some(SyntheticSpec {

@@ -33,6 +33,7 @@ fn flex_and_libtorch_agree_on_real_digits() {
     assert!(path.is_dir(), "{} is missing", path.display());
     let mut c = RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Idx,
+        val_size: None,
         path: Some(path.display().to_string()),
         augment: None,
         synthetic: None,
@@ -81,6 +82,7 @@ fn flex_and_libtorch_agree_on_real_digits() {
 fn tiny() -> RunConfig {
     let mut c = RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Synthetic,
+        val_size: None,
         path: None,
         augment: Some(true),
         synthetic: Some(SyntheticSpec {

@@ -9,6 +9,7 @@ use cg_model::{BackendKind, DeviceSpec, Error};
 fn tiny(mode: GateMode) -> RunConfig {
     let mut c = RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Synthetic,
+        val_size: None,
         path: None,
         augment: Some(true),
         synthetic: Some(SyntheticSpec {
@@ -192,6 +193,7 @@ fn missing_data_is_a_clear_error() {
     let mut c = tiny(GateMode::CirCtrl);
     c.dataset = DatasetSpec {
         kind: DatasetKind::Idx,
+        val_size: None,
         path: Some("/nonexistent/mnist".into()),
         augment: None,
         synthetic: None,
@@ -212,6 +214,7 @@ fn resnet8_learns_real_digits() {
     );
     let mut c = RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Idx,
+        val_size: None,
         path: Some(path.display().to_string()),
         augment: None,
         synthetic: None,

@@ -125,6 +125,7 @@ pub async fn bench_queue(store: &Store, workers: usize, jobs: usize) -> Result<B
 fn bench_config() -> RunConfig {
     RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Synthetic,
+        val_size: None,
         path: None,
         augment: None,
         synthetic: None,
@@ -149,6 +150,8 @@ fn fake_result(config: &RunConfig) -> RunResult {
             block_idx,
             gate_open_rate: 0.75,
             mean_cir: 0.4,
+            routing_share: None,
+            class_open_rates: None,
         })
         .collect();
     RunResult {
@@ -164,6 +167,7 @@ fn fake_result(config: &RunConfig) -> RunResult {
             train_loss: 1.0,
             train_acc: 0.5,
             test_acc: 0.5,
+            val_acc: None,
             savings_nominal: 0.25,
             savings_actual: 0.2,
             lr: 0.1,
@@ -175,6 +179,10 @@ fn fake_result(config: &RunConfig) -> RunResult {
         test_acc_final: 0.5,
         test_acc_peak: 0.5,
         peak_epoch: 0,
+        val_acc_final: None,
+        val_acc_peak: None,
+        train_images: None,
+        val_images: None,
         macs_full: 40_000_000,
         macs_executed_nominal: 30_000_000.0,
         macs_executed_actual: 32_000_000.0,

@@ -60,6 +60,7 @@ impl From<EpochRow> for EpochRecord {
             train_loss: r.train_loss.unwrap_or(f64::NAN),
             train_acc: r.train_acc.unwrap_or(f64::NAN),
             test_acc: r.test_acc.unwrap_or(f64::NAN),
+            val_acc: None,
             savings_nominal: r.savings_nominal.unwrap_or(f64::NAN),
             savings_actual: r.savings_actual.unwrap_or(f64::NAN),
             lr: r.lr.unwrap_or(f64::NAN),

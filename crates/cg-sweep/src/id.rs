@@ -119,6 +119,7 @@ mod tests {
     fn spec(path: &Path) -> DatasetSpec {
         DatasetSpec {
             kind: DatasetKind::Idx,
+            val_size: None,
             path: Some(path.display().to_string()),
             augment: None,
             synthetic: None,

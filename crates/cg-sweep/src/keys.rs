@@ -51,20 +51,7 @@ pub const DISTRIBUTIONS: [&str; 5] = [
 ];
 
 /// The metrics of cg-core's `RunResult` that an objective can name (numeric top-level fields).
-pub const METRICS: [&str; 12] = [
-    "test_acc_final",
-    "test_acc_peak",
-    "peak_epoch",
-    "macs_full",
-    "macs_executed_nominal",
-    "macs_executed_actual",
-    "savings_nominal",
-    "savings_actual",
-    "savings_measured",
-    "train_img_per_s",
-    "infer_img_per_s",
-    "wall_secs",
-];
+pub use cg_core::METRICS;
 
 /// The axis name that picks a preset.
 pub const PRESET_AXIS: &str = "preset";
@@ -144,6 +131,7 @@ impl Keys {
 pub(crate) fn probe_config() -> RunConfig {
     RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Synthetic,
+        val_size: None,
         path: None,
         augment: None,
         synthetic: None,

@@ -148,6 +148,7 @@ mod tests {
     fn aligned_columns() {
         let config = RunConfig::with_dataset(DatasetSpec {
             kind: DatasetKind::Synthetic,
+            val_size: None,
             path: None,
             augment: None,
             synthetic: None,

@@ -440,6 +440,7 @@ mod tests {
     fn claims_with_unsafe_ids_or_configs_are_refused() {
         let config = cg_core::RunConfig::with_dataset(cg_core::DatasetSpec {
             kind: cg_core::DatasetKind::Synthetic,
+            val_size: None,
             path: None,
             augment: None,
             synthetic: None,

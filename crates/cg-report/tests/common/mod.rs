@@ -22,6 +22,7 @@ pub fn sweep(name: &str, axes: &[&str]) -> SweepInfo {
 pub fn config(params: &Map<String, Value>) -> RunConfig {
     let mut c = RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Synthetic,
+        val_size: None,
         path: None,
         augment: None,
         synthetic: None,
@@ -58,6 +59,8 @@ pub fn result(config: &RunConfig, o: &Outcome) -> RunResult {
                     - o.savings_nominal * scale * (1.0 + b as f64 / o.n_blocks as f64))
                     .clamp(0.0, 1.0),
                 mean_cir: 0.5 + 0.1 * b as f64 + 0.25 * o.savings_nominal,
+                routing_share: None,
+                class_open_rates: None,
             })
             .collect()
     };
@@ -69,6 +72,7 @@ pub fn result(config: &RunConfig, o: &Outcome) -> RunResult {
                 train_loss: 2.0 * (1.0 - p) + 0.1,
                 train_acc: o.acc * p,
                 test_acc: o.acc * (0.5 + 0.5 * p),
+                val_acc: None,
                 savings_nominal: o.savings_nominal * p,
                 savings_actual: o.savings_actual * p,
                 lr: 0.1 * (1.0 - p),
@@ -90,11 +94,16 @@ pub fn result(config: &RunConfig, o: &Outcome) -> RunResult {
             backend: "flex".into(),
             hostname: None,
             finished_at: Some("2026-01-01T00:00:00Z".into()),
+            val_split: None,
         },
         history,
         test_acc_final: o.acc,
         test_acc_peak: o.acc + 0.002,
         peak_epoch,
+        val_acc_final: None,
+        val_acc_peak: None,
+        train_images: None,
+        val_images: None,
         macs_full: MACS_FULL,
         macs_executed_nominal: MACS_FULL as f64 * (1.0 - o.savings_nominal),
         macs_executed_actual: MACS_FULL as f64 * (1.0 - o.savings_actual),

@@ -175,6 +175,7 @@ pub fn info(name: &str) -> SweepInfo {
 pub fn config(threshold: f64) -> RunConfig {
     let mut config = RunConfig::with_dataset(DatasetSpec {
         kind: DatasetKind::Synthetic,
+        val_size: None,
         path: None,
         augment: None,
         synthetic: None,
@@ -205,6 +206,8 @@ pub fn gates() -> Vec<BlockGateStats> {
             block_idx,
             gate_open_rate: 1.0 - 0.25 * block_idx as f64,
             mean_cir: 0.1 * (block_idx + 1) as f64,
+            routing_share: None,
+            class_open_rates: None,
         })
         .collect()
 }
@@ -215,6 +218,7 @@ pub fn epoch(epoch: usize) -> EpochRecord {
         train_loss: 2.0 / (epoch + 1) as f64,
         train_acc: 0.3 + 0.1 * epoch as f64,
         test_acc: 0.25 + 0.1 * epoch as f64,
+        val_acc: None,
         savings_nominal: 0.05 * epoch as f64,
         savings_actual: 0.04 * epoch as f64,
         lr: 0.1,
@@ -237,11 +241,16 @@ pub fn result(job: &JobSpec, test_acc: f64, epochs: usize) -> RunResult {
             backend: "flex".into(),
             hostname: Some("testhost".into()),
             finished_at: Some("2026-01-01T00:00:00Z".into()),
+            val_split: None,
         },
         history: (0..epochs).map(epoch).collect(),
         test_acc_final: test_acc,
         test_acc_peak: test_acc + 0.01,
         peak_epoch: epochs.saturating_sub(1),
+        val_acc_final: None,
+        val_acc_peak: None,
+        train_images: None,
+        val_images: None,
         macs_full: 40_813_184,
         macs_executed_nominal: 30_000_000.5,
         macs_executed_actual: 31_000_000.25,

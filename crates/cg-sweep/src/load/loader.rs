@@ -57,6 +57,7 @@ impl<'a> Loader<'a> {
         let base = base.cloned().unwrap_or_else(probe_config);
         let defaults = RunConfig::with_dataset(DatasetSpec {
             kind: base.dataset.kind,
+            val_size: None,
             path: None,
             augment: None,
             synthetic: None,
