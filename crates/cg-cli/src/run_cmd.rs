@@ -424,6 +424,11 @@ pub struct WorkerArgs {
     /// Exit once no active sweep has queued jobs and nothing runs (default: wait for more).
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// Exit (status 0) once nothing has been claimable, and nothing has run in this worker, for
+    /// SECS, whatever other workers still run: a Slurm array's tasks end when their sweep does.
+    #[arg(long, value_name = "SECS", conflicts_with = "exit_when_idle",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_SECS))]
+    pub until_idle: Option<u64>,
     /// Lease of a claimed job, in seconds: a worker that stops heartbeating (its machine died)
     /// loses its jobs to other workers this long after its last heartbeat.
     #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
@@ -470,6 +475,7 @@ fn worker_or_daemon(args: WorkerArgs, watch: Option<PathBuf>, daemon: bool) -> R
     });
     let mut options = local_options(&args.workers)?;
     options.exit_when_idle = args.exit_when_idle;
+    options.until_idle = args.until_idle.map(Duration::from_secs);
     options.lease = Duration::from_secs(args.lease);
     runtime()?.block_on(async move {
         // A worker joins a database its coordinator made; the daemon is the coordinator: it

@@ -456,6 +456,50 @@ fn a_worker_trains_submitted_jobs_and_exits_when_idle() {
 }
 
 #[test]
+fn a_worker_until_idle_trains_the_jobs_and_exits_zero() {
+    let env = Env::new();
+    let sweep = env.sweep("idle", 32, 1, "  train.seed:\n    values: [0, 1]\n");
+    env.submit(&sweep);
+    let out = env
+        .command(&["worker", "--until-idle", "1", "--threads-per-job", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_one_result_each(&env.records("idle"));
+}
+
+/// `--until-idle` ends a worker when nothing is left to claim, even while another worker still
+/// runs a job (an array's task must not wait for its siblings); `--exit-when-idle` would wait.
+#[test]
+fn until_idle_does_not_wait_for_other_workers_jobs() {
+    let env = Env::new();
+    let sweep = env.sweep("others", 32, 1, "  train.seed:\n    values: [0, 1]\n");
+    env.submit(&sweep);
+    let held = env.store(async |s| {
+        s.claim("elsewhere:a-worker", Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .expect("a queued job")
+            .job
+            .id
+    });
+    let out = env
+        .command(&["worker", "--until-idle", "1", "--threads-per-job", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let records = env.records("others");
+    for r in &records {
+        let expected = if r.job.id == held {
+            JobStatus::Running
+        } else {
+            JobStatus::Completed
+        };
+        assert_eq!(r.status, expected, "{records:?}\n{}", text(&out));
+    }
+}
+
+#[test]
 fn a_second_daemon_on_the_same_database_is_refused() {
     let env = Env::new();
     let sweep = env.sweep("d", 32, 1, "  train.seed:\n    values: [0]\n");

@@ -82,6 +82,14 @@ impl Devices {
         self.get(slot).running.load(Ordering::SeqCst)
     }
 
+    /// Jobs running on all the devices together.
+    pub(crate) fn running(&self) -> usize {
+        self.0
+            .values()
+            .map(|d| d.running.load(Ordering::SeqCst))
+            .sum()
+    }
+
     /// A job ran out of memory beside others: one slot fewer claims. The new limit, when it
     /// changed.
     pub(crate) fn lower(&self, slot: &Slot) -> Option<usize> {

@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cg_core::JobStatus;
 use cg_store::{Store, SweepStatus};
@@ -39,6 +39,9 @@ pub(super) struct Ctx {
     pub(super) job_ended: Notify,
     /// The sweep of the run (`LocalOptions::sweep`) was deleted; said once.
     deleted: AtomicBool,
+    /// `LocalOptions::until_idle`: since when nothing has been claimable and nothing has run
+    /// here (`None`: something was, at the last look).
+    idle_since: Mutex<Option<Instant>>,
 }
 
 impl Ctx {
@@ -60,6 +63,7 @@ impl Ctx {
             devices,
             job_ended: Notify::new(),
             deleted: AtomicBool::new(false),
+            idle_since: Mutex::new(None),
         }
     }
 
@@ -125,9 +129,26 @@ impl Ctx {
         self.job_ended.notify_waiters();
     }
 
+    /// `--until-idle`: whether nothing has been claimable, and nothing has run here, for `limit`.
+    async fn idle_for(&self, limit: Duration) -> Result<bool> {
+        let sweeps = self.store.list_sweeps().await?;
+        let claimable = sweeps
+            .iter()
+            .any(|s| s.status == SweepStatus::Active && s.counts.queued > 0);
+        let mut since = self.idle_since.lock().expect("idle lock");
+        if claimable || self.devices.running() > 0 {
+            *since = None;
+            return Ok(false);
+        }
+        Ok(since.get_or_insert_with(Instant::now).elapsed() >= limit)
+    }
+
     /// Whether there is nothing more for the workers to do.
     pub(super) async fn finished(&self) -> Result<bool> {
         let Some(name) = &self.options.sweep else {
+            if let Some(limit) = self.options.until_idle {
+                return self.idle_for(limit).await;
+            }
             if !self.options.exit_when_idle {
                 return Ok(false);
             }

@@ -65,6 +65,10 @@ pub struct LocalOptions {
     pub keep_checkpoints: bool,
     /// Without `sweep`: stop once no active sweep has a queued job and no job is running.
     pub exit_when_idle: bool,
+    /// Without `sweep`: stop once no job has been claimable (no active sweep with a queued job)
+    /// and none has run here for this long, whatever other workers still run (`cg worker
+    /// --until-idle`: a Slurm array's tasks end when their sweep does).
+    pub until_idle: Option<Duration>,
     /// Stop claiming jobs once this many jobs in a row have failed for good (a completed job
     /// resets the count); running jobs finish. `None` or 0: never stop for failures.
     pub max_consecutive_failures: Option<u32>,
@@ -91,6 +95,7 @@ impl LocalOptions {
             sweep: None,
             keep_checkpoints: false,
             exit_when_idle: false,
+            until_idle: None,
             max_consecutive_failures: Some(5),
             oom_backoff: Duration::from_secs(30),
             oom_backoff_max: Duration::from_secs(480),
