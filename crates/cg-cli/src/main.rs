@@ -9,6 +9,7 @@ mod replay;
 mod report;
 mod reporter;
 mod run_cmd;
+mod slurm;
 mod status_cmd;
 mod sweep;
 mod train;
@@ -54,6 +55,9 @@ enum Command {
     Db(db::DbCommand),
     /// Submit a sweep and train its jobs with local workers until every job is done.
     Run(run_cmd::RunArgs),
+    /// Slurm clusters: submit a sweep with an array of workers.
+    #[command(subcommand)]
+    Slurm(slurm::SlurmCommand),
     /// Train the queued jobs of every active sweep in a database, until stopped, and write the
     /// reports of the sweeps worked on.
     Worker(run_cmd::WorkerArgs),
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
         Command::Report(a) => report::run(a),
         Command::Db(c) => db::run(c),
         Command::Run(a) => run_cmd::run_cmd(a),
+        Command::Slurm(c) => slurm::run(c),
         Command::Worker(a) => run_cmd::worker_cmd(a),
         Command::Daemon(a) => run_cmd::daemon_cmd(a),
         Command::Status(a) => status_cmd::status_cmd(a),

@@ -123,7 +123,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Loads and checks a sweep; `Err(code)` after printing every problem (or the job-limit refusal).
-fn load_checked(file: &std::path::Path, yes: bool) -> Result<Sweep, ExitCode> {
+pub(crate) fn load_checked(file: &std::path::Path, yes: bool) -> Result<Sweep, ExitCode> {
     let sweep = match load_sweep(file, &LoadOptions::default()) {
         Ok(s) => s,
         Err(diags) => {
@@ -138,7 +138,11 @@ fn load_checked(file: &std::path::Path, yes: bool) -> Result<Sweep, ExitCode> {
     Ok(sweep)
 }
 
-async fn submit(store: &Store, sweep: &Sweep, args: &SubmitArgs) -> Result<SubmitSummary> {
+pub(crate) async fn submit(
+    store: &Store,
+    sweep: &Sweep,
+    args: &SubmitArgs,
+) -> Result<SubmitSummary> {
     let options = SubmitOptions {
         rerun: args.rerun,
         merge: args.merge,

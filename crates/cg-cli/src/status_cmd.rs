@@ -143,6 +143,7 @@ async fn print_sweep(store: &Store, name: &str) -> Result<()> {
         sweep.report_path.as_deref().unwrap_or("-")
     );
     print_search(store, name).await?;
+    print_slurm(store, name).await?;
     for r in store.job_records(name).await? {
         let status = if expired.contains(&r.job.id) {
             "running (lease expired)"
@@ -154,20 +155,58 @@ async fn print_sweep(store: &Store, name: &str) -> Result<()> {
             .as_ref()
             .map(|res| format!("{:.2}% {}", 100.0 * res.test_acc_final, backend_of(res)))
             .unwrap_or_else(|| "-".into());
+        let holder = match r.status {
+            cg_core::JobStatus::Running => store
+                .attempts(&r.job.id)
+                .await?
+                .last()
+                .map(|a| format!("  on {}", cg_core::shown(&a.worker)))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
         let error = r
             .last_error
             .as_deref()
             .map(|e| format!("  {}", cg_core::shown(e)))
             .unwrap_or_default();
         println!(
-            "{}  {}  attempts {}  {}  {}{}",
+            "{}  {}  attempts {}  {}  {}{}{}",
             short(&r.job.id),
             status,
             r.attempts,
             acc,
             crate::util::params_line(&r.job.params),
+            holder,
             error
         );
+    }
+    Ok(())
+}
+
+/// The sweep's Slurm arrays (`cg slurm submit`) and, where Slurm's clients are on PATH, their
+/// tasks' states from `squeue` (or `sacct` once they left the queue).
+async fn print_slurm(store: &Store, name: &str) -> Result<()> {
+    let jobs = store.slurm_jobs(name).await?;
+    let slurm = !jobs.is_empty() && cg_slurm::available();
+    for j in jobs {
+        println!(
+            "Slurm job {} ({} worker task(s), script {})",
+            j.slurm_job, j.workers, j.script
+        );
+        if !slurm {
+            continue;
+        }
+        match cg_slurm::task_states(&j.slurm_job) {
+            Ok(tasks) if tasks.is_empty() => {
+                println!("  Slurm no longer lists it: its tasks ended")
+            }
+            Ok(tasks) => {
+                for t in tasks {
+                    println!("  {}  {}  {}", t.id, t.state, t.where_);
+                }
+            }
+            Err(e) => println!("  cannot ask Slurm: {e}"),
+        }
     }
     Ok(())
 }

@@ -14,12 +14,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cg_core::{JobRecord, JobStatus};
 use cg_store::{AttemptOutcome, AttemptRecord, Store, StoreOptions};
-use common::{alive, kill9, runners_of, text, wait_dead};
+use common::{PgSchema, alive, kill9, runners_of, text, wait_dead, with_search_path};
 use sqlx::Connection;
 
 const CG: &str = env!("CARGO_BIN_EXE_cg");
@@ -35,14 +34,10 @@ const ADDED_PASSWORD: &str = "s3cret-pw";
 /// the other's heartbeats.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 /// A fresh schema in the database of `CG_TEST_PG_URL`, the URL the workers get (with a password
 /// and the schema as search path), a scratch directory, and a store to check what they wrote.
 struct Pg {
-    rt: tokio::runtime::Runtime,
-    base_url: String,
-    schema: String,
+    pg: PgSchema,
     /// What the workers get: `CG_TEST_PG_URL` with a password and `options[search_path]`.
     url: String,
     /// The password in `url`: it must never be shown.
@@ -54,47 +49,11 @@ struct Pg {
 impl Pg {
     /// `None` (after saying so) when `CG_TEST_PG_URL` is not set.
     fn new() -> Option<Pg> {
-        let Some(base_url) = std::env::var("CG_TEST_PG_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            eprintln!("skipped: set CG_TEST_PG_URL (see .ci/postgres.sh) to run on PostgreSQL");
-            return None;
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let schema = format!(
-            "cg_workers_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        rt.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(&base_url)
-                .await
-                .unwrap_or_else(|e| panic!("cannot connect to CG_TEST_PG_URL: {e}"));
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        });
-        let (with_password, secret) = with_password(&base_url);
-        let sep = if with_password.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        let url = format!("{with_password}{sep}options[search_path]={schema}");
+        let pg = PgSchema::new("cg_workers")?;
+        let (with_password, secret) = with_password(&pg.base_url);
+        let url = with_search_path(&with_password, &pg.schema);
         Some(Pg {
-            rt,
-            base_url,
-            schema,
+            pg,
             url,
             secret,
             dir: tempfile::tempdir().unwrap(),
@@ -181,9 +140,9 @@ impl Pg {
         let store = self.store.get_or_init(|| {
             let mut options = StoreOptions::new(self.url.as_str());
             options.max_connections = 2;
-            self.rt.block_on(Store::open_with(options)).unwrap()
+            self.pg.rt.block_on(Store::open_with(options)).unwrap()
         });
-        self.rt.block_on(f(store))
+        self.pg.rt.block_on(f(store))
     }
 
     fn records(&self, sweep: &str) -> Vec<JobRecord> {
@@ -204,7 +163,7 @@ impl Pg {
 
     /// Runs a query returning one integer, outside the store.
     fn count(&self, sql: &str) -> i64 {
-        self.rt.block_on(async {
+        self.pg.rt.block_on(async {
             let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
             let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
                 .fetch_one(&mut conn)
@@ -282,20 +241,7 @@ impl Pg {
 impl Drop for Pg {
     fn drop(&mut self) {
         if let Some(store) = self.store.take() {
-            self.rt.block_on(store.close());
-        }
-        let dropped = self.rt.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(&self.base_url).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA {} CASCADE",
-                self.schema
-            )))
-            .execute(&mut conn)
-            .await?;
-            conn.close().await
-        });
-        if let Err(e) = dropped {
-            eprintln!("warning: cannot drop schema {}: {e}", self.schema);
+            self.pg.rt.block_on(store.close());
         }
     }
 }

@@ -49,6 +49,7 @@ mod options;
 mod query;
 mod queue;
 mod search;
+mod slurm;
 mod store;
 mod sweeps;
 mod types;
@@ -62,6 +63,7 @@ pub use search::{
     AdvanceSummary, DecisionRow, EndedJob, HvRow, LoggedResult, SearchInput, SearchRecord,
     SearchWrite,
 };
+pub use slurm::SlurmJob;
 pub use store::{EngineKind, Store};
 pub use types::{
     Artifact, AttemptOutcome, AttemptRecord, Claim, CompleteOutcome, StatusCounts, SubmitOptions,

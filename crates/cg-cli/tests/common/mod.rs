@@ -86,3 +86,101 @@ pub fn with_store<T>(db: &Path, f: impl AsyncFnOnce(&cg_store::Store) -> T) -> T
         out
     })
 }
+
+/// A fresh schema in the database of `CG_TEST_PG_URL`, dropped with this value: the URL that
+/// processes get puts it on their search path, so tests that share one server never see each
+/// other's sweeps.
+#[allow(dead_code)] // not every test binary uses PostgreSQL
+pub struct PgSchema {
+    pub rt: tokio::runtime::Runtime,
+    /// `CG_TEST_PG_URL`.
+    pub base_url: String,
+    pub schema: String,
+    /// `base_url` with `options[search_path]=<schema>`.
+    pub url: String,
+}
+
+#[allow(dead_code)]
+impl PgSchema {
+    /// `None`, after saying so, when `CG_TEST_PG_URL` is not set. `prefix` starts the name.
+    pub fn new(prefix: &str) -> Option<Self> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let Some(base_url) = std::env::var("CG_TEST_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped: set CG_TEST_PG_URL (see .ci/postgres.sh) to run on PostgreSQL");
+            return None;
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let schema = format!(
+            "{prefix}_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&base_url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to CG_TEST_PG_URL: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        });
+        let url = with_search_path(&base_url, &schema);
+        Some(Self {
+            rt,
+            base_url,
+            schema,
+            url,
+        })
+    }
+
+    /// Runs `f` on the schema's store, then closes it.
+    pub fn with_store<T>(&self, f: impl AsyncFnOnce(&cg_store::Store) -> T) -> T {
+        self.rt.block_on(async {
+            let store = cg_store::Store::open_existing(self.url.as_str())
+                .await
+                .unwrap();
+            let out = f(&store).await;
+            store.close().await;
+            out
+        })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let dropped = self.rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&self.base_url).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA {} CASCADE",
+                self.schema
+            )))
+            .execute(&mut conn)
+            .await?;
+            conn.close().await
+        });
+        if let Err(e) = dropped {
+            eprintln!("warning: cannot drop schema {}: {e}", self.schema);
+        }
+    }
+}
+
+/// `url` with `options[search_path]=<schema>` added to its query.
+#[allow(dead_code)]
+pub fn with_search_path(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options[search_path]={schema}")
+}
