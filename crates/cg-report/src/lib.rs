@@ -14,6 +14,7 @@ mod doc;
 mod error;
 mod font;
 mod hv;
+mod interval;
 mod plots;
 mod report;
 mod schedule;
@@ -21,13 +22,15 @@ mod table;
 mod write;
 
 pub use aggregate::{
-    BlockGateMean, Configuration, CurvePoint, FrontMembership, METRICS, Rerun, RunRow, SEED_KEY,
-    Stat,
+    BlockGateMean, Configuration, CurvePoint, FrontMembership, Rerun, RunRow, SEED_KEY, Stat,
 };
+/// The one list of metric names an objective can name (cg-core's).
+pub use cg_core::METRICS;
 /// Pareto dominance and hypervolume live in cg-core (the search shares them); re-exported here.
 pub use cg_core::pareto;
 pub use error::{Error, Result};
 pub use hv::{HvHistoryRow, hv_history_csv, write_hv_history};
+pub use interval::{half_width_95, t_975};
 pub use pareto::{dominates, hypervolume, pareto_mask};
 pub use report::{
     FailedJob, GridComparison, GridRecords, JobCounts, Progress, Report, ReportFile, ReportOptions,
