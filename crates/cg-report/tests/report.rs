@@ -532,3 +532,62 @@ fn the_front_is_chosen_on_validation_when_there_is_a_split() {
     assert!(report.markdown().contains("Selection: on the test set."));
     assert!(!report.markdown().contains("val accuracy"));
 }
+
+#[test]
+fn does_it_route_names_static_and_routing_configurations() {
+    // c1: every block open or closed for (nearly) every input; c2: block 1 routes, with rates
+    // per class. One dominates neither (c1 more accurate, c2 saves more).
+    let (info, mut records) = val_records(&[(0.9, None, 0.2), (0.8, None, 0.4)]);
+    let gates = |r: &mut cg_core::JobRecord, g: Vec<cg_core::BlockGateStats>| {
+        r.result.as_mut().unwrap().gates = g;
+    };
+    let stats = |block_idx, open: f64, share: Option<f64>, classes: Option<Vec<f64>>| {
+        cg_core::BlockGateStats {
+            block_idx,
+            gate_open_rate: open,
+            mean_cir: 0.5,
+            routing_share: share,
+            class_open_rates: classes,
+        }
+    };
+    // Older results: no routing share (derived from the open rate), no classes.
+    gates(
+        &mut records[0],
+        vec![
+            stats(0, 1.0, None, None),
+            stats(1, 0.0, None, None),
+            stats(3, 0.02, None, None),
+        ],
+    );
+    gates(
+        &mut records[1],
+        vec![
+            stats(0, 1.0, Some(0.0), Some(vec![1.0, 1.0, 1.0])),
+            stats(1, 0.34, Some(0.34), Some(vec![0.81, 0.19, 0.02])),
+        ],
+    );
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let md = report.markdown();
+    assert!(md.contains("## Does it route?"), "{md}");
+    assert!(
+        md.contains(
+            "- c1 `gate.threshold=0.5`: static: blocks 1 and 3 closed for every input, \
+             block 0 open for every input."
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "- c2 `gate.threshold=0.6`: routes: block 1 open for 34% of inputs, 81% of \
+             class 0, 2% of class 2; static: block 0 open for every input."
+        ),
+        "{md}"
+    );
+    // The per-class figure exists for the blocks that recorded classes.
+    assert!(report.file("gates_class.svg").is_some());
+    assert!(md.contains("(gates_class.png)"));
+    // Without class rates there is no such figure.
+    let (info, records) = val_records(&[(0.9, None, 0.2)]);
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    assert!(report.file("gates_class.svg").is_none());
+}

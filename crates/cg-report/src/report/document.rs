@@ -1,5 +1,5 @@
 //! The report's document, as blocks that `doc` renders to markdown and HTML: the title, where the
-//! sweep stands, the summary, the front, the search, the figures, every configuration, the failed
+//! sweep stands, the summary, the front, whether it routes, the search, the figures, every configuration, the failed
 //! jobs and the files.
 
 use cg_core::Direction;
@@ -163,6 +163,7 @@ pub(super) fn document(report: &Report, figures: &[Figure], opts: &ReportOptions
     if !report.configurations.is_empty() {
         blocks.extend(front_section(report, opts));
         blocks.extend(baseline_section(report));
+        blocks.extend(super::routing::routing_section(report));
     }
     if let Some(search) = &opts.search {
         blocks.extend(search_section(report, search, opts));
@@ -554,7 +555,7 @@ fn files_section() -> Vec<Block> {
             "`results.csv`, `results.json`: one row per finished run.".into(),
             "`front.csv`, `front.json`: one row per configuration, with mean and std over seeds and front membership.".into(),
             "`configs/<job_id>.json`: the resolved configuration of each configuration's re-run job.".into(),
-            "`pareto`, `gates_open`, `gates_cir`, `curves`: figures as `.png` and `.svg`.".into(),
+            "`pareto`, `gates_open`, `gates_cir`, `curves` (and `gates_class` when the runs recorded gate-open rates per class): figures as `.png` and `.svg`.".into(),
         ]),
     ]
 }

@@ -34,7 +34,8 @@ fn row_label(c: &Configuration) -> String {
     }
 }
 
-/// The four figures of a report: accuracy against savings, the two gate heatmaps, the curves.
+/// The figures of a report: accuracy against savings, the two gate heatmaps, the curves, and the
+/// front's open rate per class when the runs recorded it.
 pub(super) fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
     let no_runs = if report.counts.total == 0 {
         "the sweep has no jobs"
@@ -42,12 +43,14 @@ pub(super) fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
         "no finished runs"
     };
     let (gates_open, gates_cir) = gate_heatmaps(report, opts, no_runs);
-    vec![
+    let mut figures = vec![
         pareto_figure(report, opts, no_runs),
         gates_open,
         gates_cir,
         curves_figure(report, opts, no_runs),
-    ]
+    ];
+    figures.extend(super::routing::class_figure(report, opts));
+    figures
 }
 
 /// A figure that only says why there is nothing to draw.

@@ -4,7 +4,8 @@
 //! files; nothing reads a clock, and no database is opened here.
 //!
 //! The steps live in sub-modules: `fronts` (objectives, fronts, hypervolume), `tables` (CSV and
-//! JSON), `figures` (what is drawn), `document` (the markdown/HTML blocks) and `search` (a
+//! JSON), `figures` (what is drawn), `document` (the markdown/HTML blocks), `routing` ("Does it
+//! route?") and `search` (a
 //! search's part, assembled from its decisions, and its comparison with a grid); `model` holds
 //! the types.
 
@@ -12,6 +13,7 @@ mod document;
 mod figures;
 mod fronts;
 mod model;
+mod routing;
 mod search;
 mod tables;
 
