@@ -33,8 +33,9 @@ pub use hv::{HvHistoryRow, hv_history_csv, write_hv_history};
 pub use interval::{half_width_95, t_975};
 pub use pareto::{dominates, hypervolume, pareto_mask};
 pub use report::{
-    FailedJob, GridComparison, GridRecords, JobCounts, Progress, Report, ReportFile, ReportOptions,
-    SearchDecision, SearchSection, StoppedRun, WrittenReport, build_report, search_section,
+    FailedJob, GridComparison, GridRecords, HvReference, HvTrust, JobCounts, Progress, Report,
+    ReportFile, ReportOptions, SearchDecision, SearchSection, StoppedRun, WrittenReport,
+    build_report, search_section,
 };
 pub use schedule::{ADOPT_EVERY, Due, ReportSchedule, STALE_FINAL_CLAIM, SweepEnd};
 pub use write::{WriteOptions, write_atomic, write_report, write_report_with};

@@ -162,6 +162,7 @@ pub(super) fn document(report: &Report, figures: &[Figure], opts: &ReportOptions
     blocks.extend(nothing_yet(&report.counts));
     if !report.configurations.is_empty() {
         blocks.extend(front_section(report, opts));
+        blocks.extend(hypervolume_section(report));
         blocks.extend(baseline_section(report));
         blocks.extend(super::routing::routing_section(report));
     }
@@ -336,6 +337,66 @@ fn front_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
         blocks.push(other_fronts(report));
     }
     blocks
+}
+
+/// "Hypervolume": the share of its largest single contributor and the hypervolume at stricter
+/// reference accuracies (with a search's share of its grid's at each, given `--against`).
+fn hypervolume_section(report: &Report) -> Vec<Block> {
+    let Some(trust) = &report.hv_trust else {
+        return Vec::new();
+    };
+    let lead = match &trust.largest {
+        Some((id, share)) => format!(
+            "The largest single contributor, {id}, holds {:.1}% of the hypervolume (its exclusive \
+             part: what the hypervolume loses without it); a share near 100% means one \
+             configuration makes the number.",
+            100.0 * share
+        ),
+        None => "The hypervolume is zero at the sweep's reference point.".into(),
+    };
+    let stricter = if trust.references.len() > 1 {
+        " Below, the reference accuracy is raised by 2 and 5 points (capped at the best \
+         baseline's accuracy when there is a baseline): a hypervolume that falls fast lives near \
+         the reference."
+    } else {
+        " No objective is an accuracy, so there are no stricter references."
+    };
+    let with_search = trust.references.iter().any(|r| r.search_share.is_some());
+    let mut header = vec!["reference", "point", "hypervolume"];
+    if with_search {
+        header.push("search's share of the grid's");
+    }
+    let rows = trust
+        .references
+        .iter()
+        .map(|r| {
+            let point: Vec<String> = r.reference.iter().map(|v| fmt_number(*v)).collect();
+            let mut row = vec![
+                if r.capped {
+                    format!("{} (capped at the best baseline)", r.label)
+                } else {
+                    r.label.clone()
+                },
+                format!("({})", point.join(", ")),
+                format!("{:.6}", r.hypervolume),
+            ];
+            if with_search {
+                row.push(r.search_share.map_or_else(
+                    || "n/a (the grid's is zero)".into(),
+                    |s| format!("{:.1}%", 100.0 * s),
+                ));
+            }
+            row
+        })
+        .collect();
+    vec![
+        Block::Heading(2, "Hypervolume".into()),
+        Block::Paragraph(format!("{lead}{stricter}")),
+        Block::Table {
+            header: header.into_iter().map(String::from).collect(),
+            rows,
+        },
+    ]
 }
 
 /// The front's configurations, best in the first objective (as chosen) first, then by id.
