@@ -97,7 +97,7 @@ pub fn largest_share(
     reference: &[f64],
 ) -> Option<(usize, f64)> {
     let total = pareto::hypervolume(points, directions, reference);
-    if points.is_empty() || !(total > 0.0) {
+    if points.is_empty() || total.is_nan() || total <= 0.0 {
         return None;
     }
     let contributions = pareto::hypervolume_contributions(points, directions, reference);
