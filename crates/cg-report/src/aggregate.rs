@@ -537,22 +537,26 @@ fn mean_gates(results: &[&RunResult]) -> Vec<BlockGateMean> {
     }
     by_block
         .into_iter()
-        .map(|(block_idx, stats)| {
-            let mean = |f: &dyn Fn(&BlockGateStats) -> f64| {
-                stats.iter().map(|g| f(g)).sum::<f64>() / stats.len() as f64
-            };
-            BlockGateMean {
-                block_idx,
-                gate_open_rate: mean(&|g| g.gate_open_rate),
-                mean_cir: mean(&|g| g.mean_cir),
-                routing_share: mean(&|g| {
-                    g.routing_share
-                        .unwrap_or_else(|| g.gate_open_rate.min(1.0 - g.gate_open_rate))
-                }),
-                class_open_rates: mean_class_rates(&stats),
-            }
-        })
+        .map(|(block_idx, stats)| block_mean(block_idx, &stats))
         .collect()
+}
+
+/// One block's statistics averaged over runs; a run without a routing share (an older result)
+/// counts with the one its open rate implies, `min(open, 1 − open)`.
+fn block_mean(block_idx: usize, stats: &[&BlockGateStats]) -> BlockGateMean {
+    let mean = |f: &dyn Fn(&BlockGateStats) -> f64| {
+        stats.iter().map(|g| f(g)).sum::<f64>() / stats.len() as f64
+    };
+    BlockGateMean {
+        block_idx,
+        gate_open_rate: mean(&|g| g.gate_open_rate),
+        mean_cir: mean(&|g| g.mean_cir),
+        routing_share: mean(&|g| {
+            g.routing_share
+                .unwrap_or_else(|| g.gate_open_rate.min(1.0 - g.gate_open_rate))
+        }),
+        class_open_rates: mean_class_rates(stats),
+    }
 }
 
 /// The open rate per class averaged over the runs that recorded it (per class, over the runs
@@ -619,6 +623,31 @@ mod tests {
         let s = Stat::of(&[1.0, 2.0, 3.0, 4.0]).unwrap();
         assert_eq!(s.mean, 2.5);
         assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn gate_means_derive_the_routing_share_of_older_results() {
+        let stats = |open: f64, share: Option<f64>, classes: Option<Vec<f64>>| BlockGateStats {
+            block_idx: 2,
+            gate_open_rate: open,
+            mean_cir: 0.5,
+            routing_share: share,
+            class_open_rates: classes,
+        };
+        let old = stats(0.9, None, None);
+        let new = stats(0.7, Some(0.3), Some(vec![0.2, 1.0]));
+        let newer = stats(0.5, Some(0.5), Some(vec![0.4, 0.8, 0.6]));
+        let means = mean_class_rates(&[&old, &new, &newer]).unwrap();
+        assert_eq!(means.len(), 3);
+        assert!((means[0] - 0.3).abs() < 1e-12 && (means[1] - 0.9).abs() < 1e-12);
+        assert_eq!(means[2], 0.6);
+        assert_eq!(mean_class_rates(&[&old]), None);
+        // The old run's share is min(0.9, 0.1) = 0.1: (0.1 + 0.3) / 2.
+        let mean = block_mean(2, &[&old, &new]);
+        assert!((mean.routing_share - 0.2).abs() < 1e-12);
+        assert!((mean.gate_open_rate - 0.8).abs() < 1e-12);
+        assert!(mean.routes());
+        assert!(!block_mean(2, &[&stats(0.99, None, None)]).routes());
     }
 
     #[test]

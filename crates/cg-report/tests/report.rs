@@ -522,6 +522,7 @@ fn the_front_is_chosen_on_validation_when_there_is_a_split() {
     assert!(md.contains("| val accuracy final | val accuracy peak | test accuracy final |"));
     // The test figures are shown beside: c2's test accuracy is in its row.
     assert!(md.contains("| 0.8500 | 0.8500 | 0.9000 |"), "{md}");
+    insta::assert_snapshot!("validation_report_md", md);
 
     // The same runs without a split choose on test, and say so.
     let no_split: Vec<_> = points.iter().map(|&(t, _, s)| (t, None, s)).collect();

@@ -614,7 +614,7 @@ fn files_section() -> Vec<Block> {
         Block::Heading(2, "Files".into()),
         Block::List(vec![
             "`results.csv`, `results.json`: one row per finished run.".into(),
-            "`front.csv`, `front.json`: one row per configuration, with mean and std over seeds and front membership.".into(),
+            "`front.csv`, `front.json`: one row per configuration, with mean, std and the half-width of the 95% t interval (`_ci95`) over seeds, and front membership.".into(),
             "`configs/<job_id>.json`: the resolved configuration of each configuration's re-run job.".into(),
             "`pareto`, `gates_open`, `gates_cir`, `curves` (and `gates_class` when the runs recorded gate-open rates per class): figures as `.png` and `.svg`.".into(),
         ]),

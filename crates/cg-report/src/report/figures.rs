@@ -79,9 +79,18 @@ fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
     );
     let mut points = scatter_points(report, &x_obj, &y_obj);
     choose_point_labels(&mut points, opts.max_point_labels);
+    let on_validation = report
+        .configurations
+        .iter()
+        .any(|c| c.choice_name(&y_obj.metric) != y_obj.metric);
     let pareto_caption = format!(
-        "{} against {}, mean over seeds; error bars: the 95% Student-t interval of {} over seeds (none for one seed) and ± sample std of {}. Red: the front of the objectives; grey: dominated{}; dashed: ResNet baseline.",
+        "{}{} against {}, mean over seeds; error bars: the 95% Student-t interval of {} over seeds (none for one seed) and ± sample std of {}. Red: the front of the objectives; grey: dominated{}; dashed: ResNet baseline.",
         y_obj.metric,
+        if on_validation {
+            " (read on validation, as chosen)"
+        } else {
+            ""
+        },
         x_obj.metric,
         y_obj.metric,
         x_obj.metric,
@@ -110,11 +119,7 @@ fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
         kind: FigureKind::Scatter(ScatterFigure {
             title,
             x_desc: objective_desc(&x_obj),
-            y_desc: if report
-                .configurations
-                .iter()
-                .any(|c| c.choice_name(&y_obj.metric) != y_obj.metric)
-            {
+            y_desc: if on_validation {
                 format!("{} (validation)", objective_desc(&y_obj))
             } else {
                 objective_desc(&y_obj)
