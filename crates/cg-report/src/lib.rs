@@ -1,5 +1,7 @@
-//! Reports of a sweep: configurations aggregated over seeds, the Pareto front of the sweep's objectives
-//! (accuracy up, FLOPs savings up by default) and its hypervolume, figures (PNG and SVG, drawn with
+//! Reports of a sweep: configurations aggregated over seeds (mean ± std and a 95% t interval), the
+//! Pareto front of the sweep's objectives (accuracy up, FLOPs savings up by default; accuracy read
+//! on validation where the runs hold a split) and its hypervolume (with its largest contributor
+//! and its sensitivity to the reference), whether the front's gates route, figures (PNG and SVG, drawn with
 //! plotters and an embedded font), and `report.md`, a self-contained `report.html`, CSV and JSON tables.
 //!
 //! Pure: [`build_report`] takes a sweep's job records and computes everything in memory;
