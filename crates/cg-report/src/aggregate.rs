@@ -1,12 +1,13 @@
 //! Finished runs grouped into configurations (a configuration = the resolved run config without
-//! `train.seed`), with mean ± sample standard deviation over seeds of every reported figure, the mean
-//! gate statistics per block and the mean training curve. Deterministic: configurations are ordered by
+//! `train.seed`), with mean ± sample standard deviation over seeds of every reported figure (and its
+//! 95% t interval, [`Stat::ci95`]), the mean gate statistics per block (open rate, CIR, routing
+//! share, open rate per class) and the mean training curve. Deterministic: configurations are ordered by
 //! their swept values in axis order, then by their canonical JSON. Knows nothing of fronts or files.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-use cg_core::{JobRecord, ModelKind, RunConfig, RunResult};
+use cg_core::{BlockGateStats, JobRecord, METRICS, ModelKind, RunConfig, RunResult};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -37,14 +38,40 @@ impl Stat {
         };
         Some(Stat { mean, std, n })
     }
+
+    /// The half-width of the 95% Student-t interval of the mean, `t(0.975, n − 1) · std / √n`;
+    /// `None` for a single value (no interval).
+    pub fn ci95(&self) -> Option<f64> {
+        crate::interval::half_width_95(self.std, self.n)
+    }
 }
 
-/// Mean gate statistics of one block over a configuration's seeds.
+/// Mean gate statistics of one block over a configuration's seeds (of its final evaluation).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockGateMean {
     pub block_idx: usize,
     pub gate_open_rate: f64,
     pub mean_cir: f64,
+    /// `min(open, 1 − open)` per run, averaged; derived from the open rate for older results
+    /// that lack it.
+    pub routing_share: f64,
+    /// The open rate per class, averaged over the runs that recorded it; `None` when none did.
+    pub class_open_rates: Option<Vec<f64>>,
+}
+
+impl BlockGateMean {
+    /// Whether the block routes per input, by cg-core's rule ([`BlockGateStats::routes`]) applied
+    /// to the mean statistics.
+    pub fn routes(&self) -> bool {
+        BlockGateStats {
+            block_idx: self.block_idx,
+            gate_open_rate: self.gate_open_rate,
+            mean_cir: self.mean_cir,
+            routing_share: Some(self.routing_share),
+            class_open_rates: None,
+        }
+        .routes()
+    }
 }
 
 /// One epoch of a configuration's mean training curve (mean over the seeds that reached the epoch).
@@ -77,6 +104,8 @@ pub struct RunRow {
     pub epochs: usize,
     pub test_acc_final: f64,
     pub test_acc_peak: f64,
+    pub val_acc_final: Option<f64>,
+    pub val_acc_peak: Option<f64>,
     pub peak_epoch: usize,
     pub savings_nominal: f64,
     pub savings_actual: f64,
@@ -122,6 +151,12 @@ pub struct Configuration {
     pub epochs: usize,
     pub test_acc_final: Stat,
     pub test_acc_peak: Stat,
+    /// Over the seeds with a validation split; `None` when none had one.
+    pub val_acc_final: Option<Stat>,
+    pub val_acc_peak: Option<Stat>,
+    /// Every seed held out a validation split: what chooses reads validation accuracy
+    /// ([`Configuration::choice_stat`]).
+    pub validation: bool,
     pub peak_epoch: Stat,
     pub savings_nominal: Stat,
     pub savings_actual: Stat,
@@ -139,22 +174,6 @@ pub struct Configuration {
     pub front: FrontMembership,
 }
 
-/// The numeric fields of [`RunResult`] that can serve as objectives, by their JSON names.
-pub const METRICS: [&str; 12] = [
-    "test_acc_final",
-    "test_acc_peak",
-    "peak_epoch",
-    "savings_nominal",
-    "savings_actual",
-    "savings_measured",
-    "macs_full",
-    "macs_executed_nominal",
-    "macs_executed_actual",
-    "train_img_per_s",
-    "infer_img_per_s",
-    "wall_secs",
-];
-
 impl Configuration {
     /// A plain ResNet, drawn as a reference and never a candidate for a front.
     pub fn is_baseline(&self) -> bool {
@@ -162,11 +181,13 @@ impl Configuration {
     }
 
     /// The statistic of a metric named as in [`METRICS`]; `None` for an unknown name or a measured
-    /// savings figure no seed has.
+    /// savings (or validation) figure no seed has.
     pub fn stat(&self, metric: &str) -> Option<Stat> {
         Some(match metric {
             "test_acc_final" => self.test_acc_final,
             "test_acc_peak" => self.test_acc_peak,
+            "val_acc_final" => return self.val_acc_final,
+            "val_acc_peak" => return self.val_acc_peak,
             "peak_epoch" => self.peak_epoch,
             "savings_nominal" => self.savings_nominal,
             "savings_actual" => self.savings_actual,
@@ -180,25 +201,51 @@ impl Configuration {
             _ => return None,
         })
     }
+
+    /// The metric that a choice (the front, the hypervolume, "best") reads for an objective named
+    /// `metric`: cg-core's rule ([`RunResult::choice_metric`]) for a configuration whose seeds
+    /// all held out a validation split, so test accuracy is read as validation accuracy.
+    pub fn choice_name<'a>(&self, metric: &'a str) -> &'a str {
+        match metric {
+            "test_acc_final" if self.validation => "val_acc_final",
+            "test_acc_peak" if self.validation => "val_acc_peak",
+            other => other,
+        }
+    }
+
+    /// The statistic a choice reads for the objective `metric` ([`Configuration::choice_name`]).
+    pub fn choice_stat(&self, metric: &str) -> Option<Stat> {
+        self.stat(self.choice_name(metric))
+    }
 }
 
-/// The value of a metric named as in [`METRICS`] in one run.
+impl RunRow {
+    /// The value of a metric named as in [`METRICS`].
+    pub fn metric(&self, metric: &str) -> Option<f64> {
+        Some(match metric {
+            "test_acc_final" => self.test_acc_final,
+            "test_acc_peak" => self.test_acc_peak,
+            "val_acc_final" => return self.val_acc_final,
+            "val_acc_peak" => return self.val_acc_peak,
+            "peak_epoch" => self.peak_epoch as f64,
+            "savings_nominal" => self.savings_nominal,
+            "savings_actual" => self.savings_actual,
+            "savings_measured" => return self.savings_measured,
+            "macs_full" => self.macs_full as f64,
+            "macs_executed_nominal" => self.macs_executed_nominal,
+            "macs_executed_actual" => self.macs_executed_actual,
+            "train_img_per_s" => self.train_img_per_s,
+            "infer_img_per_s" => self.infer_img_per_s,
+            "wall_secs" => self.wall_secs,
+            _ => return None,
+        })
+    }
+}
+
+/// The value of a metric named as in [`METRICS`] in one run (cg-core's reading).
 pub fn run_metric(result: &RunResult, metric: &str) -> Option<f64> {
-    Some(match metric {
-        "test_acc_final" => result.test_acc_final,
-        "test_acc_peak" => result.test_acc_peak,
-        "peak_epoch" => result.peak_epoch as f64,
-        "savings_nominal" => result.savings_nominal,
-        "savings_actual" => result.savings_actual,
-        "savings_measured" => return result.savings_measured,
-        "macs_full" => result.macs_full as f64,
-        "macs_executed_nominal" => result.macs_executed_nominal,
-        "macs_executed_actual" => result.macs_executed_actual,
-        "train_img_per_s" => result.train_img_per_s,
-        "infer_img_per_s" => result.infer_img_per_s,
-        "wall_secs" => result.wall_secs,
-        _ => return None,
-    })
+    debug_assert!(METRICS.contains(&metric) || result.metric(metric).is_none());
+    result.metric(metric)
 }
 
 /// A JSON value as a table cell or label shows it: strings bare, everything else as JSON.
@@ -402,6 +449,8 @@ fn run_row(record: &JobRecord, id: &str) -> RunRow {
         epochs: r.history.len(),
         test_acc_final: r.test_acc_final,
         test_acc_peak: r.test_acc_peak,
+        val_acc_final: r.val_acc_final,
+        val_acc_peak: r.val_acc_peak,
         peak_epoch: r.peak_epoch,
         savings_nominal: r.savings_nominal,
         savings_actual: r.savings_actual,
@@ -460,6 +509,9 @@ fn aggregate(
         epochs,
         test_acc_final: must("test_acc_final"),
         test_acc_peak: must("test_acc_peak"),
+        val_acc_final: stat("val_acc_final"),
+        val_acc_peak: stat("val_acc_peak"),
+        validation: results.iter().all(|r| r.has_validation()),
         peak_epoch: must("peak_epoch"),
         savings_nominal: must("savings_nominal"),
         savings_actual: must("savings_actual"),
@@ -477,17 +529,52 @@ fn aggregate(
     }
 }
 
-/// Each gated block's gate-open rate and CIR, averaged over the runs that have the block.
+/// Each gated block's final gate statistics, averaged over the runs that have the block.
 fn mean_gates(results: &[&RunResult]) -> Vec<BlockGateMean> {
-    let gates = results.iter().flat_map(|r| &r.gates);
-    means_by_key(gates.map(|g| (g.block_idx, g.gate_open_rate, g.mean_cir)))
+    let mut by_block: BTreeMap<usize, Vec<&BlockGateStats>> = BTreeMap::new();
+    for g in results.iter().flat_map(|r| &r.gates) {
+        by_block.entry(g.block_idx).or_default().push(g);
+    }
+    by_block
         .into_iter()
-        .map(|(block_idx, gate_open_rate, mean_cir, _)| BlockGateMean {
-            block_idx,
-            gate_open_rate,
-            mean_cir,
-        })
+        .map(|(block_idx, stats)| block_mean(block_idx, &stats))
         .collect()
+}
+
+/// One block's statistics averaged over runs; a run without a routing share (an older result)
+/// counts with the one its open rate implies, `min(open, 1 − open)`.
+fn block_mean(block_idx: usize, stats: &[&BlockGateStats]) -> BlockGateMean {
+    let mean = |f: &dyn Fn(&BlockGateStats) -> f64| {
+        stats.iter().map(|g| f(g)).sum::<f64>() / stats.len() as f64
+    };
+    BlockGateMean {
+        block_idx,
+        gate_open_rate: mean(&|g| g.gate_open_rate),
+        mean_cir: mean(&|g| g.mean_cir),
+        routing_share: mean(&|g| {
+            g.routing_share
+                .unwrap_or_else(|| g.gate_open_rate.min(1.0 - g.gate_open_rate))
+        }),
+        class_open_rates: mean_class_rates(stats),
+    }
+}
+
+/// The open rate per class averaged over the runs that recorded it (per class, over the runs
+/// that have the class); `None` when no run did.
+fn mean_class_rates(stats: &[&BlockGateStats]) -> Option<Vec<f64>> {
+    let rates: Vec<&Vec<f64>> = stats
+        .iter()
+        .filter_map(|g| g.class_open_rates.as_ref())
+        .collect();
+    let n_classes = rates.iter().map(|r| r.len()).max()?;
+    Some(
+        (0..n_classes)
+            .map(|k| {
+                let values: Vec<f64> = rates.iter().filter_map(|r| r.get(k).copied()).collect();
+                values.iter().sum::<f64>() / values.len() as f64
+            })
+            .collect(),
+    )
 }
 
 /// Test accuracy and nominal savings per epoch, averaged over the runs that reached the epoch.
@@ -536,6 +623,31 @@ mod tests {
         let s = Stat::of(&[1.0, 2.0, 3.0, 4.0]).unwrap();
         assert_eq!(s.mean, 2.5);
         assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn gate_means_derive_the_routing_share_of_older_results() {
+        let stats = |open: f64, share: Option<f64>, classes: Option<Vec<f64>>| BlockGateStats {
+            block_idx: 2,
+            gate_open_rate: open,
+            mean_cir: 0.5,
+            routing_share: share,
+            class_open_rates: classes,
+        };
+        let old = stats(0.9, None, None);
+        let new = stats(0.7, Some(0.3), Some(vec![0.2, 1.0]));
+        let newer = stats(0.5, Some(0.5), Some(vec![0.4, 0.8, 0.6]));
+        let means = mean_class_rates(&[&old, &new, &newer]).unwrap();
+        assert_eq!(means.len(), 3);
+        assert!((means[0] - 0.3).abs() < 1e-12 && (means[1] - 0.9).abs() < 1e-12);
+        assert_eq!(means[2], 0.6);
+        assert_eq!(mean_class_rates(&[&old]), None);
+        // The old run's share is min(0.9, 0.1) = 0.1: (0.1 + 0.3) / 2.
+        let mean = block_mean(2, &[&old, &new]);
+        assert!((mean.routing_share - 0.2).abs() < 1e-12);
+        assert!((mean.gate_open_rate - 0.8).abs() < 1e-12);
+        assert!(mean.routes());
+        assert!(!block_mean(2, &[&stats(0.99, None, None)]).routes());
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct ScatterPoint {
     pub x: f64,
     pub x_std: f64,
     pub y: f64,
-    pub y_std: f64,
+    /// Half the length of the vertical error bar (the report draws the 95% t interval).
+    pub y_err: f64,
     pub on_front: bool,
     /// Write the label beside the marker.
     pub show_label: bool,
@@ -309,7 +310,7 @@ fn scatter_ranges(f: &ScatterFigure) -> ((f64, f64), (f64, f64)) {
     let y = padded(min_max(
         f.points
             .iter()
-            .flat_map(|p| [p.y - p.y_std, p.y + p.y_std])
+            .flat_map(|p| [p.y - p.y_err, p.y + p.y_err])
             .chain(f.baselines.iter().map(|b| b.1)),
     ));
     (x, y)
@@ -348,12 +349,12 @@ fn draw_error_bars<DB: DrawingBackend>(
     points: &[&ScatterPoint],
     color: RGBColor,
 ) -> DrawResult<DB> {
-    chart.draw_series(points.iter().filter(|p| p.y_std > 0.0).map(|p| {
+    chart.draw_series(points.iter().filter(|p| p.y_err > 0.0).map(|p| {
         ErrorBar::new_vertical(
             p.x,
-            p.y - p.y_std,
+            p.y - p.y_err,
             p.y,
-            p.y + p.y_std,
+            p.y + p.y_err,
             color.stroke_width(1),
             6,
         )

@@ -180,8 +180,9 @@ fn csv_and_json_tables() {
     assert_eq!(
         lines[0],
         "job_id,configuration,seed,preset,gate.threshold,loss.flops_weight,model.kind,attempts,epochs,\
-         test_acc_final,test_acc_peak,peak_epoch,savings_nominal,savings_actual,savings_measured,macs_full,\
-         macs_executed_nominal,macs_executed_actual,train_img_per_s,infer_img_per_s,wall_secs"
+         test_acc_final,test_acc_peak,val_acc_final,val_acc_peak,peak_epoch,macs_full,\
+         macs_executed_nominal,macs_executed_actual,savings_nominal,savings_actual,savings_measured,\
+         train_img_per_s,infer_img_per_s,wall_secs"
     );
     assert!(
         lines[1].starts_with("base0,c1,0,,,,resnet,1,5,0.911,"),
@@ -205,6 +206,8 @@ fn csv_and_json_tables() {
     for column in [
         "test_acc_final_mean",
         "test_acc_final_std",
+        "test_acc_final_ci95",
+        "val_acc_final_mean",
         "savings_nominal_mean",
         "n_seeds",
         "on_front",
@@ -463,4 +466,129 @@ fn every_metric_reads_the_field_of_its_name() {
         assert_eq!(info.objective_values(&r), Some(vec![0.9, 0.3]));
         assert_eq!(info.metrics(), ["test_acc_final", "savings_nominal"]);
     }
+}
+
+/// Three CosineGate configurations, one seed each, with the given (test, validation) accuracy
+/// and nominal savings; `val: None` leaves the run without a validation split.
+fn val_records(
+    points: &[(f64, Option<f64>, f64)],
+) -> (cg_core::SweepInfo, Vec<cg_core::JobRecord>) {
+    let info = sweep("val", &["gate.threshold"]);
+    let records = points
+        .iter()
+        .enumerate()
+        .map(|(i, &(test, val, savings))| {
+            let p = common::params(&[("gate.threshold", json!(0.5 + i as f64 / 10.0))]);
+            let mut r = common::finished(
+                "val",
+                &format!("j{i}"),
+                p,
+                &common::Outcome {
+                    acc: test,
+                    savings_nominal: savings,
+                    savings_actual: savings,
+                    savings_measured: None,
+                    epochs: 2,
+                    n_blocks: 2,
+                },
+            );
+            let result = r.result.as_mut().unwrap();
+            result.val_acc_final = val;
+            result.val_acc_peak = val;
+            r
+        })
+        .collect();
+    (info, records)
+}
+
+#[test]
+fn the_front_is_chosen_on_validation_when_there_is_a_split() {
+    // c1 is the test-best and the val-worst at the same savings as c2: on validation c2
+    // dominates it; on test c1 dominates c2.
+    let points = [
+        (0.95, Some(0.80), 0.2),
+        (0.90, Some(0.85), 0.2),
+        (0.70, Some(0.70), 0.5),
+    ];
+    let (info, records) = val_records(&points);
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let front: Vec<&str> = report.front().map(|c| c.id.as_str()).collect();
+    assert_eq!(front, ["c2", "c3"]);
+    // The hypervolume reads validation: 0.85·0.2 + 0.70·(0.5 − 0.2).
+    let hv = report.hypervolume.unwrap();
+    assert!((hv - (0.85 * 0.2 + 0.70 * 0.3)).abs() < 1e-12, "{hv}");
+    let md = report.markdown();
+    assert!(md.contains("Selection: on the validation split"), "{md}");
+    assert!(md.contains("| val accuracy final | val accuracy peak | test accuracy final |"));
+    // The test figures are shown beside: c2's test accuracy is in its row.
+    assert!(md.contains("| 0.8500 | 0.8500 | 0.9000 |"), "{md}");
+    insta::assert_snapshot!("validation_report_md", md);
+
+    // The same runs without a split choose on test, and say so.
+    let no_split: Vec<_> = points.iter().map(|&(t, _, s)| (t, None, s)).collect();
+    let (info, records) = val_records(&no_split);
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let front: Vec<&str> = report.front().map(|c| c.id.as_str()).collect();
+    assert_eq!(front, ["c1", "c3"]);
+    assert!(report.markdown().contains("Selection: on the test set."));
+    assert!(!report.markdown().contains("val accuracy"));
+}
+
+#[test]
+fn does_it_route_names_static_and_routing_configurations() {
+    // c1: every block open or closed for (nearly) every input; c2: block 1 routes, with rates
+    // per class. One dominates neither (c1 more accurate, c2 saves more).
+    let (info, mut records) = val_records(&[(0.9, None, 0.2), (0.8, None, 0.4)]);
+    let gates = |r: &mut cg_core::JobRecord, g: Vec<cg_core::BlockGateStats>| {
+        r.result.as_mut().unwrap().gates = g;
+    };
+    let stats = |block_idx, open: f64, share: Option<f64>, classes: Option<Vec<f64>>| {
+        cg_core::BlockGateStats {
+            block_idx,
+            gate_open_rate: open,
+            mean_cir: 0.5,
+            routing_share: share,
+            class_open_rates: classes,
+        }
+    };
+    // Older results: no routing share (derived from the open rate), no classes.
+    gates(
+        &mut records[0],
+        vec![
+            stats(0, 1.0, None, None),
+            stats(1, 0.0, None, None),
+            stats(3, 0.02, None, None),
+        ],
+    );
+    gates(
+        &mut records[1],
+        vec![
+            stats(0, 1.0, Some(0.0), Some(vec![1.0, 1.0, 1.0])),
+            stats(1, 0.34, Some(0.34), Some(vec![0.81, 0.19, 0.02])),
+        ],
+    );
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let md = report.markdown();
+    assert!(md.contains("## Does it route?"), "{md}");
+    assert!(
+        md.contains(
+            "- c1 `gate.threshold=0.5`: static: blocks 1 and 3 closed for every input, \
+             block 0 open for every input."
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "- c2 `gate.threshold=0.6`: routes: block 1 open for 34% of inputs, 81% of \
+             class 0, 2% of class 2; static: block 0 open for every input."
+        ),
+        "{md}"
+    );
+    // The per-class figure exists for the blocks that recorded classes.
+    assert!(report.file("gates_class.svg").is_some());
+    assert!(md.contains("(gates_class.png)"));
+    // Without class rates there is no such figure.
+    let (info, records) = val_records(&[(0.9, None, 0.2)]);
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    assert!(report.file("gates_class.svg").is_none());
 }

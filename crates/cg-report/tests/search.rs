@@ -193,3 +193,45 @@ fn a_grid_with_no_hypervolume_is_refused() {
          computed"
     );
 }
+
+#[test]
+fn the_searchs_share_of_the_grid_at_stricter_references() {
+    let info = sweep("search", &["gate.threshold"]);
+    let grid = grid();
+    let required: Vec<_> = grid.iter().map(|r| r.job.clone()).collect();
+    let against = compare(&info, &required, &grid, None).unwrap();
+    // The search's top rung holds only configuration a (0.9, 0.2); the grid also b (0.8, 0.4).
+    let top = finished(
+        "search",
+        "a",
+        params(&[("gate.threshold", json!(0.1))]),
+        &outcome(0.9, 0.2),
+    );
+    let opts = cg_report::ReportOptions {
+        search: Some(cg_report::SearchSection {
+            top_epochs: 5,
+            stopped: Vec::new(),
+            against: Some(against),
+        }),
+        ..Default::default()
+    };
+    let report = cg_report::build_report(&info, &[top], &opts).unwrap();
+    let trust = report.hv_trust.as_ref().expect("a front");
+    let shares: Vec<f64> = trust
+        .references
+        .iter()
+        .map(|r| r.search_share.unwrap())
+        .collect();
+    // By hand: 0.18 / 0.34, 0.176 / 0.332, 0.17 / 0.32.
+    for (share, expected) in shares.iter().zip([0.18 / 0.34, 0.176 / 0.332, 0.17 / 0.32]) {
+        assert!((share - expected).abs() < 1e-12, "{shares:?}");
+    }
+    // One configuration holds the whole hypervolume.
+    assert_eq!(trust.largest, Some(("c1".to_string(), 1.0)));
+    let md = report.markdown();
+    assert!(md.contains("| search's share of the grid's |"), "{md}");
+    assert!(
+        md.contains("| +5 points | (0.05, 0) | 0.170000 | 53.1% |"),
+        "{md}"
+    );
+}

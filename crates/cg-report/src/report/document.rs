@@ -1,5 +1,5 @@
 //! The report's document, as blocks that `doc` renders to markdown and HTML: the title, where the
-//! sweep stands, the summary, the front, the search, the figures, every configuration, the failed
+//! sweep stands, the summary, the front, whether it routes, the search, the figures, every configuration, the failed
 //! jobs and the files.
 
 use cg_core::Direction;
@@ -17,6 +17,25 @@ fn fmt_stat(s: Stat) -> String {
     } else {
         format!("{:.4}", s.mean)
     }
+}
+
+/// An accuracy: mean ± std and the 95% Student-t interval over seeds (just the mean for one
+/// seed, which has no interval).
+fn fmt_acc(s: Stat) -> String {
+    match s.ci95() {
+        Some(h) => format!(
+            "{:.4} ± {:.4} [{:.4}, {:.4}]",
+            s.mean,
+            s.std,
+            s.mean - h,
+            s.mean + h
+        ),
+        None => format!("{:.4}", s.mean),
+    }
+}
+
+fn fmt_opt_acc(s: Option<Stat>) -> String {
+    s.map_or_else(|| "—".into(), fmt_acc)
 }
 
 fn fmt_opt_stat(s: Option<Stat>) -> String {
@@ -40,14 +59,19 @@ fn first_line(text: &str, max_chars: usize) -> String {
     }
 }
 
-fn configuration_row(c: &Configuration) -> Vec<String> {
-    vec![
-        c.id.clone(),
-        format!("`{}`", c.label),
-        fmt_stat(c.test_acc_final),
+/// A row of the front and baseline tables; with `val`, validation accuracy (what chose) comes
+/// before test accuracy.
+fn configuration_row(c: &Configuration, val: bool) -> Vec<String> {
+    let mut row = vec![c.id.clone(), format!("`{}`", c.label)];
+    if val {
+        row.push(fmt_opt_acc(c.val_acc_final));
+        row.push(fmt_opt_acc(c.val_acc_peak));
+    }
+    row.extend([
+        fmt_acc(c.test_acc_final),
         format!(
             "{} (epoch {:.0})",
-            fmt_stat(c.test_acc_peak),
+            fmt_acc(c.test_acc_peak),
             c.peak_epoch.mean
         ),
         fmt_stat(c.savings_nominal),
@@ -56,21 +80,72 @@ fn configuration_row(c: &Configuration) -> Vec<String> {
         c.epochs.to_string(),
         c.seeds.len().to_string(),
         format!("`{}`", c.rerun.command),
-    ]
+    ]);
+    row
 }
 
-const CONFIG_HEADER: [&str; 10] = [
-    "id",
-    "configuration",
-    "accuracy final",
-    "accuracy peak",
-    "savings nominal",
-    "savings actual",
-    "savings measured",
-    "epochs",
-    "seeds",
-    "re-run",
-];
+/// The header of [`configuration_row`].
+fn config_header(val: bool) -> Vec<String> {
+    let accuracy: &[&str] = if val {
+        &[
+            "val accuracy final",
+            "val accuracy peak",
+            "test accuracy final",
+            "test accuracy peak",
+        ]
+    } else {
+        &["accuracy final", "accuracy peak"]
+    };
+    let mut header = vec!["id", "configuration"];
+    header.extend(accuracy);
+    header.extend([
+        "savings nominal",
+        "savings actual",
+        "savings measured",
+        "epochs",
+        "seeds",
+        "re-run",
+    ]);
+    header.into_iter().map(String::from).collect()
+}
+
+/// Whether any configuration has validation accuracy (the tables then show it beside test).
+fn shows_validation(report: &Report) -> bool {
+    report
+        .configurations
+        .iter()
+        .any(|c| c.val_acc_final.is_some())
+}
+
+/// The plain line near the top that says what chose: validation, or the test set.
+fn selection_line(report: &Report) -> Option<Block> {
+    let n = report.configurations.len();
+    let with = report
+        .configurations
+        .iter()
+        .filter(|c| c.validation)
+        .count();
+    let text = if n == 0 {
+        return None;
+    } else if with == n {
+        "Selection: on the validation split (`dataset.val_size`): the front, the hypervolume \
+         and the peak epochs are chosen on validation accuracy; test accuracy is shown beside and \
+         never chooses."
+            .to_string()
+    } else if with == 0 {
+        "Selection: on the test set. These runs held out no validation split \
+         (`dataset.val_size`), so the front, the hypervolume and the peak epochs are chosen on \
+         the accuracy they report, which flatters them."
+            .to_string()
+    } else {
+        format!(
+            "Selection: mixed. {with} of {n} configurations held out a validation split and are \
+             chosen on it; the other {} are chosen on the test set.",
+            n - with
+        )
+    };
+    Some(Block::Paragraph(text))
+}
 
 /// The document's blocks, section by section.
 pub(super) fn document(report: &Report, figures: &[Figure], opts: &ReportOptions) -> Vec<Block> {
@@ -82,11 +157,14 @@ pub(super) fn document(report: &Report, figures: &[Figure], opts: &ReportOptions
         blocks.push(progress_notice(&report.counts, progress));
     }
     blocks.extend(opts.preface.iter().cloned().map(Block::Paragraph));
+    blocks.extend(selection_line(report));
     blocks.push(Block::List(summary(report)));
     blocks.extend(nothing_yet(&report.counts));
     if !report.configurations.is_empty() {
         blocks.extend(front_section(report, opts));
+        blocks.extend(hypervolume_section(report));
         blocks.extend(baseline_section(report));
+        blocks.extend(super::routing::routing_section(report));
     }
     if let Some(search) = &opts.search {
         blocks.extend(search_section(report, search, opts));
@@ -232,7 +310,8 @@ fn front_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
         Block::Paragraph(format!(
             "Configurations that no other configuration beats in every objective, compared by their means \
              over seeds; ties and duplicates all stay on the front. Figures are mean ± sample standard deviation \
-             over seeds (just the mean for one seed). Baselines are references, not candidates. \
+             over seeds (just the mean for one seed); accuracies add their 95% Student-t interval over \
+             seeds in brackets (a configuration with one seed has none). Baselines are references, not candidates. \
              The re-run command repeats a configuration with its lowest seed from its resolved configuration in \
              `{}/`; add `--set train.seed=N` for another seed.",
             opts.configs_dir.trim_end_matches('/')
@@ -244,9 +323,10 @@ fn front_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
             "No configuration is a candidate for the front.".into(),
         ));
     } else {
+        let val = shows_validation(report);
         blocks.push(Block::Table {
-            header: CONFIG_HEADER.map(String::from).to_vec(),
-            rows: front.iter().map(|c| configuration_row(c)).collect(),
+            header: config_header(val),
+            rows: front.iter().map(|c| configuration_row(c, val)).collect(),
         });
     }
     if report
@@ -259,14 +339,74 @@ fn front_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
     blocks
 }
 
-/// The front's configurations, best in the first objective first, then by id.
-fn sorted_front(report: &Report) -> Vec<&Configuration> {
+/// "Hypervolume": the share of its largest single contributor and the hypervolume at stricter
+/// reference accuracies (with a search's share of its grid's at each, given `--against`).
+fn hypervolume_section(report: &Report) -> Vec<Block> {
+    let Some(trust) = &report.hv_trust else {
+        return Vec::new();
+    };
+    let lead = match &trust.largest {
+        Some((id, share)) => format!(
+            "The largest single contributor, {id}, holds {:.1}% of the hypervolume (its exclusive \
+             part: what the hypervolume loses without it); a share near 100% means one \
+             configuration makes the number.",
+            100.0 * share
+        ),
+        None => "The hypervolume is zero at the sweep's reference point.".into(),
+    };
+    let stricter = if trust.references.len() > 1 {
+        " Below, the reference accuracy is raised by 2 and 5 points (capped at the best \
+         baseline's accuracy when there is a baseline): a hypervolume that falls fast lives near \
+         the reference."
+    } else {
+        " No objective is an accuracy, so there are no stricter references."
+    };
+    let with_search = trust.references.iter().any(|r| r.search_share.is_some());
+    let mut header = vec!["reference", "point", "hypervolume"];
+    if with_search {
+        header.push("search's share of the grid's");
+    }
+    let rows = trust
+        .references
+        .iter()
+        .map(|r| {
+            let point: Vec<String> = r.reference.iter().map(|v| fmt_number(*v)).collect();
+            let mut row = vec![
+                if r.capped {
+                    format!("{} (capped at the best baseline)", r.label)
+                } else {
+                    r.label.clone()
+                },
+                format!("({})", point.join(", ")),
+                format!("{:.6}", r.hypervolume),
+            ];
+            if with_search {
+                row.push(r.search_share.map_or_else(
+                    || "n/a (the grid's is zero)".into(),
+                    |s| format!("{:.1}%", 100.0 * s),
+                ));
+            }
+            row
+        })
+        .collect();
+    vec![
+        Block::Heading(2, "Hypervolume".into()),
+        Block::Paragraph(format!("{lead}{stricter}")),
+        Block::Table {
+            header: header.into_iter().map(String::from).collect(),
+            rows,
+        },
+    ]
+}
+
+/// The front's configurations, best in the first objective (as chosen) first, then by id.
+pub(super) fn sorted_front(report: &Report) -> Vec<&Configuration> {
     let mut front: Vec<&Configuration> = report.front().collect();
     let first = &report.objectives[0];
     front.sort_by(|a, b| {
         let (x, y) = (
-            a.stat(&first.metric).map_or(f64::NAN, |s| s.mean),
-            b.stat(&first.metric).map_or(f64::NAN, |s| s.mean),
+            a.choice_stat(&first.metric).map_or(f64::NAN, |s| s.mean),
+            b.choice_stat(&first.metric).map_or(f64::NAN, |s| s.mean),
         );
         let order = match first.direction {
             Direction::Maximize => y.total_cmp(&x),
@@ -325,8 +465,11 @@ fn baseline_section(report: &Report) -> Vec<Block> {
     vec![
         Block::Heading(2, "Baseline".into()),
         Block::Table {
-            header: CONFIG_HEADER.map(String::from).to_vec(),
-            rows: baselines.iter().map(|c| configuration_row(c)).collect(),
+            header: config_header(shows_validation(report)),
+            rows: baselines
+                .iter()
+                .map(|c| configuration_row(c, shows_validation(report)))
+                .collect(),
         },
     ]
 }
@@ -397,23 +540,20 @@ fn configurations_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
             report.configurations.len()
         )));
     }
+    let val = shows_validation(report);
+    let mut header = vec!["id", "configuration", "model", "on front"];
+    header.extend(if val {
+        &["val accuracy final", "test accuracy final"][..]
+    } else {
+        &["accuracy final"][..]
+    });
+    header.extend(["savings nominal", "savings actual", "seeds"]);
     blocks.push(Block::Table {
-        header: [
-            "id",
-            "configuration",
-            "model",
-            "on front",
-            "accuracy final",
-            "savings nominal",
-            "savings actual",
-            "seeds",
-        ]
-        .map(String::from)
-        .to_vec(),
+        header: header.into_iter().map(String::from).collect(),
         rows: report.configurations[..shown]
             .iter()
             .map(|c| {
-                vec![
+                let mut row = vec![
                     c.id.clone(),
                     format!("`{}`", c.label),
                     model_name(c).into(),
@@ -422,11 +562,17 @@ fn configurations_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
                         Some(false) => "no".into(),
                         None => "—".into(),
                     },
-                    fmt_stat(c.test_acc_final),
+                ];
+                if val {
+                    row.push(fmt_opt_acc(c.val_acc_final));
+                }
+                row.extend([
+                    fmt_acc(c.test_acc_final),
                     fmt_stat(c.savings_nominal),
                     fmt_stat(c.savings_actual),
                     c.seeds.len().to_string(),
-                ]
+                ]);
+                row
             })
             .collect(),
     });
@@ -468,9 +614,9 @@ fn files_section() -> Vec<Block> {
         Block::Heading(2, "Files".into()),
         Block::List(vec![
             "`results.csv`, `results.json`: one row per finished run.".into(),
-            "`front.csv`, `front.json`: one row per configuration, with mean and std over seeds and front membership.".into(),
+            "`front.csv`, `front.json`: one row per configuration, with mean, std and the half-width of the 95% t interval (`_ci95`) over seeds, and front membership.".into(),
             "`configs/<job_id>.json`: the resolved configuration of each configuration's re-run job.".into(),
-            "`pareto`, `gates_open`, `gates_cir`, `curves`: figures as `.png` and `.svg`.".into(),
+            "`pareto`, `gates_open`, `gates_cir`, `curves` (and `gates_class` when the runs recorded gate-open rates per class): figures as `.png` and `.svg`.".into(),
         ]),
     ]
 }

@@ -34,7 +34,8 @@ fn row_label(c: &Configuration) -> String {
     }
 }
 
-/// The four figures of a report: accuracy against savings, the two gate heatmaps, the curves.
+/// The figures of a report: accuracy against savings, the two gate heatmaps, the curves, and the
+/// front's open rate per class when the runs recorded it.
 pub(super) fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
     let no_runs = if report.counts.total == 0 {
         "the sweep has no jobs"
@@ -42,12 +43,14 @@ pub(super) fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
         "no finished runs"
     };
     let (gates_open, gates_cir) = gate_heatmaps(report, opts, no_runs);
-    vec![
+    let mut figures = vec![
         pareto_figure(report, opts, no_runs),
         gates_open,
         gates_cir,
         curves_figure(report, opts, no_runs),
-    ]
+    ];
+    figures.extend(super::routing::class_figure(report, opts));
+    figures
 }
 
 /// A figure that only says why there is nothing to draw.
@@ -76,8 +79,19 @@ fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
     );
     let mut points = scatter_points(report, &x_obj, &y_obj);
     choose_point_labels(&mut points, opts.max_point_labels);
+    let on_validation = report
+        .configurations
+        .iter()
+        .any(|c| c.choice_name(&y_obj.metric) != y_obj.metric);
     let pareto_caption = format!(
-        "{} against {}, mean ± sample std over seeds. Red: the front of the objectives; grey: dominated{}; dashed: ResNet baseline.",
+        "{}{} against {}, mean over seeds; error bars: the 95% Student-t interval of {} over seeds (none for one seed) and ± sample std of {}. Red: the front of the objectives; grey: dominated{}; dashed: ResNet baseline.",
+        y_obj.metric,
+        if on_validation {
+            " (read on validation, as chosen)"
+        } else {
+            ""
+        },
+        x_obj.metric,
         y_obj.metric,
         x_obj.metric,
         if points.len() > plots::MAX_DOMINATED_ERROR_BARS {
@@ -90,7 +104,10 @@ fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
         .configurations
         .iter()
         .filter(|c| c.is_baseline())
-        .filter_map(|c| c.stat(&y_obj.metric).map(|s| (baseline_label(c), s.mean)))
+        .filter_map(|c| {
+            c.choice_stat(&y_obj.metric)
+                .map(|s| (baseline_label(c), s.mean))
+        })
         .filter(|(_, y)| y.is_finite())
         .collect();
     if points.is_empty() && baselines.is_empty() {
@@ -102,18 +119,23 @@ fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
         kind: FigureKind::Scatter(ScatterFigure {
             title,
             x_desc: objective_desc(&x_obj),
-            y_desc: objective_desc(&y_obj),
+            y_desc: if on_validation {
+                format!("{} (validation)", objective_desc(&y_obj))
+            } else {
+                objective_desc(&y_obj)
+            },
             points,
             baselines,
         }),
     }
 }
 
-/// One point per configuration that is no baseline and has both metrics, unlabelled.
+/// One point per configuration that is no baseline and has both metrics (as chosen: accuracy on
+/// validation where there is a split), unlabelled; the vertical bar is the 95% t interval.
 fn scatter_points(report: &Report, x_obj: &Objective, y_obj: &Objective) -> Vec<ScatterPoint> {
     let mut points: Vec<ScatterPoint> = Vec::new();
     for c in report.configurations.iter().filter(|c| !c.is_baseline()) {
-        if let (Some(x), Some(y)) = (c.stat(&x_obj.metric), c.stat(&y_obj.metric))
+        if let (Some(x), Some(y)) = (c.choice_stat(&x_obj.metric), c.choice_stat(&y_obj.metric))
             && x.mean.is_finite()
             && y.mean.is_finite()
         {
@@ -122,7 +144,7 @@ fn scatter_points(report: &Report, x_obj: &Objective, y_obj: &Objective) -> Vec<
                 x: x.mean,
                 x_std: x.std,
                 y: y.mean,
-                y_std: y.std,
+                y_err: y.ci95().unwrap_or(0.0),
                 on_front: c.front.objectives == Some(true),
                 show_label: false,
             });
@@ -250,8 +272,13 @@ impl Heatmap<'_> {
         pick: fn(&aggregate::BlockGateMean) -> f64,
         fixed: Option<(f64, f64)>,
     ) -> Figure {
+        let on = if !self.shown.is_empty() && self.shown.iter().all(|c| c.validation) {
+            "the validation split"
+        } else {
+            "the test set"
+        };
         let caption = format!(
-            "{what} per gated block and configuration, mean over seeds, on the test set.{}",
+            "{what} per gated block and configuration, mean over seeds, on {on}.{}",
             self.subset
         );
         let title = format!("{}: {what}", self.report.sweep.name);

@@ -4,7 +4,9 @@
 
 use cg_core::{Direction, Objective, SweepInfo};
 
-use crate::aggregate::{Configuration, FrontMembership, METRICS};
+use cg_core::METRICS;
+
+use crate::aggregate::{Configuration, FrontMembership};
 use crate::pareto;
 use crate::{Error, Result};
 
@@ -84,7 +86,7 @@ pub(super) fn mark_fronts(
 }
 
 /// Computes one front over the candidate configurations (not baselines, every metric present and
-/// finite), records membership with `set`, and returns the hypervolume when a reference is given and
+/// finite; accuracy read on validation where the configuration has it, [`Configuration::choice_stat`]), records membership with `set`, and returns the hypervolume when a reference is given and
 /// there is a candidate.
 fn front_of(
     configurations: &mut [Configuration],
@@ -99,7 +101,10 @@ fn front_of(
         if c.is_baseline() {
             continue;
         }
-        let point: Option<Vec<f64>> = metrics.iter().map(|m| c.stat(m).map(|s| s.mean)).collect();
+        let point: Option<Vec<f64>> = metrics
+            .iter()
+            .map(|m| c.choice_stat(m).map(|s| s.mean))
+            .collect();
         if let Some(point) = point.filter(|p| p.iter().all(|v| v.is_finite())) {
             candidates.push(i);
             points.push(point);

@@ -4,7 +4,9 @@
 //! files; nothing reads a clock, and no database is opened here.
 //!
 //! The steps live in sub-modules: `fronts` (objectives, fronts, hypervolume), `tables` (CSV and
-//! JSON), `figures` (what is drawn), `document` (the markdown/HTML blocks) and `search` (a
+//! JSON), `figures` (what is drawn), `document` (the markdown/HTML blocks), `trust` (the
+//! hypervolume's largest contributor and sensitivity), `routing` ("Does it
+//! route?") and `search` (a
 //! search's part, assembled from its decisions, and its comparison with a grid); `model` holds
 //! the types.
 
@@ -12,8 +14,10 @@ mod document;
 mod figures;
 mod fronts;
 mod model;
+mod routing;
 mod search;
 mod tables;
+mod trust;
 
 use std::path::PathBuf;
 
@@ -21,8 +25,8 @@ use cg_core::{JobRecord, JobStatus, SweepInfo};
 use serde_json::Value;
 
 pub use model::{
-    FailedJob, GridComparison, JobCounts, Progress, Report, ReportFile, ReportOptions,
-    SearchSection, StoppedRun, WrittenReport,
+    FailedJob, GridComparison, HvReference, HvTrust, JobCounts, Progress, Report, ReportFile,
+    ReportOptions, SearchSection, StoppedRun, WrittenReport,
 };
 pub use search::{GridRecords, SearchDecision, search_section};
 
@@ -67,8 +71,11 @@ pub fn build_report(
         runs,
         failed: failed_jobs(&failed_records, &columns),
         hypervolume,
+        hv_trust: None,
         files: Vec::new(),
     };
+    let against = opts.search.as_ref().and_then(|s| s.against.as_ref());
+    report.hv_trust = trust::hv_trust(&report, against);
     report.files = render_files(&report, &columns, opts)?;
     Ok(report)
 }

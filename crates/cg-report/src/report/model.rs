@@ -62,6 +62,9 @@ pub struct GridComparison {
     /// The search's last hypervolume (its top rung) and the epochs it spent.
     pub search_hypervolume: f64,
     pub search_epochs: u64,
+    /// The grid's points over the search's configurations (objective values as chosen), for the
+    /// search's share at other reference points.
+    pub grid_points: Vec<Vec<f64>>,
 }
 
 impl GridComparison {
@@ -181,7 +184,32 @@ pub struct Report {
     /// Of the front of the objectives against the reference point; `None` when no configuration is a
     /// candidate (no finished CosineGate run with every objective metric).
     pub hypervolume: Option<f64>,
+    /// How far the hypervolume can be trusted; `None` without a front.
+    pub hv_trust: Option<HvTrust>,
     pub files: Vec<ReportFile>,
+}
+
+/// How much the hypervolume rests on one configuration, and how it moves with the reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HvTrust {
+    /// The front configuration with the largest exclusive contribution (the hypervolume lost
+    /// without it) and that contribution over the total; `None` when the total is zero.
+    pub largest: Option<(String, f64)>,
+    /// The sweep's reference, then stricter reference accuracies (when an objective is one).
+    pub references: Vec<HvReference>,
+}
+
+/// The hypervolume of the front at one reference point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HvReference {
+    /// `the sweep's`, `+2 points`, `+5 points`.
+    pub label: String,
+    pub reference: Vec<f64>,
+    /// A raised accuracy was capped at the best baseline's accuracy.
+    pub capped: bool,
+    pub hypervolume: f64,
+    /// With `--against`: this hypervolume over the grid's at the same reference.
+    pub search_share: Option<f64>,
 }
 
 impl Report {

@@ -84,9 +84,17 @@ impl GridRecords<'_> {
     /// above zero (a share of zero is undefined).
     pub fn compare(&self) -> Result<GridComparison> {
         let done = self.completed_required()?;
+        // Read as chosen: accuracy on validation where a run has a split.
         let points: Vec<Vec<f64>> = done
             .iter()
-            .filter_map(|r| self.info.objective_values(r.result.as_ref()?))
+            .filter_map(|r| {
+                let result = r.result.as_ref()?;
+                self.info
+                    .objectives
+                    .iter()
+                    .map(|o| result.choice_metric(&o.metric).filter(|v| v.is_finite()))
+                    .collect()
+            })
             .collect();
         let directions: Vec<_> = self.info.objectives.iter().map(|o| o.direction).collect();
         let grid_hypervolume =
@@ -107,6 +115,7 @@ impl GridRecords<'_> {
             grid_epochs,
             search_hypervolume: self.last.map_or(0.0, |h| h.hypervolume),
             search_epochs: self.last.map_or(0, |h| h.epochs_spent),
+            grid_points: points,
         })
     }
 

@@ -4,7 +4,9 @@
 use cg_core::JobRecord;
 
 use super::model::{Report, SearchSection, StoppedRun};
-use crate::aggregate::{self, Configuration, METRICS};
+use cg_core::METRICS;
+
+use crate::aggregate::{self, Configuration};
 use crate::table::{Cell, Table};
 
 /// `results.csv`: one row per finished run, with its swept values and every metric.
@@ -26,30 +28,22 @@ pub(super) fn results_table(report: &Report, columns: &[String]) -> Table {
                 .get(c)
                 .map_or(Cell::Null, |v| Cell::Json(v.clone()))
         }));
-        row.extend([
-            Cell::Int(u64::from(r.attempts)),
-            Cell::Int(r.epochs as u64),
-            Cell::Float(r.test_acc_final),
-            Cell::Float(r.test_acc_peak),
-            Cell::Int(r.peak_epoch as u64),
-            Cell::Float(r.savings_nominal),
-            Cell::Float(r.savings_actual),
-            Cell::opt_float(r.savings_measured),
-            Cell::Int(r.macs_full),
-            Cell::Float(r.macs_executed_nominal),
-            Cell::Float(r.macs_executed_actual),
-            Cell::Float(r.train_img_per_s),
-            Cell::Float(r.infer_img_per_s),
-            Cell::Float(r.wall_secs),
-        ]);
+        row.extend([Cell::Int(u64::from(r.attempts)), Cell::Int(r.epochs as u64)]);
+        row.extend(METRICS.iter().map(|m| match *m {
+            "peak_epoch" => Cell::Int(r.peak_epoch as u64),
+            "macs_full" => Cell::Int(r.macs_full),
+            other => Cell::opt_float(r.metric(other)),
+        }));
         table.push(row);
     }
     table
 }
 
-const FRONT_METRICS: [&str; 10] = [
+const FRONT_METRICS: [&str; 12] = [
     "test_acc_final",
     "test_acc_peak",
+    "val_acc_final",
+    "val_acc_peak",
     "peak_epoch",
     "savings_nominal",
     "savings_actual",
@@ -101,7 +95,8 @@ pub(super) fn stopped_table(report: &Report, search: &SearchSection) -> Table {
     table
 }
 
-/// `front.csv`: one row per configuration, with mean and std over seeds and front membership.
+/// `front.csv`: one row per configuration, with mean, std and the half-width of the 95% t
+/// interval over seeds (empty for one seed), and front membership.
 pub(super) fn front_table(report: &Report, columns: &[String]) -> Table {
     let mut header: Vec<String> = vec!["configuration".into(), "label".into(), "model".into()];
     header.extend(columns.iter().cloned());
@@ -109,6 +104,7 @@ pub(super) fn front_table(report: &Report, columns: &[String]) -> Table {
     for m in FRONT_METRICS {
         header.push(format!("{m}_mean"));
         header.push(format!("{m}_std"));
+        header.push(format!("{m}_ci95"));
     }
     header.extend(
         [
@@ -154,6 +150,7 @@ pub(super) fn front_table(report: &Report, columns: &[String]) -> Table {
             let s = c.stat(m);
             row.push(Cell::opt_float(s.map(|s| s.mean)));
             row.push(Cell::opt_float(s.map(|s| s.std)));
+            row.push(Cell::opt_float(s.and_then(|s| s.ci95())));
         }
         row.extend([
             Cell::Int(c.savings_measured.map_or(0, |s| s.n) as u64),
