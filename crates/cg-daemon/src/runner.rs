@@ -116,7 +116,8 @@ fn watch_parent(mut input: impl BufRead + Send + 'static, stop: Arc<AtomicBool>)
 }
 
 /// Runs one job: reads the configuration line from `input`, trains, writes messages to `output`
-/// and returns the process exit code. `finish` fills in the result's provenance.
+/// and returns the process exit code. `finish` fills in the result's provenance (its
+/// `val_split`, which the run itself records, is kept).
 pub fn run_child(
     mut input: impl BufRead + Send + 'static,
     output: impl Write,
@@ -209,7 +210,10 @@ pub fn run_child(
         &mut observer,
     ) {
         Ok(mut result) => {
+            // `finish` fills in where the run ran; the validation split is the run's own.
+            let val_split = result.provenance.val_split.take();
             finish(&mut result);
+            result.provenance.val_split = result.provenance.val_split.take().or(val_split);
             observer.send(&ChildMessage::Done {
                 result: Box::new(result),
             });
