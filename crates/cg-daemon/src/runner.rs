@@ -225,3 +225,61 @@ pub fn run_child(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::BufReader;
+
+    use cg_core::{DatasetKind, DatasetSpec, Provenance, SyntheticSpec};
+
+    use super::*;
+
+    /// A child's result keeps the run's validation split when `finish` fills in the rest of
+    /// its provenance.
+    #[test]
+    fn the_result_keeps_its_validation_split() {
+        let mut config = RunConfig::with_dataset(DatasetSpec {
+            kind: DatasetKind::Synthetic,
+            val_size: Some(8),
+            path: None,
+            augment: None,
+            synthetic: Some(SyntheticSpec {
+                n_train: 32,
+                n_test: 8,
+                channels: 1,
+                side: 8,
+                classes: 2,
+            }),
+        });
+        config.model.depth = 8;
+        config.model.width = 4;
+        config.train.epochs = 1;
+        config.train.batch_size = 8;
+        let dir = tempfile::tempdir().unwrap();
+        let options = ChildOptions {
+            checkpoint_dir: dir.path().to_path_buf(),
+            backend: BackendKind::Flex,
+            device: DeviceSpec::Cpu,
+            keep_checkpoints: false,
+        };
+        // Stdin stays open (a closed stdin asks the child to stop) until the run is done.
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writeln!(writer, "{}", serde_json::to_string(&config).unwrap()).unwrap();
+        let mut output = Vec::new();
+        let code = run_child(BufReader::new(reader), &mut output, &options, |r| {
+            r.provenance = Provenance::default();
+        });
+        drop(writer);
+        let text = String::from_utf8(output).unwrap();
+        assert_eq!(code, EXIT_DONE, "{text}");
+        let result = text
+            .lines()
+            .find_map(|l| match ChildMessage::parse(l) {
+                Some(ChildMessage::Done { result }) => Some(result),
+                _ => None,
+            })
+            .expect("a result");
+        assert_eq!(result.val_images, Some(8));
+        assert!(result.provenance.val_split.is_some(), "{text}");
+    }
+}

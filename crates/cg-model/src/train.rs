@@ -1,6 +1,7 @@
 //! Training and evaluation of one run configuration: SGD with momentum, L2 on conv/linear weights,
 //! warm-up + schedule, Gumbel gates with annealed temperature, progressive FLOPs loss, consistency loss,
-//! per-epoch evaluation with hard gates, a checkpoint every epoch and exact resume.
+//! per-epoch evaluation with hard gates (on the test set, and on the validation split held out of the
+//! training split when `dataset.val_size` asks for one), a checkpoint every epoch and exact resume.
 //!
 //! All training-time randomness (shuffling, augmentation, Gumbel and input noise) comes from a generator
 //! seeded by (seed, epoch), so a run resumed from an epoch checkpoint replays the uninterrupted run.

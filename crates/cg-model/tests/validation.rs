@@ -260,3 +260,51 @@ fn a_validation_split_too_large_is_named() {
     // The largest split that leaves two images to train on is fine.
     assert!(Prepared::new(&tiny(Some(N_TRAIN - 2), 5, None)).is_ok());
 }
+
+/// A run with a split resumed from its epoch checkpoint replays the uninterrupted run, validation
+/// included.
+#[test]
+fn a_resumed_run_with_a_split_equals_the_uninterrupted_run() {
+    let mut c = tiny(Some(10), 5, Some(30));
+    c.train.epochs = 3;
+    let straight = run(&c);
+    let prep = Prepared::new(&c).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions {
+        checkpoint_dir: Some(dir.path().to_path_buf()),
+        resume: true,
+        stop_after_epochs: Some(1),
+        ..TrainOptions::default()
+    };
+    let go = |opts: &TrainOptions| {
+        cg_model::run(&prep, BackendKind::Flex, DeviceSpec::Cpu, opts, &mut Silent)
+    };
+    assert!(matches!(go(&opts), Err(Error::Stopped { epoch: 1 })));
+    let resumed = go(&TrainOptions {
+        stop_after_epochs: None,
+        ..opts
+    })
+    .unwrap();
+    for (a, b) in straight.history.iter().zip(&resumed.history) {
+        assert_eq!(
+            (a.val_acc, a.test_acc),
+            (b.val_acc, b.test_acc),
+            "epoch {}",
+            a.epoch
+        );
+        assert_eq!(a.gates, b.gates, "epoch {}", a.epoch);
+    }
+    assert_eq!(
+        (
+            straight.peak_epoch,
+            straight.val_acc_peak,
+            straight.test_acc_peak
+        ),
+        (
+            resumed.peak_epoch,
+            resumed.val_acc_peak,
+            resumed.test_acc_peak
+        )
+    );
+    assert_eq!(straight.provenance.val_split, resumed.provenance.val_split);
+}
