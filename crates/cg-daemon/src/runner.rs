@@ -116,7 +116,8 @@ fn watch_parent(mut input: impl BufRead + Send + 'static, stop: Arc<AtomicBool>)
 }
 
 /// Runs one job: reads the configuration line from `input`, trains, writes messages to `output`
-/// and returns the process exit code. `finish` fills in the result's provenance.
+/// and returns the process exit code. `finish` fills in the result's provenance (its
+/// `val_split`, which the run itself records, is kept).
 pub fn run_child(
     mut input: impl BufRead + Send + 'static,
     output: impl Write,
@@ -209,7 +210,10 @@ pub fn run_child(
         &mut observer,
     ) {
         Ok(mut result) => {
+            // `finish` fills in where the run ran; the validation split is the run's own.
+            let val_split = result.provenance.val_split.take();
             finish(&mut result);
+            result.provenance.val_split = result.provenance.val_split.take().or(val_split);
             observer.send(&ChildMessage::Done {
                 result: Box::new(result),
             });
@@ -219,5 +223,63 @@ pub fn run_child(
             let kind = FailureKind::of(&e);
             fail(&mut observer, kind, e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::BufReader;
+
+    use cg_core::{DatasetKind, DatasetSpec, Provenance, SyntheticSpec};
+
+    use super::*;
+
+    /// A child's result keeps the run's validation split when `finish` fills in the rest of
+    /// its provenance.
+    #[test]
+    fn the_result_keeps_its_validation_split() {
+        let mut config = RunConfig::with_dataset(DatasetSpec {
+            kind: DatasetKind::Synthetic,
+            val_size: Some(8),
+            path: None,
+            augment: None,
+            synthetic: Some(SyntheticSpec {
+                n_train: 32,
+                n_test: 8,
+                channels: 1,
+                side: 8,
+                classes: 2,
+            }),
+        });
+        config.model.depth = 8;
+        config.model.width = 4;
+        config.train.epochs = 1;
+        config.train.batch_size = 8;
+        let dir = tempfile::tempdir().unwrap();
+        let options = ChildOptions {
+            checkpoint_dir: dir.path().to_path_buf(),
+            backend: BackendKind::Flex,
+            device: DeviceSpec::Cpu,
+            keep_checkpoints: false,
+        };
+        // Stdin stays open (a closed stdin asks the child to stop) until the run is done.
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writeln!(writer, "{}", serde_json::to_string(&config).unwrap()).unwrap();
+        let mut output = Vec::new();
+        let code = run_child(BufReader::new(reader), &mut output, &options, |r| {
+            r.provenance = Provenance::default();
+        });
+        drop(writer);
+        let text = String::from_utf8(output).unwrap();
+        assert_eq!(code, EXIT_DONE, "{text}");
+        let result = text
+            .lines()
+            .find_map(|l| match ChildMessage::parse(l) {
+                Some(ChildMessage::Done { result }) => Some(result),
+                _ => None,
+            })
+            .expect("a result");
+        assert_eq!(result.val_images, Some(8));
+        assert!(result.provenance.val_split.is_some(), "{text}");
     }
 }

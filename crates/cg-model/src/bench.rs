@@ -114,6 +114,7 @@ fn prepared(c: &RunConfig) -> Result<Prepared> {
         DataSplits {
             train,
             test,
+            val: None,
             source: "synthetic".into(),
         },
     )

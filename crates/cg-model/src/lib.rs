@@ -7,6 +7,7 @@ mod checkpoint;
 pub mod data;
 pub mod device;
 mod error;
+pub mod eval;
 #[cfg(feature = "libtorch")]
 pub mod fused;
 pub mod libtorch;

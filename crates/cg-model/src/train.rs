@@ -1,6 +1,7 @@
 //! Training and evaluation of one run configuration: SGD with momentum, L2 on conv/linear weights,
 //! warm-up + schedule, Gumbel gates with annealed temperature, progressive FLOPs loss, consistency loss,
-//! per-epoch evaluation with hard gates, a checkpoint every epoch and exact resume.
+//! per-epoch evaluation with hard gates (on the test set, and on the validation split held out of the
+//! training split when `dataset.val_size` asks for one), a checkpoint every epoch and exact resume.
 //!
 //! All training-time randomness (shuffling, augmentation, Gumbel and input noise) comes from a generator
 //! seeded by (seed, epoch), so a run resumed from an epoch checkpoint replays the uninterrupted run.
@@ -18,7 +19,7 @@ use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use cg_core::{BlockGateStats, EpochRecord, GateMode, ModelKind, RunConfig, RunResult};
+use cg_core::{BlockGateStats, EpochRecord, GateMode, ModelKind, Provenance, RunConfig, RunResult};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -27,7 +28,9 @@ use rand_distr::{Distribution, Normal};
 use crate::checkpoint::{
     CheckpointState, finish_checkpoints, load_checkpoint, load_state, save_checkpoint,
 };
-use crate::data::{Batch, Batcher, DataSplits, Dataset, Normalisation};
+use crate::data::{Batch, Batcher, DataSplits, HeldOut, Normalisation};
+use crate::eval::host_f32;
+pub use crate::eval::{Evaluation, evaluate, measure_sparse};
 use crate::macs::MacsTable;
 use crate::model::{CgResNet, GateCtx, NetOut, NetSpec};
 use crate::schedule::{flops_weight, learning_rate, temperature};
@@ -98,21 +101,33 @@ pub(crate) fn check_config(config: &RunConfig) -> Result<()> {
 }
 
 impl Prepared {
-    /// Checks the configuration, loads the data and sizes the network.
+    /// Checks the configuration, loads the data, holds out the validation split
+    /// (`dataset.val_size`), draws the training and test subsets (`train.limit_train`,
+    /// `train.limit_test`) and sizes the network.
     pub fn new(config: &RunConfig) -> Result<Self> {
         check_config(config)?;
-        let mut data = crate::data::load(&config.dataset, config.train.seed)?;
-        data.train = data
-            .train
-            .subset(config.train.limit_train, config.train.seed);
+        let t = &config.train;
+        let mut data = crate::data::load(&config.dataset, t.seed)?.split_training(
+            config.dataset.val_size,
+            t.limit_train,
+            t.seed,
+        )?;
         data.test = data
             .test
             .subset(config.train.limit_test, config.train.seed.wrapping_add(1));
         Self::with_data(config, data)
     }
 
-    /// Like [`Prepared::new`] with data already in memory (tests, benchmarks).
+    /// Like [`Prepared::new`] with data already in memory (tests, benchmarks), split as given: its
+    /// validation images must number `dataset.val_size` ([`DataSplits::split_training`]).
     pub fn with_data(config: &RunConfig, data: DataSplits) -> Result<Self> {
+        let held_out = data.val.as_ref().map(|v| v.data.len());
+        if config.dataset.val_size != held_out {
+            return Err(Error::Config(format!(
+                "dataset.val_size is {:?} but the data hold out {:?} validation images",
+                config.dataset.val_size, held_out
+            )));
+        }
         // A split of one image would skip every batch (batch norm needs two) and "complete" a
         // run that never trained.
         if data.train.len() < 2 {
@@ -166,16 +181,6 @@ impl Prepared {
     }
 }
 
-/// Result of one evaluation with hard gates.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Evaluation {
-    pub accuracy: f64,
-    pub macs_nominal: f64,
-    pub macs_actual: f64,
-    pub gates: Vec<BlockGateStats>,
-    pub img_per_s: f64,
-}
-
 /// Moves the batch's images into a tensor (leaving `batch.images` empty). Shape [n, channels, side, side].
 pub(crate) fn to_tensor<B: Backend>(batch: &mut Batch, device: &B::Device) -> Tensor<B, 4> {
     Tensor::from_data(
@@ -185,10 +190,6 @@ pub(crate) fn to_tensor<B: Backend>(batch: &mut Batch, device: &B::Device) -> Te
         ),
         device,
     )
-}
-
-fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().iter::<f32>().collect()
 }
 
 /// Training steps whose loss and correct count are read to the host together: a GPU runs ahead
@@ -261,117 +262,6 @@ impl<B: Backend> StepWindow<B> {
         }
         Ok(())
     }
-}
-
-/// Evaluates on a data set with hard gates (σ(z) ≥ p_threshold), dense path.
-pub fn evaluate<B: Backend>(
-    model: &CgResNet<B>,
-    prep: &Prepared,
-    data: &Dataset,
-    batch_size: usize,
-    device: &B::Device,
-) -> Evaluation {
-    let batcher = Batcher {
-        data,
-        norm: &prep.norm,
-        augment: false,
-    };
-    let ctx = GateCtx::Eval {
-        p_threshold: prep.config.gate.p_threshold,
-    };
-    let gated = prep.macs.gated_blocks();
-    let mut correct = 0usize;
-    let mut open = vec![0usize; gated.len()];
-    let mut cir_sum = vec![0f64; gated.len()];
-    let start = Instant::now();
-    let all: Vec<usize> = (0..data.len()).collect();
-    for idx in all.chunks(batch_size.max(1)) {
-        let mut batch = batcher.batch(idx, None);
-        let x = to_tensor::<B>(&mut batch, device);
-        let out = model.forward(x, &ctx);
-        let pred: Vec<i64> = out.logits.argmax(1).into_data().iter::<i64>().collect();
-        correct += pred
-            .iter()
-            .zip(&batch.labels)
-            .filter(|(p, l)| **p == i64::from(**l))
-            .count();
-        let gate_rows: Vec<Vec<f32>> = out.gates.into_iter().map(host_f32).collect();
-        for (k, c) in out.cirs.into_iter().enumerate() {
-            cir_sum[k] += host_f32(c).iter().map(|v| f64::from(*v)).sum::<f64>();
-        }
-        for (k, row) in gate_rows.iter().enumerate() {
-            open[k] += row.iter().filter(|g| **g > 0.5).count();
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let n = data.len().max(1) as f64;
-    let open_rate: Vec<f64> = open.iter().map(|o| *o as f64 / n).collect();
-    Evaluation {
-        accuracy: correct as f64 / n,
-        macs_nominal: prep.macs.mean_executed_nominal(&open_rate),
-        macs_actual: prep
-            .macs
-            .mean_executed_actual(&open_rate, prep.config.gate.mode),
-        gates: gated
-            .iter()
-            .enumerate()
-            .map(|(k, b)| BlockGateStats {
-                block_idx: *b,
-                gate_open_rate: open_rate[k],
-                mean_cir: cir_sum[k] / n,
-                routing_share: None,
-                class_open_rates: None,
-            })
-            .collect(),
-        img_per_s: n / secs.max(1e-9),
-    }
-}
-
-/// Wall-clock inference of the full backbone (every block) vs real skipping (`ctrl` mode), over the
-/// same images. Returns (dense img/s, sparse img/s).
-pub fn measure_sparse<B: Backend>(
-    model: &CgResNet<B>,
-    prep: &Prepared,
-    data: &Dataset,
-    batch_size: usize,
-    device: &B::Device,
-) -> (f64, f64) {
-    let batcher = Batcher {
-        data,
-        norm: &prep.norm,
-        augment: false,
-    };
-    let backbone = model.clone().without_gates();
-    let all: Vec<usize> = (0..data.len()).collect();
-    let batches: Vec<_> = all
-        .chunks(batch_size.max(1))
-        .map(|idx| to_tensor::<B>(&mut batcher.batch(idx, None), device))
-        .collect();
-    // Warm up both paths once.
-    if let Some(x) = batches.first() {
-        let _ = host_f32(backbone.forward(x.clone(), &GateCtx::Open).logits);
-        let _ = host_f32(
-            model
-                .forward_sparse(x.clone(), prep.config.gate.p_threshold)
-                .0,
-        );
-    }
-    let t = Instant::now();
-    for x in &batches {
-        let _ = host_f32(backbone.forward(x.clone(), &GateCtx::Open).logits);
-    }
-    let dense = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    for x in &batches {
-        let _ = host_f32(
-            model
-                .forward_sparse(x.clone(), prep.config.gate.p_threshold)
-                .0,
-        );
-    }
-    let sparse = t.elapsed().as_secs_f64();
-    let n = data.len() as f64;
-    (n / dense.max(1e-9), n / sparse.max(1e-9))
 }
 
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -457,7 +347,7 @@ pub fn train_on<B: AutodiffBackend>(
     let (mut model, mut optim, mut run) = resume(prep, device, opts, model, optim, observer)?;
     let setup = Setup::<B>::new(prep, device, opts)?;
     // The evaluation after the last epoch trained here is the final one (same weights).
-    let mut last_eval: Option<Evaluation> = None;
+    let mut last_eval: Option<EpochEval> = None;
     for index in run.start_epoch..t.end_epoch() {
         let start = Instant::now();
         let trained;
@@ -820,6 +710,19 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
         }
     }
 
+    /// Evaluates `model` on the test set and, when the run has a validation split, on it.
+    fn evaluate(&self, model: &CgResNet<B::InnerBackend>) -> EpochEval {
+        let data = &self.prep.data;
+        let batch = eval_batch(self.batch_size);
+        EpochEval {
+            test: evaluate(model, self.prep, &data.test, batch, self.device),
+            val: data
+                .val
+                .as_ref()
+                .map(|v| evaluate(model, self.prep, &v.data, batch, self.device)),
+        }
+    }
+
     /// Evaluates the model after an epoch, and adds the epoch's record to the run's history
     /// (and tells the observer); returns the evaluation.
     fn record_epoch(
@@ -828,7 +731,7 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
         run: &mut RunSoFar,
         trained: TrainedEpoch,
         observer: &mut dyn Observer,
-    ) -> Evaluation {
+    ) -> EpochEval {
         let TrainedEpoch {
             index,
             start,
@@ -838,27 +741,20 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
         let seen = stats.seen;
         run.train_secs += start.elapsed().as_secs_f64();
         run.train_images += seen as u64;
-        let valid = model.valid();
-        let eval = evaluate(
-            &valid,
-            self.prep,
-            &self.prep.data.test,
-            eval_batch(self.batch_size),
-            self.device,
-        );
+        let eval = self.evaluate(&model.valid());
         let record = EpochRecord {
             epoch: index + 1,
             train_loss: stats.loss_sum / seen.max(1) as f64,
             train_acc: stats.correct as f64 / seen.max(1) as f64,
-            test_acc: eval.accuracy,
-            val_acc: None,
-            savings_nominal: 1.0 - eval.macs_nominal / self.macs_full,
-            savings_actual: 1.0 - eval.macs_actual / self.macs_full,
+            test_acc: eval.test.accuracy,
+            val_acc: eval.val.as_ref().map(|v| v.accuracy),
+            savings_nominal: 1.0 - eval.test.macs_nominal / self.macs_full,
+            savings_actual: 1.0 - eval.test.macs_actual / self.macs_full,
             lr: schedule.lr,
             tau: schedule.tau,
             flops_weight: schedule.lam,
             wall_secs: start.elapsed().as_secs_f64(),
-            gates: eval.gates.clone(),
+            gates: eval.gates().to_vec(),
         };
         observer.on_epoch(&record);
         run.history.push(record);
@@ -896,46 +792,45 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
         &self,
         model: CgResNet<B>,
         run: RunSoFar,
-        last_eval: Option<Evaluation>,
+        last_eval: Option<EpochEval>,
     ) -> Result<(RunResult, CgResNet<B::InnerBackend>)> {
         let (prep, cfg) = (self.prep, &self.prep.config);
         let valid = model.valid();
         let inner_device = self.device.clone();
         let eval = match last_eval {
             Some(eval) => eval,
-            None => evaluate(
-                &valid,
-                prep,
-                &prep.data.test,
-                eval_batch(self.batch_size),
-                &inner_device,
-            ),
+            None => self.evaluate(&valid),
         };
         let (savings_measured, infer_img_per_s) = if self.gated && cfg.gate.mode == GateMode::Ctrl {
             let (dense, sparse) = measure_sparse(&valid, prep, &prep.data.test, 256, &inner_device);
             (Some(1.0 - dense / sparse), sparse)
         } else {
-            (None, eval.img_per_s)
+            (None, eval.test.img_per_s)
         };
-        let (peak_epoch, test_acc_peak) = peak(&run.history);
+        let peak = peak(&run.history);
         let macs_full = self.macs_full;
+        let gates = eval.gates().to_vec();
+        let EpochEval { test, val } = eval;
         let result = RunResult {
             config: cfg.clone(),
-            provenance: Default::default(),
-            test_acc_final: eval.accuracy,
-            test_acc_peak,
-            peak_epoch,
-            val_acc_final: None,
-            val_acc_peak: None,
-            train_images: None,
-            val_images: None,
+            provenance: Provenance {
+                val_split: prep.data.val.as_ref().map(HeldOut::hash),
+                ..Provenance::default()
+            },
+            test_acc_final: test.accuracy,
+            test_acc_peak: peak.test_acc,
+            peak_epoch: peak.epoch,
+            val_acc_final: val.map(|v| v.accuracy),
+            val_acc_peak: peak.val_acc,
+            train_images: Some(prep.data.train.len()),
+            val_images: prep.data.val.as_ref().map(|v| v.data.len()),
             macs_full: prep.macs.full(),
-            macs_executed_nominal: eval.macs_nominal,
-            macs_executed_actual: eval.macs_actual,
-            savings_nominal: 1.0 - eval.macs_nominal / macs_full,
-            savings_actual: 1.0 - eval.macs_actual / macs_full,
+            macs_executed_nominal: test.macs_nominal,
+            macs_executed_actual: test.macs_actual,
+            savings_nominal: 1.0 - test.macs_nominal / macs_full,
+            savings_actual: 1.0 - test.macs_actual / macs_full,
             savings_measured,
-            gates: eval.gates,
+            gates,
             train_img_per_s: run.train_images as f64 / run.train_secs.max(1e-9),
             infer_img_per_s,
             wall_secs: run.train_secs,
@@ -951,14 +846,51 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
     }
 }
 
-/// The epoch of the best test accuracy, and that accuracy (the first of equals).
-fn peak(history: &[EpochRecord]) -> (usize, f64) {
-    history
-        .iter()
-        .map(|r| (r.epoch, r.test_acc))
-        .fold((0, f64::NEG_INFINITY), |best, cur| {
-            if cur.1 > best.1 { cur } else { best }
-        })
+/// Both evaluations after an epoch.
+struct EpochEval {
+    test: Evaluation,
+    /// On the validation split, when the run has one.
+    val: Option<Evaluation>,
+}
+
+impl EpochEval {
+    /// The gate statistics a record reports: over the validation split when the run has one,
+    /// else over the test set.
+    fn gates(&self) -> &[BlockGateStats] {
+        &self.val.as_ref().unwrap_or(&self.test).gates
+    }
+}
+
+/// The epoch a run reports as its best, with its test and validation accuracies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Peak {
+    epoch: usize,
+    test_acc: f64,
+    val_acc: Option<f64>,
+}
+
+/// The best epoch (the first of equals): by validation accuracy when the run has a validation
+/// split (its test accuracy is then read at that epoch, not maximised), else by test accuracy.
+/// Epoch 0 and −∞ for an empty history.
+fn peak(history: &[EpochRecord]) -> Peak {
+    let score = |r: &EpochRecord| r.val_acc.unwrap_or(r.test_acc);
+    let mut best = Peak {
+        epoch: 0,
+        test_acc: f64::NEG_INFINITY,
+        val_acc: None,
+    };
+    let mut best_score = f64::NEG_INFINITY;
+    for r in history {
+        if score(r) > best_score {
+            best_score = score(r);
+            best = Peak {
+                epoch: r.epoch,
+                test_acc: r.test_acc,
+                val_acc: r.val_acc,
+            };
+        }
+    }
+    best
 }
 
 fn eval_batch(train_batch: usize) -> usize {
@@ -979,6 +911,75 @@ mod tests {
             Tensor::from_data(TensorData::new(vec![loss], [1]), &device),
             Tensor::from_data(TensorData::new(vec![correct], [1]), &device),
         );
+    }
+
+    fn record(epoch: usize, test_acc: f64, val_acc: Option<f64>) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: 0.0,
+            train_acc: 0.0,
+            test_acc,
+            val_acc,
+            savings_nominal: 0.0,
+            savings_actual: 0.0,
+            lr: 0.0,
+            tau: 0.0,
+            flops_weight: 0.0,
+            wall_secs: 0.0,
+            gates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_peak_is_the_first_best_validation_epoch_else_the_best_test_epoch() {
+        // (test, validation) accuracy per epoch, and the expected (epoch, test, validation).
+        let cases: [(&[(f64, Option<f64>)], Peak); 4] = [
+            (
+                &[
+                    (0.5, Some(0.6)),
+                    (0.9, Some(0.7)),
+                    (0.6, Some(0.8)),
+                    (0.7, Some(0.8)),
+                ],
+                Peak {
+                    epoch: 3,
+                    test_acc: 0.6,
+                    val_acc: Some(0.8),
+                },
+            ),
+            (
+                &[(0.5, None), (0.9, None), (0.9, None), (0.7, None)],
+                Peak {
+                    epoch: 2,
+                    test_acc: 0.9,
+                    val_acc: None,
+                },
+            ),
+            (
+                &[(0.8, Some(0.1)), (0.2, Some(0.1))],
+                Peak {
+                    epoch: 1,
+                    test_acc: 0.8,
+                    val_acc: Some(0.1),
+                },
+            ),
+            (
+                &[],
+                Peak {
+                    epoch: 0,
+                    test_acc: f64::NEG_INFINITY,
+                    val_acc: None,
+                },
+            ),
+        ];
+        for (accs, expected) in cases {
+            let history: Vec<EpochRecord> = accs
+                .iter()
+                .enumerate()
+                .map(|(i, (t, v))| record(i + 1, *t, *v))
+                .collect();
+            assert_eq!(peak(&history), expected, "{accs:?}");
+        }
     }
 
     #[test]

@@ -9,19 +9,18 @@ mod cifar;
 pub mod fetch;
 mod folder;
 mod idx;
+mod split;
 mod synthetic;
 
 use std::path::{Path, PathBuf};
 
 use cg_core::{DatasetKind, DatasetSpec};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::index::sample;
 
 pub use batch::{Batch, Batcher, Normalisation};
 pub use cifar::{load_cifar_bin, write_cifar_bin};
 pub use folder::load_image_folder;
 pub use idx::{load_idx_dir, write_idx_images, write_idx_labels};
+pub use split::{HeldOut, split_hash, subset_indices, validation_indices};
 pub use synthetic::synthetic;
 
 use crate::{Error, Result};
@@ -57,22 +56,26 @@ impl Dataset {
     /// A seeded random subset of `limit` images (all of them when `limit` is None or too large), kept in
     /// their original order.
     pub fn subset(self, limit: Option<usize>, seed: u64) -> Self {
-        let Some(limit) = limit.filter(|l| *l < self.len()) else {
-            return self;
-        };
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut idx = sample(&mut rng, self.len(), limit).into_vec();
-        idx.sort_unstable();
-        let mut images = Vec::with_capacity(limit * self.image_len());
-        let mut labels = Vec::with_capacity(limit);
+        match subset_indices(self.len(), limit, seed) {
+            Some(idx) => self.select(&idx),
+            None => self,
+        }
+    }
+
+    /// The images at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Self {
+        let mut images = Vec::with_capacity(idx.len() * self.image_len());
+        let mut labels = Vec::with_capacity(idx.len());
         for i in idx {
-            images.extend_from_slice(self.image(i));
-            labels.push(self.labels[i]);
+            images.extend_from_slice(self.image(*i));
+            labels.push(self.labels[*i]);
         }
         Self {
             images,
             labels,
-            ..self
+            channels: self.channels,
+            side: self.side,
+            classes: self.classes,
         }
     }
 
@@ -102,11 +105,14 @@ impl Dataset {
     }
 }
 
-/// A training and a test split.
+/// A training and a test split, and the validation images held out of the training split.
 #[derive(Debug, Clone)]
 pub struct DataSplits {
     pub train: Dataset,
     pub test: Dataset,
+    /// Images held out of the training split (`dataset.val_size`, see
+    /// [`DataSplits::split_training`]); None without a validation split.
+    pub val: Option<HeldOut>,
     /// Where the data came from, for messages.
     pub source: String,
 }
@@ -156,6 +162,7 @@ pub fn load(spec: &DatasetSpec, seed: u64) -> Result<DataSplits> {
     Ok(DataSplits {
         train: train.pad_to(side),
         test: test.pad_to(side),
+        val: None,
         source,
     })
 }
