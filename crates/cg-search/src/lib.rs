@@ -23,6 +23,14 @@ pub enum Error {
     UnknownConfig(usize),
     #[error("a result for configuration {config} at rung {rung}, which it was not submitted to")]
     NotPending { config: usize, rung: usize },
+    #[error(
+        "a result for seed {seed} of configuration {config} at rung {rung}, which has one already or no such seed"
+    )]
+    SeedNotPending {
+        config: usize,
+        rung: usize,
+        seed: usize,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -102,6 +102,7 @@ mod tests {
             },
             directions: vec![Direction::Maximize, Direction::Maximize],
             reference_point: vec![0.8, 0.0],
+            seeds: 1,
         }
     }
 
