@@ -12,7 +12,7 @@ mod space;
 pub use asha::{Action, Decision, HvPoint, Observation, Search, SearchSpec};
 pub use cg_core::SplitMix64;
 pub use cg_core::all_points;
-pub use plan::{budget_line, draws_heading, epoch_budget, first_draws, search_line};
+pub use plan::{budget_line, draws_heading, epoch_budget, first_draws, search_line, seeds_line};
 pub use simulate::{Curve, SimulateError, Simulation, grid_hypervolume, simulate};
 pub use space::{from_unit, random_point, to_unit, vary};
 
