@@ -303,6 +303,16 @@ fn a_seeded_search_decides_per_configuration_and_resumes_after_kill() {
         .filter(|d| d.kind != DecisionKind::Stop)
         .count();
     assert_eq!(done.len(), submitted);
+    // `cg status` counts configurations, not their seeds' rows.
+    let out = Command::new(CG)
+        .args(["status", "moa", "--db"])
+        .arg(a.path("cg.db"))
+        .env_remove("CG_DB")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(status.contains("4 configuration(s) drawn"), "{status}");
 
     let b = Env::with(&file);
     kill_after(&b, 3);
