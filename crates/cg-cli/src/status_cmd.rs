@@ -219,6 +219,17 @@ fn expired_note(n: usize) -> String {
     )
 }
 
+/// How many configurations a kind of decision took at `rung` (draws: rung 0). A decision is
+/// recorded once per job it covers, one per seed with `seeds`: configurations are counted once.
+fn configurations(decisions: &[cg_store::DecisionRow], kind: DecisionKind, rung: u64) -> usize {
+    let configs: std::collections::BTreeSet<u64> = decisions
+        .iter()
+        .filter(|d| d.kind == kind && d.rung == rung)
+        .map(|d| d.config)
+        .collect();
+    configs.len()
+}
+
 /// The rungs of a `method: mo-asha` sweep: results, promotions and stops at each; nothing for
 /// other sweeps.
 async fn print_search(store: &Store, name: &str) -> Result<()> {
@@ -239,10 +250,7 @@ async fn print_search(store: &Store, name: &str) -> Result<()> {
         } else {
             "running"
         },
-        decisions
-            .iter()
-            .filter(|d| d.kind == DecisionKind::Draw)
-            .count(),
+        configurations(&decisions, DecisionKind::Draw, 0),
         log.len(),
     );
     for k in 0..rungs {
@@ -250,12 +258,7 @@ async fn print_search(store: &Store, name: &str) -> Result<()> {
             .iter()
             .find(|d| d.rung == k)
             .map_or(0, |d| d.epochs);
-        let count = |kind: DecisionKind, rung: u64| {
-            decisions
-                .iter()
-                .filter(|d| d.kind == kind && d.rung == rung)
-                .count()
-        };
+        let count = |kind: DecisionKind, rung: u64| configurations(&decisions, kind, rung);
         let results = log.iter().filter(|r| r.rung == k && !r.failed).count();
         let failed = log.iter().filter(|r| r.rung == k && r.failed).count();
         println!(

@@ -111,16 +111,23 @@ fn search_plan(sweep: &Sweep, spec: &SearchSpec) -> String {
     out.extend(rungs_line(sweep).map(|line| line + "\n"));
     out.push_str(&cg_search::budget_line(settings));
     out.push('\n');
+    out.extend(cg_search::seeds_line(sweep.seeds()).map(|line| line + "\n"));
     let draws = cg_search::first_draws(spec);
     let rungs = settings.fidelity.rungs();
-    // A job of the first rung stops at its epochs, unless that rung is the whole schedule.
+    // A job of the first rung stops at its epochs, unless that rung is the whole schedule; a
+    // configuration has one job per seed.
     let stop = (rungs.len() > 1).then(|| rungs[0]);
-    let jobs: Vec<_> = draws
+    let shown: Vec<Vec<_>> = draws
         .iter()
         .take(DRAWS_SHOWN)
-        .filter_map(|point| sweep.job_at(point, stop))
+        .filter_map(|point| sweep.search_jobs(point, stop))
         .collect();
-    out.push_str(&cg_search::draws_heading(jobs.len(), draws.len(), rungs[0]));
+    let jobs: Vec<_> = shown.iter().flatten().cloned().collect();
+    out.push_str(&cg_search::draws_heading(
+        shown.len(),
+        draws.len(),
+        rungs[0],
+    ));
     out.push('\n');
     out.push_str(&plan_table_with_axes(&jobs, &sweep.axes()));
     let baseline = sweep.baseline_jobs();

@@ -38,10 +38,15 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
+        Self::with(SWEEP)
+    }
+
+    /// A folder with `text` as `moa.yaml`.
+    fn with(text: &str) -> Self {
         let env = Self {
             dir: tempfile::tempdir().unwrap(),
         };
-        std::fs::write(env.path("moa.yaml"), SWEEP).unwrap();
+        std::fs::write(env.path("moa.yaml"), text).unwrap();
         env
     }
 
@@ -159,6 +164,21 @@ fn a_killed_search_resumes_with_the_decisions_of_an_uninterrupted_one() {
 
     // Killed with -9 once its search has taken two results, then the same command again.
     let b = Env::new();
+    kill_after(&b, 2);
+    let out = b.command().output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(key(&b.decisions()), key(&decisions));
+    let (ha, hb) = (a.hv(), b.hv());
+    assert_eq!(ha.len(), hb.len());
+    for (x, y) in ha.iter().zip(&hb) {
+        assert_eq!((x.seq, x.epochs_spent), (y.seq, y.epochs_spent));
+        assert_eq!(x.hypervolume, y.hypervolume);
+    }
+}
+
+/// Runs `cg run` in `b` and kills it with -9 once its search has taken `after` results (and its
+/// orphaned job runners are gone).
+fn kill_after(b: &Env, after: usize) {
     let log = std::fs::File::create(b.path("first.log")).unwrap();
     let mut child = b
         .command()
@@ -185,7 +205,7 @@ fn a_killed_search_resumes_with_the_decisions_of_an_uninterrupted_one() {
         } else {
             0
         };
-        if taken >= 2 {
+        if taken >= after {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -203,6 +223,99 @@ fn a_killed_search_resumes_with_the_decisions_of_an_uninterrupted_one() {
     for pid in runners {
         wait_dead(pid, "an orphaned job runner");
     }
+}
+
+/// The search of [`SWEEP`] with two training seeds per configuration, and fewer configurations.
+fn seeded_sweep() -> String {
+    SWEEP.replace("n_samples: 6\n", "n_samples: 4\nseeds: [5, 9]\n")
+}
+
+/// `cg sweep plan` on a search with seeds says what they do and lists each first draw's job per
+/// seed.
+#[test]
+fn a_seeded_search_plans_its_jobs_per_seed() {
+    let env = Env::with(&seeded_sweep());
+    let out = Command::new(CG)
+        .args(["sweep", "plan", "moa.yaml", "--no-data-check"])
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("seeds: each configuration trains once per seed (5, 9)"),
+        "{plan}"
+    );
+    assert!(plan.contains("train.seed"), "{plan}");
+    assert!(
+        plan.contains("first draws (4 of the 4 drawn before any result"),
+        "{plan}"
+    );
+    // Two rows per draw: its job for seed 5, then for seed 9.
+    let table = plan
+        .split("train.seed\n")
+        .nth(1)
+        .expect("the table of first draws");
+    let seeds: Vec<&str> = table
+        .lines()
+        .map_while(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(seeds, ["5", "9", "5", "9", "5", "9", "5", "9"], "{plan}");
+}
+
+/// A search whose configurations train with two seeds, run with `cg run`: every decision covers
+/// both seeds' jobs, and a run killed with -9 and started again makes the same decisions.
+#[test]
+fn a_seeded_search_decides_per_configuration_and_resumes_after_kill() {
+    let file = seeded_sweep();
+    let a = Env::with(&file);
+    let out = a.command().output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let decisions = a.decisions();
+    let done = a.store(async |s| {
+        assert!(cg_daemon::search_finished(s, "moa").await.unwrap());
+        s.job_records("moa").await.unwrap()
+    });
+    let seed_of = |job: &str| {
+        let r = done
+            .iter()
+            .find(|r| r.job.id == job)
+            .expect("a job of the sweep");
+        r.job.config.train.seed
+    };
+    // One row per decision and seed: seed 5's job, then seed 9's, of the same configuration.
+    assert_eq!(decisions.len() % 2, 0);
+    for pair in decisions.chunks(2) {
+        assert_eq!(
+            (pair[0].kind, pair[0].config, pair[0].rung),
+            (pair[1].kind, pair[1].config, pair[1].rung)
+        );
+        assert_eq!((seed_of(&pair[0].job_id), seed_of(&pair[1].job_id)), (5, 9));
+    }
+    let draws = decisions
+        .iter()
+        .filter(|d| d.kind == DecisionKind::Draw)
+        .count();
+    assert_eq!(draws, 4 * 2);
+    // Every job trained was submitted by a decision (no seed goes on alone).
+    let submitted = decisions
+        .iter()
+        .filter(|d| d.kind != DecisionKind::Stop)
+        .count();
+    assert_eq!(done.len(), submitted);
+    // `cg status` counts configurations, not their seeds' rows.
+    let out = Command::new(CG)
+        .args(["status", "moa", "--db"])
+        .arg(a.path("cg.db"))
+        .env_remove("CG_DB")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(status.contains("4 configuration(s) drawn"), "{status}");
+
+    let b = Env::with(&file);
+    kill_after(&b, 3);
     let out = b.command().output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(key(&b.decisions()), key(&decisions));

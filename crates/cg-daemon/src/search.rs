@@ -84,21 +84,65 @@ pub async fn search_finished(store: &Store, sweep: &str) -> Result<bool> {
     Ok(store.search(sweep).await?.is_none_or(|s| s.finished))
 }
 
-/// The search spec of a mo-asha sweep.
+/// The search spec of a mo-asha sweep (one seed per configuration unless the file lists `seeds`).
 pub fn search_spec(sweep: &Sweep) -> Option<SearchSpec> {
     let info = sweep.info();
     Some(SearchSpec {
         settings: sweep.search_settings()?,
         directions: info.objectives.iter().map(|o| o.direction).collect(),
         reference_point: info.reference_point,
+        seeds: sweep.seeds().len().max(1),
     })
 }
 
-/// The job of a configuration at a rung (the top rung trains the whole schedule, no stop).
-fn rung_job(sweep: &Sweep, search: &Search, config: usize, rung: usize) -> Option<JobSpec> {
+/// The objective values a search chooses by, read from a result with cg-core's rule for
+/// choosing ([`RunResult::choice_metric`]): on a run with a validation split a test accuracy is
+/// read on validation, so a search never promotes on the test set. `None` when one is missing.
+pub fn choice_values(info: &cg_core::SweepInfo, result: &RunResult) -> Option<Vec<f64>> {
+    info.objectives
+        .iter()
+        .map(|o| result.choice_metric(&o.metric).filter(|v| v.is_finite()))
+        .collect()
+}
+
+/// The jobs of a configuration at a rung, one per seed in the order of `seeds` (the top rung
+/// trains the whole schedule, no stop).
+fn rung_jobs(sweep: &Sweep, search: &Search, config: usize, rung: usize) -> Option<Vec<JobSpec>> {
     let epochs = search.rung_epochs();
     let stop = (rung + 1 < epochs.len()).then(|| epochs[rung]);
-    sweep.job_at(search.point(config)?, stop)
+    sweep.search_jobs(search.point(config)?, stop)
+}
+
+/// The ids of [`rung_jobs`].
+fn rung_job_ids(
+    sweep: &Sweep,
+    search: &Search,
+    config: usize,
+    rung: usize,
+) -> std::result::Result<Vec<String>, BoxError> {
+    let jobs = rung_jobs(sweep, search, config, rung)
+        .ok_or("a drawn point does not fit the sweep's space")?;
+    Ok(jobs.into_iter().map(|j| j.id).collect())
+}
+
+/// Which seed of configuration `config` at `rung` the stored result `row` is: 0 with one seed,
+/// else the position of its job among the configuration's jobs there.
+fn seed_of(
+    sweep: &Sweep,
+    search: &Search,
+    row: &LoggedResult,
+) -> std::result::Result<usize, BoxError> {
+    if sweep.seeds().len() <= 1 {
+        return Ok(0);
+    }
+    let ids = rung_job_ids(sweep, search, row.config as usize, row.rung as usize)?;
+    ids.iter().position(|id| *id == row.job_id).ok_or_else(|| {
+        format!(
+            "stored result {} ({}) is no job of configuration {} at rung {}",
+            row.seq, row.job_id, row.config, row.rung
+        )
+        .into()
+    })
 }
 
 /// The decision function given to the store: replays the log, takes the new ended jobs that a
@@ -108,8 +152,9 @@ fn decide(sweep: &Sweep, input: SearchInput) -> std::result::Result<SearchWrite,
     let results = Results::new(sweep, &input);
     let mut search = Search::new(spec);
     for row in &input.log {
+        let seed = seed_of(sweep, &search, row)?;
         search
-            .observe(results.observation(row.config, row.rung, &row.job_id, row.failed))
+            .observe(results.observation(row, seed))
             .map_err(|e| format!("stored result {} ({}): {e}", row.seq, row.job_id))?;
     }
     let mut log = input.log.clone();
@@ -153,19 +198,21 @@ impl<'a> Results<'a> {
         }
     }
 
-    /// What the search observes of `job` (configuration `config` at `rung`): its objectives,
-    /// none when it failed or has no result.
-    fn observation(&self, config: u64, rung: u64, job: &str, failed: bool) -> Observation {
+    /// What the search observes of the result `row` (its job is `seed`'s of its configuration
+    /// at its rung): its objectives as a choice reads them ([`choice_values`]), none when it
+    /// failed or has no result.
+    fn observation(&self, row: &LoggedResult, seed: usize) -> Observation {
         Observation {
-            config: config as usize,
-            rung: rung as usize,
-            objectives: if failed {
+            config: row.config as usize,
+            rung: row.rung as usize,
+            seed,
+            objectives: if row.failed {
                 None
             } else {
                 self.ended
-                    .get(job)
+                    .get(row.job_id.as_str())
                     .and_then(|(_, r)| *r)
-                    .and_then(|r| self.info.objective_values(r))
+                    .and_then(|r| choice_values(&self.info, r))
             },
         }
     }
@@ -173,8 +220,8 @@ impl<'a> Results<'a> {
 
 /// Takes every ended job that a pending decision submitted, until none is left, appending each
 /// to `log`. Observing a result can add decisions (promotions, draws), so the pending jobs are
-/// looked up afresh for each ended job, and their ids come from (configuration, rung), never
-/// from an index.
+/// looked up afresh for each ended job, and their ids come from (configuration, rung, seed),
+/// never from an index.
 fn take_ended(
     sweep: &Sweep,
     search: &mut Search,
@@ -187,32 +234,24 @@ fn take_ended(
     loop {
         let mut progressed = false;
         for e in &input.ended {
-            for (config, rung) in search.pending() {
+            for (config, rung, seed) in search.pending_jobs() {
                 if taken.contains(&(e.job_id.clone(), config as u64)) {
                     continue;
                 }
-                let id = rung_job(sweep, search, config, rung)
-                    .map(|j| j.id)
-                    .ok_or("a drawn point does not fit the sweep's space")?;
-                if id != e.job_id {
+                let ids = rung_job_ids(sweep, search, config, rung)?;
+                if ids.get(seed) != Some(&e.job_id) {
                     continue;
                 }
-                let failed = e.status == JobStatus::Failed;
-                let seq = log.len() as u64;
-                search.observe(results.observation(
-                    config as u64,
-                    rung as u64,
-                    &e.job_id,
-                    failed,
-                ))?;
-                taken.insert((e.job_id.clone(), config as u64));
-                log.push(LoggedResult {
-                    seq,
+                let row = LoggedResult {
+                    seq: log.len() as u64,
                     job_id: e.job_id.clone(),
                     config: config as u64,
                     rung: rung as u64,
-                    failed,
-                });
+                    failed: e.status == JobStatus::Failed,
+                };
+                search.observe(results.observation(&row, seed))?;
+                taken.insert((e.job_id.clone(), config as u64));
+                log.push(row);
                 progressed = true;
             }
         }
@@ -222,8 +261,9 @@ fn take_ended(
     }
 }
 
-/// Every decision of the search as a row to record, checked against the `recorded` ones, and
-/// the jobs the new ones submit (with their rung as priority).
+/// Every decision of the search as rows to record, one per job it covers (one per seed of its
+/// configuration, in the order of `seeds`; one row per decision without `seeds`), checked
+/// against the `recorded` ones, and the jobs the new ones submit (with their rung as priority).
 fn decision_rows(
     sweep: &Sweep,
     search: &Search,
@@ -233,40 +273,48 @@ fn decision_rows(
     let epochs = search.rung_epochs().to_vec();
     let mut decisions = Vec::with_capacity(search.decisions().len());
     let mut jobs = Vec::new();
-    for (seq, d) in search.decisions().iter().enumerate() {
-        let job = rung_job(sweep, search, d.config, d.rung)
-            .ok_or("a drawn point does not fit the sweep's space")?;
+    for d in search.decisions() {
         let kind = d.action.kind();
         let point = match &d.action {
             Action::Draw { point } => Some(serde_json::to_value(point)?),
             Action::Promote | Action::Stop => None,
         };
-        let row = DecisionRow {
-            seq: seq as u64,
-            kind,
-            config: d.config as u64,
-            rung: d.rung as u64,
-            epochs: epochs[d.rung] as u64,
-            job_id: job.id.clone(),
-            point,
-            from_seq: d.from.map(|f| f as u64),
-            from_job: d.from.and_then(|f| log.get(f)).map(|r| r.job_id.clone()),
-        };
-        if let Some(old) = recorded.get(seq) {
-            if (old.kind, old.config, old.rung, old.job_id.as_str())
-                != (kind, row.config, row.rung, row.job_id.as_str())
-            {
-                return Err(format!(
-                    "decision {seq} differs from the recorded one ({} of configuration {} at rung {}); \
-                     was the sweep file or its data changed after the search started?",
-                    old.kind, old.config, old.rung
-                )
-                .into());
+        let seed_jobs = rung_jobs(sweep, search, d.config, d.rung)
+            .ok_or("a drawn point does not fit the sweep's space")?;
+        for job in seed_jobs {
+            let row = DecisionRow {
+                seq: decisions.len() as u64,
+                kind,
+                config: d.config as u64,
+                rung: d.rung as u64,
+                epochs: epochs[d.rung] as u64,
+                job_id: job.id.clone(),
+                point: point.clone(),
+                from_seq: d.from.map(|f| f as u64),
+                from_job: d.from.and_then(|f| log.get(f)).map(|r| r.job_id.clone()),
+            };
+            match recorded.get(decisions.len()) {
+                Some(old) => same_as_recorded(old, &row)?,
+                None if kind != DecisionKind::Stop => jobs.push((job, d.rung as i64)),
+                None => {}
             }
-        } else if kind != DecisionKind::Stop {
-            jobs.push((job, d.rung as i64));
+            decisions.push(row);
         }
-        decisions.push(row);
     }
     Ok((decisions, jobs))
+}
+
+/// Refuses a decision row that differs from the one recorded at its place.
+fn same_as_recorded(old: &DecisionRow, row: &DecisionRow) -> std::result::Result<(), BoxError> {
+    if (old.kind, old.config, old.rung, old.job_id.as_str())
+        == (row.kind, row.config, row.rung, row.job_id.as_str())
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "decision {} differs from the recorded one ({} of configuration {} at rung {}); \
+         was the sweep file or its data changed after the search started?",
+        row.seq, old.kind, old.config, old.rung
+    )
+    .into())
 }

@@ -2,7 +2,9 @@
 //! once: jobs are claimed and ended in batches (as many workers, or a second sweep over the same
 //! configurations, deliver them), then the search is advanced once per batch. It never fails, it
 //! finishes, and its decisions are the ones cg-search makes from the results in the stored order.
-//! On SQLite, and on PostgreSQL when `CG_TEST_PG_URL` is set (see `.ci/postgres.sh`).
+//! With `seeds`, every decision covers its configuration's job for each seed, and advancing again
+//! over the stored log (a restarted coordinator) changes nothing. On SQLite, and on PostgreSQL
+//! when `CG_TEST_PG_URL` is set (see `.ci/postgres.sh`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +19,15 @@ use proptest::prelude::*;
 use sqlx::Connection;
 
 fn sweep_text(name: &str, sampler: &str, seed: u64, eta: u64) -> String {
+    seeded_sweep_text(name, sampler, seed, eta, &[])
+}
+
+/// [`sweep_text`] training each configuration once per seed of `seeds` (none: no `seeds` key).
+fn seeded_sweep_text(name: &str, sampler: &str, seed: u64, eta: u64, seeds: &[u64]) -> String {
+    let seeds = match seeds {
+        [] => String::new(),
+        s => format!("seeds: {s:?}\n"),
+    };
     format!(
         "name: {name}
 method: mo-asha
@@ -33,7 +44,7 @@ objectives:
   - {{metric: test_acc_final, direction: maximize}}
   - {{metric: macs_executed_nominal, direction: minimize}}
 reference_point: [0.0, 1.0e9]
-"
+{seeds}"
     )
 }
 
@@ -159,6 +170,11 @@ async fn check_search(store: &Store, sweep: &Sweep) {
         .collect();
     let log = store.search_log(name).await.unwrap();
     let info = sweep.info();
+    // A result's seed: the place of its job's `train.seed` in `seeds` (0 without `seeds`).
+    let seed_index = |job: &str| {
+        let seed = records[job].job.config.train.seed;
+        sweep.seeds().iter().position(|&s| s == seed).unwrap_or(0)
+    };
     let observations: Vec<Observation> = log
         .iter()
         .map(|row| {
@@ -167,6 +183,7 @@ async fn check_search(store: &Store, sweep: &Sweep) {
             Observation {
                 config: row.config as usize,
                 rung: row.rung as usize,
+                seed: seed_index(&row.job_id),
                 objectives: r.result.as_ref().and_then(|res| info.objective_values(res)),
             }
         })
@@ -181,25 +198,39 @@ async fn check_search(store: &Store, sweep: &Sweep) {
     }
     let spec = cg_daemon::search_spec(sweep).unwrap();
     let eta = spec.settings.fidelity.eta as usize;
+    let n_seeds = spec.seed_count();
     let replay = Search::replay(spec, &observations).unwrap();
     let stored = store.search_decisions(name).await.unwrap();
-    assert_eq!(stored.len(), replay.decisions().len());
-    for (s, d) in stored.iter().zip(replay.decisions()) {
-        assert_eq!(
-            (s.kind, s.config, s.rung),
-            (d.action.kind(), d.config as u64, d.rung as u64)
-        );
+    // One row per decision and seed: the seeds' jobs of a configuration go on or stop together.
+    assert_eq!(stored.len(), replay.decisions().len() * n_seeds);
+    for (rows, d) in stored.chunks(n_seeds).zip(replay.decisions()) {
+        for (i, s) in rows.iter().enumerate() {
+            assert_eq!(
+                (s.kind, s.config, s.rung),
+                (d.action.kind(), d.config as u64, d.rung as u64)
+            );
+            // Each row names its seed's job, at the same rung as the others.
+            assert_eq!(seed_index(&s.job_id), i, "{}", s.job_id);
+            let stop = |id: &str| records[id].job.config.train.stop_after;
+            assert_eq!(stop(&s.job_id), stop(&rows[0].job_id));
+        }
     }
     assert!(replay.is_finished());
     for rung in 1..replay.rung_epochs().len() {
-        let below = log
+        // The configurations with a result at the rung below: every seed's job there ended well.
+        let mut below: HashMap<u64, usize> = HashMap::new();
+        for r in log
             .iter()
             .filter(|r| r.rung as usize == rung - 1 && !r.failed)
-            .count();
+        {
+            *below.entry(r.config).or_default() += 1;
+        }
+        let below = below.values().filter(|&&n| n == n_seeds).count();
         let promoted = stored
             .iter()
             .filter(|d| d.kind == DecisionKind::Promote && d.rung as usize == rung)
-            .count();
+            .count()
+            / n_seeds;
         assert!(
             promoted <= below / eta,
             "rung {rung}: {promoted} promoted of {below} results"
@@ -308,6 +339,61 @@ proptest! {
     ) {
         let sampler = if nsga2 { "nsga2" } else { "random" };
         batches_case(false, sampler, seed, eta, &batches);
+    }
+}
+
+/// A search whose configurations train with two seeds, its jobs ended in `batches`: it finishes,
+/// its stored decisions are cg-search's over the stored log (each covering both seeds' jobs, at
+/// most ⌊n/eta⌋ configurations promoted a rung), and a restarted coordinator advancing again over
+/// the stored log records nothing new.
+fn seeded_case(postgres: bool, sampler: &str, seed: u64, eta: u64, batches: &[usize]) {
+    runtime().block_on(async {
+        let Some((store, _dir)) = store(postgres).await else {
+            return;
+        };
+        let text = seeded_sweep_text("s2", sampler, seed, eta, &[11, 3]);
+        run_search(&store, &text, batches).await;
+        let decisions = store.search_decisions("s2").await.unwrap();
+        assert!(
+            decisions.iter().any(|d| d.kind == DecisionKind::Stop),
+            "the search stopped no configuration"
+        );
+        let again = cg_daemon::advance_search(&store, "s2")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.results_taken, again.decisions_added), (0, 0));
+        assert_eq!(store.search_decisions("s2").await.unwrap(), decisions);
+        store.close().await;
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn two_seeds_any_batches_sqlite(
+        nsga2 in any::<bool>(),
+        seed in 0u64..1000,
+        eta in 2u64..4,
+        batches in prop::collection::vec(1usize..9, 1..5),
+    ) {
+        let sampler = if nsga2 { "nsga2" } else { "random" };
+        seeded_case(false, sampler, seed, eta, &batches);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+
+    #[test]
+    fn two_seeds_any_batches_postgres(
+        nsga2 in any::<bool>(),
+        seed in 0u64..1000,
+        batches in prop::collection::vec(1usize..9, 1..5),
+    ) {
+        let sampler = if nsga2 { "nsga2" } else { "random" };
+        seeded_case(true, sampler, seed, 2, &batches);
     }
 }
 

@@ -8,6 +8,11 @@
 //! - Promotion: when a result arrives at rung k, the rung may have promoted ⌊n_k/eta⌋ of its n_k
 //!   results; open places go to the best results not yet promoted, by non-dominated rank, then by
 //!   hypervolume contribution within their rank, then by draw order.
+//! - Seeds: with `seeds` > 1 a configuration's rung is one job per seed. Its result at the rung
+//!   is taken once every seed's job there has ended: the mean over the seeds of each objective,
+//!   or a failure when any seed failed (a mean over fewer seeds would rank configurations by
+//!   estimates of unequal noise). Every decision is about the configuration, so its seeds are
+//!   promoted or stopped together.
 //! - Stop: a rung closes when no result can still arrive at it (every configuration is drawn and
 //!   the rung below is closed, and no job of this rung is pending). It then fills its last places and
 //!   stops the results it did not promote. So a result is never stopped while its rung may still
@@ -28,6 +33,15 @@ pub struct SearchSpec {
     pub settings: SearchSettings,
     pub directions: Vec<Direction>,
     pub reference_point: Vec<f64>,
+    /// The training seeds of each configuration (one job per seed at each rung); 0 counts as 1.
+    pub seeds: usize,
+}
+
+impl SearchSpec {
+    /// The jobs per configuration and rung: one per seed, at least one.
+    pub fn seed_count(&self) -> usize {
+        self.seeds.max(1)
+    }
 }
 
 /// What a decision does.
@@ -65,11 +79,14 @@ pub struct Decision {
     pub from: Option<usize>,
 }
 
-/// A result of a configuration at a rung: its objective values, `None` when the job failed.
+/// A result of a configuration at a rung, for one of its seeds: its objective values, `None`
+/// when the job failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     pub config: usize,
     pub rung: usize,
+    /// Which of the configuration's seeds (0 when the search has one).
+    pub seed: usize,
     pub objectives: Option<Vec<f64>>,
 }
 
@@ -83,8 +100,11 @@ pub struct HvPoint {
 #[derive(Debug, Clone)]
 struct Config {
     point: Vec<Coord>,
-    /// The rung whose job is submitted and has no result yet.
+    /// The rung whose jobs are submitted and have not all ended yet.
     pending: Option<usize>,
+    /// At the pending rung, per seed: `None` until its job ends, then its valid objective
+    /// values (`None` inside when it failed).
+    arrived: Vec<Option<Option<Vec<f64>>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -183,38 +203,38 @@ impl Search {
             .collect()
     }
 
-    /// Adds the next result; returns how many decisions it led to.
+    /// The jobs submitted and still without a result: (configuration, rung, seed).
+    pub fn pending_jobs(&self) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for (i, c) in self.configs.iter().enumerate() {
+            if let Some(rung) = c.pending {
+                let missing = c.arrived.iter().enumerate().filter(|(_, a)| a.is_none());
+                out.extend(missing.map(|(seed, _)| (i, rung, seed)));
+            }
+        }
+        out
+    }
+
+    /// Adds the next result; returns how many decisions it led to. With several seeds, the
+    /// results of a configuration's seeds but the last lead to none.
     pub fn observe(&mut self, obs: Observation) -> Result<usize> {
         let before = self.decisions.len();
-        let Some(config) = self.configs.get_mut(obs.config) else {
-            return Err(Error::UnknownConfig(obs.config));
-        };
-        if config.pending != Some(obs.rung) {
-            return Err(Error::NotPending {
-                config: obs.config,
-                rung: obs.rung,
-            });
-        }
-        config.pending = None;
+        let (config, k) = (obs.config, obs.rung);
+        let whole = self.arrive(obs)?;
         let from = Some(self.observed);
         self.observed += 1;
-        let k = obs.rung;
-        let n_obj = self.spec.directions.len();
-        let values = obs
-            .objectives
-            .filter(|v| v.len() == n_obj && v.iter().all(|x| x.is_finite()));
-        if let Some(values) = values {
-            self.rungs[k].results.push((obs.config, values));
-            let below = if k == 0 { 0 } else { self.rung_epochs[k - 1] };
-            self.epochs_spent += self.rung_epochs[k] - below;
+        if let Some(values) = whole {
+            if let Some(values) = values {
+                self.rungs[k].results.push((config, values));
+            }
+            if k == 0 && self.spec.settings.sampler == Sampler::Nsga2 {
+                self.draw(from);
+            }
+            if k + 1 < self.rungs.len() {
+                self.promote(k, from);
+            }
+            self.close_rungs(from);
         }
-        if k == 0 && self.spec.settings.sampler == Sampler::Nsga2 {
-            self.draw(from);
-        }
-        if k + 1 < self.rungs.len() {
-            self.promote(k, from);
-        }
-        self.close_rungs(from);
         let top = &self.rungs[self.rungs.len() - 1];
         let points: Vec<Vec<f64>> = top.results.iter().map(|(_, v)| v.clone()).collect();
         self.history.push(HvPoint {
@@ -222,6 +242,55 @@ impl Search {
             hypervolume: hypervolume(&points, &self.spec.directions, &self.spec.reference_point),
         });
         Ok(self.decisions.len() - before)
+    }
+
+    /// Takes one seed's result (its epochs count when it is valid). Once every seed of the
+    /// configuration has one at the rung: `Some` of the configuration's result there, the mean
+    /// over its seeds, `None` inside when any seed failed; `None` while some seed is missing.
+    fn arrive(&mut self, obs: Observation) -> Result<Option<Option<Vec<f64>>>> {
+        let n_obj = self.spec.directions.len();
+        let k = obs.rung;
+        let below = match k {
+            0 => 0,
+            _ => self.rung_epochs.get(k - 1).copied().unwrap_or(0),
+        };
+        let Some(config) = self.configs.get_mut(obs.config) else {
+            return Err(Error::UnknownConfig(obs.config));
+        };
+        if config.pending != Some(k) {
+            return Err(Error::NotPending {
+                config: obs.config,
+                rung: k,
+            });
+        }
+        if !matches!(config.arrived.get(obs.seed), Some(None)) {
+            return Err(Error::SeedNotPending {
+                config: obs.config,
+                rung: k,
+                seed: obs.seed,
+            });
+        }
+        let values = obs
+            .objectives
+            .filter(|v| v.len() == n_obj && v.iter().all(|x| x.is_finite()));
+        if values.is_some() {
+            self.epochs_spent += self.rung_epochs[k] - below;
+        }
+        config.arrived[obs.seed] = Some(values);
+        if config.arrived.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        config.pending = None;
+        let seeds = std::mem::take(&mut config.arrived);
+        Ok(Some(seed_mean(seeds.into_iter().flatten().collect())))
+    }
+
+    /// Submits configuration `c` to `rung`: one job per seed, none ended yet.
+    fn submit(&mut self, c: usize, rung: usize) {
+        let seeds = self.spec.seed_count();
+        let config = &mut self.configs[c];
+        config.pending = Some(rung);
+        config.arrived = vec![None; seeds];
     }
 
     fn initial_draws(&self) -> usize {
@@ -270,8 +339,10 @@ impl Search {
         let config = self.configs.len();
         self.configs.push(Config {
             point: point.clone(),
-            pending: Some(0),
+            pending: None,
+            arrived: Vec::new(),
         });
+        self.submit(config, 0);
         self.decisions.push(Decision {
             config,
             rung: 0,
@@ -360,7 +431,7 @@ impl Search {
             .collect();
         for c in chosen {
             self.rungs[k].promoted.push(c);
-            self.configs[c].pending = Some(k + 1);
+            self.submit(c, k + 1);
             self.decisions.push(Decision {
                 config: c,
                 rung: k + 1,
@@ -405,4 +476,24 @@ impl Search {
             self.rungs[k].closed = true;
         }
     }
+}
+
+/// The mean over seeds of each objective; `None` when any seed failed. One seed's values are
+/// its own, unchanged.
+fn seed_mean(seeds: Vec<Option<Vec<f64>>>) -> Option<Vec<f64>> {
+    let seeds: Vec<Vec<f64>> = seeds.into_iter().collect::<Option<_>>()?;
+    let n = seeds.len();
+    let mut iter = seeds.into_iter();
+    let mut sum = iter.next()?;
+    for values in iter {
+        for (s, v) in sum.iter_mut().zip(values) {
+            *s += v;
+        }
+    }
+    if n > 1 {
+        for s in &mut sum {
+            *s /= n as f64;
+        }
+    }
+    Some(sum)
 }

@@ -12,7 +12,7 @@ mod space;
 pub use asha::{Action, Decision, HvPoint, Observation, Search, SearchSpec};
 pub use cg_core::SplitMix64;
 pub use cg_core::all_points;
-pub use plan::{budget_line, draws_heading, epoch_budget, first_draws, search_line};
+pub use plan::{budget_line, draws_heading, epoch_budget, first_draws, search_line, seeds_line};
 pub use simulate::{Curve, SimulateError, Simulation, grid_hypervolume, simulate};
 pub use space::{from_unit, random_point, to_unit, vary};
 
@@ -23,6 +23,14 @@ pub enum Error {
     UnknownConfig(usize),
     #[error("a result for configuration {config} at rung {rung}, which it was not submitted to")]
     NotPending { config: usize, rung: usize },
+    #[error(
+        "a result for seed {seed} of configuration {config} at rung {rung}, which has one already or no such seed"
+    )]
+    SeedNotPending {
+        config: usize,
+        rung: usize,
+        seed: usize,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -61,6 +61,20 @@ pub fn budget_line(settings: &SearchSettings) -> String {
     )
 }
 
+/// What `seeds` does to a search, on one line; `None` without seeds (or with one).
+pub fn seeds_line(seeds: &[u64]) -> Option<String> {
+    if seeds.len() < 2 {
+        return None;
+    }
+    let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    Some(format!(
+        "seeds: each configuration trains once per seed ({}) and each rung takes the mean over them; \
+         the epochs above are per seed ({}× in all)",
+        list.join(", "),
+        seeds.len()
+    ))
+}
+
 /// The configurations the search draws before any result, in draw order (`sampler: random`
 /// draws all of them at once, `sampler: nsga2` the first ones): exactly [`Search::new`]'s draws.
 pub fn first_draws(spec: &SearchSpec) -> Vec<Vec<Coord>> {
@@ -102,6 +116,7 @@ mod tests {
             },
             directions: vec![Direction::Maximize, Direction::Maximize],
             reference_point: vec![0.8, 0.0],
+            seeds: 1,
         }
     }
 

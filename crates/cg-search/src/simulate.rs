@@ -59,12 +59,14 @@ pub fn grid_hypervolume(spec: &SearchSpec, curves: &[Curve]) -> f64 {
     hypervolume(&points, &spec.directions, &spec.reference_point)
 }
 
-/// Runs the search `spec` over `curves` with `workers` simulated workers.
+/// Runs the search `spec` over `curves` with `workers` simulated workers. A curve is one
+/// configuration's result, so the search runs with one seed whatever `spec.seeds` says.
 pub fn simulate(
-    spec: SearchSpec,
+    mut spec: SearchSpec,
     curves: &[Curve],
     workers: usize,
 ) -> Result<Simulation, SimulateError> {
+    spec.seeds = 1;
     let workers = workers.max(1);
     let settings = &spec.settings;
     if let Some(why) = settings.schedule_problem() {
@@ -130,6 +132,7 @@ pub fn simulate(
         search.observe(Observation {
             config,
             rung,
+            seed: 0,
             objectives: Some(curve.values[rung_epochs[rung] - 1].clone()),
         })?;
     }
@@ -174,6 +177,7 @@ mod tests {
             },
             directions: vec![Direction::Maximize, Direction::Maximize],
             reference_point: vec![0.0, 0.0],
+            seeds: 1,
         }
     }
 

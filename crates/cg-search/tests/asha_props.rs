@@ -38,6 +38,7 @@ fn spec(
         },
         directions: dirs,
         reference_point: vec![0.0; n],
+        seeds: 1,
     }
 }
 
@@ -62,6 +63,7 @@ fn simulate(spec: &SearchSpec, order_seed: u64, fail_every: usize) -> (Search, V
         let obs = Observation {
             config,
             rung,
+            seed: 0,
             objectives,
         };
         let before = search.decisions().len();
@@ -243,6 +245,7 @@ fn one_worker_in_order_promotes_the_front_and_stops_the_rest() {
         s.observe(Observation {
             config: c,
             rung: 0,
+            seed: 0,
             objectives: Some(v.to_vec()),
         })
         .unwrap();
@@ -267,12 +270,14 @@ fn one_worker_in_order_promotes_the_front_and_stops_the_rest() {
     s.observe(Observation {
         config: 1,
         rung: 1,
+        seed: 0,
         objectives: Some(vec![4.0, 1.0]),
     })
     .unwrap();
     s.observe(Observation {
         config: 2,
         rung: 1,
+        seed: 0,
         objectives: None,
     })
     .unwrap();
@@ -283,6 +288,7 @@ fn one_worker_in_order_promotes_the_front_and_stops_the_rest() {
         s.observe(Observation {
             config: 2,
             rung: 1,
+            seed: 0,
             objectives: None
         })
         .is_err()

@@ -515,6 +515,32 @@ impl Sweep {
     /// its schedule (`None`: the whole schedule). Its params name the axis values, and
     /// `train.stop_after` when set. `None` when the point does not fit the space.
     pub fn job_at(&self, point: &[Coord], stop_after: Option<usize>) -> Option<JobSpec> {
+        self.seeded_job_at(point, stop_after, None)
+    }
+
+    /// The training seeds of each point (`seeds`); empty when the file gives none.
+    pub fn seeds(&self) -> &[u64] {
+        &self.seeds
+    }
+
+    /// The jobs of a point of [`Sweep::search_settings`]'s space at a rung of a search: one per
+    /// seed of `seeds`, in its order, each with `train.seed` set (in its params too); the one
+    /// job of [`Sweep::job_at`] when the file gives no `seeds`. `None` when the point does not
+    /// fit the space.
+    pub fn search_jobs(&self, point: &[Coord], stop_after: Option<usize>) -> Option<Vec<JobSpec>> {
+        self.seed_list()
+            .into_iter()
+            .map(|seed| self.seeded_job_at(point, stop_after, seed))
+            .collect()
+    }
+
+    /// [`Sweep::job_at`] with `train.seed` set to `seed` when given.
+    fn seeded_job_at(
+        &self,
+        point: &[Coord],
+        stop_after: Option<usize>,
+        seed: Option<u64>,
+    ) -> Option<JobSpec> {
         let mut coords = point.iter();
         let mut picks: Vec<Cow<'_, Choice>> = Vec::with_capacity(self.axes.len());
         for axis in &self.axes {
@@ -528,6 +554,10 @@ impl Sweep {
             return None;
         }
         let (mut params, mut config) = self.build(&picks);
+        if let Some(seed) = seed {
+            config.train.seed = seed;
+            params.insert("train.seed".into(), Json::from(seed));
+        }
         config.train.stop_after = stop_after;
         if let Some(s) = stop_after {
             params.insert("train.stop_after".into(), Json::from(s));

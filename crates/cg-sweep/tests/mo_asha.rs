@@ -158,3 +158,40 @@ fn a_baseline_is_one_job_per_seed_beside_the_axes_and_the_search() {
         "{err}"
     );
 }
+
+/// `seeds` with `method: mo-asha` loads (it used to be refused): each configuration's rung is one
+/// job per seed, the seed in its params; the seeds' jobs differ only in `train.seed`. Objectives
+/// may name validation accuracy.
+#[test]
+fn mo_asha_with_seeds_trains_each_configuration_once_per_seed() {
+    let text = SWEEP
+        .replace("train: {seed: 3}\n", "seeds: [4, 2]\n")
+        .replace("test_acc_final", "val_acc_final");
+    let sweep = load(&text).unwrap();
+    assert_eq!(sweep.seeds(), [4, 2]);
+    assert_eq!(sweep.info().objectives[0].metric, "val_acc_final");
+    assert_eq!(sweep.count(), 27 * 2);
+    let point = [Coord::Choice(1), Coord::Float(0.1), Coord::Int(6)];
+    let jobs = sweep.search_jobs(&point, Some(3)).unwrap();
+    assert_eq!(jobs.len(), 2);
+    let alone = sweep.job_at(&point, Some(3)).unwrap();
+    for (job, seed) in jobs.iter().zip([4u64, 2]) {
+        assert_eq!(job.config.train.seed, seed);
+        assert_eq!(job.params["train.seed"], seed);
+        assert_eq!(job.params["train.stop_after"], 3);
+        let mut same = job.config.clone();
+        same.train.seed = alone.config.train.seed;
+        assert_eq!(same, alone.config, "only the seed differs");
+    }
+    assert_ne!(jobs[0].id, jobs[1].id);
+    // The seeds' jobs are those a grid over the same point would train (the same ids).
+    let again = sweep.search_jobs(&point, Some(3)).unwrap();
+    assert_eq!(again, jobs);
+    // Without `seeds`, the one job of `job_at`.
+    let plain = load(SWEEP).unwrap();
+    assert_eq!(
+        plain.search_jobs(&point, None).unwrap(),
+        [plain.job_at(&point, None).unwrap()]
+    );
+    assert!(sweep.search_jobs(&point[..2], None).is_none());
+}

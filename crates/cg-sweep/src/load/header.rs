@@ -318,8 +318,9 @@ impl Loader<'_> {
         self.uint(node, "seed").unwrap_or(0)
     }
 
-    /// What `method: mo-asha` refuses in the rest of the file: no reference point, `seeds`, a
-    /// schedule or stop of its own, an axis on the epochs.
+    /// What `method: mo-asha` refuses in the rest of the file: no reference point, a schedule or
+    /// stop of its own, an axis on the epochs. (`seeds` is welcome: each configuration trains once
+    /// per seed, and the search takes their mean.)
     pub(super) fn check_mo_asha(
         &mut self,
         top: &Top<'_>,
@@ -334,14 +335,6 @@ impl Loader<'_> {
                 "reference_point",
                 "missing: `method: mo-asha` measures its hypervolume against a declared reference point",
                 Some("add one value per objective, e.g. `reference_point: [0.1, 0.0]`".into()),
-            );
-        }
-        if let Some((key, _)) = top.get("seeds") {
-            self.sink.push(
-                key.pos,
-                "seeds",
-                "not used by `method: mo-asha`: it trains each configuration once",
-                Some("set `train.seed` instead".into()),
             );
         }
         if let (Some(f), Some(base)) = (fidelity, base) {
