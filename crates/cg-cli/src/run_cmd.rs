@@ -21,7 +21,7 @@ use crate::db::{DbArg, Threads, runtime_with};
 use crate::reporter::ReportSettings;
 use crate::util::{
     BackendArgs, EXIT_INVALID, MAX_JOBS_AT_ONCE, MAX_JOBS_PER_GPU, backend_of, count_in,
-    human_secs, parse_threads, provenance,
+    human_secs, parse_threads, stamp_provenance,
 };
 
 /// Longest `--timeout-per-job` and `--lease`: one year, far from overflowing a clock.
@@ -900,7 +900,7 @@ pub fn job_runner_cmd(args: JobRunnerArgs) -> Result<ExitCode> {
     );
     let input = std::io::BufReader::new(std::io::stdin());
     let code = cg_daemon::runner::run_child(input, std::io::stdout(), &options, |result| {
-        result.provenance = provenance(backend, device);
+        stamp_provenance(result, backend, device);
     });
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

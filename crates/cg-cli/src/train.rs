@@ -8,7 +8,7 @@ use cg_model::train::{Prepared, TrainOptions};
 use clap::Args;
 
 use crate::progress::TermProgress;
-use crate::util::{BackendArgs, EXIT_INVALID, provenance, set_threads, write_atomic};
+use crate::util::{BackendArgs, EXIT_INVALID, set_threads, stamp_provenance, write_atomic};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -89,7 +89,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let mut observer = TermProgress::new(args.quiet);
     let mut result =
         cg_model::run(&prep, backend, device, &opts, &mut observer).context("training failed")?;
-    result.provenance = provenance(backend, device);
+    stamp_provenance(&mut result, backend, device);
     let json = serde_json::to_vec_pretty(&result)?;
     write_atomic(&args.out, &json)?;
     if !args.quiet {

@@ -142,8 +142,18 @@ impl BackendArgs {
     }
 }
 
+/// Fills in where and with what `result` was produced; what the run itself recorded there (its
+/// validation split) is kept.
+pub fn stamp_provenance(result: &mut cg_core::RunResult, backend: BackendKind, device: DeviceSpec) {
+    let val_split = result.provenance.val_split.take();
+    result.provenance = Provenance {
+        val_split,
+        ..provenance(backend, device)
+    };
+}
+
 /// Where and with what this result is produced.
-pub fn provenance(backend: BackendKind, device: DeviceSpec) -> Provenance {
+fn provenance(backend: BackendKind, device: DeviceSpec) -> Provenance {
     let commit = env!("CG_GIT_COMMIT");
     Provenance {
         cg_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -461,7 +461,7 @@ impl RunConfig {
     pub fn fully_specified() -> Self {
         let mut cfg = RunConfig::with_dataset(DatasetSpec {
             kind: DatasetKind::Synthetic,
-            val_size: None,
+            val_size: Some(1),
             path: Some(String::new()),
             augment: Some(true),
             synthetic: Some(SyntheticSpec::default()),

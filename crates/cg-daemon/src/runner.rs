@@ -116,8 +116,8 @@ fn watch_parent(mut input: impl BufRead + Send + 'static, stop: Arc<AtomicBool>)
 }
 
 /// Runs one job: reads the configuration line from `input`, trains, writes messages to `output`
-/// and returns the process exit code. `finish` fills in the result's provenance (its
-/// `val_split`, which the run itself records, is kept).
+/// and returns the process exit code. `finish` fills in the result's provenance (and must keep
+/// its `val_split`, which the run itself records).
 pub fn run_child(
     mut input: impl BufRead + Send + 'static,
     output: impl Write,
@@ -210,10 +210,7 @@ pub fn run_child(
         &mut observer,
     ) {
         Ok(mut result) => {
-            // `finish` fills in where the run ran; the validation split is the run's own.
-            let val_split = result.provenance.val_split.take();
             finish(&mut result);
-            result.provenance.val_split = result.provenance.val_split.take().or(val_split);
             observer.send(&ChildMessage::Done {
                 result: Box::new(result),
             });
@@ -230,7 +227,7 @@ pub fn run_child(
 mod tests {
     use std::io::BufReader;
 
-    use cg_core::{DatasetKind, DatasetSpec, Provenance, SyntheticSpec};
+    use cg_core::{DatasetKind, DatasetSpec, SyntheticSpec};
 
     use super::*;
 
@@ -267,7 +264,7 @@ mod tests {
         writeln!(writer, "{}", serde_json::to_string(&config).unwrap()).unwrap();
         let mut output = Vec::new();
         let code = run_child(BufReader::new(reader), &mut output, &options, |r| {
-            r.provenance = Provenance::default();
+            r.provenance.backend = "stamped".into();
         });
         drop(writer);
         let text = String::from_utf8(output).unwrap();
