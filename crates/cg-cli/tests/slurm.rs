@@ -65,6 +65,23 @@ impl Env {
         cmd
     }
 
+    /// `cg slurm submit` of an array of two one-CPU workers that stop after `until_idle` seconds
+    /// with nothing to claim, which must succeed; the Slurm job id.
+    fn array_of_two(&self, sweep: &Path, db: &str, until_idle: u32) -> String {
+        let idle = until_idle.to_string();
+        let args = [
+            "--workers",
+            "2",
+            "--until-idle",
+            &idle,
+            "--cpus-per-worker",
+            "1",
+        ];
+        let out = self.slurm_submit(sweep, db, &args);
+        assert!(out.status.success(), "{}", text(&out));
+        job_id(&out)
+    }
+
     fn slurm_submit(&self, sweep: &Path, db: &str, extra: &[&str]) -> Output {
         let mut args = vec!["slurm", "submit", sweep.to_str().unwrap(), "--db", db];
         args.extend_from_slice(extra);
@@ -192,20 +209,7 @@ fn a_grid_runs_on_an_array_of_two_workers() {
     let Some(pg) = cluster() else { return };
     let env = Env::new();
     let sweep = env.sweep("array", 6);
-    let out = env.slurm_submit(
-        &sweep,
-        &pg.url,
-        &[
-            "--workers",
-            "2",
-            "--until-idle",
-            "3",
-            "--cpus-per-worker",
-            "1",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let job = job_id(&out);
+    let job = env.array_of_two(&sweep, &pg.url, 3);
     let recorded = pg.with_store(async |s| s.slurm_jobs("array").await.unwrap());
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0].slurm_job, job);
@@ -260,20 +264,7 @@ fn a_task_stopped_by_sigterm_gives_its_job_back() {
     let Some(pg) = cluster() else { return };
     let env = Env::new();
     let sweep = env.sweep_sized("preempt", 4, 512, 6);
-    let out = env.slurm_submit(
-        &sweep,
-        &pg.url,
-        &[
-            "--workers",
-            "2",
-            "--until-idle",
-            "5",
-            "--cpus-per-worker",
-            "1",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let job = job_id(&out);
+    let job = env.array_of_two(&sweep, &pg.url, 5);
     // Both tasks training.
     let start = Instant::now();
     loop {
@@ -342,20 +333,7 @@ fn a_search_runs_on_an_array_within_its_rung_bounds() {
          reference_point: [0.0, 1.0e9]\n",
     )
     .unwrap();
-    let out = env.slurm_submit(
-        &sweep,
-        &pg.url,
-        &[
-            "--workers",
-            "2",
-            "--until-idle",
-            "5",
-            "--cpus-per-worker",
-            "1",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    wait_array_ended(&job_id(&out));
+    wait_array_ended(&env.array_of_two(&sweep, &pg.url, 5));
 
     let (unfinished, decisions, log) = pg.with_store(async |s| {
         (
