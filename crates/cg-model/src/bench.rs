@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::data::{Batcher, DataSplits, synthetic};
 use crate::model::GateCtx;
-use crate::train::{Prepared, Silent, TrainOptions, to_tensor, train_on};
+use crate::prepared::{Prepared, check_config, to_tensor};
+use crate::train::{Silent, TrainOptions, train_on};
 use crate::{BackendKind, DeviceSpec, Result};
 
 /// What to measure.
@@ -183,7 +184,7 @@ fn check_options(opts: &BenchOptions) -> Result<()> {
         ));
     }
     for &batch in &opts.batches {
-        crate::train::check_config(&config(
+        check_config(&config(
             ModelKind::Cosinegate,
             GateMode::CirCtrl,
             opts,

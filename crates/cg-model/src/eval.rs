@@ -10,7 +10,7 @@ use cg_core::BlockGateStats;
 
 use crate::data::{Batcher, Dataset};
 use crate::model::{CgResNet, GateCtx};
-use crate::train::{Prepared, to_tensor};
+use crate::prepared::{Prepared, to_tensor};
 
 /// Result of one evaluation with hard gates.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,7 +19,7 @@ use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use cg_core::{BlockGateStats, EpochRecord, GateMode, ModelKind, Provenance, RunConfig, RunResult};
+use cg_core::{BlockGateStats, EpochRecord, GateMode, Provenance, RunResult};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -28,11 +28,12 @@ use rand_distr::{Distribution, Normal};
 use crate::checkpoint::{
     CheckpointState, finish_checkpoints, load_checkpoint, load_state, save_checkpoint,
 };
-use crate::data::{Batch, Batcher, DataSplits, HeldOut, Normalisation};
+use crate::data::{Batcher, HeldOut};
 use crate::eval::host_f32;
 pub use crate::eval::{Evaluation, evaluate, measure_sparse};
-use crate::macs::MacsTable;
-use crate::model::{CgResNet, GateCtx, NetOut, NetSpec};
+use crate::model::{CgResNet, GateCtx, NetOut};
+pub use crate::prepared::Prepared;
+use crate::prepared::to_tensor;
 use crate::schedule::{flops_weight, learning_rate, temperature};
 use crate::{Error, Result};
 
@@ -77,120 +78,6 @@ pub trait Observer {
 #[derive(Debug, Default)]
 pub struct Silent;
 impl Observer for Silent {}
-
-/// Everything fixed before the first step.
-pub struct Prepared {
-    pub config: RunConfig,
-    pub net: NetSpec,
-    pub macs: MacsTable,
-    pub data: DataSplits,
-    pub norm: Normalisation,
-}
-
-/// Every problem of `config` ([`RunConfig::problems`]) as one error; nothing when it is usable.
-pub(crate) fn check_config(config: &RunConfig) -> Result<()> {
-    let problems = config.problems();
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let msg: Vec<String> = problems
-        .iter()
-        .map(|p| format!("{}: {}", p.key, p.message))
-        .collect();
-    Err(Error::Config(msg.join("; ")))
-}
-
-impl Prepared {
-    /// Checks the configuration, loads the data, holds out the validation split
-    /// (`dataset.val_size`), draws the training and test subsets (`train.limit_train`,
-    /// `train.limit_test`) and sizes the network.
-    pub fn new(config: &RunConfig) -> Result<Self> {
-        check_config(config)?;
-        let t = &config.train;
-        let mut data = crate::data::load(&config.dataset, t.seed)?.split_training(
-            config.dataset.val_size,
-            t.limit_train,
-            t.seed,
-        )?;
-        data.test = data
-            .test
-            .subset(config.train.limit_test, config.train.seed.wrapping_add(1));
-        Self::with_data(config, data)
-    }
-
-    /// Like [`Prepared::new`] with data already in memory (tests, benchmarks), split as given: its
-    /// validation images must number `dataset.val_size` ([`DataSplits::split_training`]).
-    pub fn with_data(config: &RunConfig, data: DataSplits) -> Result<Self> {
-        let held_out = data.val.as_ref().map(|v| v.data.len());
-        if config.dataset.val_size != held_out {
-            return Err(Error::Config(format!(
-                "dataset.val_size is {:?} but the data hold out {:?} validation images",
-                config.dataset.val_size, held_out
-            )));
-        }
-        // A split of one image would skip every batch (batch norm needs two) and "complete" a
-        // run that never trained.
-        if data.train.len() < 2 {
-            return Err(Error::Config(format!(
-                "the training split has {} image(s); training needs at least 2 (batch norm)",
-                data.train.len()
-            )));
-        }
-        if data.test.is_empty() {
-            return Err(Error::Config("the test split has no images".into()));
-        }
-        let in_channels = config.model.in_channels.unwrap_or(data.train.channels);
-        if in_channels != data.train.channels {
-            return Err(Error::Config(format!(
-                "model.in_channels is {in_channels} but the data set has {} channel(s)",
-                data.train.channels
-            )));
-        }
-        if data.train.classes > config.model.num_classes {
-            return Err(Error::Config(format!(
-                "the data set has {} classes but model.num_classes is {}",
-                data.train.classes, config.model.num_classes
-            )));
-        }
-        let net = NetSpec {
-            model: config.model.clone(),
-            gate: config.gate.clone(),
-            in_channels,
-            side: data.train.side,
-        };
-        let macs = MacsTable::new(
-            &config.model,
-            in_channels,
-            data.train.side,
-            config.gate.gate_downsample,
-            config.gate.mode,
-            config.gate.controller_hidden,
-        );
-        let norm = Normalisation::of(&data.train);
-        Ok(Self {
-            config: config.clone(),
-            net,
-            macs,
-            data,
-            norm,
-        })
-    }
-
-    fn gated(&self) -> bool {
-        self.config.model.kind == ModelKind::Cosinegate && !self.macs.gated_blocks().is_empty()
-    }
-}
-
-/// Moves the batch's images into a tensor (leaving `batch.images` empty). Shape [n, channels, side, side].
-pub(crate) fn to_tensor<B: Backend>(batch: &mut Batch, device: &B::Device) -> Tensor<B, 4> {
-    Tensor::from_data(
-        TensorData::new(
-            std::mem::take(&mut batch.images),
-            [batch.n, batch.channels, batch.side, batch.side],
-        ),
-        device,
-    )
-}
 
 /// Training steps whose loss and correct count are read to the host together: a GPU runs ahead
 /// instead of waiting for the host at every step. A non-finite loss is still reported at its step.

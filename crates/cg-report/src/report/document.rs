@@ -4,6 +4,7 @@
 
 use cg_core::Direction;
 
+use super::fronts::sorted_front;
 use super::model::{JobCounts, Progress, Report, ReportOptions, SearchSection};
 use super::tables::{model_name, stopped_table};
 use crate::aggregate::{Configuration, FrontMembership, Stat};
@@ -397,24 +398,6 @@ fn hypervolume_section(report: &Report) -> Vec<Block> {
             rows,
         },
     ]
-}
-
-/// The front's configurations, best in the first objective (as chosen) first, then by id.
-pub(super) fn sorted_front(report: &Report) -> Vec<&Configuration> {
-    let mut front: Vec<&Configuration> = report.front().collect();
-    let first = &report.objectives[0];
-    front.sort_by(|a, b| {
-        let (x, y) = (
-            a.choice_stat(&first.metric).map_or(f64::NAN, |s| s.mean),
-            b.choice_stat(&first.metric).map_or(f64::NAN, |s| s.mean),
-        );
-        let order = match first.direction {
-            Direction::Maximize => y.total_cmp(&x),
-            Direction::Minimize => x.total_cmp(&y),
-        };
-        order.then_with(|| a.id.cmp(&b.id))
-    });
-    front
 }
 
 /// The fronts with actual and with measured savings in place of nominal savings.

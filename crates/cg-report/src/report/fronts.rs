@@ -6,6 +6,7 @@ use cg_core::{Direction, Objective, SweepInfo};
 
 use cg_core::METRICS;
 
+use super::model::Report;
 use crate::aggregate::{Configuration, FrontMembership};
 use crate::pareto;
 use crate::{Error, Result};
@@ -128,4 +129,22 @@ fn front_of(
         .map(|(p, _)| p)
         .collect();
     Some(pareto::hypervolume(&front, directions, reference))
+}
+
+/// The front's configurations, best in the first objective (as chosen) first, then by id.
+pub(super) fn sorted_front(report: &Report) -> Vec<&Configuration> {
+    let mut front: Vec<&Configuration> = report.front().collect();
+    let first = &report.objectives[0];
+    front.sort_by(|a, b| {
+        let (x, y) = (
+            a.choice_stat(&first.metric).map_or(f64::NAN, |s| s.mean),
+            b.choice_stat(&first.metric).map_or(f64::NAN, |s| s.mean),
+        );
+        let order = match first.direction {
+            Direction::Maximize => y.total_cmp(&x),
+            Direction::Minimize => x.total_cmp(&y),
+        };
+        order.then_with(|| a.id.cmp(&b.id))
+    });
+    front
 }

@@ -5,7 +5,7 @@
 
 use cg_core::{DatasetKind, ROUTING_SHARE};
 
-use super::document::sorted_front;
+use super::fronts::sorted_front;
 use super::model::{Report, ReportOptions};
 use crate::aggregate::{BlockGateMean, Configuration};
 use crate::doc::Block;
