@@ -144,6 +144,7 @@ async fn print_sweep(store: &Store, name: &str) -> Result<()> {
     );
     print_search(store, name).await?;
     print_slurm(store, name).await?;
+    let owners = store.lease_owners(name).await?;
     for r in store.job_records(name).await? {
         let status = if expired.contains(&r.job.id) {
             "running (lease expired)"
@@ -155,15 +156,10 @@ async fn print_sweep(store: &Store, name: &str) -> Result<()> {
             .as_ref()
             .map(|res| format!("{:.2}% {}", 100.0 * res.test_acc_final, backend_of(res)))
             .unwrap_or_else(|| "-".into());
-        let holder = match r.status {
-            cg_core::JobStatus::Running => store
-                .attempts(&r.job.id)
-                .await?
-                .last()
-                .map(|a| format!("  on {}", cg_core::shown(&a.worker)))
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
+        let holder = owners
+            .get(&r.job.id)
+            .map(|w| format!("  on {}", cg_core::shown(w)))
+            .unwrap_or_default();
         let error = r
             .last_error
             .as_deref()

@@ -139,6 +139,23 @@ impl Store {
         Ok(ids)
     }
 
+    /// The worker that holds each running job of `sweep` (its lease owner), in one query.
+    pub async fn lease_owners(
+        &self,
+        sweep: &str,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let rows: Vec<(String, String)> = with_reader!(self, |pool, pg, DB| {
+            sqlx::query_as(
+                "SELECT j.id, j.lease_owner FROM sweep_jobs sj JOIN jobs j ON j.id = sj.job_id \
+                 WHERE sj.sweep = $1 AND j.status = 'running' AND j.lease_owner IS NOT NULL",
+            )
+            .bind(sweep)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
     /// One job as its first sweep knows it.
     pub async fn job_record(&self, job: &str) -> Result<JobRecord> {
         let row: Option<JobRecordRow> = with_reader!(self, |pool, pg, DB| {

@@ -23,6 +23,7 @@ on_both_engines!(
     a_job_shared_by_two_sweeps_is_stored_once,
     concurrent_claimers_take_each_job_once,
     expired_leases_go_back_to_the_queue,
+    lease_owners_name_the_worker_of_each_running_job,
     expired_attempts_run_out_into_failed,
     retryable_failures_retry_until_attempts_run_out,
     complete_is_idempotent,
@@ -397,6 +398,28 @@ async fn concurrent_claimers_take_each_job_once(db: &TestDb) {
     for store in &stores[1..] {
         store.close().await;
     }
+}
+
+/// `cg status`'s "on <worker>": one query, the running jobs only.
+async fn lease_owners_name_the_worker_of_each_running_job(db: &TestDb) {
+    let store = &db.store;
+    store.upsert_sweep("s", "", &info("s")).await.unwrap();
+    store
+        .submit_jobs("s", &jobs("own", 3), false)
+        .await
+        .unwrap();
+    let a = store.claim("host:1:0", LEASE).await.unwrap().unwrap();
+    let b = store.claim("host:2:0", LEASE).await.unwrap().unwrap();
+    let owners = store.lease_owners("s").await.unwrap();
+    assert_eq!(owners.len(), 2, "{owners:?}");
+    assert_eq!(owners[&a.job.id], "host:1:0");
+    assert_eq!(owners[&b.job.id], "host:2:0");
+    store
+        .complete(&a.job.id, a.attempt, "host:1:0", &result(&a.job, 0.9, 1))
+        .await
+        .unwrap();
+    let owners = store.lease_owners("s").await.unwrap();
+    assert_eq!(owners.keys().collect::<Vec<_>>(), [&b.job.id]);
 }
 
 async fn expired_leases_go_back_to_the_queue(db: &TestDb) {
