@@ -212,11 +212,11 @@ macro_rules! read_search_input {
     }};
 }
 
-/// Inserts `$rows` with `$into` (`INSERT INTO table (columns) `), 200 rows a statement, each row
-/// pushed by `$push`; rows already stored (by `(sweep, seq)`) are kept as they are.
+/// Inserts `$rows` with `$into` (`INSERT INTO table (columns) `), `CHUNK` rows a statement, each
+/// row pushed by `$push`; rows already stored (by `(sweep, seq)`) are kept as they are.
 macro_rules! insert_new_rows {
     ($tx:ident, $db:ident, $into:expr, $rows:expr, $push:expr) => {
-        for chunk in $rows.chunks(200) {
+        for chunk in $rows.chunks($crate::queue::CHUNK) {
             let mut q = QueryBuilder::<$db>::new($into);
             q.push_values(chunk, $push);
             q.push(" ON CONFLICT (sweep, seq) DO NOTHING");
