@@ -21,7 +21,10 @@ pub use config::{
 pub use error::{Error, Result};
 pub use job::{JobId, JobSpec, JobStatus, check_job_id, check_name};
 pub use nan::f64_or_nan;
-pub use result::{BlockGateStats, EpochRecord, METRICS, Provenance, ROUTING_SHARE, RunResult};
+pub use result::{
+    BlockGateStats, EpochRecord, METRICS, Provenance, ROUTING_SHARE, RunResult, chosen_metric,
+    routing_share_of,
+};
 pub use rng::SplitMix64;
 pub use search::{AxisSpace, Coord, DecisionKind, Fidelity, Sampler, SearchSettings, all_points};
 pub use shown::{

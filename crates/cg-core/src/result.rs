@@ -49,14 +49,23 @@ pub struct BlockGateStats {
 /// kept or removed for all of them.
 pub const ROUTING_SHARE: f64 = 0.05;
 
+/// The routing share of a block that opens for the fraction `open_rate` of its inputs: the
+/// share that takes the minority way, `min(open, 1 − open)`.
+pub fn routing_share_of(open_rate: f64) -> f64 {
+    open_rate.min(1.0 - open_rate)
+}
+
 impl BlockGateStats {
-    /// Whether the block routes per input: its `routing_share` (or, for older results, the one its
-    /// open rate implies) is at least [`ROUTING_SHARE`].
+    /// The block's routing share: as recorded, or for older results the one its open rate implies
+    /// ([`routing_share_of`]).
+    pub fn share(&self) -> f64 {
+        self.routing_share
+            .unwrap_or_else(|| routing_share_of(self.gate_open_rate))
+    }
+
+    /// Whether the block routes per input: its share is at least [`ROUTING_SHARE`].
     pub fn routes(&self) -> bool {
-        let share = self
-            .routing_share
-            .unwrap_or_else(|| self.gate_open_rate.min(1.0 - self.gate_open_rate));
-        share >= ROUTING_SHARE
+        self.share() >= ROUTING_SHARE
     }
 }
 
@@ -139,6 +148,18 @@ pub struct RunResult {
     pub wall_secs: f64,
 }
 
+/// The metric a choice reads for an objective named `name`: with a validation split, a test
+/// accuracy is read on validation (`test_acc_final` → `val_acc_final`, `test_acc_peak` →
+/// `val_acc_peak`); any other name as it is. The one rule for runs ([`RunResult::choice_metric`])
+/// and for configurations over seeds (cg-report).
+pub fn chosen_metric(name: &str, validation: bool) -> &str {
+    match name {
+        "test_acc_final" if validation => "val_acc_final",
+        "test_acc_peak" if validation => "val_acc_peak",
+        other => other,
+    }
+}
+
 /// The metrics of a [`RunResult`] that an objective can name (its numeric top-level fields), as
 /// [`RunResult::metric`] reads them.
 pub const METRICS: [&str; 14] = [
@@ -169,12 +190,7 @@ impl RunResult {
     /// `val_acc_final`, `test_acc_peak` → `val_acc_peak`), so nothing is chosen on the test set;
     /// any other name is read as it is.
     pub fn choice_metric(&self, name: &str) -> Option<f64> {
-        let chosen = match name {
-            "test_acc_final" if self.has_validation() => "val_acc_final",
-            "test_acc_peak" if self.has_validation() => "val_acc_peak",
-            other => other,
-        };
-        self.metric(chosen)
+        self.metric(chosen_metric(name, self.has_validation()))
     }
 
     /// A numeric top-level field by its JSON name (`test_acc_final`, `savings_nominal`, ...);

@@ -34,11 +34,14 @@ pub struct SweepInfo {
 }
 
 impl SweepInfo {
-    /// A result's values of the objectives, in order; `None` when one is missing or not finite.
+    /// A result's values of the objectives, in order, as a choice reads them
+    /// ([`RunResult::choice_metric`]: on a run with a validation split a test accuracy is read on
+    /// validation, so a search never promotes on the test set); `None` when one is missing or not
+    /// finite.
     pub fn objective_values(&self, result: &RunResult) -> Option<Vec<f64>> {
         self.objectives
             .iter()
-            .map(|o| result.metric(&o.metric).filter(|v| v.is_finite()))
+            .map(|o| result.choice_metric(&o.metric).filter(|v| v.is_finite()))
             .collect()
     }
 

@@ -32,8 +32,6 @@ pub use gpu::{Gpu, Slot, check_gpus, detect_gpus, gpu_slots, parse_visible_devic
 pub use local::{Halted, LocalOptions, Overhead, RunSummary, is_out_of_memory, run_local};
 pub use proc::{hostname, local_worker_prefix, reclaim_dead_local_workers};
 pub use protocol::{ChildMessage, FailureKind};
-pub use search::{
-    advance_search, choice_values, search_finished, search_spec, start_search, stored_search,
-};
+pub use search::{advance_search, search_finished, search_spec, start_search, stored_search};
 pub use submit::submit_sweep;
 pub use watch::{WatchEvent, Watcher};

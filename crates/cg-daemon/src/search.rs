@@ -95,16 +95,6 @@ pub fn search_spec(sweep: &Sweep) -> Option<SearchSpec> {
     })
 }
 
-/// The objective values a search chooses by, read from a result with cg-core's rule for
-/// choosing ([`RunResult::choice_metric`]): on a run with a validation split a test accuracy is
-/// read on validation, so a search never promotes on the test set. `None` when one is missing.
-pub fn choice_values(info: &cg_core::SweepInfo, result: &RunResult) -> Option<Vec<f64>> {
-    info.objectives
-        .iter()
-        .map(|o| result.choice_metric(&o.metric).filter(|v| v.is_finite()))
-        .collect()
-}
-
 /// The jobs of a configuration at a rung, one per seed in the order of `seeds` (the top rung
 /// trains the whole schedule, no stop).
 fn rung_jobs(sweep: &Sweep, search: &Search, config: usize, rung: usize) -> Option<Vec<JobSpec>> {
@@ -199,7 +189,7 @@ impl<'a> Results<'a> {
     }
 
     /// What the search observes of the result `row` (its job is `seed`'s of its configuration
-    /// at its rung): its objectives as a choice reads them ([`choice_values`]), none when it
+    /// at its rung): its objectives as a choice reads them ([`SweepInfo::objective_values`](cg_core::SweepInfo::objective_values)), none when it
     /// failed or has no result.
     fn observation(&self, row: &LoggedResult, seed: usize) -> Observation {
         Observation {
@@ -212,7 +202,7 @@ impl<'a> Results<'a> {
                 self.ended
                     .get(row.job_id.as_str())
                     .and_then(|(_, r)| *r)
-                    .and_then(|r| choice_values(&self.info, r))
+                    .and_then(|r| self.info.objective_values(r))
             },
         }
     }

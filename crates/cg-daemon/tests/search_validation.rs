@@ -160,10 +160,7 @@ fn choice_values_read_validation_for_test_objectives() {
     let with = result(base.clone(), true);
     let t = base.gate.threshold;
     let val = 0.9 - 0.2 * t;
-    assert_eq!(
-        cg_daemon::choice_values(&info, &with),
-        Some(vec![val, val, 0.5])
-    );
+    assert_eq!(info.objective_values(&with), Some(vec![val, val, 0.5]));
     // Without a split, `val_acc_final` has no value: the result has no objectives.
-    assert_eq!(cg_daemon::choice_values(&info, &result(base, false)), None);
+    assert_eq!(info.objective_values(&result(base, false)), None);
 }

@@ -95,7 +95,7 @@ impl GateCounts {
                 block_idx: *b,
                 gate_open_rate: open_rate[k],
                 mean_cir: self.cir_sum[k] / n,
-                routing_share: Some(open_rate[k].min(1.0 - open_rate[k])),
+                routing_share: Some(cg_core::routing_share_of(open_rate[k])),
                 class_open_rates: every_class.then(|| {
                     self.class_open[k]
                         .iter()

@@ -206,11 +206,7 @@ impl Configuration {
     /// `metric`: cg-core's rule ([`RunResult::choice_metric`]) for a configuration whose seeds
     /// all held out a validation split, so test accuracy is read as validation accuracy.
     pub fn choice_name<'a>(&self, metric: &'a str) -> &'a str {
-        match metric {
-            "test_acc_final" if self.validation => "val_acc_final",
-            "test_acc_peak" if self.validation => "val_acc_peak",
-            other => other,
-        }
+        cg_core::chosen_metric(metric, self.validation)
     }
 
     /// The statistic a choice reads for the objective `metric` ([`Configuration::choice_name`]).
@@ -551,10 +547,7 @@ fn block_mean(block_idx: usize, stats: &[&BlockGateStats]) -> BlockGateMean {
         block_idx,
         gate_open_rate: mean(&|g| g.gate_open_rate),
         mean_cir: mean(&|g| g.mean_cir),
-        routing_share: mean(&|g| {
-            g.routing_share
-                .unwrap_or_else(|| g.gate_open_rate.min(1.0 - g.gate_open_rate))
-        }),
+        routing_share: mean(&BlockGateStats::share),
         class_open_rates: mean_class_rates(stats),
     }
 }

@@ -87,14 +87,7 @@ impl GridRecords<'_> {
         // Read as chosen: accuracy on validation where a run has a split.
         let points: Vec<Vec<f64>> = done
             .iter()
-            .filter_map(|r| {
-                let result = r.result.as_ref()?;
-                self.info
-                    .objectives
-                    .iter()
-                    .map(|o| result.choice_metric(&o.metric).filter(|v| v.is_finite()))
-                    .collect()
-            })
+            .filter_map(|r| self.info.objective_values(r.result.as_ref()?))
             .collect();
         let directions: Vec<_> = self.info.objectives.iter().map(|o| o.direction).collect();
         let grid_hypervolume =
