@@ -184,6 +184,7 @@ fn fake_result(config: &cg_core::RunConfig, acc: f64, savings: f64) -> RunResult
         savings_nominal: savings,
         savings_actual: savings - 0.1,
         savings_measured: None,
+        predictor_agreement: None,
         gates,
         train_img_per_s: 10.0,
         infer_img_per_s: 20.0,

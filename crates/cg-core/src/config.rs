@@ -116,6 +116,11 @@ pub struct ModelSpec {
     pub in_channels: Option<usize>,
     #[serde(default = "d_classes")]
     pub num_classes: usize,
+    /// Blocks (indices into all blocks, as `gates[].block_idx`) replaced by their shortcut: the
+    /// network is built without them. Set by a sweep's `static` control (a plain ResNet without
+    /// the blocks its configuration closes); only blocks that keep their shape (no stride 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_blocks: Vec<usize>,
 }
 
 impl Default for ModelSpec {
@@ -127,6 +132,7 @@ impl Default for ModelSpec {
             shortcut: d_shortcut(),
             in_channels: None,
             num_classes: d_classes(),
+            removed_blocks: Vec::new(),
         }
     }
 }
@@ -191,6 +197,19 @@ pub struct GateSpec {
     /// Initial bias of the controller's output (and of the learned bias in `cir` mode): gates start open.
     #[serde(default = "d_ctrl_bias")]
     pub controller_bias_init: f64,
+    /// CIR modes: each gated block gets a predictor (GAP of the block input → 16 → 1) trained to
+    /// predict the block's hard CIR decision; at inference the predictor alone decides, so a
+    /// closed block's F(x) is never computed.
+    #[serde(default)]
+    pub predictor: bool,
+}
+
+impl GateSpec {
+    /// Whether the inference decision needs the branch output F(x): the CIR modes without a
+    /// predictor.
+    pub fn decision_needs_branch(&self) -> bool {
+        self.mode.needs_branch() && !self.predictor
+    }
 }
 
 impl Default for GateSpec {
@@ -206,6 +225,7 @@ impl Default for GateSpec {
             gate_downsample: false,
             controller_hidden: d_ctrl_hidden(),
             controller_bias_init: d_ctrl_bias(),
+            predictor: false,
         }
     }
 }
@@ -231,6 +251,9 @@ pub struct LossSpec {
     /// σ of the Gaussian input noise of the consistency term (on normalised inputs).
     #[serde(default = "d_cons_sigma")]
     pub cons_sigma: f64,
+    /// Weight of the predictor's binary cross-entropy (`gate.predictor: true` only).
+    #[serde(default = "d_predictor_weight")]
+    pub predictor_weight: f64,
 }
 
 impl Default for LossSpec {
@@ -242,6 +265,7 @@ impl Default for LossSpec {
             ramp_end: d_ramp_end(),
             cons_weight: d_cons_weight(),
             cons_sigma: d_cons_sigma(),
+            predictor_weight: d_predictor_weight(),
         }
     }
 }
@@ -390,6 +414,9 @@ fn d_cons_weight() -> f64 {
 fn d_cons_sigma() -> f64 {
     0.05
 }
+fn d_predictor_weight() -> f64 {
+    1.0
+}
 fn d_epochs() -> usize {
     200
 }
@@ -467,6 +494,7 @@ impl RunConfig {
             synthetic: Some(SyntheticSpec::default()),
         });
         cfg.model.in_channels = Some(1);
+        cfg.model.removed_blocks = vec![1];
         cfg.train.lr = Some(0.1);
         cfg.train.limit_train = Some(1);
         cfg.train.limit_test = Some(1);
@@ -667,6 +695,36 @@ impl Problems {
                 format!("must be at least 2, got {}", m.num_classes),
             );
         }
+        self.removed_blocks(m);
+    }
+
+    /// `model.removed_blocks`: increasing indices of blocks that keep their shape (not the first
+    /// block of stages 2 and 3, which halves the side).
+    fn removed_blocks(&mut self, m: &ModelSpec) {
+        let per_stage = m.depth.saturating_sub(2) / 6;
+        let blocks = 3 * per_stage;
+        if !m.removed_blocks.windows(2).all(|w| w[0] < w[1]) {
+            self.bad(
+                "model.removed_blocks",
+                "list each block once, in increasing order",
+            );
+        }
+        for &b in &m.removed_blocks {
+            if b >= blocks {
+                self.bad(
+                    "model.removed_blocks",
+                    format!(
+                        "block {b} does not exist: depth {} has {blocks} blocks",
+                        m.depth
+                    ),
+                );
+            } else if b > 0 && per_stage > 0 && b % per_stage == 0 {
+                self.bad(
+                    "model.removed_blocks",
+                    format!("block {b} downsamples (stride 2) and cannot be removed"),
+                );
+            }
+        }
     }
 
     /// `gate`: the threshold within CIR's range, a probability, positive temperatures.
@@ -694,6 +752,13 @@ impl Problems {
         if g.controller_hidden == 0 {
             self.bad("gate.controller_hidden", "must be at least 1");
         }
+        if g.predictor && !g.mode.needs_branch() {
+            self.bad(
+                "gate.predictor",
+                "predicts the CIR decision, so needs mode `cir` or `cir+ctrl` (`ctrl` already \
+                 decides without F(x))",
+            );
+        }
     }
 
     /// `loss`: weights of at least 0, a target fraction, an ordered ramp.
@@ -702,6 +767,7 @@ impl Problems {
             ("loss.flops_weight", l.flops_weight),
             ("loss.cons_weight", l.cons_weight),
             ("loss.cons_sigma", l.cons_sigma),
+            ("loss.predictor_weight", l.predictor_weight),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 self.bad(key, format!("must be >= 0, got {v}"));

@@ -31,4 +31,7 @@ pub use shown::{
     escape_control, escape_control_lines, mask_credentials, mask_url, shown, shown_lines,
     url_scheme,
 };
-pub use sweep::{Direction, JobRecord, Objective, SweepInfo};
+pub use sweep::{
+    CONTROL_KEY, CONTROL_OF_KEY, Control, Direction, JobRecord, Objective, STATIC_CLOSED,
+    SweepInfo, control_of_params,
+};

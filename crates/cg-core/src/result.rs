@@ -138,6 +138,10 @@ pub struct RunResult {
     pub savings_actual: f64,
     /// Wall-clock savings of real (gather/scatter) skipping; null where not measured.
     pub savings_measured: Option<f64>,
+    /// `gate.predictor` runs: the share of gate decisions (blocks × evaluated inputs) where the
+    /// predictor agrees with the CIR gate; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictor_agreement: Option<f64>,
     /// Final per-block gate statistics on the test set.
     pub gates: Vec<BlockGateStats>,
     #[serde(deserialize_with = "crate::nan::f64_or_nan")]
@@ -162,7 +166,7 @@ pub fn chosen_metric(name: &str, validation: bool) -> &str {
 
 /// The metrics of a [`RunResult`] that an objective can name (its numeric top-level fields), as
 /// [`RunResult::metric`] reads them.
-pub const METRICS: [&str; 14] = [
+pub const METRICS: [&str; 15] = [
     "test_acc_final",
     "test_acc_peak",
     "val_acc_final",
@@ -174,6 +178,7 @@ pub const METRICS: [&str; 14] = [
     "savings_nominal",
     "savings_actual",
     "savings_measured",
+    "predictor_agreement",
     "train_img_per_s",
     "infer_img_per_s",
     "wall_secs",
@@ -209,6 +214,7 @@ impl RunResult {
             "savings_nominal" => self.savings_nominal,
             "savings_actual" => self.savings_actual,
             "savings_measured" => return self.savings_measured,
+            "predictor_agreement" => return self.predictor_agreement,
             "train_img_per_s" => self.train_img_per_s,
             "infer_img_per_s" => self.infer_img_per_s,
             "wall_secs" => self.wall_secs,
@@ -265,7 +271,7 @@ mod tests {
         for name in METRICS {
             let value = r.metric(name);
             assert!(
-                value.is_some() || name == "savings_measured",
+                value.is_some() || name == "savings_measured" || name == "predictor_agreement",
                 "{name} is not read by RunResult::metric"
             );
         }

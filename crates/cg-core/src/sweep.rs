@@ -21,6 +21,53 @@ pub struct Objective {
     pub direction: Direction,
 }
 
+/// A matched-compute control (sweep key `controls`): a plain ResNet a sweep trains, for each
+/// seed, beside every CosineGate configuration on its final front. Never a front candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Control {
+    /// The configuration's network with the gated blocks it closes for at least
+    /// [`STATIC_CLOSED`] of validation inputs removed, no gates.
+    Static,
+    /// The same depth at the width whose MACs are closest to the configuration's nominal MACs.
+    Narrow,
+}
+
+impl Control {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Control::Static => "static",
+            Control::Narrow => "narrow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "static" => Some(Control::Static),
+            "narrow" => Some(Control::Narrow),
+            _ => None,
+        }
+    }
+}
+
+/// A gated block that a configuration closes for at least this share of validation inputs
+/// (open rate ≤ 1 − this, mean over seeds) is removed in its `static` control.
+pub const STATIC_CLOSED: f64 = 0.95;
+
+/// The parameter of a control job naming its kind (`static`, `narrow`).
+pub const CONTROL_KEY: &str = "control";
+/// The parameter of a control job listing the configurations it controls: each one's parameters
+/// without `train.seed`, as its jobs' parameters are.
+pub const CONTROL_OF_KEY: &str = "control_of";
+
+/// The control kind of a job from its parameters; `None` for a job that is no control.
+pub fn control_of_params(params: &serde_json::Map<String, serde_json::Value>) -> Option<Control> {
+    params
+        .get(CONTROL_KEY)
+        .and_then(|v| v.as_str())
+        .and_then(Control::parse)
+}
+
 /// What a report needs to know of a sweep besides its jobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepInfo {
@@ -31,6 +78,9 @@ pub struct SweepInfo {
     pub reference_point: Vec<f64>,
     /// The dotted keys the sweep varies (its axes, `preset` included), in file order.
     pub axes: Vec<String>,
+    /// The matched-compute controls it trains once its front is known (sweep key `controls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<Control>,
 }
 
 impl SweepInfo {
@@ -61,6 +111,13 @@ impl SweepInfo {
                 direction: Direction::Maximize,
             },
         ]
+    }
+}
+
+impl JobRecord {
+    /// The job's control kind when it is a matched-compute control of its sweep.
+    pub fn control(&self) -> Option<Control> {
+        control_of_params(&self.job.params)
     }
 }
 

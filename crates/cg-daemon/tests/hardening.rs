@@ -62,6 +62,7 @@ impl Fixture {
             objectives: cg_core::SweepInfo::default_objectives(),
             reference_point: vec![0.0, 0.0],
             axes: vec![],
+            controls: Vec::new(),
         };
         let options = SubmitOptions {
             max_attempts: 1,

@@ -92,6 +92,7 @@ fn result(config: cg_core::RunConfig, id: &str) -> RunResult {
         savings_nominal: 1.0 - macs / 2.0e6,
         savings_actual: 1.0 - macs / 2.0e6,
         savings_measured: None,
+        predictor_agreement: None,
         gates: Vec::new(),
         train_img_per_s: 1.0,
         infer_img_per_s: 1.0,

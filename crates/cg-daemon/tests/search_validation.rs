@@ -55,6 +55,7 @@ fn result(config: RunConfig, val: bool) -> RunResult {
         savings_nominal: 0.5,
         savings_actual: 0.5,
         savings_measured: None,
+        predictor_agreement: None,
         gates: Vec::new(),
         train_img_per_s: 1.0,
         infer_img_per_s: 1.0,
@@ -152,6 +153,7 @@ fn choice_values_read_validation_for_test_objectives() {
         ],
         reference_point: vec![0.0, 0.0, 0.0],
         axes: Vec::new(),
+        controls: Vec::new(),
     };
     let base = cg_sweep::load_sweep_str(SWEEP, "val.yaml", Path::new("."), &LoadOptions::default())
         .unwrap_or_else(|d| panic!("{d}"))

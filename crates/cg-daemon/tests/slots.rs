@@ -113,6 +113,7 @@ impl Fixture {
             savings_nominal: 0.0,
             savings_actual: 0.0,
             savings_measured: None,
+            predictor_agreement: None,
             gates: Vec::new(),
             train_img_per_s: 1.0,
             infer_img_per_s: 1.0,

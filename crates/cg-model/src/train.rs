@@ -717,6 +717,7 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
             savings_nominal: 1.0 - test.macs_nominal / macs_full,
             savings_actual: 1.0 - test.macs_actual / macs_full,
             savings_measured,
+            predictor_agreement: None,
             gates,
             train_img_per_s: run.train_images as f64 / run.train_secs.max(1e-9),
             infer_img_per_s,

@@ -66,6 +66,7 @@ pub async fn bench_queue(store: &Store, workers: usize, jobs: usize) -> Result<B
         objectives: SweepInfo::default_objectives(),
         reference_point: vec![0.0, 0.0],
         axes: vec!["train.seed".into()],
+        controls: Vec::new(),
     };
     store
         .upsert_sweep(&sweep, "# cg-store queue benchmark\n", &info)
@@ -189,6 +190,7 @@ fn fake_result(config: &RunConfig) -> RunResult {
         savings_nominal: 0.25,
         savings_actual: 0.2,
         savings_measured: None,
+        predictor_agreement: None,
         gates,
         train_img_per_s: 1000.0,
         infer_img_per_s: 5000.0,

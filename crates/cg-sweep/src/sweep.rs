@@ -290,6 +290,7 @@ impl Sweep {
             objectives: self.objectives.clone(),
             reference_point: self.reference_point.clone(),
             axes: self.axes(),
+            controls: Vec::new(),
         }
     }
 

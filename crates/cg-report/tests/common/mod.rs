@@ -15,6 +15,7 @@ pub fn sweep(name: &str, axes: &[&str]) -> SweepInfo {
         objectives: SweepInfo::default_objectives(),
         reference_point: vec![0.0, 0.0],
         axes: axes.iter().map(|a| a.to_string()).collect(),
+        controls: Vec::new(),
     }
 }
 
@@ -110,6 +111,7 @@ pub fn result(config: &RunConfig, o: &Outcome) -> RunResult {
         savings_nominal: o.savings_nominal,
         savings_actual: o.savings_actual,
         savings_measured: o.savings_measured,
+        predictor_agreement: None,
         gates: gates_at(1.0),
         train_img_per_s: 1000.0,
         infer_img_per_s: 5000.0 * (1.0 + o.savings_nominal),

@@ -169,6 +169,7 @@ pub fn info(name: &str) -> SweepInfo {
         objectives: SweepInfo::default_objectives(),
         reference_point: vec![0.0, 0.0],
         axes: vec!["gate.threshold".into()],
+        controls: Vec::new(),
     }
 }
 
@@ -257,6 +258,7 @@ pub fn result(job: &JobSpec, test_acc: f64, epochs: usize) -> RunResult {
         savings_nominal: 0.2649,
         savings_actual: 0.2404,
         savings_measured: None,
+        predictor_agreement: None,
         gates: gates(),
         train_img_per_s: 1234.5,
         infer_img_per_s: 5678.25,
