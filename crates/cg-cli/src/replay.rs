@@ -342,23 +342,32 @@ async fn record(db: &DbArg, grid: &str, sweep: &Sweep) -> Result<Fixture> {
     let mut configs = Vec::new();
     let mut missing = Vec::new();
     for point in points {
-        let job = sweep
-            .job_at(&point, None)
+        // One job per seed of the point: a seeded grid holds each.
+        let jobs = sweep
+            .search_jobs(&point, None)
             .context("a point of the space has no job")?;
-        let Some(result) = records
-            .iter()
-            .find(|r| r.job.id == job.id)
-            .and_then(|r| r.result.as_ref())
-        else {
-            missing.push(job.params);
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            match records
+                .iter()
+                .find(|r| r.job.id == job.id)
+                .and_then(|r| r.result.as_ref())
+            {
+                Some(result) => results.push(result),
+                None => missing.push(job.params.clone()),
+            }
+        }
+        if results.len() < jobs.len() {
             continue;
-        };
+        }
+        let (values, epoch_secs) = seeds_curve(&results, &objectives)?;
+        let first = jobs.into_iter().next().context("a point without jobs")?;
         configs.push(Recorded {
-            values: curve_values(result, &objectives)?,
-            epoch_secs: result.history.iter().map(|h| h.wall_secs).collect(),
+            values,
+            epoch_secs,
             point,
-            job_id: job.id,
-            params: job.params,
+            job_id: first.id,
+            params: first.params,
         });
     }
     if let Some(first) = missing.first() {
@@ -376,10 +385,39 @@ async fn record(db: &DbArg, grid: &str, sweep: &Sweep) -> Result<Fixture> {
     })
 }
 
+/// A configuration's curve over its seeds' runs, as a search reads a configuration: the mean
+/// objective values after each epoch (over the epochs every seed reached) and the seconds all
+/// seeds spent on each epoch.
+fn seeds_curve(results: &[&RunResult], objectives: &[String]) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
+    let curves = results
+        .iter()
+        .map(|r| curve_values(r, objectives))
+        .collect::<Result<Vec<_>>>()?;
+    let epochs = results.iter().map(|r| r.history.len()).min().unwrap_or(0);
+    let n = results.len() as f64;
+    let values = (0..epochs)
+        .map(|e| {
+            (0..objectives.len())
+                .map(|i| curves.iter().map(|c| c[e][i]).sum::<f64>() / n)
+                .collect()
+        })
+        .collect();
+    let secs = (0..epochs)
+        .map(|e| results.iter().map(|r| r.history[e].wall_secs).sum())
+        .collect();
+    Ok((values, secs))
+}
+
 /// The objectives after each epoch, from a result's history: what a rung job stopped after that
-/// epoch would have returned.
+/// epoch would have returned (accuracy on validation where the run has a split).
 fn curve_values(result: &RunResult, objectives: &[String]) -> Result<Vec<Vec<f64>>> {
     let macs = result.macs_full as f64;
+    // As chosen: a run with a validation split is read on validation (cg_core::chosen_metric).
+    let validation = result.has_validation();
+    let acc = |h: &cg_core::EpochRecord| match h.val_acc {
+        Some(v) if validation => v,
+        _ => h.test_acc,
+    };
     result
         .history
         .iter()
@@ -389,10 +427,10 @@ fn curve_values(result: &RunResult, objectives: &[String]) -> Result<Vec<Vec<f64
                 .iter()
                 .map(|m| {
                     Ok(match m.as_str() {
-                        "test_acc_final" => h.test_acc,
+                        "test_acc_final" => acc(h),
                         "test_acc_peak" => result.history[..=i]
                             .iter()
-                            .map(|r| r.test_acc)
+                            .map(acc)
                             .fold(f64::NEG_INFINITY, f64::max),
                         "savings_nominal" => h.savings_nominal,
                         "savings_actual" => h.savings_actual,

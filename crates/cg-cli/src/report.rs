@@ -350,7 +350,7 @@ async fn against_grid(
     Ok(records.compare()?)
 }
 
-/// The full-budget job of every point of the search's space, or, when the space has a float
+/// The full-budget jobs (one per seed) of every point of the search's space, or, when the space has a float
 /// axis (or more than a million points), of every configuration it drew: the jobs a full grid
 /// over the same file holds (the same ids). The search's stored file is loaded as the daemon
 /// loads it, so the ids take the same data fingerprint.
@@ -371,12 +371,14 @@ async fn full_budget_jobs(store: &cg_store::Store, sweep: &str) -> Result<Vec<cg
             .filter_map(|d| serde_json::from_value(d.point?).ok())
             .collect(),
     };
-    points
-        .iter()
-        .map(|p| {
+    let mut jobs = Vec::with_capacity(points.len());
+    for p in &points {
+        // One job per seed of the point (a seeded grid holds each).
+        jobs.extend(
             loaded
-                .job_at(p, None)
-                .with_context(|| format!("a point of `{sweep}`'s space has no job: {p:?}"))
-        })
-        .collect()
+                .search_jobs(p, None)
+                .with_context(|| format!("a point of `{sweep}`'s space has no job: {p:?}"))?,
+        );
+    }
+    Ok(jobs)
 }

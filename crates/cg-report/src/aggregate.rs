@@ -7,7 +7,10 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-use cg_core::{BlockGateStats, JobRecord, METRICS, ModelKind, RunConfig, RunResult};
+use cg_core::{
+    BlockGateStats, CONTROL_KEY, CONTROL_OF_KEY, Control, JobRecord, METRICS, ModelKind, RunConfig,
+    RunResult,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -79,6 +82,8 @@ impl BlockGateMean {
 pub struct CurvePoint {
     pub epoch: usize,
     pub test_acc: f64,
+    /// Over the seeds that evaluated validation at this epoch; `None` when none did.
+    pub val_acc: Option<f64>,
     pub savings_nominal: f64,
     pub n_seeds: usize,
 }
@@ -110,6 +115,7 @@ pub struct RunRow {
     pub savings_nominal: f64,
     pub savings_actual: f64,
     pub savings_measured: Option<f64>,
+    pub predictor_agreement: Option<f64>,
     pub macs_full: u64,
     pub macs_executed_nominal: f64,
     pub macs_executed_actual: f64,
@@ -118,6 +124,8 @@ pub struct RunRow {
     pub wall_secs: f64,
     /// The training backend from the result's provenance (`unrecorded` in older results).
     pub backend: String,
+    /// The kind of matched-compute control the run is; `None` for a configuration's run.
+    pub control: Option<Control>,
 }
 
 /// Which front memberships a configuration has. `None`: the configuration is no candidate for that
@@ -162,6 +170,8 @@ pub struct Configuration {
     pub savings_actual: Stat,
     /// Over the seeds that measured it; `None` when none did.
     pub savings_measured: Option<Stat>,
+    /// Over the seeds of predictor runs; `None` when none has a predictor.
+    pub predictor_agreement: Option<Stat>,
     pub macs_full: Stat,
     pub macs_executed_nominal: Stat,
     pub macs_executed_actual: Stat,
@@ -172,12 +182,35 @@ pub struct Configuration {
     pub curve: Vec<CurvePoint>,
     pub rerun: Rerun,
     pub front: FrontMembership,
+    /// The kind of matched-compute control this is (its jobs' `control`); `None` otherwise.
+    pub control: Option<Control>,
+    /// A control's `control_of`: the params (without the seed) of each configuration it
+    /// controls; empty for others.
+    pub control_of: Vec<Map<String, Value>>,
 }
 
 impl Configuration {
-    /// A plain ResNet, drawn as a reference and never a candidate for a front.
+    /// A plain ResNet of the sweep (no control), drawn as a reference and never a candidate for
+    /// a front.
     pub fn is_baseline(&self) -> bool {
-        self.kind == ModelKind::Resnet
+        self.kind == ModelKind::Resnet && self.control.is_none()
+    }
+
+    /// A matched-compute control: in the tables and figures with its own markers, never a
+    /// front candidate, never a baseline.
+    pub fn is_control(&self) -> bool {
+        self.control.is_some()
+    }
+
+    /// A candidate for the fronts: a CosineGate configuration that is no control.
+    pub fn is_candidate(&self) -> bool {
+        self.kind == ModelKind::Cosinegate && self.control.is_none()
+    }
+
+    /// Whether this control controls the configuration whose jobs' params (without the seed)
+    /// are `params`.
+    pub fn controls(&self, params: &Map<String, Value>) -> bool {
+        self.control_of.iter().any(|p| p == params)
     }
 
     /// The statistic of a metric named as in [`METRICS`]; `None` for an unknown name or a measured
@@ -192,6 +225,7 @@ impl Configuration {
             "savings_nominal" => self.savings_nominal,
             "savings_actual" => self.savings_actual,
             "savings_measured" => return self.savings_measured,
+            "predictor_agreement" => return self.predictor_agreement,
             "macs_full" => self.macs_full,
             "macs_executed_nominal" => self.macs_executed_nominal,
             "macs_executed_actual" => self.macs_executed_actual,
@@ -227,6 +261,7 @@ impl RunRow {
             "savings_nominal" => self.savings_nominal,
             "savings_actual" => self.savings_actual,
             "savings_measured" => return self.savings_measured,
+            "predictor_agreement" => return self.predictor_agreement,
             "macs_full" => self.macs_full as f64,
             "macs_executed_nominal" => self.macs_executed_nominal,
             "macs_executed_actual" => self.macs_executed_actual,
@@ -281,7 +316,8 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
 }
 
 /// The keys that tables show as columns: the sweep's axes in file order without the seed, then any
-/// other key some job has, sorted.
+/// other key some job has, sorted; never a control's `control` and `control_of` (tables have a
+/// column of their own for the control kind, and labels name what a control controls).
 pub fn param_columns(axes: &[String], runs: &[&JobRecord]) -> Vec<String> {
     let mut columns: Vec<String> = Vec::new();
     for axis in axes {
@@ -292,24 +328,61 @@ pub fn param_columns(axes: &[String], runs: &[&JobRecord]) -> Vec<String> {
     let extra: BTreeSet<&String> = runs
         .iter()
         .flat_map(|r| r.job.params.keys())
-        .filter(|k| *k != SEED_KEY && !columns.contains(k))
+        .filter(|k| !is_hidden_key(k) && !columns.contains(k))
         .collect();
     columns.extend(extra.into_iter().cloned());
     columns
 }
 
-/// The canonical identity of a configuration: its resolved config with the seed zeroed, as JSON with
-/// sorted keys.
-fn configuration_key(config: &RunConfig) -> String {
-    let mut config = config.clone();
+/// Keys that are no table column: the seed and a control's parameters.
+fn is_hidden_key(key: &str) -> bool {
+    key == SEED_KEY || key == CONTROL_KEY || key == CONTROL_OF_KEY
+}
+
+/// The canonical identity of a configuration: its control kind and `control_of` (so that a control
+/// never shares a group with a baseline, or another configuration's control, of the same network)
+/// and its resolved config with the seed zeroed, as JSON
+/// with sorted keys.
+fn configuration_key(record: &JobRecord) -> String {
+    let mut config = record.job.config.clone();
     config.train.seed = 0;
-    config.to_json().to_string()
+    let control = match record.control() {
+        Some(kind) => {
+            let of = record.job.params.get(CONTROL_OF_KEY).unwrap_or(&Value::Null);
+            format!("{}:{of}", kind.as_str())
+        }
+        None => String::new(),
+    };
+    format!("{control}|{}", config.to_json())
+}
+
+/// A control's `control_of` list (each entry's params object); empty for other jobs.
+fn control_of(params: &Map<String, Value>) -> Vec<Map<String, Value>> {
+    params
+        .get(CONTROL_OF_KEY)
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|p| p.as_object().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A control's label: its kind and the labels of the configurations it controls.
+fn control_label(kind: Control, of: &[Map<String, Value>], columns: &[String]) -> String {
+    let of: Vec<String> = of.iter().map(|p| label_of(p, columns)).collect();
+    if of.is_empty() {
+        format!("{} control", kind.as_str())
+    } else {
+        format!("{} control of {}", kind.as_str(), of.join("; "))
+    }
 }
 
 fn params_without_seed(params: &Map<String, Value>) -> Map<String, Value> {
     params
         .iter()
-        .filter(|(k, _)| k.as_str() != SEED_KEY)
+        .filter(|(k, _)| !is_hidden_key(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -365,22 +438,26 @@ pub fn group(
     for (index, (_, records)) in groups.iter().enumerate() {
         let id = format!("c{:0width$}", index + 1);
         let params = params_without_seed(&records[0].job.params);
-        let mut label = label_of(&params, columns);
+        let control = records[0].control();
+        let of = control_of(&records[0].job.params);
+        let mut label = match control {
+            Some(kind) => control_label(kind, &of, columns),
+            None => label_of(&params, columns),
+        };
         let seen = labels_seen.entry(label.clone()).or_insert(0);
         *seen += 1;
         if *seen > 1 {
             label = format!("{label} #{seen}");
         }
-        let short_label = short_label_of(&params, axes, &id);
+        let short_label = match control {
+            Some(kind) => format!("{} {id}", kind.as_str()),
+            None => short_label_of(&params, axes, &id),
+        };
         rows.extend(records.iter().map(|record| run_row(record, &id)));
-        configurations.push(aggregate(
-            id,
-            label,
-            short_label,
-            params,
-            records,
-            rerun_command,
-        ));
+        let mut c = aggregate(id, label, short_label, params, records, rerun_command);
+        c.control = control;
+        c.control_of = of;
+        configurations.push(c);
     }
     rows.sort_by(|a, b| {
         a.configuration_id
@@ -400,7 +477,7 @@ fn sorted_groups<'a>(
     let mut groups: BTreeMap<String, Vec<&JobRecord>> = BTreeMap::new();
     for record in finished {
         groups
-            .entry(configuration_key(&record.job.config))
+            .entry(configuration_key(record))
             .or_default()
             .push(record);
     }
@@ -415,10 +492,12 @@ fn sorted_groups<'a>(
                 .then_with(|| a.job.id.cmp(&b.job.id))
         });
     }
-    // Report order: by swept values in column order, then by the canonical key.
+    // Report order: controls last (static, then narrow), by swept values in column order, then by
+    // the canonical key.
     groups.sort_by(|(ka, a), (kb, b)| {
         let (pa, pb) = (&a[0].job.params, &b[0].job.params);
-        columns
+        let by_control = a[0].control().cmp(&b[0].control());
+        let by_values = columns
             .iter()
             .map(|c| match (pa.get(c), pb.get(c)) {
                 (Some(x), Some(y)) => compare_values(x, y),
@@ -427,8 +506,8 @@ fn sorted_groups<'a>(
                 (None, None) => Ordering::Equal,
             })
             .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-            .then_with(|| ka.cmp(kb))
+            .unwrap_or(Ordering::Equal);
+        by_control.then(by_values).then_with(|| ka.cmp(kb))
     });
     groups
 }
@@ -451,6 +530,7 @@ fn run_row(record: &JobRecord, id: &str) -> RunRow {
         savings_nominal: r.savings_nominal,
         savings_actual: r.savings_actual,
         savings_measured: r.savings_measured,
+        predictor_agreement: r.predictor_agreement,
         macs_full: r.macs_full,
         macs_executed_nominal: r.macs_executed_nominal,
         macs_executed_actual: r.macs_executed_actual,
@@ -462,6 +542,7 @@ fn run_row(record: &JobRecord, id: &str) -> RunRow {
         } else {
             r.provenance.backend.clone()
         },
+        control: record.control(),
     }
 }
 
@@ -512,6 +593,7 @@ fn aggregate(
         savings_nominal: must("savings_nominal"),
         savings_actual: must("savings_actual"),
         savings_measured: stat("savings_measured"),
+        predictor_agreement: stat("predictor_agreement"),
         macs_full: must("macs_full"),
         macs_executed_nominal: must("macs_executed_nominal"),
         macs_executed_actual: must("macs_executed_actual"),
@@ -522,6 +604,8 @@ fn aggregate(
         curve: mean_curve(&results),
         rerun,
         front: FrontMembership::default(),
+        control: None,
+        control_of: Vec::new(),
     }
 }
 
@@ -570,14 +654,21 @@ fn mean_class_rates(stats: &[&BlockGateStats]) -> Option<Vec<f64>> {
     )
 }
 
-/// Test accuracy and nominal savings per epoch, averaged over the runs that reached the epoch.
+/// Test accuracy, nominal savings and validation accuracy per epoch, averaged over the runs that
+/// reached the epoch (validation over those that evaluated it).
 fn mean_curve(results: &[&RunResult]) -> Vec<CurvePoint> {
     let epochs = results.iter().flat_map(|r| &r.history);
+    let val = means_by_key(
+        epochs
+            .clone()
+            .filter_map(|e| e.val_acc.map(|v| (e.epoch, v, 0.0))),
+    );
     means_by_key(epochs.map(|e| (e.epoch, e.test_acc, e.savings_nominal)))
         .into_iter()
         .map(|(epoch, test_acc, savings_nominal, n_seeds)| CurvePoint {
             epoch,
             test_acc,
+            val_acc: val.iter().find(|v| v.0 == epoch).map(|v| v.1),
             savings_nominal,
             n_seeds,
         })

@@ -34,6 +34,24 @@ pub struct ScatterFigure {
     pub points: Vec<ScatterPoint>,
     /// (label, y value) of each baseline configuration.
     pub baselines: Vec<(String, f64)>,
+    /// Matched-compute controls, one series per kind, each with its own marker.
+    pub controls: Vec<ControlSeries>,
+}
+
+/// The points of one kind of matched-compute control (never on the front).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlSeries {
+    /// The legend entry: `static control`, `narrow control`.
+    pub name: String,
+    pub marker: Marker,
+    pub points: Vec<ScatterPoint>,
+}
+
+/// A control's marker shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Triangle,
+    Square,
 }
 
 /// Values per (row, column): configurations by blocks.
@@ -55,6 +73,9 @@ pub struct CurvesFigure {
     pub title: String,
     /// (label, [(epoch, test accuracy, nominal savings)]).
     pub series: Vec<(String, Vec<(f64, f64, f64)>)>,
+    /// Per series (same order), its validation accuracy per epoch, drawn dashed in the accuracy
+    /// panel; empty for a series without a validation split.
+    pub validation: Vec<Vec<(f64, f64)>>,
 }
 
 /// One step line: y against x (hypervolume against epochs spent).
@@ -116,6 +137,8 @@ pub const MAX_DOMINATED_ERROR_BARS: usize = 200;
 const FRONT_COLOR: RGBColor = RGBColor(214, 39, 40);
 const DOMINATED_COLOR: RGBColor = RGBColor(170, 170, 170);
 const BASELINE_COLOR: RGBColor = RGBColor(31, 119, 180);
+const STATIC_COLOR: RGBColor = RGBColor(44, 160, 44);
+const NARROW_COLOR: RGBColor = RGBColor(148, 103, 189);
 
 /// Draws a figure at `size` pixels into a PNG and an SVG.
 pub fn render(figure: &Figure, size: (u32, u32)) -> Result<Rendered> {
@@ -291,6 +314,9 @@ fn draw_scatter<DB: DrawingBackend>(
     draw_error_bars(&mut chart, &front, FRONT_COLOR)?;
     draw_dominated(&mut chart, &dominated)?;
     draw_front(&mut chart, &front)?;
+    for series in &f.controls {
+        draw_controls(&mut chart, series)?;
+    }
     draw_point_labels(&mut chart, &f.points, x_range, &text_style)?;
     chart
         .configure_series_labels()
@@ -304,12 +330,14 @@ fn draw_scatter<DB: DrawingBackend>(
 
 /// The padded x and y ranges of a scatter: every point with its error bars, and the baselines.
 fn scatter_ranges(f: &ScatterFigure) -> ((f64, f64), (f64, f64)) {
-    let x = padded(min_max(
-        f.points.iter().flat_map(|p| [p.x - p.x_std, p.x + p.x_std]),
-    ));
-    let y = padded(min_max(
+    let all = || {
         f.points
             .iter()
+            .chain(f.controls.iter().flat_map(|c| &c.points))
+    };
+    let x = padded(min_max(all().flat_map(|p| [p.x - p.x_std, p.x + p.x_std])));
+    let y = padded(min_max(
+        all()
             .flat_map(|p| [p.y - p.y_err, p.y + p.y_err])
             .chain(f.baselines.iter().map(|b| b.1)),
     ));
@@ -415,6 +443,47 @@ fn draw_front<'a, DB: DrawingBackend + 'a>(
                 + PathElement::new(vec![(0, 0), (20, 0)], FRONT_COLOR.stroke_width(2))
                 + Circle::new((10, 0), 4, FRONT_COLOR.filled())
         });
+    Ok(())
+}
+
+/// One kind of control: its error bars and markers in its colour, with its legend entry.
+fn draw_controls<'a, DB: DrawingBackend + 'a>(
+    chart: &mut XyChart<'a, DB>,
+    series: &ControlSeries,
+) -> DrawResult<DB> {
+    if series.points.is_empty() {
+        return Ok(());
+    }
+    let color = match series.marker {
+        Marker::Triangle => STATIC_COLOR,
+        Marker::Square => NARROW_COLOR,
+    };
+    let points: Vec<&ScatterPoint> = series.points.iter().collect();
+    draw_error_bars(chart, &points, color)?;
+    let name = series.name.clone();
+    match series.marker {
+        Marker::Triangle => {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|p| TriangleMarker::new((p.x, p.y), 7, color.filled())),
+                )?
+                .label(name)
+                .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, color.filled()));
+        }
+        Marker::Square => {
+            chart
+                .draw_series(points.iter().map(|p| {
+                    EmptyElement::at((p.x, p.y))
+                        + Rectangle::new([(-5, -5), (5, 5)], color.filled())
+                }))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], color.filled())
+                });
+        }
+    }
     Ok(())
 }
 
@@ -627,12 +696,16 @@ fn draw_curves<DB: DrawingBackend>(
     };
     for (panel_idx, panel) in panels.iter().enumerate() {
         let pick = |p: &(f64, f64, f64)| if panel_idx == 0 { p.1 } else { p.2 };
+        let val = f.validation.iter().flatten().map(|p| p.1);
+        let val = val.filter(|_| panel_idx == 0);
         let (lo, hi) = padded(min_max(
-            f.series.iter().flat_map(|(_, s)| s.iter().map(pick)),
+            f.series.iter().flat_map(|(_, s)| s.iter().map(pick)).chain(val),
         ));
         let mut chart = ChartBuilder::on(panel)
             .caption(
-                if panel_idx == 0 {
+                if panel_idx == 0 && f.validation.iter().any(|v| !v.is_empty()) {
+                    "accuracy (solid: test, dashed: validation)"
+                } else if panel_idx == 0 {
                     "test accuracy"
                 } else {
                     "nominal savings"
@@ -658,6 +731,9 @@ fn draw_curves<DB: DrawingBackend>(
             .light_line_style(RGBColor(240, 240, 240))
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()?;
+        if panel_idx == 0 {
+            draw_validation_curves(&mut chart, f)?;
+        }
         for (i, (label, points)) in f.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             chart
@@ -681,6 +757,33 @@ fn draw_curves<DB: DrawingBackend>(
                 SeriesLabelPosition::UpperLeft
             })
             .draw()?;
+    }
+    Ok(())
+}
+
+/// Each series' validation accuracy, dashed in its colour, with one legend entry for all.
+fn draw_validation_curves<'a, DB: DrawingBackend + 'a>(
+    chart: &mut XyChart<'a, DB>,
+    f: &CurvesFigure,
+) -> DrawResult<DB> {
+    let mut labelled = false;
+    for (i, points) in f.validation.iter().enumerate() {
+        if points.is_empty() {
+            continue;
+        }
+        let color = PALETTE[i % PALETTE.len()];
+        let series = chart.draw_series(DashedLineSeries::new(
+            points.iter().copied(),
+            6,
+            4,
+            color.stroke_width(2),
+        ))?;
+        if !labelled {
+            labelled = true;
+            series.label("validation (dashed)").legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(90, 90, 90).stroke_width(1))
+            });
+        }
     }
     Ok(())
 }

@@ -179,18 +179,18 @@ fn csv_and_json_tables() {
     assert_eq!(lines.len(), 1 + 14, "a header and one row per finished run");
     assert_eq!(
         lines[0],
-        "job_id,configuration,seed,preset,gate.threshold,loss.flops_weight,model.kind,attempts,epochs,\
-         test_acc_final,test_acc_peak,val_acc_final,val_acc_peak,peak_epoch,macs_full,\
+        "job_id,configuration,seed,preset,gate.threshold,loss.flops_weight,model.kind,control,attempts,\
+         epochs,test_acc_final,test_acc_peak,val_acc_final,val_acc_peak,peak_epoch,macs_full,\
          macs_executed_nominal,macs_executed_actual,savings_nominal,savings_actual,savings_measured,\
-         train_img_per_s,infer_img_per_s,wall_secs"
+         predictor_agreement,train_img_per_s,infer_img_per_s,wall_secs"
     );
     assert!(
-        lines[1].starts_with("base0,c1,0,,,,resnet,1,5,0.911,"),
+        lines[1].starts_with("base0,c1,0,,,,resnet,,1,5,0.911,"),
         "{}",
         lines[1]
     );
     // Full precision: the value parses back to the exact f64.
-    let acc: f64 = lines[3].split(',').nth(9).unwrap().parse().unwrap();
+    let acc: f64 = lines[3].split(',').nth(10).unwrap().parse().unwrap();
     assert_eq!(acc, 0.899 - 0.001);
 
     let results_json: serde_json::Value =
@@ -591,4 +591,114 @@ fn does_it_route_names_static_and_routing_configurations() {
     let (info, records) = val_records(&[(0.9, None, 0.2)]);
     let report = build_report(&info, &records, &small_opts()).unwrap();
     assert!(report.file("gates_class.svg").is_none());
+}
+
+#[test]
+fn controls_are_reported_beside_the_front_and_never_on_it() {
+    let (info, records) = common::control_records();
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let (plain_info, plain) = calibration_records();
+    let plain = build_report(&plain_info, &plain, &small_opts()).unwrap();
+    // The controls change neither the front nor the hypervolume.
+    let ids = |r: &Report| -> Vec<String> { r.front().map(|c| c.label.clone()).collect() };
+    assert_eq!(ids(&report), ids(&plain));
+    assert_eq!(report.hypervolume, plain.hypervolume);
+    let controls: Vec<&str> = report
+        .configurations
+        .iter()
+        .filter(|c| c.is_control())
+        .map(|c| c.label.as_str())
+        .collect();
+    assert_eq!(controls.len(), 4, "{controls:?}");
+    assert!(report.configurations.iter().filter(|c| c.is_control()).all(|c| {
+        c.front == cg_report::FrontMembership::default() && !c.is_baseline()
+    }));
+    let md = report.markdown();
+    assert!(md.contains("## Against matched-compute controls"), "{md}");
+    let baseline = md.split("## Baseline").nth(1).unwrap();
+    let baseline = baseline.split("## ").next().unwrap();
+    assert!(!baseline.contains("control"), "{baseline}");
+    let routing = md.split("## Does it route?").nth(1).unwrap();
+    let routing = routing.split("## ").next().unwrap();
+    assert!(!routing.contains("control"), "{routing}");
+
+    // One row per (front configuration, control kind), best first; the verdict on test.
+    let json: serde_json::Value = serde_json::from_str(text(&report, "controls.json")).unwrap();
+    let verdicts: Vec<[&str; 3]> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            ["configuration", "control", "verdict"].map(|k| row[k].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ["c06", "narrow", "tied (no interval)"],
+            ["c04", "static", "worse"],
+            ["c05", "static", "worse"],
+            ["c02", "static", "better"],
+            ["c02", "narrow", "tied"],
+        ]
+    );
+    assert_eq!(text(&report, "controls.csv").lines().count(), 1 + 5);
+    assert_eq!(json[0]["control_macs"], json!(39_900_000.0));
+
+    // results.csv names each run's control kind.
+    let results = text(&report, "results.csv");
+    let header: Vec<&str> = results.lines().next().unwrap().split(',').collect();
+    let at = header.iter().position(|h| *h == "control").unwrap();
+    let kinds: Vec<&str> = results
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(at).unwrap())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "static").count(), 6);
+    assert_eq!(kinds.iter().filter(|k| **k == "narrow").count(), 3);
+    assert_eq!(kinds.iter().filter(|k| k.is_empty()).count(), 14);
+    insta::assert_snapshot!("controls_report_md", md);
+}
+
+#[test]
+fn control_markers_and_the_measured_front_are_drawn() {
+    let (info, records) = common::control_records();
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    check_figures(&report, (640, 420));
+    for stem in ["pareto", "pareto_measured"] {
+        let svg = text(&report, &format!("{stem}.svg"));
+        let doc = roxmltree::Document::parse(svg).unwrap();
+        let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+        for legend in ["static control", "narrow control", "Pareto front"] {
+            assert!(texts.iter().any(|t| t.trim() == legend), "{stem} lacks {legend}");
+        }
+        let png = &report.file(&format!("{stem}.png")).unwrap().contents;
+        image::load_from_memory_with_format(png, image::ImageFormat::Png).unwrap();
+    }
+    let md = report.markdown();
+    assert!(md.contains("`pareto_measured` draws the front on measured savings"), "{md}");
+    assert!(md.contains("| predictor agreement |"), "{md}");
+    // Without a measurement on every front configuration there is no such figure.
+    let (info, records) = calibration_records();
+    let plain = build_report(&info, &records, &small_opts()).unwrap();
+    assert!(plain.file("pareto_measured.svg").is_none());
+    assert!(plain.file("controls.csv").is_none());
+    assert!(!plain.markdown().contains("predictor agreement"));
+}
+
+#[test]
+fn the_curves_draw_validation_beside_test() {
+    let (info, mut records) = val_records(&[(0.9, Some(0.85), 0.2), (0.8, Some(0.8), 0.4)]);
+    for r in &mut records {
+        for e in &mut r.result.as_mut().unwrap().history {
+            e.val_acc = Some(e.test_acc - 0.05);
+        }
+    }
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    let curves = text(&report, "curves.svg");
+    assert!(curves.contains("validation (dashed)"), "no validation legend");
+    assert!(curves.contains("solid: test, dashed: validation"));
+    let (info, records) = val_records(&[(0.9, None, 0.2)]);
+    let report = build_report(&info, &records, &small_opts()).unwrap();
+    assert!(!text(&report, "curves.svg").contains("validation"));
 }

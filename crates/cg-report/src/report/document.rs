@@ -60,11 +60,31 @@ fn first_line(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// A row of the front and baseline tables; with `val`, validation accuracy (what chose) comes
-/// before test accuracy.
-fn configuration_row(c: &Configuration, val: bool) -> Vec<String> {
+/// Which optional columns the front and baseline tables show.
+#[derive(Clone, Copy)]
+struct Shown {
+    /// Validation accuracy (what chose) before test accuracy.
+    val: bool,
+    /// The predictor's agreement with the CIR gate, when some configuration has a predictor.
+    agreement: bool,
+}
+
+impl Shown {
+    fn of(report: &Report) -> Self {
+        Shown {
+            val: shows_validation(report),
+            agreement: report
+                .configurations
+                .iter()
+                .any(|c| c.predictor_agreement.is_some()),
+        }
+    }
+}
+
+/// A row of the front and baseline tables.
+fn configuration_row(c: &Configuration, shown: Shown) -> Vec<String> {
     let mut row = vec![c.id.clone(), format!("`{}`", c.label)];
-    if val {
+    if shown.val {
         row.push(fmt_opt_acc(c.val_acc_final));
         row.push(fmt_opt_acc(c.val_acc_peak));
     }
@@ -78,6 +98,11 @@ fn configuration_row(c: &Configuration, val: bool) -> Vec<String> {
         fmt_stat(c.savings_nominal),
         fmt_stat(c.savings_actual),
         fmt_opt_stat(c.savings_measured),
+    ]);
+    if shown.agreement {
+        row.push(fmt_opt_acc(c.predictor_agreement));
+    }
+    row.extend([
         c.epochs.to_string(),
         c.seeds.len().to_string(),
         format!("`{}`", c.rerun.command),
@@ -86,8 +111,8 @@ fn configuration_row(c: &Configuration, val: bool) -> Vec<String> {
 }
 
 /// The header of [`configuration_row`].
-fn config_header(val: bool) -> Vec<String> {
-    let accuracy: &[&str] = if val {
+fn config_header(shown: Shown) -> Vec<String> {
+    let accuracy: &[&str] = if shown.val {
         &[
             "val accuracy final",
             "val accuracy peak",
@@ -99,14 +124,11 @@ fn config_header(val: bool) -> Vec<String> {
     };
     let mut header = vec!["id", "configuration"];
     header.extend(accuracy);
-    header.extend([
-        "savings nominal",
-        "savings actual",
-        "savings measured",
-        "epochs",
-        "seeds",
-        "re-run",
-    ]);
+    header.extend(["savings nominal", "savings actual", "savings measured"]);
+    if shown.agreement {
+        header.push("predictor agreement");
+    }
+    header.extend(["epochs", "seeds", "re-run"]);
     header.into_iter().map(String::from).collect()
 }
 
@@ -165,6 +187,7 @@ pub(super) fn document(report: &Report, figures: &[Figure], opts: &ReportOptions
         blocks.extend(front_section(report, opts));
         blocks.extend(hypervolume_section(report));
         blocks.extend(baseline_section(report));
+        blocks.extend(super::controls::controls_section(report));
         blocks.extend(super::routing::routing_section(report));
     }
     if let Some(search) = &opts.search {
@@ -177,7 +200,7 @@ pub(super) fn document(report: &Report, figures: &[Figure], opts: &ReportOptions
     if !report.failed.is_empty() {
         blocks.extend(failed_section(report, opts));
     }
-    blocks.extend(files_section());
+    blocks.extend(files_section(report));
     blocks
 }
 
@@ -236,16 +259,19 @@ fn jobs_line(counts: &JobCounts) -> String {
 /// `Configurations: N (k CosineGate, m ResNet baseline) from r finished runs…`.
 fn configurations_line(report: &Report) -> String {
     let counts = &report.counts;
-    let n_baseline = report
-        .configurations
-        .iter()
-        .filter(|c| c.is_baseline())
-        .count();
+    let count = |f: fn(&Configuration) -> bool| report.configurations.iter().filter(|c| f(c)).count();
+    let n_baseline = count(Configuration::is_baseline);
+    let n_control = count(Configuration::is_control);
     format!(
-        "Configurations: {} ({} CosineGate, {} ResNet baseline) from {} finished runs{}.",
+        "Configurations: {} ({} CosineGate, {} ResNet baseline{}) from {} finished runs{}.",
         report.configurations.len(),
-        report.configurations.len() - n_baseline,
+        report.configurations.len() - n_baseline - n_control,
         n_baseline,
+        if n_control > 0 {
+            format!(", {n_control} matched-compute control")
+        } else {
+            String::new()
+        },
         counts.finished - counts.below_top,
         if counts.below_top > 0 {
             format!(
@@ -324,10 +350,10 @@ fn front_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
             "No configuration is a candidate for the front.".into(),
         ));
     } else {
-        let val = shows_validation(report);
+        let shown = Shown::of(report);
         blocks.push(Block::Table {
-            header: config_header(val),
-            rows: front.iter().map(|c| configuration_row(c, val)).collect(),
+            header: config_header(shown),
+            rows: front.iter().map(|c| configuration_row(c, shown)).collect(),
         });
     }
     if report
@@ -419,7 +445,7 @@ fn other_fronts(report: &Report) -> Block {
         .configurations
         .iter()
         .any(|c| c.front.measured.is_some());
-    Block::List(vec![
+    let mut lines = vec![
         format!(
             "Front with actual savings instead of nominal: {}.",
             ids(|m| m.actual)
@@ -432,7 +458,29 @@ fn other_fronts(report: &Report) -> Block {
         } else {
             "Front with measured savings: no configuration measured wall-clock savings.".into()
         },
-    ])
+    ];
+    if measured_any {
+        lines.push(measured_figure_line(report));
+    }
+    Block::List(lines)
+}
+
+/// Whether the front is drawn on measured savings (`pareto_measured`), or which front
+/// configurations lack a measurement.
+fn measured_figure_line(report: &Report) -> String {
+    if super::fronts::front_measured(report) {
+        return "Every front configuration measured its savings: `pareto_measured` draws the \
+                front on measured savings."
+            .into();
+    }
+    let missing: Vec<String> = super::fronts::front_unmeasured(report)
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    format!(
+        "Not drawn on measured savings: front configuration(s) {} lack a measurement.",
+        missing.join(", ")
+    )
 }
 
 /// "Baseline": the ResNet configurations, when there are any.
@@ -448,10 +496,10 @@ fn baseline_section(report: &Report) -> Vec<Block> {
     vec![
         Block::Heading(2, "Baseline".into()),
         Block::Table {
-            header: config_header(shows_validation(report)),
+            header: config_header(Shown::of(report)),
             rows: baselines
                 .iter()
-                .map(|c| configuration_row(c, shows_validation(report)))
+                .map(|c| configuration_row(c, Shown::of(report)))
                 .collect(),
         },
     ]
@@ -592,8 +640,8 @@ fn failed_section(report: &Report, opts: &ReportOptions) -> Vec<Block> {
 }
 
 /// "Files": what the report folder holds.
-fn files_section() -> Vec<Block> {
-    vec![
+fn files_section(report: &Report) -> Vec<Block> {
+    let mut blocks = vec![
         Block::Heading(2, "Files".into()),
         Block::List(vec![
             "`results.csv`, `results.json`: one row per finished run.".into(),
@@ -601,7 +649,21 @@ fn files_section() -> Vec<Block> {
             "`configs/<job_id>.json`: the resolved configuration of each configuration's re-run job.".into(),
             "`pareto`, `gates_open`, `gates_cir`, `curves` (and `gates_class` when the runs recorded gate-open rates per class): figures as `.png` and `.svg`.".into(),
         ]),
-    ]
+    ];
+    if report.configurations.iter().any(Configuration::is_control) {
+        push_item(&mut blocks, "`controls.csv`, `controls.json`: the table against matched-compute controls.");
+    }
+    if super::fronts::front_measured(report) {
+        push_item(&mut blocks, "`pareto_measured`: the front on measured savings, as `.png` and `.svg`.");
+    }
+    blocks
+}
+
+/// Adds an item to the last block, a list.
+fn push_item(blocks: &mut [Block], item: &str) {
+    if let Some(Block::List(items)) = blocks.last_mut() {
+        items.push(item.into());
+    }
 }
 
 /// The notice at the top: running (k of n done, what runs, when) or finished.

@@ -6,9 +6,12 @@ use cg_core::{Direction, Objective};
 
 use super::model::{Report, ReportOptions};
 use crate::aggregate::{self, Configuration};
+use crate::aggregate::FrontMembership;
 use crate::plots::{
-    self, CurvesFigure, Figure, FigureKind, HeatmapFigure, ScatterFigure, ScatterPoint,
+    self, ControlSeries, CurvesFigure, Figure, FigureKind, HeatmapFigure, Marker, ScatterFigure,
+    ScatterPoint,
 };
+use cg_core::Control;
 
 fn objective_desc(o: &Objective) -> String {
     let arrow = match o.direction {
@@ -43,12 +46,13 @@ pub(super) fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
         "no finished runs"
     };
     let (gates_open, gates_cir) = gate_heatmaps(report, opts, no_runs);
-    let mut figures = vec![
-        pareto_figure(report, opts, no_runs),
+    let mut figures = vec![pareto_figure(report, opts, no_runs)];
+    figures.extend(measured_figure(report, opts));
+    figures.extend([
         gates_open,
         gates_cir,
         curves_figure(report, opts, no_runs),
-    ];
+    ]);
     figures.extend(super::routing::class_figure(report, opts));
     figures
 }
@@ -65,26 +69,79 @@ fn message(stem: &str, caption: &str, title: String, text: &str) -> Figure {
     }
 }
 
-/// The first objective against the second (or nominal savings), with the front, the dominated
-/// points and the baselines.
-fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure {
-    let y_obj = report.objectives[0].clone();
-    let x_obj = report.objectives.get(1).cloned().unwrap_or(Objective {
+/// The objective drawn on the x axis: the second, or nominal savings.
+fn x_objective(report: &Report) -> Objective {
+    report.objectives.get(1).cloned().unwrap_or(Objective {
         metric: "savings_nominal".into(),
         direction: Direction::Maximize,
-    });
+    })
+}
+
+/// The first objective against the second (or nominal savings), with the front, the dominated
+/// points, the controls and the baselines.
+fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure {
+    let plane = Plane {
+        stem: "pareto",
+        x_obj: x_objective(report),
+        on_front: |m| m.objectives,
+        front: "the front of the objectives",
+        note: "",
+    };
+    plane.figure(report, opts, no_runs)
+}
+
+/// The front drawn on measured savings (`pareto_measured`), when the x axis is nominal savings
+/// and every front configuration measured its savings.
+fn measured_figure(report: &Report, opts: &ReportOptions) -> Option<Figure> {
+    let x_obj = x_objective(report);
+    if x_obj.metric != "savings_nominal" || !super::fronts::front_measured(report) {
+        return None;
+    }
+    let plane = Plane {
+        stem: "pareto_measured",
+        x_obj: Objective {
+            metric: "savings_measured".into(),
+            direction: x_obj.direction,
+        },
+        on_front: |m| m.measured,
+        front: "the front with measured savings in place of nominal",
+        note: " Measured savings: dense against sparse inference of the same weights, wall clock; controls sit at their MACs savings against the full network.",
+    };
+    Some(plane.figure(report, opts, "no finished runs"))
+}
+
+/// A Pareto plane: its file stem, x objective, which front it marks and a caption note.
+struct Plane {
+    stem: &'static str,
+    x_obj: Objective,
+    on_front: fn(&FrontMembership) -> Option<bool>,
+    /// What the red points are.
+    front: &'static str,
+    note: &'static str,
+}
+
+impl Plane {
+    fn figure(&self, report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure {
+        pareto_plane(report, opts, no_runs, self)
+    }
+}
+
+fn pareto_plane(report: &Report, opts: &ReportOptions, no_runs: &str, plane: &Plane) -> Figure {
+    let y_obj = report.objectives[0].clone();
+    let x_obj = plane.x_obj.clone();
     let title = format!(
         "{}: {} vs {}",
         report.sweep.name, y_obj.metric, x_obj.metric
     );
-    let mut points = scatter_points(report, &x_obj, &y_obj);
+    let mut points = scatter_points(report, &x_obj, &y_obj, plane.on_front);
+    let controls = control_series(report, &x_obj, &y_obj);
     choose_point_labels(&mut points, opts.max_point_labels);
     let on_validation = report
         .configurations
         .iter()
         .any(|c| c.choice_name(&y_obj.metric) != y_obj.metric);
     let pareto_caption = format!(
-        "{}{} against {}, mean over seeds; error bars: the 95% Student-t interval of {} over seeds (none for one seed) and ± sample std of {}. Red: the front of the objectives; grey: dominated{}; dashed: ResNet baseline.",
+        "{}{} against {}, mean over seeds; error bars: the 95% Student-t interval of {} over seeds (none for one seed) and ± sample std of {}. Red: {}; grey: dominated{}; dashed: ResNet baseline.{}{}",
         y_obj.metric,
         if on_validation {
             " (read on validation, as chosen)"
@@ -94,11 +151,18 @@ fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
         x_obj.metric,
         y_obj.metric,
         x_obj.metric,
+        plane.front,
         if points.len() > plots::MAX_DOMINATED_ERROR_BARS {
             " (error bars on the front only)"
         } else {
             ""
-        }
+        },
+        if controls.is_empty() {
+            ""
+        } else {
+            " Green triangles: static controls; purple squares: narrow controls (plain ResNets at a configuration's compute, never front candidates)."
+        },
+        plane.note
     );
     let baselines: Vec<(String, f64)> = report
         .configurations
@@ -110,11 +174,11 @@ fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
         })
         .filter(|(_, y)| y.is_finite())
         .collect();
-    if points.is_empty() && baselines.is_empty() {
-        return message("pareto", &pareto_caption, title, no_runs);
+    if points.is_empty() && baselines.is_empty() && controls.is_empty() {
+        return message(plane.stem, &pareto_caption, title, no_runs);
     }
     Figure {
-        stem: "pareto".into(),
+        stem: plane.stem.into(),
         caption: pareto_caption,
         kind: FigureKind::Scatter(ScatterFigure {
             title,
@@ -126,15 +190,21 @@ fn pareto_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
             },
             points,
             baselines,
+            controls,
         }),
     }
 }
 
-/// One point per configuration that is no baseline and has both metrics (as chosen: accuracy on
-/// validation where there is a split), unlabelled; the vertical bar is the 95% t interval.
-fn scatter_points(report: &Report, x_obj: &Objective, y_obj: &Objective) -> Vec<ScatterPoint> {
+/// One point per front candidate that has both metrics (as chosen: accuracy on validation where
+/// there is a split), unlabelled; the vertical bar is the 95% t interval.
+fn scatter_points(
+    report: &Report,
+    x_obj: &Objective,
+    y_obj: &Objective,
+    on_front: fn(&FrontMembership) -> Option<bool>,
+) -> Vec<ScatterPoint> {
     let mut points: Vec<ScatterPoint> = Vec::new();
-    for c in report.configurations.iter().filter(|c| !c.is_baseline()) {
+    for c in report.configurations.iter().filter(|c| c.is_candidate()) {
         if let (Some(x), Some(y)) = (c.choice_stat(&x_obj.metric), c.choice_stat(&y_obj.metric))
             && x.mean.is_finite()
             && y.mean.is_finite()
@@ -145,12 +215,62 @@ fn scatter_points(report: &Report, x_obj: &Objective, y_obj: &Objective) -> Vec<
                 x_std: x.std,
                 y: y.mean,
                 y_err: y.ci95().unwrap_or(0.0),
-                on_front: c.front.objectives == Some(true),
+                on_front: on_front(&c.front) == Some(true),
                 show_label: false,
             });
         }
     }
     points
+}
+
+/// The controls of each kind as points: x where the control sits on the x objective
+/// ([`control_x`]), y its accuracy as chosen, with its 95% interval; kinds without a control left out.
+fn control_series(report: &Report, x_obj: &Objective, y_obj: &Objective) -> Vec<ControlSeries> {
+    [(Control::Static, Marker::Triangle), (Control::Narrow, Marker::Square)]
+        .into_iter()
+        .map(|(kind, marker)| ControlSeries {
+            name: format!("{} control", kind.as_str()),
+            marker,
+            points: report
+                .configurations
+                .iter()
+                .filter(|c| c.control == Some(kind))
+                .filter_map(|c| {
+                    let x = control_x(report, c, &x_obj.metric)?;
+                    let y = c.choice_stat(&y_obj.metric)?;
+                    (x.is_finite() && y.mean.is_finite()).then(|| ScatterPoint {
+                        label: c.short_label.clone(),
+                        x,
+                        x_std: 0.0,
+                        y: y.mean,
+                        y_err: y.ci95().unwrap_or(0.0),
+                        on_front: false,
+                        show_label: true,
+                    })
+                })
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect()
+}
+
+/// Where a control sits on the x objective. A plain ResNet saves nothing of its own MACs, so
+/// savings are its MACs saved against the full network of a configuration it controls
+/// (`1 − macs / full`); executed MACs are its MACs; other metrics its own value.
+fn control_x(report: &Report, control: &Configuration, metric: &str) -> Option<f64> {
+    match metric {
+        "savings_nominal" | "savings_actual" | "savings_measured" => {
+            let full = report
+                .configurations
+                .iter()
+                .find(|c| c.is_candidate() && control.controls(&c.params))?
+                .macs_full
+                .mean;
+            Some(1.0 - control.macs_full.mean / full)
+        }
+        "macs_executed_nominal" | "macs_executed_actual" => Some(control.macs_full.mean),
+        other => control.choice_stat(other).map(|s| s.mean),
+    }
 }
 
 /// Labels every point when few; else every k-th front point along the x axis.
@@ -342,7 +462,12 @@ fn curves_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
     let n_front = front.len();
     front.truncate(opts.max_curves);
     let curves_caption = format!(
-        "Test accuracy and nominal savings per epoch of the front's configurations, mean over seeds.{}",
+        "Test accuracy{} and nominal savings per epoch of the front's configurations, mean over seeds.{}",
+        if front.iter().any(|c| c.curve.iter().any(|p| p.val_acc.is_some())) {
+            " (solid) with validation accuracy (dashed, what chose)"
+        } else {
+            ""
+        },
         if n_front > front.len() {
             format!(" Showing {} of {}.", front.len(), n_front)
         } else {
@@ -373,6 +498,15 @@ fn curves_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
                             .map(|p| (p.epoch as f64, p.test_acc, p.savings_nominal))
                             .collect(),
                     )
+                })
+                .collect(),
+            validation: front
+                .iter()
+                .map(|c| {
+                    c.curve
+                        .iter()
+                        .filter_map(|p| Some((p.epoch as f64, p.val_acc?)))
+                        .collect()
                 })
                 .collect(),
         }),

@@ -86,7 +86,7 @@ pub(super) fn mark_fronts(
     hypervolume
 }
 
-/// Computes one front over the candidate configurations (not baselines, every metric present and
+/// Computes one front over the candidate configurations (no baseline nor control, every metric present and
 /// finite; accuracy read on validation where the configuration has it, [`Configuration::choice_stat`]), records membership with `set`, and returns the hypervolume when a reference is given and
 /// there is a candidate.
 fn front_of(
@@ -99,7 +99,7 @@ fn front_of(
     let mut candidates: Vec<usize> = Vec::new();
     let mut points: Vec<Vec<f64>> = Vec::new();
     for (i, c) in configurations.iter().enumerate() {
-        if c.is_baseline() {
+        if !c.is_candidate() {
             continue;
         }
         let point: Option<Vec<f64>> = metrics
@@ -147,4 +147,18 @@ pub(super) fn sorted_front(report: &Report) -> Vec<&Configuration> {
         order.then_with(|| a.id.cmp(&b.id))
     });
     front
+}
+
+/// Whether every configuration on the objectives' front measured its savings (the front can
+/// then be drawn on measured savings); `false` without a front.
+pub(super) fn front_measured(report: &Report) -> bool {
+    report.front().count() > 0 && report.front().all(|c| c.savings_measured.is_some())
+}
+
+/// The front configurations that lack a measured savings figure.
+pub(super) fn front_unmeasured(report: &Report) -> Vec<&Configuration> {
+    report
+        .front()
+        .filter(|c| c.savings_measured.is_none())
+        .collect()
 }

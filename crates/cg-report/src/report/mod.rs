@@ -4,12 +4,13 @@
 //! files; nothing reads a clock, and no database is opened here.
 //!
 //! The steps live in sub-modules: `fronts` (objectives, fronts, hypervolume), `tables` (CSV and
-//! JSON), `figures` (what is drawn), `document` (the markdown/HTML blocks), `trust` (the
+//! JSON), `controls` ("Against matched-compute controls"), `figures` (what is drawn), `document` (the markdown/HTML blocks), `trust` (the
 //! hypervolume's largest contributor and sensitivity), `routing` ("Does it
 //! route?") and `search` (a
 //! search's part, assembled from its decisions, and its comparison with a grid); `model` holds
 //! the types.
 
+mod controls;
 mod document;
 mod figures;
 mod fronts;
@@ -213,7 +214,8 @@ fn document_files(
     ]
 }
 
-/// `results.csv`/`.json`, `front.csv`/`.json`, and a search's `stopped.csv`.
+/// `results.csv`/`.json`, `front.csv`/`.json`, `controls.csv`/`.json` when the sweep has control
+/// results, and a search's `stopped.csv`.
 fn table_files(
     report: &Report,
     columns: &[String],
@@ -227,6 +229,11 @@ fn table_files(
         file("front.csv", front.to_csv().into_bytes()),
         file("front.json", front.to_json()?.into_bytes()),
     ];
+    if report.configurations.iter().any(|c| c.is_control()) {
+        let controls = controls::controls_table(report);
+        files.push(file("controls.csv", controls.to_csv().into_bytes()));
+        files.push(file("controls.json", controls.to_json()?.into_bytes()));
+    }
     if let Some(search) = &opts.search {
         let stopped = tables::stopped_table(report, search);
         files.push(file("stopped.csv", stopped.to_csv().into_bytes()));

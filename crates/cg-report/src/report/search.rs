@@ -85,10 +85,7 @@ impl GridRecords<'_> {
     pub fn compare(&self) -> Result<GridComparison> {
         let done = self.completed_required()?;
         // Read as chosen: accuracy on validation where a run has a split.
-        let points: Vec<Vec<f64>> = done
-            .iter()
-            .filter_map(|r| self.info.objective_values(r.result.as_ref()?))
-            .collect();
+        let points = configuration_points(self.info, &done);
         let directions: Vec<_> = self.info.objectives.iter().map(|o| o.direction).collect();
         let grid_hypervolume =
             cg_core::pareto::hypervolume(&points, &directions, &self.info.reference_point);
@@ -140,4 +137,30 @@ impl GridRecords<'_> {
         }
         Ok(done)
     }
+}
+
+/// The objective values (as chosen) of each configuration among `done`, the mean over its
+/// seeds' runs (a seeded grid holds one job per seed of a point), in order of first appearance.
+fn configuration_points(info: &SweepInfo, done: &[&JobRecord]) -> Vec<Vec<f64>> {
+    let mut groups: Vec<(serde_json::Map<String, serde_json::Value>, Vec<Vec<f64>>)> = Vec::new();
+    for r in done {
+        let Some(values) = r.result.as_ref().and_then(|res| info.objective_values(res)) else {
+            continue;
+        };
+        let mut key = r.job.params.clone();
+        key.remove(crate::aggregate::SEED_KEY);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, runs)) => runs.push(values),
+            None => groups.push((key, vec![values])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, runs)| {
+            let n = runs.len() as f64;
+            (0..runs[0].len())
+                .map(|i| runs.iter().map(|v| v[i]).sum::<f64>() / n)
+                .collect()
+        })
+        .collect()
 }

@@ -13,7 +13,7 @@ use crate::table::{Cell, Table};
 pub(super) fn results_table(report: &Report, columns: &[String]) -> Table {
     let mut header: Vec<String> = vec!["job_id".into(), "configuration".into(), "seed".into()];
     header.extend(columns.iter().cloned());
-    header.extend(["attempts", "epochs"].map(String::from));
+    header.extend(["control", "attempts", "epochs"].map(String::from));
     // Every metric of a run, in the order of the cells below.
     header.extend(METRICS.map(String::from));
     let mut table = Table::new(header);
@@ -28,7 +28,11 @@ pub(super) fn results_table(report: &Report, columns: &[String]) -> Table {
                 .get(c)
                 .map_or(Cell::Null, |v| Cell::Json(v.clone()))
         }));
-        row.extend([Cell::Int(u64::from(r.attempts)), Cell::Int(r.epochs as u64)]);
+        row.extend([
+            control_cell(r.control),
+            Cell::Int(u64::from(r.attempts)),
+            Cell::Int(r.epochs as u64),
+        ]);
         row.extend(METRICS.iter().map(|m| match *m {
             "peak_epoch" => Cell::Int(r.peak_epoch as u64),
             "macs_full" => Cell::Int(r.macs_full),
@@ -39,7 +43,7 @@ pub(super) fn results_table(report: &Report, columns: &[String]) -> Table {
     table
 }
 
-const FRONT_METRICS: [&str; 12] = [
+const FRONT_METRICS: [&str; 13] = [
     "test_acc_final",
     "test_acc_peak",
     "val_acc_final",
@@ -48,21 +52,43 @@ const FRONT_METRICS: [&str; 12] = [
     "savings_nominal",
     "savings_actual",
     "savings_measured",
+    "predictor_agreement",
     "macs_executed_nominal",
     "macs_executed_actual",
     "infer_img_per_s",
     "wall_secs",
 ];
 
+/// The columns of `stopped.csv` after the rung: each objective's metric; when a stopped run held
+/// out a validation split, an accuracy objective shows the validation metric the search chose on
+/// with the test metric beside it.
+fn stopped_metrics<'a>(report: &'a Report, search: &SearchSection) -> Vec<&'a str> {
+    let validation = search
+        .stopped
+        .iter()
+        .any(|s| s.record.result.as_ref().is_some_and(|r| r.has_validation()));
+    let mut metrics = Vec::new();
+    for o in &report.objectives {
+        let chosen = cg_core::chosen_metric(&o.metric, validation);
+        if chosen != o.metric {
+            metrics.push(chosen);
+        }
+        metrics.push(o.metric.as_str());
+    }
+    metrics
+}
+
 /// `stopped.csv`: the configurations a search stopped below its top rung, with the rung, the
-/// epochs and the objectives' values there (highest rung first).
+/// epochs and the objectives' values there (highest rung first; on validation, as the search
+/// chose, with test beside, where the runs held out a split).
 pub(super) fn stopped_table(report: &Report, search: &SearchSection) -> Table {
     let records: Vec<&JobRecord> = search.stopped.iter().map(|s| &s.record).collect();
     let columns = aggregate::param_columns(&report.sweep.axes, &records);
     let mut header: Vec<String> = vec!["job_id".into()];
     header.extend(columns.iter().cloned());
     header.extend(["stopped_at_rung", "epochs"].map(String::from));
-    header.extend(report.objectives.iter().map(|o| o.metric.clone()));
+    let metrics = stopped_metrics(report, search);
+    header.extend(metrics.iter().map(|m| m.to_string()));
     let mut stopped: Vec<&StoppedRun> = search.stopped.iter().collect();
     stopped.sort_by(|a, b| {
         b.rung
@@ -81,12 +107,12 @@ pub(super) fn stopped_table(report: &Report, search: &SearchSection) -> Table {
         }));
         row.push(Cell::Int(s.rung));
         row.push(Cell::Int(s.epochs));
-        row.extend(report.objectives.iter().map(|o| {
+        row.extend(metrics.iter().map(|m| {
             Cell::opt_float(
                 s.record
                     .result
                     .as_ref()
-                    .and_then(|r| aggregate::run_metric(r, &o.metric))
+                    .and_then(|r| aggregate::run_metric(r, m))
                     .filter(|v| v.is_finite()),
             )
         }));
@@ -98,7 +124,12 @@ pub(super) fn stopped_table(report: &Report, search: &SearchSection) -> Table {
 /// `front.csv`: one row per configuration, with mean, std and the half-width of the 95% t
 /// interval over seeds (empty for one seed), and front membership.
 pub(super) fn front_table(report: &Report, columns: &[String]) -> Table {
-    let mut header: Vec<String> = vec!["configuration".into(), "label".into(), "model".into()];
+    let mut header: Vec<String> = vec![
+        "configuration".into(),
+        "label".into(),
+        "model".into(),
+        "control".into(),
+    ];
     header.extend(columns.iter().cloned());
     header.extend(["n_seeds", "seeds", "epochs"].map(String::from));
     for m in FRONT_METRICS {
@@ -134,6 +165,7 @@ pub(super) fn front_table(report: &Report, columns: &[String]) -> Table {
             Cell::Text(c.id.clone()),
             Cell::Text(c.label.clone()),
             Cell::Text(model_name(c).into()),
+            control_cell(c.control),
         ];
         row.extend(columns.iter().map(|k| {
             c.params
@@ -163,6 +195,11 @@ pub(super) fn front_table(report: &Report, columns: &[String]) -> Table {
         table.push(row);
     }
     table
+}
+
+/// A `control` cell: empty for a configuration, else `static` or `narrow`.
+pub(super) fn control_cell(control: Option<cg_core::Control>) -> Cell {
+    control.map_or(Cell::Text(String::new()), |k| Cell::Text(k.as_str().into()))
 }
 
 pub(super) fn model_name(c: &Configuration) -> &'static str {

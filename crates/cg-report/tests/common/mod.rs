@@ -309,3 +309,105 @@ pub fn synthetic_records(n_runs: usize, seeds: u64, epochs: usize) -> (SweepInfo
     }
     (info, records)
 }
+
+/// A matched-compute control job (`control`, `control_of`, `train.seed`) of a plain ResNet:
+/// `removed_blocks` for a static control, `width` for a narrow one, with `macs` MACs.
+pub struct ControlJob<'a> {
+    pub kind: cg_core::Control,
+    /// The params (without the seed) of each configuration it controls.
+    pub of: &'a [Map<String, Value>],
+    pub seed: u64,
+    pub acc: f64,
+    pub macs: u64,
+}
+
+pub fn control_record(sweep: &str, id: &str, c: &ControlJob<'_>) -> JobRecord {
+    let mut config = config(&params(&[("model.kind", json!("resnet"))]));
+    config.train.seed = c.seed;
+    // A network per MACs figure, as a sweep builds it.
+    match c.kind {
+        cg_core::Control::Static => config.model.removed_blocks = vec![(c.macs % 7) as usize],
+        cg_core::Control::Narrow => config.model.width = (c.macs % 13 + 2) as usize,
+    }
+    let mut result = result(
+        &config,
+        &Outcome {
+            acc: c.acc,
+            savings_nominal: 0.0,
+            savings_actual: 0.0,
+            savings_measured: None,
+            epochs: 5,
+            n_blocks: 0,
+        },
+    );
+    result.macs_full = c.macs;
+    result.macs_executed_nominal = c.macs as f64;
+    result.macs_executed_actual = c.macs as f64;
+    let of: Vec<Value> = c.of.iter().cloned().map(Value::Object).collect();
+    let params = params(&[
+        (cg_core::CONTROL_KEY, json!(c.kind.as_str())),
+        (cg_core::CONTROL_OF_KEY, Value::Array(of)),
+        ("train.seed", json!(c.seed)),
+    ]);
+    JobRecord {
+        sweep: sweep.into(),
+        job: JobSpec {
+            id: id.into(),
+            params,
+            config,
+        },
+        status: JobStatus::Completed,
+        attempts: 1,
+        last_error: None,
+        result: Some(result),
+    }
+}
+
+/// The calibration sweep with `controls: [static, narrow]` results for its front (c2, c4, c5,
+/// c6), every CosineGate run with a measured savings and a predictor agreement. Verdicts are
+/// known: c2 beats its static control (intervals apart) and ties its narrow one; c4 and c5
+/// share a static control that beats both; c6's narrow control has one seed (no interval).
+pub fn control_records() -> (SweepInfo, Vec<JobRecord>) {
+    let (mut info, mut records) = calibration_records();
+    info.controls = vec![cg_core::Control::Static, cg_core::Control::Narrow];
+    for r in records.iter_mut() {
+        if r.job.config.model.kind != ModelKind::Cosinegate {
+            continue;
+        }
+        if let Some(result) = r.result.as_mut() {
+            let seed = r.job.config.train.seed as f64;
+            result.savings_measured = Some(result.savings_nominal * 0.5);
+            result.predictor_agreement = Some(0.9 + 0.02 * seed);
+        }
+    }
+    let of = |preset: &str, weight: f64, threshold: f64| {
+        params(&[
+            ("preset", json!(preset)),
+            ("loss.flops_weight", json!(weight)),
+            ("gate.threshold", json!(threshold)),
+        ])
+    };
+    let c2 = [of("aggressive", 1.0, 0.9)];
+    let c4_c5 = [of("balanced", 0.5, 0.9), of("balanced", 0.5, 1.0)];
+    let c6 = [of("conservative", 0.1, 0.9)];
+    use cg_core::Control::{Narrow, Static};
+    let jobs: [(&str, cg_core::Control, &[Map<String, Value>], &[f64], u64); 4] = [
+        ("static-c2", Static, &c2, &[0.860, 0.861, 0.862], 30_000_000),
+        ("narrow-c2", Narrow, &c2, &[0.897, 0.901], 30_500_000),
+        ("static-bal", Static, &c4_c5, &[0.950, 0.951, 0.952], 33_000_000),
+        ("narrow-c6", Narrow, &c6, &[0.930], 39_900_000),
+    ];
+    for (id, kind, of, accs, macs) in jobs {
+        for (seed, &acc) in accs.iter().enumerate() {
+            let control = ControlJob {
+                kind,
+                of,
+                seed: seed as u64,
+                acc,
+                macs,
+            };
+            records.push(control_record(&info.name, &format!("{id}-{seed}"), &control));
+        }
+    }
+    (info, records)
+}
