@@ -490,3 +490,65 @@ fn against_takes_only_the_full_grid_and_no_share_is_nan() {
         assert!(text(&out).contains(why), "{flag} {value}: {}", text(&out));
     }
 }
+
+/// A seeded search against its seeded grid (one grid job per seed per point): `cg report
+/// --against` takes every seed's job, and `bench-replay --record` records each configuration's
+/// curve as the mean over its seeds, as the search reads a configuration.
+#[test]
+fn a_seeded_search_is_compared_with_every_seed_of_its_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let seeded = |text: String, name: &str| {
+        text.replace(&format!("name: {name}\n"), &format!("name: {name}\nseeds: [0, 1]\n"))
+    };
+    let search = seeded(search_text("moa", "reference_point: [0.0, 0.0]"), "moa");
+    let grid = seeded(half_grid_text("grid", "0.5, 1.5"), "grid");
+    std::fs::write(d.join("moa.yaml"), &search).unwrap();
+    std::fs::write(d.join("grid.yaml"), &grid).unwrap();
+    run_into(d, "moa.yaml", "moa.db");
+    run_into(d, "grid.yaml", "grid.db");
+    let grid_records = records(d.join("grid.db"), "grid");
+    assert_eq!(grid_records.len(), 8, "4 points × 2 seeds");
+
+    let out = cg(
+        d,
+        &[
+            "report", "moa", "--db", "moa.db", "--against", "grid", "--against-db", "grid.db",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let md = std::fs::read_to_string(d.join("reports/moa/report.md")).unwrap();
+    assert!(
+        md.contains("Against the full grid `grid`") && md.contains(" of 32)"),
+        "{md}"
+    );
+
+    let out = cg(
+        d,
+        &[
+            "bench-replay", "--search", "moa.yaml", "--curves", "curves.json", "--record",
+            "grid", "--db", "grid.db", "--seeds", "2",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("curves.json")).unwrap()).unwrap();
+    let configs = fixture["configs"].as_array().unwrap();
+    assert_eq!(configs.len(), 4, "one curve per configuration, not per seed");
+    for c in configs {
+        let threshold = &c["params"]["gate.threshold"];
+        let weight = &c["params"]["loss.flops_weight"];
+        let seeds: Vec<&cg_core::RunResult> = grid_records
+            .iter()
+            .filter(|r| {
+                &r.job.params["gate.threshold"] == threshold
+                    && &r.job.params["loss.flops_weight"] == weight
+            })
+            .map(|r| r.result.as_ref().unwrap())
+            .collect();
+        assert_eq!(seeds.len(), 2);
+        let mean = (seeds[0].history[3].test_acc + seeds[1].history[3].test_acc) / 2.0;
+        let recorded = c["values"][3][0].as_f64().unwrap();
+        assert!((recorded - mean).abs() < 1e-12, "{recorded} vs {mean}");
+    }
+}

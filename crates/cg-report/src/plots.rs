@@ -318,6 +318,9 @@ fn draw_scatter<DB: DrawingBackend>(
         draw_controls(&mut chart, series)?;
     }
     draw_point_labels(&mut chart, &f.points, x_range, &text_style)?;
+    for series in &f.controls {
+        draw_point_labels(&mut chart, &series.points, x_range, &text_style)?;
+    }
     chart
         .configure_series_labels()
         .label_font((FAMILY, 13))

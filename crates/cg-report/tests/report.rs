@@ -702,3 +702,4 @@ fn the_curves_draw_validation_beside_test() {
     let report = build_report(&info, &records, &small_opts()).unwrap();
     assert!(!text(&report, "curves.svg").contains("validation"));
 }
+

@@ -235,3 +235,70 @@ fn the_searchs_share_of_the_grid_at_stricter_references() {
         "{md}"
     );
 }
+
+#[test]
+fn a_seeded_grid_is_compared_by_configuration_means() {
+    // Two seeds per point: the grid's points are the means over seeds, as the search's are.
+    let info = sweep("search", &["gate.threshold", "train.seed"]);
+    let run = |id: &str, threshold: f64, seed: u64, acc: f64, savings: f64| {
+        let p = params(&[
+            ("gate.threshold", json!(threshold)),
+            ("train.seed", json!(seed)),
+        ]);
+        finished("grid", id, p, &outcome(acc, savings))
+    };
+    let grid = vec![
+        run("a0", 0.1, 0, 0.88, 0.2),
+        run("a1", 0.1, 1, 0.92, 0.2),
+        run("b0", 0.2, 0, 0.78, 0.4),
+        run("b1", 0.2, 1, 0.82, 0.4),
+    ];
+    let required: Vec<_> = grid.iter().map(|r| r.job.clone()).collect();
+    let comparison = compare(&info, &required, &grid, None).unwrap();
+    assert_eq!(comparison.grid_points.len(), 2, "one point per configuration");
+    let directions: Vec<_> = info.objectives.iter().map(|o| o.direction).collect();
+    let means = vec![vec![0.9, 0.2], vec![0.8, 0.4]];
+    let expected = cg_report::hypervolume(&means, &directions, &info.reference_point);
+    assert!((comparison.grid_hypervolume - expected).abs() < 1e-12);
+    assert_eq!(comparison.grid_epochs, 20, "every seed's epochs");
+    // Without one seed's result the grid is refused.
+    let err = compare(&info, &required, &grid[..3], None).unwrap_err();
+    assert!(matches!(err, Error::NotFullGrid { missing: 1, .. }), "{err}");
+}
+
+#[test]
+fn stopped_runs_show_the_validation_they_were_chosen_on_beside_test() {
+    let info = sweep("search", &["gate.threshold"]);
+    let mut top = finished(
+        "search",
+        "top",
+        params(&[("gate.threshold", json!(0.1))]),
+        &outcome(0.9, 0.3),
+    );
+    let mut low = rung_job("low", 0.2, 1);
+    for r in [&mut top, &mut low] {
+        let result = r.result.as_mut().unwrap();
+        result.val_acc_final = Some(0.7);
+        result.val_acc_peak = Some(0.7);
+    }
+    let decisions = vec![
+        decision(DecisionKind::Stop, "low", 0, 1),
+        decision(DecisionKind::Promote, "top", 1, 5),
+    ];
+    let records = vec![top.clone(), low];
+    let section = search_section(&records, &decisions, None);
+    let opts = cg_report::ReportOptions {
+        plot_size: (320, 240),
+        search: Some(section),
+        ..cg_report::ReportOptions::default()
+    };
+    let report = cg_report::build_report(&info, &[top], &opts).unwrap();
+    let stopped = report.file("stopped.csv").unwrap();
+    let stopped = std::str::from_utf8(&stopped.contents).unwrap();
+    let mut lines = stopped.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "job_id,gate.threshold,stopped_at_rung,epochs,val_acc_final,test_acc_final,savings_nominal"
+    );
+    assert_eq!(lines.next().unwrap(), "low,0.2,0,1,0.7,0.5,0.2");
+}
