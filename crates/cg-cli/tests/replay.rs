@@ -499,7 +499,10 @@ fn a_seeded_search_is_compared_with_every_seed_of_its_grid() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let seeded = |text: String, name: &str| {
-        text.replace(&format!("name: {name}\n"), &format!("name: {name}\nseeds: [0, 1]\n"))
+        text.replace(
+            &format!("name: {name}\n"),
+            &format!("name: {name}\nseeds: [0, 1]\n"),
+        )
     };
     let search = seeded(search_text("moa", "reference_point: [0.0, 0.0]"), "moa");
     let grid = seeded(half_grid_text("grid", "0.5, 1.5"), "grid");
@@ -513,7 +516,14 @@ fn a_seeded_search_is_compared_with_every_seed_of_its_grid() {
     let out = cg(
         d,
         &[
-            "report", "moa", "--db", "moa.db", "--against", "grid", "--against-db", "grid.db",
+            "report",
+            "moa",
+            "--db",
+            "moa.db",
+            "--against",
+            "grid",
+            "--against-db",
+            "grid.db",
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -526,15 +536,28 @@ fn a_seeded_search_is_compared_with_every_seed_of_its_grid() {
     let out = cg(
         d,
         &[
-            "bench-replay", "--search", "moa.yaml", "--curves", "curves.json", "--record",
-            "grid", "--db", "grid.db", "--seeds", "2",
+            "bench-replay",
+            "--search",
+            "moa.yaml",
+            "--curves",
+            "curves.json",
+            "--record",
+            "grid",
+            "--db",
+            "grid.db",
+            "--seeds",
+            "2",
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("curves.json")).unwrap()).unwrap();
     let configs = fixture["configs"].as_array().unwrap();
-    assert_eq!(configs.len(), 4, "one curve per configuration, not per seed");
+    assert_eq!(
+        configs.len(),
+        4,
+        "one curve per configuration, not per seed"
+    );
     for c in configs {
         let threshold = &c["params"]["gate.threshold"];
         let weight = &c["params"]["loss.flops_weight"];

@@ -348,7 +348,11 @@ fn configuration_key(record: &JobRecord) -> String {
     config.train.seed = 0;
     let control = match record.control() {
         Some(kind) => {
-            let of = record.job.params.get(CONTROL_OF_KEY).unwrap_or(&Value::Null);
+            let of = record
+                .job
+                .params
+                .get(CONTROL_OF_KEY)
+                .unwrap_or(&Value::Null);
             format!("{}:{of}", kind.as_str())
         }
         None => String::new(),
@@ -361,11 +365,7 @@ fn control_of(params: &Map<String, Value>) -> Vec<Map<String, Value>> {
     params
         .get(CONTROL_OF_KEY)
         .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|p| p.as_object().cloned())
-                .collect()
-        })
+        .map(|list| list.iter().filter_map(|p| p.as_object().cloned()).collect())
         .unwrap_or_default()
 }
 

@@ -702,7 +702,10 @@ fn draw_curves<DB: DrawingBackend>(
         let val = f.validation.iter().flatten().map(|p| p.1);
         let val = val.filter(|_| panel_idx == 0);
         let (lo, hi) = padded(min_max(
-            f.series.iter().flat_map(|(_, s)| s.iter().map(pick)).chain(val),
+            f.series
+                .iter()
+                .flat_map(|(_, s)| s.iter().map(pick))
+                .chain(val),
         ));
         let mut chart = ChartBuilder::on(panel)
             .caption(
@@ -784,7 +787,10 @@ fn draw_validation_curves<'a, DB: DrawingBackend + 'a>(
         if !labelled {
             labelled = true;
             series.label("validation (dashed)").legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(90, 90, 90).stroke_width(1))
+                PathElement::new(
+                    vec![(x, y), (x + 20, y)],
+                    RGBColor(90, 90, 90).stroke_width(1),
+                )
             });
         }
     }

@@ -610,9 +610,13 @@ fn controls_are_reported_beside_the_front_and_never_on_it() {
         .map(|c| c.label.as_str())
         .collect();
     assert_eq!(controls.len(), 4, "{controls:?}");
-    assert!(report.configurations.iter().filter(|c| c.is_control()).all(|c| {
-        c.front == cg_report::FrontMembership::default() && !c.is_baseline()
-    }));
+    assert!(
+        report
+            .configurations
+            .iter()
+            .filter(|c| c.is_control())
+            .all(|c| { c.front == cg_report::FrontMembership::default() && !c.is_baseline() })
+    );
     let md = report.markdown();
     assert!(md.contains("## Against matched-compute controls"), "{md}");
     let baseline = md.split("## Baseline").nth(1).unwrap();
@@ -628,9 +632,7 @@ fn controls_are_reported_beside_the_front_and_never_on_it() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|row| {
-            ["configuration", "control", "verdict"].map(|k| row[k].as_str().unwrap())
-        })
+        .map(|row| ["configuration", "control", "verdict"].map(|k| row[k].as_str().unwrap()))
         .collect();
     assert_eq!(
         verdicts,
@@ -670,13 +672,19 @@ fn control_markers_and_the_measured_front_are_drawn() {
         let doc = roxmltree::Document::parse(svg).unwrap();
         let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
         for legend in ["static control", "narrow control", "Pareto front"] {
-            assert!(texts.iter().any(|t| t.trim() == legend), "{stem} lacks {legend}");
+            assert!(
+                texts.iter().any(|t| t.trim() == legend),
+                "{stem} lacks {legend}"
+            );
         }
         let png = &report.file(&format!("{stem}.png")).unwrap().contents;
         image::load_from_memory_with_format(png, image::ImageFormat::Png).unwrap();
     }
     let md = report.markdown();
-    assert!(md.contains("`pareto_measured` draws the front on measured savings"), "{md}");
+    assert!(
+        md.contains("`pareto_measured` draws the front on measured savings"),
+        "{md}"
+    );
     assert!(md.contains("| predictor agreement |"), "{md}");
     // Without a measurement on every front configuration there is no such figure.
     let (info, records) = calibration_records();
@@ -696,10 +704,12 @@ fn the_curves_draw_validation_beside_test() {
     }
     let report = build_report(&info, &records, &small_opts()).unwrap();
     let curves = text(&report, "curves.svg");
-    assert!(curves.contains("validation (dashed)"), "no validation legend");
+    assert!(
+        curves.contains("validation (dashed)"),
+        "no validation legend"
+    );
     assert!(curves.contains("solid: test, dashed: validation"));
     let (info, records) = val_records(&[(0.9, None, 0.2)]);
     let report = build_report(&info, &records, &small_opts()).unwrap();
     assert!(!text(&report, "curves.svg").contains("validation"));
 }
-

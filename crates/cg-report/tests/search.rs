@@ -255,7 +255,11 @@ fn a_seeded_grid_is_compared_by_configuration_means() {
     ];
     let required: Vec<_> = grid.iter().map(|r| r.job.clone()).collect();
     let comparison = compare(&info, &required, &grid, None).unwrap();
-    assert_eq!(comparison.grid_points.len(), 2, "one point per configuration");
+    assert_eq!(
+        comparison.grid_points.len(),
+        2,
+        "one point per configuration"
+    );
     let directions: Vec<_> = info.objectives.iter().map(|o| o.direction).collect();
     let means = vec![vec![0.9, 0.2], vec![0.8, 0.4]];
     let expected = cg_report::hypervolume(&means, &directions, &info.reference_point);
@@ -263,7 +267,10 @@ fn a_seeded_grid_is_compared_by_configuration_means() {
     assert_eq!(comparison.grid_epochs, 20, "every seed's epochs");
     // Without one seed's result the grid is refused.
     let err = compare(&info, &required, &grid[..3], None).unwrap_err();
-    assert!(matches!(err, Error::NotFullGrid { missing: 1, .. }), "{err}");
+    assert!(
+        matches!(err, Error::NotFullGrid { missing: 1, .. }),
+        "{err}"
+    );
 }
 
 #[test]

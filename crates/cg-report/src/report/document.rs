@@ -259,7 +259,8 @@ fn jobs_line(counts: &JobCounts) -> String {
 /// `Configurations: N (k CosineGate, m ResNet baseline) from r finished runs…`.
 fn configurations_line(report: &Report) -> String {
     let counts = &report.counts;
-    let count = |f: fn(&Configuration) -> bool| report.configurations.iter().filter(|c| f(c)).count();
+    let count =
+        |f: fn(&Configuration) -> bool| report.configurations.iter().filter(|c| f(c)).count();
     let n_baseline = count(Configuration::is_baseline);
     let n_control = count(Configuration::is_control);
     format!(
@@ -651,10 +652,16 @@ fn files_section(report: &Report) -> Vec<Block> {
         ]),
     ];
     if report.configurations.iter().any(Configuration::is_control) {
-        push_item(&mut blocks, "`controls.csv`, `controls.json`: the table against matched-compute controls.");
+        push_item(
+            &mut blocks,
+            "`controls.csv`, `controls.json`: the table against matched-compute controls.",
+        );
     }
     if super::fronts::front_measured(report) {
-        push_item(&mut blocks, "`pareto_measured`: the front on measured savings, as `.png` and `.svg`.");
+        push_item(
+            &mut blocks,
+            "`pareto_measured`: the front on measured savings, as `.png` and `.svg`.",
+        );
     }
     blocks
 }

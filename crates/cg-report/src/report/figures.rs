@@ -5,8 +5,8 @@
 use cg_core::{Direction, Objective};
 
 use super::model::{Report, ReportOptions};
-use crate::aggregate::{self, Configuration};
 use crate::aggregate::FrontMembership;
+use crate::aggregate::{self, Configuration};
 use crate::plots::{
     self, ControlSeries, CurvesFigure, Figure, FigureKind, HeatmapFigure, Marker, ScatterFigure,
     ScatterPoint,
@@ -48,11 +48,7 @@ pub(super) fn figures(report: &Report, opts: &ReportOptions) -> Vec<Figure> {
     let (gates_open, gates_cir) = gate_heatmaps(report, opts, no_runs);
     let mut figures = vec![pareto_figure(report, opts, no_runs)];
     figures.extend(measured_figure(report, opts));
-    figures.extend([
-        gates_open,
-        gates_cir,
-        curves_figure(report, opts, no_runs),
-    ]);
+    figures.extend([gates_open, gates_cir, curves_figure(report, opts, no_runs)]);
     figures.extend(super::routing::class_figure(report, opts));
     figures
 }
@@ -226,32 +222,35 @@ fn scatter_points(
 /// The controls of each kind as points: x where the control sits on the x objective
 /// ([`control_x`]), y its accuracy as chosen, with its 95% interval; kinds without a control left out.
 fn control_series(report: &Report, x_obj: &Objective, y_obj: &Objective) -> Vec<ControlSeries> {
-    [(Control::Static, Marker::Triangle), (Control::Narrow, Marker::Square)]
-        .into_iter()
-        .map(|(kind, marker)| ControlSeries {
-            name: format!("{} control", kind.as_str()),
-            marker,
-            points: report
-                .configurations
-                .iter()
-                .filter(|c| c.control == Some(kind))
-                .filter_map(|c| {
-                    let x = control_x(report, c, &x_obj.metric)?;
-                    let y = c.choice_stat(&y_obj.metric)?;
-                    (x.is_finite() && y.mean.is_finite()).then(|| ScatterPoint {
-                        label: c.short_label.clone(),
-                        x,
-                        x_std: 0.0,
-                        y: y.mean,
-                        y_err: y.ci95().unwrap_or(0.0),
-                        on_front: false,
-                        show_label: true,
-                    })
+    [
+        (Control::Static, Marker::Triangle),
+        (Control::Narrow, Marker::Square),
+    ]
+    .into_iter()
+    .map(|(kind, marker)| ControlSeries {
+        name: format!("{} control", kind.as_str()),
+        marker,
+        points: report
+            .configurations
+            .iter()
+            .filter(|c| c.control == Some(kind))
+            .filter_map(|c| {
+                let x = control_x(report, c, &x_obj.metric)?;
+                let y = c.choice_stat(&y_obj.metric)?;
+                (x.is_finite() && y.mean.is_finite()).then(|| ScatterPoint {
+                    label: c.short_label.clone(),
+                    x,
+                    x_std: 0.0,
+                    y: y.mean,
+                    y_err: y.ci95().unwrap_or(0.0),
+                    on_front: false,
+                    show_label: true,
                 })
-                .collect(),
-        })
-        .filter(|s| !s.points.is_empty())
-        .collect()
+            })
+            .collect(),
+    })
+    .filter(|s| !s.points.is_empty())
+    .collect()
 }
 
 /// Where a control sits on the x objective. A plain ResNet saves nothing of its own MACs, so
@@ -463,7 +462,10 @@ fn curves_figure(report: &Report, opts: &ReportOptions, no_runs: &str) -> Figure
     front.truncate(opts.max_curves);
     let curves_caption = format!(
         "Test accuracy{} and nominal savings per epoch of the front's configurations, mean over seeds.{}",
-        if front.iter().any(|c| c.curve.iter().any(|p| p.val_acc.is_some())) {
+        if front
+            .iter()
+            .any(|c| c.curve.iter().any(|p| p.val_acc.is_some()))
+        {
             " (solid) with validation accuracy (dashed, what chose)"
         } else {
             ""

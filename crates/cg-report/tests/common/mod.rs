@@ -394,7 +394,13 @@ pub fn control_records() -> (SweepInfo, Vec<JobRecord>) {
     let jobs: [(&str, cg_core::Control, &[Map<String, Value>], &[f64], u64); 4] = [
         ("static-c2", Static, &c2, &[0.860, 0.861, 0.862], 30_000_000),
         ("narrow-c2", Narrow, &c2, &[0.897, 0.901], 30_500_000),
-        ("static-bal", Static, &c4_c5, &[0.950, 0.951, 0.952], 33_000_000),
+        (
+            "static-bal",
+            Static,
+            &c4_c5,
+            &[0.950, 0.951, 0.952],
+            33_000_000,
+        ),
         ("narrow-c6", Narrow, &c6, &[0.930], 39_900_000),
     ];
     for (id, kind, of, accs, macs) in jobs {
@@ -406,7 +412,11 @@ pub fn control_records() -> (SweepInfo, Vec<JobRecord>) {
                 acc,
                 macs,
             };
-            records.push(control_record(&info.name, &format!("{id}-{seed}"), &control));
+            records.push(control_record(
+                &info.name,
+                &format!("{id}-{seed}"),
+                &control,
+            ));
         }
     }
     (info, records)
