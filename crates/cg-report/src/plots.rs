@@ -787,10 +787,10 @@ fn draw_validation_curves<'a, DB: DrawingBackend + 'a>(
         if !labelled {
             labelled = true;
             series.label("validation (dashed)").legend(|(x, y)| {
-                PathElement::new(
-                    vec![(x, y), (x + 20, y)],
-                    RGBColor(90, 90, 90).stroke_width(1),
-                )
+                let grey = RGBColor(90, 90, 90).stroke_width(2);
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (6, 0)], grey)
+                    + PathElement::new(vec![(10, 0), (16, 0)], grey)
             });
         }
     }
