@@ -68,8 +68,9 @@ pub struct GridRecords<'a> {
     pub sweep: &'a str,
     /// The search's objectives and reference point (the grid's are not used).
     pub info: &'a SweepInfo,
-    /// The full-budget job of every configuration of the search (the jobs a full grid over the
-    /// same file holds, with the same ids).
+    /// The full-budget jobs of every configuration of the search, one per seed (the jobs a full
+    /// grid over the same file holds, with the same ids); a configuration's point is the mean
+    /// over its seeds, as the search reads it.
     pub required: &'a [JobSpec],
     /// The grid's job records.
     pub grid_records: &'a [JobRecord],

@@ -1,5 +1,6 @@
-//! The report's tables as CSV and JSON: `results.csv` (one row per finished run), `front.csv`
-//! (one row per configuration, with front membership) and a search's `stopped.csv`.
+//! The report's tables as CSV and JSON: `results.csv` (one row per finished run, with its
+//! control kind), `front.csv` (one row per configuration, with front membership) and a search's
+//! `stopped.csv` (on the metric it chose, with test beside).
 
 use cg_core::JobRecord;
 
