@@ -12,7 +12,8 @@ use std::path::Path;
 
 use cg_core::rng::{SplitMix64, unit_of};
 use cg_core::{
-    AxisSpace, Control, Coord, Fidelity, JobSpec, Objective, RunConfig, Sampler, SearchSettings, SweepInfo,
+    AxisSpace, Control, Coord, Fidelity, JobSpec, Objective, RunConfig, Sampler, SearchSettings,
+    SweepInfo,
 };
 use serde_json::{Map, Value as Json};
 

@@ -160,8 +160,13 @@ fn a_search_plan_states_its_rungs() {
 #[test]
 fn controls_are_stored_in_the_sweep_info_for_every_method() {
     let load = |text: &str| {
-        cg_sweep::load_sweep_str(text, "c.yaml", Path::new("."), &LoadOptions::no_data_check())
-            .map_err(|d| d.to_string())
+        cg_sweep::load_sweep_str(
+            text,
+            "c.yaml",
+            Path::new("."),
+            &LoadOptions::no_data_check(),
+        )
+        .map_err(|d| d.to_string())
     };
     let grid = load(
         "name: g\ndataset: {kind: synthetic}\ncontrols: [narrow, static]\n\
