@@ -144,8 +144,12 @@ async fn print_sweep(store: &Store, name: &str) -> Result<()> {
     );
     print_search(store, name).await?;
     print_slurm(store, name).await?;
+    let records = store.job_records(name).await?;
+    if let Some(line) = controls_line(&sweep, &records) {
+        println!("{line}");
+    }
     let owners = store.lease_owners(name).await?;
-    for r in store.job_records(name).await? {
+    for r in records {
         let status = if expired.contains(&r.job.id) {
             "running (lease expired)"
         } else {
@@ -177,6 +181,32 @@ async fn print_sweep(store: &Store, name: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The line on a sweep's matched-compute controls (`controls:`); `None` for a sweep without.
+fn controls_line(sweep: &cg_store::SweepSummary, records: &[JobRecord]) -> Option<String> {
+    if sweep.info.controls.is_empty() {
+        return None;
+    }
+    let kinds: Vec<&str> = sweep.info.controls.iter().map(|c| c.as_str()).collect();
+    let controls: Vec<&JobRecord> = records.iter().filter(|r| r.control().is_some()).collect();
+    let completed = controls
+        .iter()
+        .filter(|r| r.status == cg_core::JobStatus::Completed)
+        .count();
+    Some(if sweep.controls_pending {
+        format!(
+            "controls ({}): planned once the front is known",
+            kinds.join(", ")
+        )
+    } else {
+        format!(
+            "controls ({}): {} job(s), {} completed",
+            kinds.join(", "),
+            controls.len(),
+            completed
+        )
+    })
 }
 
 /// The sweep's Slurm arrays (`cg slurm submit`) and, where Slurm's clients are on PATH, their

@@ -3,6 +3,8 @@
 //! report (epochs, results, failures) back in the store.
 //!
 //! - [`submit_sweep`]: migrate the database, store the sweep and queue its jobs.
+//! - [`advance_search`] and [`advance_controls`]: the jobs a sweep submits as results arrive (a
+//!   `method: mo-asha` search; matched-compute controls once its front is known).
 //! - [`run_local`]: N local worker slots; each claims a job, re-invokes the `cg` binary as a job
 //!   runner (see [`runner`]), heartbeats the lease while the child reports progress as JSON lines
 //!   ([`ChildMessage`]) on its stdout, and completes, fails or requeues the job when it ends.
@@ -14,6 +16,7 @@
 //! It does not parse command lines or draw terminals (cg-cli does), and it never touches SQL
 //! (cg-store does). The child never opens the database: only the parent writes to the store.
 
+mod controls;
 mod devices;
 mod error;
 mod event;
@@ -26,6 +29,7 @@ mod search;
 mod submit;
 mod watch;
 
+pub use controls::{advance_controls, closed_blocks, closest_width, plan_controls};
 pub use error::{Error, Result};
 pub use event::Event;
 pub use gpu::{Gpu, Slot, check_gpus, detect_gpus, gpu_slots, parse_visible_devices, pick_gpus};

@@ -3,6 +3,7 @@
 use cg_store::{Store, SubmitOptions, SubmitSummary};
 use cg_sweep::Sweep;
 
+use crate::controls::advance_controls;
 use crate::{Error, Result};
 
 /// Migrates the database, then creates the sweep and queues its jobs in one transaction (a
@@ -51,13 +52,14 @@ pub async fn submit_sweep(
         let s = crate::search::start_search(store, sweep)
             .await?
             .unwrap_or_default();
+        let controls = advance_controls(store, sweep.name()).await?;
         return Ok(SubmitSummary {
-            added: baseline.added + s.jobs_added,
+            added: baseline.added + s.jobs_added + controls,
             ..baseline
         });
     }
     let jobs = sweep.expand();
-    store
+    let summary = store
         .submit_sweep(
             sweep.name(),
             sweep.source_text(),
@@ -66,7 +68,14 @@ pub async fn submit_sweep(
             options,
         )
         .await
-        .map_err(|e| name_taken(sweep, e))
+        .map_err(|e| name_taken(sweep, e))?;
+    // Every job may be stored and ended already (another sweep trained them): the controls
+    // then follow at once.
+    let controls = advance_controls(store, sweep.name()).await?;
+    Ok(SubmitSummary {
+        added: summary.added + controls,
+        ..summary
+    })
 }
 
 /// The store's same-name refusal located in the file: the store has no file, the sweep does.

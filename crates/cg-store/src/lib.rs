@@ -43,6 +43,7 @@
 mod macros;
 
 mod bench;
+mod controls;
 mod error;
 mod lifecycle;
 mod options;

@@ -15,10 +15,13 @@ use serde::{Deserialize, Serialize};
 use crate::store::now_ms;
 use crate::{Error, Result, Store};
 
-/// "The sweep has a queued or running job, or a search that may still submit one", for `sweeps`.
-const UNFINISHED: &str = "(EXISTS (SELECT 1 FROM sweep_jobs sj JOIN jobs j ON j.id = sj.job_id \
+/// "The sweep has a queued or running job, or a search that may still submit one, or controls
+/// still to be planned", for `sweeps` ([`SweepSummary::has_finished`](crate::SweepSummary::has_finished)
+/// in SQL).
+pub(crate) const UNFINISHED: &str = "(EXISTS (SELECT 1 FROM sweep_jobs sj JOIN jobs j ON j.id = sj.job_id \
      WHERE sj.sweep = sweeps.name AND j.status IN ('queued', 'running')) \
-     OR EXISTS (SELECT 1 FROM searches s WHERE s.sweep = sweeps.name AND s.finished = 0))";
+     OR EXISTS (SELECT 1 FROM searches s WHERE s.sweep = sweeps.name AND s.finished = 0) \
+     OR sweeps.controls_pending = 1)";
 
 /// What [`Store::finish_sweep`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,6 +51,7 @@ struct EpochRow {
     flops_weight: Option<f64>,
     wall_secs: Option<f64>,
     gates: Json<Vec<cg_core::BlockGateStats>>,
+    val_acc: Option<f64>,
 }
 
 impl From<EpochRow> for EpochRecord {
@@ -60,7 +61,7 @@ impl From<EpochRow> for EpochRecord {
             train_loss: r.train_loss.unwrap_or(f64::NAN),
             train_acc: r.train_acc.unwrap_or(f64::NAN),
             test_acc: r.test_acc.unwrap_or(f64::NAN),
-            val_acc: None,
+            val_acc: r.val_acc,
             savings_nominal: r.savings_nominal.unwrap_or(f64::NAN),
             savings_actual: r.savings_actual.unwrap_or(f64::NAN),
             lr: r.lr.unwrap_or(f64::NAN),
@@ -190,7 +191,7 @@ impl Store {
         let rows: Vec<EpochRow> = with_reader!(self, |pool, pg, DB| {
             sqlx::query_as(
                 "SELECT epoch, train_loss, train_acc, test_acc, savings_nominal, savings_actual, lr, tau, \
-                 flops_weight, wall_secs, gates FROM epoch_metrics \
+                 flops_weight, wall_secs, gates, val_acc FROM epoch_metrics \
                  WHERE job_id = $1 AND attempt = $2 ORDER BY epoch",
             )
             .bind(job)

@@ -212,11 +212,11 @@ const RESULT_UPSERT: &str = "ON CONFLICT (job_id) DO UPDATE SET attempt = exclud
      recorded_at_ms = excluded.recorded_at_ms";
 
 const EPOCH_COLUMNS: &str = "job_id, attempt, epoch, train_loss, train_acc, test_acc, savings_nominal, \
-     savings_actual, lr, tau, flops_weight, wall_secs, gates, recorded_at_ms";
+     savings_actual, lr, tau, flops_weight, wall_secs, gates, recorded_at_ms, val_acc";
 
 /// PostgreSQL: completing is one statement. `done` takes the job only if this attempt still holds
 /// it; every other part inserts for the rows of `done`, so nothing is written when it took nothing.
-/// Gates (`$19..$21`) and epochs (`$22..$32`) come as parallel arrays, so floats arrive bit-exact.
+/// Gates (`$19..$21`) and epochs (`$22..$33`) come as parallel arrays, so floats arrive bit-exact.
 static COMPLETE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH done AS ({complete_job} RETURNING id), \
@@ -234,12 +234,12 @@ static COMPLETE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
          epoch_rows AS (\
              INSERT INTO epoch_metrics ({EPOCH_COLUMNS}) \
              SELECT done.id, $2, e.epoch, e.train_loss, e.train_acc, e.test_acc, e.savings_nominal, \
-             e.savings_actual, e.lr, e.tau, e.flops_weight, e.wall_secs, e.gates::jsonb, $4 \
+             e.savings_actual, e.lr, e.tau, e.flops_weight, e.wall_secs, e.gates::jsonb, $4, e.val_acc \
              FROM done, unnest($22::bigint[], $23::float8[], $24::float8[], $25::float8[], \
                                $26::float8[], $27::float8[], $28::float8[], $29::float8[], \
-                               $30::float8[], $31::float8[], $32::text[]) \
+                               $30::float8[], $31::float8[], $32::text[], $33::float8[]) \
                   AS e (epoch, train_loss, train_acc, test_acc, savings_nominal, savings_actual, \
-                        lr, tau, flops_weight, wall_secs, gates) \
+                        lr, tau, flops_weight, wall_secs, gates, val_acc) \
              ON CONFLICT (job_id, attempt, epoch) DO NOTHING), \
          attempt_row AS ({complete_attempt}) \
          SELECT id FROM done",
@@ -350,13 +350,13 @@ fn complete_sqlite_script(
         let _ = write!(
             sql,
             "INSERT INTO epoch_metrics ({EPOCH_COLUMNS}) SELECT $1, $2, column1, column2, column3, column4, \
-             column5, column6, column7, column8, column9, column10, column11, $4 FROM (VALUES "
+             column5, column6, column7, column8, column9, column10, column11, $4, column12 FROM (VALUES "
         );
         for (i, _) in epochs.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
             }
-            placeholders(11, &mut sql);
+            placeholders(12, &mut sql);
         }
         let _ = write!(
             sql,
@@ -395,7 +395,8 @@ fn complete_sqlite_script(
             .bind(e.tau)
             .bind(e.flops_weight)
             .bind(e.wall_secs)
-            .bind(Json(e.gates.clone()));
+            .bind(Json(e.gates.clone()))
+            .bind(e.val_acc);
     }
     query
 }
@@ -548,7 +549,9 @@ impl Store {
     /// submission that is killed or fails half-way leaves nothing. A sweep name is an identity: if
     /// a sweep of that name exists and was made from a different file, this is
     /// [`Error::SweepExists`] unless `options.merge` (then the sweep takes the new file's YAML and
-    /// info and gains its jobs). The same file again updates nothing but the queue.
+    /// info and gains its jobs). The same file again updates nothing but the queue. A sweep whose
+    /// info lists `controls` has them pending ([`SweepSummary::controls_pending`]) when it is new
+    /// or this submission added or requeued jobs; an info without controls clears the flag.
     pub async fn submit_sweep(
         &self,
         name: &str,
@@ -579,6 +582,7 @@ impl Store {
                     .bind(sweep)
                     .fetch_optional(&mut *tx)
                     .await?;
+            let new_sweep = known.is_none();
             match (create, known) {
                 (None, None) => return Err(Error::UnknownSweep(sweep.to_string())),
                 (None, Some(_)) => {}
@@ -634,6 +638,21 @@ impl Store {
                 // A rerun keeps the stored result (and gate statistics) until the new attempt
                 // completes and replaces them; while the job is not completed, no query shows it.
                 requeued += ids.len();
+            }
+            if let Some((_, info)) = create {
+                let changed = new_sweep || !added.is_empty() || requeued > 0;
+                let pending = match (info.controls.is_empty(), changed) {
+                    (true, _) => Some(0i64),
+                    (false, true) => Some(1),
+                    (false, false) => None,
+                };
+                if let Some(pending) = pending {
+                    sqlx::query("UPDATE sweeps SET controls_pending = $2 WHERE name = $1")
+                        .bind(sweep)
+                        .bind(pending)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             (added.len(), requeued)
         });
@@ -811,6 +830,7 @@ impl Store {
                     .bind(h.iter().map(|e| e.flops_weight).collect::<Vec<_>>())
                     .bind(h.iter().map(|e| e.wall_secs).collect::<Vec<_>>())
                     .bind(gates_json)
+                    .bind(h.iter().map(|e| e.val_acc).collect::<Vec<_>>())
                     .fetch_optional(pool)
                     .await?;
                 took.is_some()
@@ -1004,11 +1024,13 @@ fn push_epoch_insert<DB: sqlx::Database>(
     for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<f64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     for<'a> Json<&'a [cg_core::BlockGateStats]>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     insert.push(
         "INSERT INTO epoch_metrics (job_id, attempt, epoch, train_loss, train_acc, test_acc, \
-         savings_nominal, savings_actual, lr, tau, flops_weight, wall_secs, gates, recorded_at_ms) ",
+         savings_nominal, savings_actual, lr, tau, flops_weight, wall_secs, gates, recorded_at_ms, \
+         val_acc) ",
     );
     insert.push_values(epochs, |mut row, e| {
         row.push_bind(job)
@@ -1024,7 +1046,8 @@ fn push_epoch_insert<DB: sqlx::Database>(
             .push_bind(e.flops_weight)
             .push_bind(e.wall_secs)
             .push_bind(Json(e.gates.as_slice()))
-            .push_bind(now);
+            .push_bind(now)
+            .push_bind(e.val_acc);
     });
     insert.push(" ON CONFLICT (job_id, attempt, epoch) DO NOTHING");
 }

@@ -23,11 +23,13 @@ struct SweepRow {
     report_path: Option<String>,
     final_report_done_ms: Option<i64>,
     searching: i64,
+    controls_pending: i64,
 }
 
-/// The columns of [`SweepRow`] (`searching`: 1 while a `method: mo-asha` search may still submit).
+/// The columns of [`SweepRow`] (`searching`: 1 while a `method: mo-asha` search may still submit;
+/// `controls_pending`: 1 while its matched-compute controls are still to be planned).
 const SWEEP_COLUMNS: &str = "name, status, info, hypervolume, created_at_ms, started_at_ms, \
-     finished_at_ms, report_path, final_report_done_ms, \
+     finished_at_ms, report_path, final_report_done_ms, controls_pending, \
      (SELECT COUNT(*) FROM searches s WHERE s.sweep = sweeps.name AND s.finished = 0) AS searching";
 
 impl SweepRow {
@@ -42,7 +44,8 @@ impl SweepRow {
             finished_at_ms: self.finished_at_ms,
             report_path: self.report_path,
             final_report_done_ms: self.final_report_done_ms,
-            search_open: self.searching > 0,
+            search_open: self.searching > 0 || self.controls_pending != 0,
+            controls_pending: self.controls_pending != 0,
             counts,
         })
     }

@@ -159,8 +159,12 @@ pub struct SweepSummary {
     pub report_path: Option<String>,
     /// When its final report was written; `None` while none was.
     pub final_report_done_ms: Option<i64>,
-    /// Its search (`method: mo-asha`) may still submit jobs.
+    /// Jobs may still be submitted to it other than by a user: its search (`method: mo-asha`) has
+    /// not finished, or its matched-compute controls (`controls:`) are still to be planned
+    /// ([`SweepSummary::controls_pending`]).
     pub search_open: bool,
+    /// Its control jobs are still to be planned and submitted (`Store::submit_controls`).
+    pub controls_pending: bool,
     pub counts: StatusCounts,
 }
 
@@ -169,7 +173,9 @@ impl SweepSummary {
     /// [`Store::finish_sweep`](crate::Store::finish_sweep): it has jobs and none of them is queued
     /// or running (completed, failed and cancelled ones are all done). A paused sweep with queued
     /// jobs has not finished. A sweep whose search submits jobs as results arrive (`method:
-    /// mo-asha`) must also have finished its search. (`finish_sweep` repeats this in SQL.)
+    /// mo-asha`) must also have finished its search, and a sweep with `controls:` must have
+    /// submitted its controls ([`SweepSummary::search_open`] covers both). (`finish_sweep` repeats
+    /// this in SQL.)
     pub fn has_finished(&self) -> bool {
         self.counts.total() > 0 && self.counts.is_finished() && !self.search_open
     }

@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 pub const RUN_SECTIONS: [&str; 5] = ["dataset", "model", "gate", "loss", "train"];
 
 /// The top-level keys a sweep file has besides the run sections.
-pub const SWEEP_KEYS: [&str; 13] = [
+pub const SWEEP_KEYS: [&str; 14] = [
     "name",
     "description",
     "method",
@@ -28,6 +28,7 @@ pub const SWEEP_KEYS: [&str; 13] = [
     "seeds",
     "objectives",
     "reference_point",
+    "controls",
 ];
 
 /// The keys of one entry of `parameters`.

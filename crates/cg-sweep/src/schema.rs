@@ -77,7 +77,9 @@ pub fn json_schema() -> Json {
             "description": "Pareto objectives; default: maximize test_acc_final and savings_nominal."
         },
         "reference_point": {"type": "array", "items": {"type": "number"},
-                            "description": "Hypervolume reference, one value per objective; default zeros."}
+                            "description": "Hypervolume reference, one value per objective; default zeros."},
+        "controls": {"type": "array", "items": {"enum": ["static", "narrow"]}, "uniqueItems": true,
+                     "description": "Matched-compute controls trained per seed beside each CosineGate configuration of the final front: static (a plain ResNet without the blocks it closes) and narrow (a plain ResNet of the width with the closest MACs)."}
     });
     properties.extend(
         sweep_properties

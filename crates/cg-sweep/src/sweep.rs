@@ -12,7 +12,8 @@ use std::path::Path;
 
 use cg_core::rng::{SplitMix64, unit_of};
 use cg_core::{
-    AxisSpace, Coord, Fidelity, JobSpec, Objective, RunConfig, Sampler, SearchSettings, SweepInfo,
+    AxisSpace, Control, Coord, Fidelity, JobSpec, Objective, RunConfig, Sampler, SearchSettings,
+    SweepInfo,
 };
 use serde_json::{Map, Value as Json};
 
@@ -76,6 +77,8 @@ pub struct Sweep {
     pub(crate) seed: u64,
     pub(crate) objectives: Vec<Objective>,
     pub(crate) reference_point: Vec<f64>,
+    /// `controls`: the matched-compute controls trained once the front is known (cg-daemon).
+    pub(crate) controls: Vec<Control>,
     /// `method: mo-asha` only.
     pub(crate) fidelity: Option<Fidelity>,
     pub(crate) sampler: Sampler,
@@ -290,7 +293,7 @@ impl Sweep {
             objectives: self.objectives.clone(),
             reference_point: self.reference_point.clone(),
             axes: self.axes(),
-            controls: Vec::new(),
+            controls: self.controls.clone(),
         }
     }
 

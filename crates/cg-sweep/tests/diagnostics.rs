@@ -156,3 +156,43 @@ fn a_search_plan_states_its_rungs() {
     .unwrap();
     assert_eq!(cg_sweep::rungs_line(&grid), None);
 }
+
+#[test]
+fn controls_are_stored_in_the_sweep_info_for_every_method() {
+    let load = |text: &str| {
+        cg_sweep::load_sweep_str(
+            text,
+            "c.yaml",
+            Path::new("."),
+            &LoadOptions::no_data_check(),
+        )
+        .map_err(|d| d.to_string())
+    };
+    let grid = load(
+        "name: g\ndataset: {kind: synthetic}\ncontrols: [narrow, static]\n\
+         parameters:\n  gate.threshold: {values: [0.5, 1.0]}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        grid.info().controls,
+        vec![cg_core::Control::Narrow, cg_core::Control::Static]
+    );
+    // Controls are planned later: they add no job to the expansion.
+    assert_eq!(grid.expand().len(), 2);
+    let search = load(
+        "name: s\nmethod: mo-asha\nn_samples: 4\nfidelity: {min_epochs: 1, max_epochs: 4, eta: 2}\n\
+         reference_point: [0.0, 0.0]\ndataset: {kind: synthetic}\ncontrols: [static]\n\
+         parameters:\n  gate.threshold: {min: 0.5, max: 1.5}\n",
+    )
+    .unwrap();
+    assert_eq!(search.info().controls, vec![cg_core::Control::Static]);
+    let random = load(
+        "name: r\nmethod: random\nn_samples: 2\ndataset: {kind: synthetic}\ncontrols: []\n\
+         parameters:\n  gate.threshold: {min: 0.5, max: 1.5}\n",
+    )
+    .unwrap();
+    assert!(random.info().controls.is_empty());
+    // Without the key the info serialises as before.
+    let json = serde_json::to_value(random.info()).unwrap();
+    assert!(json.get("controls").is_none(), "{json}");
+}

@@ -12,6 +12,7 @@ use cg_store::{Store, SweepStatus};
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Halted, LocalOptions, Overhead};
+use crate::controls::{advance_controls, advance_pending_controls};
 use crate::devices::Devices;
 use crate::search::{advance_search, search_finished};
 use crate::{Event, Result};
@@ -126,6 +127,9 @@ impl Ctx {
                 self.warn(format!("cannot advance the search of `{sweep}`: {e}"));
             }
         }
+        if let Err(e) = advance_pending_controls(&self.store, self.options.sweep.as_deref()).await {
+            self.warn(format!("cannot plan the matched-compute controls: {e}"));
+        }
         self.job_ended.notify_waiters();
     }
 
@@ -152,12 +156,12 @@ impl Ctx {
             if !self.options.exit_when_idle {
                 return Ok(false);
             }
+            advance_pending_controls(&self.store, None).await?;
             let sweeps = self.store.list_sweeps().await?;
-            let searching = self.store.unfinished_searches().await?;
+            // `search_open`: a search that may still submit, or controls still to be planned.
             let busy = sweeps.iter().any(|s| {
                 s.counts.running > 0
-                    || (s.status == SweepStatus::Active
-                        && (s.counts.queued > 0 || searching.contains(&s.name)))
+                    || (s.status == SweepStatus::Active && (s.counts.queued > 0 || s.search_open))
             });
             return Ok(!busy);
         };
@@ -184,6 +188,18 @@ impl Ctx {
             if again.is_finished() && !search_finished(&self.store, name).await? {
                 self.warn(format!(
                     "the search of `{name}` cannot go on: no job is left to run"
+                ));
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        // Controls are planned once everything else has ended.
+        if c.is_finished() && sweep.controls_pending {
+            advance_controls(&self.store, name).await?;
+            let again = self.store.sweep(name).await?;
+            if again.counts.is_finished() && again.controls_pending {
+                self.warn(format!(
+                    "the controls of `{name}` cannot be planned: no job is left to run"
                 ));
                 return Ok(true);
             }

@@ -224,6 +224,8 @@ async fn take_back_at_start(
     for sweep in searches {
         advance_search(store, &sweep).await?;
     }
+    // Controls whose front was complete before a kill, not planned yet.
+    crate::controls::advance_pending_controls(store, options.sweep.as_deref()).await?;
     Ok(())
 }
 

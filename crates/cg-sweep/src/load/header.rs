@@ -1,10 +1,10 @@
 //! The sweep keys that say what kind of sweep a file is: `name`, `method`, `n_samples`, `fidelity`,
-//! `sampler` and `seed`, each read and checked by the [`Loader`], and the checks that only
+//! `sampler`, `seed` and `controls`, each read and checked by the [`Loader`], and the checks that only
 //! `method: mo-asha` makes on the rest of the file.
 
 use std::path::Path;
 
-use cg_core::{Fidelity, RunConfig, Sampler};
+use cg_core::{Control, Fidelity, RunConfig, Sampler};
 
 use super::loader::{Loader, Top};
 use crate::diag::Pos;
@@ -393,4 +393,41 @@ struct FidelityRead<'n> {
     max: Option<(usize, Pos)>,
     eta: Option<(usize, Pos)>,
     given: Vec<&'n str>,
+}
+
+impl Loader<'_> {
+    /// `controls`: a list of distinct control kinds (`static`, `narrow`); empty when absent.
+    pub(super) fn controls(&mut self, node: Option<&Node>) -> Vec<Control> {
+        let Some(node) = node else {
+            return Vec::new();
+        };
+        let Some(items) = self.list(node, "controls", "[static, narrow]") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("controls[{i}]");
+            let Some(name) = self.string(item, &key) else {
+                continue;
+            };
+            match Control::parse(&name) {
+                Some(c) if out.contains(&c) => self.sink.push(
+                    item.pos,
+                    &key,
+                    format!("control `{name}` is listed twice"),
+                    Some("list each control once".into()),
+                ),
+                Some(c) => out.push(c),
+                None => {
+                    let known = ["static", "narrow"].map(String::from);
+                    let hint = cg_core::closest(&name, &known)
+                        .map(|k| format!("did you mean `{k}`?"))
+                        .or_else(|| Some("`static` or `narrow`".into()));
+                    self.sink
+                        .push(item.pos, &key, format!("unknown control `{name}`"), hint);
+                }
+            }
+        }
+        out
+    }
 }

@@ -12,7 +12,7 @@ mod objectives;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use cg_core::{Fidelity, Objective, RunConfig, Sampler};
+use cg_core::{Control, Fidelity, Objective, RunConfig, Sampler};
 use serde_json::Value as Json;
 
 use self::check::{check_baseline, check_jobs, check_rungs};
@@ -126,6 +126,7 @@ struct Parts {
     seeds: Vec<u64>,
     objectives: Vec<Objective>,
     reference_point: Vec<f64>,
+    controls: Vec<Control>,
 }
 
 /// Reads the sweep keys in a fixed order (later keys are checked against earlier ones).
@@ -152,6 +153,7 @@ fn read_parts(loader: &mut Loader<'_>, top: &Top<'_>, origin: &str) -> Parts {
     let seeds = loader.seeds(node("seeds"), &axes);
     let objectives = loader.objectives(node("objectives"));
     let reference_point = loader.reference_point(entry("reference_point"), &objectives);
+    let controls = loader.controls(node("controls"));
     Parts {
         name,
         description,
@@ -167,6 +169,7 @@ fn read_parts(loader: &mut Loader<'_>, top: &Top<'_>, origin: &str) -> Parts {
         seeds,
         objectives,
         reference_point,
+        controls,
     }
 }
 
@@ -248,6 +251,7 @@ fn assemble(
         seed: parts.seed,
         objectives: parts.objectives,
         reference_point: parts.reference_point,
+        controls: parts.controls,
         fidelity: parts.fidelity,
         sampler: parts.sampler,
         varies_data: overridden.iter().any(|k| k.starts_with("dataset.")),
