@@ -321,6 +321,48 @@ mod tests {
     }
 
     #[test]
+    fn removed_blocks_leave_the_table_and_keep_their_indices() {
+        let full = MacsTable::new(
+            &spec(ModelKind::Cosinegate, Shortcut::A),
+            3,
+            32,
+            false,
+            GateMode::CirCtrl,
+            16,
+        );
+        let mut m = spec(ModelKind::Cosinegate, Shortcut::A);
+        m.removed_blocks = vec![1, 5];
+        let t = MacsTable::new(&m, 3, 32, false, GateMode::CirCtrl, 16);
+        assert_eq!(t.blocks.len(), 7);
+        assert_eq!(t.full(), full.full() - full.branch[1] - full.branch[5]);
+        assert_eq!(t.gated_indices(), [0, 2, 4, 7, 8]);
+        assert_eq!(t.gated_blocks(), [0, 1, 3, 5, 6]);
+    }
+
+    #[test]
+    fn a_predictor_costs_a_controller_of_hidden_16_and_no_branch() {
+        let cir = MacsTable::new(
+            &spec(ModelKind::Cosinegate, Shortcut::A),
+            3,
+            32,
+            false,
+            GateMode::Cir,
+            64,
+        );
+        let t = cir.clone().with_predictor();
+        assert_eq!(t.full(), cir.full(), "the backbone is unchanged");
+        // Stage-1 gate: pool over 16·32·32 elements + predictor 16·16+16.
+        assert_eq!(t.gate_overhead[0], 16_384 + 272);
+        let none = [false; 7];
+        let overhead: u64 = t.gate_overhead.iter().sum();
+        assert_eq!(
+            t.executed_actual(&none, GateMode::Cir),
+            t.executed_nominal(&none) + overhead
+        );
+        assert!(cir.executed_actual(&none, GateMode::Cir) > cir.full());
+    }
+
+    #[test]
     fn nominal_and_actual_cost() {
         let t = MacsTable::new(
             &spec(ModelKind::Cosinegate, Shortcut::A),

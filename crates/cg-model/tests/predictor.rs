@@ -249,3 +249,37 @@ fn savings_are_measured_on_validation_when_there_is_a_split() {
     assert!(last.savings_nominal > 0.0, "some gates closed");
     assert!(r.savings_measured.is_some());
 }
+
+#[test]
+fn the_predictor_loss_trains_the_predictor_and_not_the_backbone() {
+    type Ad = burn::backend::Autodiff<Cpu>;
+    let device = Default::default();
+    let model: CgResNet<Ad> = predictor_net().init(&device);
+    let x = input::<Ad>(6, &device);
+    let noise = Tensor::zeros([model.n_gated(), 6], &device);
+    let out = model.forward(
+        x,
+        &GateCtx::Train {
+            tau: 1.0,
+            hard: false,
+            noise,
+        },
+    );
+    assert_eq!(out.predictions.len(), model.n_gated());
+    let loss = out
+        .predictions
+        .iter()
+        .map(|p| p.logit.clone().mean())
+        .reduce(|a, b| a + b)
+        .unwrap();
+    let grads = loss.backward();
+    let gate = model.blocks[0].gate.as_ref().unwrap();
+    let pred_grad = gate.pred_in.as_ref().unwrap().weight.grad(&grads);
+    assert!(pred_grad.is_some(), "the predictor learns");
+    let conv_grad = model.blocks[0].conv1.weight.grad(&grads);
+    let stem_grad = model.stem_conv.weight.grad(&grads);
+    assert!(
+        conv_grad.is_none() && stem_grad.is_none(),
+        "the predictor's input is detached"
+    );
+}
