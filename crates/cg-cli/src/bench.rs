@@ -61,7 +61,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             cg_model::device::device_name(backend, device)
         );
         println!(
-            "{:<20} {:<13} {:>5} {:>10} {:>7} {:>8} {:>8} {:>8}",
+            "{:<22} {:<13} {:>5} {:>10} {:>7} {:>8} {:>8} {:>8}",
             "model", "mode", "batch", "img/s", "closed", "speedup", "theory", "warmup"
         );
     }
@@ -78,7 +78,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                     .unwrap_or_else(|| "-".into())
             };
             println!(
-                "{:<20} {:<13} {:>5} {:>10.1} {:>7} {:>8} {:>8} {:>7.1}s",
+                "{:<22} {:<13} {:>5} {:>10.1} {:>7} {:>8} {:>8} {:>7.1}s",
                 l.model,
                 l.mode,
                 l.batch,
