@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use cg_model::bench::{BenchLine, BenchOptions, run_bench};
+use cg_model::bench::{BenchLine, BenchOptions, SparseModel, run_bench};
 use clap::Args;
 
 use crate::util::{BackendArgs, MAX_BENCH_ITERS, count_in, parse_threads, set_threads};
@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// Fractions of closed gates for the sparse-inference lines.
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     pub closed: Vec<f64>,
+    /// Gated networks whose real skipping is timed: `ctrl` (the controller decides) and/or
+    /// `predictor` (`cir+ctrl` gates whose predictor decides).
+    #[arg(long, value_delimiter = ',', default_value = "ctrl", value_parser = parse_sparse_model)]
+    pub sparse_models: Vec<SparseModel>,
     /// Inference only.
     #[arg(long)]
     pub no_train: bool,
@@ -48,6 +52,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         depth: args.depth,
         width: args.width,
         train: !args.no_train,
+        sparse_models: args.sparse_models.clone(),
     };
     if !args.json {
         eprintln!(
@@ -56,7 +61,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             cg_model::device::device_name(backend, device)
         );
         println!(
-            "{:<20} {:<13} {:>5} {:>10} {:>7} {:>8} {:>8} {:>8}",
+            "{:<22} {:<13} {:>5} {:>10} {:>7} {:>8} {:>8} {:>8}",
             "model", "mode", "batch", "img/s", "closed", "speedup", "theory", "warmup"
         );
     }
@@ -73,7 +78,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                     .unwrap_or_else(|| "-".into())
             };
             println!(
-                "{:<20} {:<13} {:>5} {:>10.1} {:>7} {:>8} {:>8} {:>7.1}s",
+                "{:<22} {:<13} {:>5} {:>10.1} {:>7} {:>8} {:>8} {:>7.1}s",
                 l.model,
                 l.mode,
                 l.batch,
@@ -87,4 +92,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     };
     run_bench(backend, device, &opts, &mut print)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ctrl` or `predictor`.
+fn parse_sparse_model(s: &str) -> std::result::Result<SparseModel, String> {
+    SparseModel::parse(s).ok_or_else(|| format!("expected `ctrl` or `predictor`, got `{s}`"))
 }

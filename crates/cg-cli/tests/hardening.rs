@@ -818,6 +818,10 @@ fn command_line_sizes_are_bounded() {
         (vec!["bench", "--iters", "99999999999"], "--iters"),
         (vec!["bench", "--batch", "0"], "--batch"),
         (vec!["bench", "--batch", "128,99999999999"], "--batch"),
+        (
+            vec!["bench", "--sparse-models", "ctrl,cir"],
+            "--sparse-models",
+        ),
         (vec!["bench-workers", "--packing", "1,0"], "--packing"),
         (vec!["bench-workers", "--packing", "100000"], "--packing"),
         (vec!["bench-workers", "--jobs", "99999999999"], "--jobs"),

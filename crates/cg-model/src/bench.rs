@@ -1,5 +1,7 @@
 //! `cg bench`: training and inference throughput on synthetic data, and the speed-up of real skipping
-//! against its theoretical value `macs_full / macs_executed`.
+//! against its theoretical value `macs_full / macs_executed`, for the gates that decide without F(x)
+//! ([`SparseModel`]: `ctrl` gates, or `cir+ctrl` gates with a predictor), each with a forced fraction
+//! of closed samples per gated block.
 
 use std::time::Instant;
 
@@ -27,6 +29,46 @@ pub struct BenchOptions {
     pub depth: usize,
     pub width: usize,
     pub train: bool,
+    /// The gated networks whose real skipping is timed (sparse lines), in order.
+    pub sparse_models: Vec<SparseModel>,
+}
+
+/// A gated network that decides without F(x), so that sparse inference really skips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SparseModel {
+    /// Mode `ctrl`: the controller decides (`cosinegate{depth}-ctrl`).
+    Ctrl,
+    /// Mode `cir+ctrl` with `gate.predictor`: the predictor decides
+    /// (`cosinegate{depth}-predictor`).
+    Predictor,
+}
+
+impl SparseModel {
+    /// `ctrl` or `predictor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SparseModel::Ctrl => "ctrl",
+            SparseModel::Predictor => "predictor",
+        }
+    }
+
+    /// The name [`SparseModel::as_str`] gives, else `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [SparseModel::Ctrl, SparseModel::Predictor]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
+    /// The configuration of this network for `batch`.
+    fn config(self, opts: &BenchOptions, batch: usize) -> RunConfig {
+        let mode = match self {
+            SparseModel::Ctrl => GateMode::Ctrl,
+            SparseModel::Predictor => GateMode::CirCtrl,
+        };
+        let mut c = config(ModelKind::Cosinegate, mode, opts, batch);
+        c.gate.predictor = self == SparseModel::Predictor;
+        c
+    }
 }
 
 impl Default for BenchOptions {
@@ -38,6 +80,7 @@ impl Default for BenchOptions {
             depth: 20,
             width: 16,
             train: true,
+            sparse_models: vec![SparseModel::Ctrl],
         }
     }
 }
@@ -45,7 +88,8 @@ impl Default for BenchOptions {
 /// One measured line.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchLine {
-    /// `resnet20`, `cosinegate20` (`cir+ctrl`, consistency off) or `cosinegate20-ctrl`.
+    /// `resnet20`, `cosinegate20` (`cir+ctrl`, consistency off), `cosinegate20-ctrl` or
+    /// `cosinegate20-predictor`.
     pub model: String,
     /// `train`, `infer-dense` or `infer-sparse`.
     pub mode: String,
@@ -240,53 +284,63 @@ pub(crate) fn bench_on<B: AutodiffBackend>(
                 &mut out,
             );
         }
-        // Real skipping: `ctrl` gates with a forced fraction of closed samples per gated block.
-        let prep = prepared(&config(ModelKind::Cosinegate, GateMode::Ctrl, opts, batch))?;
-        let model = prep.net.init::<B::InnerBackend>(device);
-        let backbone = model.clone().without_gates();
-        let (dense_secs, warm) = time_inference(opts.iters, || {
-            let x = input::<B::InnerBackend>(&prep, batch, device);
-            let _ = backbone.forward(x, &GateCtx::Open).logits.into_data();
-        });
-        let dense_rate = (batch * opts.iters) as f64 / dense_secs;
-        let gated = prep.macs.gated_blocks();
-        for &closed in &opts.closed {
-            let n_closed = ((closed * batch as f64).round() as usize).min(batch);
-            let mut rng = StdRng::seed_from_u64(7);
-            let (secs, warm_s) = time_inference(opts.iters, || {
-                let x = input::<B::InnerBackend>(&prep, batch, device);
-                let mut decide = |_: usize, probs: &[f32]| {
-                    let mut open = vec![true; probs.len()];
-                    for i in sample(&mut rng, probs.len(), n_closed) {
-                        open[i] = false;
-                    }
-                    open
-                };
-                let _ = model.forward_sparse_with(x, &mut decide).0.into_data();
-            });
-            let executed = prep.macs.executed_nominal(&vec![true; gated.len()]) as f64
-                - closed
-                    * gated
-                        .iter()
-                        .map(|b| prep.macs.branch[*b] as f64)
-                        .sum::<f64>();
-            let rate = (batch * opts.iters) as f64 / secs;
-            emit(
-                BenchLine {
-                    model: format!("cosinegate{depth}-ctrl"),
-                    mode: "infer-sparse".into(),
-                    batch,
-                    img_per_s: rate,
-                    closed: Some(closed),
-                    speedup: Some(rate / dense_rate),
-                    theoretical_speedup: Some(prep.macs.full() as f64 / executed),
-                    warmup_secs: warm.max(warm_s),
-                },
-                &mut out,
-            );
+        for &m in &opts.sparse_models {
+            for l in sparse_lines::<B::InnerBackend>(m, opts, batch, device)? {
+                emit(l, &mut out);
+            }
         }
     }
     Ok(out)
+}
+
+/// The sparse lines of network `m` at `batch`: the dense backbone timed once, then real skipping
+/// with each fraction of `opts.closed` closed per gated block (samples drawn at random).
+fn sparse_lines<B: Backend>(
+    m: SparseModel,
+    opts: &BenchOptions,
+    batch: usize,
+    device: &B::Device,
+) -> Result<Vec<BenchLine>> {
+    let prep = prepared(&m.config(opts, batch))?;
+    let model = prep.net.init::<B>(device);
+    let backbone = model.clone().without_gates();
+    let (dense_secs, warm) = time_inference(opts.iters, || {
+        let x = input::<B>(&prep, batch, device);
+        let _ = backbone.forward(x, &GateCtx::Open).logits.into_data();
+    });
+    let dense_rate = (batch * opts.iters) as f64 / dense_secs;
+    let gated = prep.macs.gated_blocks();
+    let all_branches: f64 = gated.iter().map(|b| prep.macs.branch[*b] as f64).sum();
+    let mut lines = Vec::new();
+    for &closed in &opts.closed {
+        let n_closed = ((closed * batch as f64).round() as usize).min(batch);
+        let mut rng = StdRng::seed_from_u64(7);
+        let (secs, warm_s) = time_inference(opts.iters, || {
+            let x = input::<B>(&prep, batch, device);
+            let mut decide = |_: usize, probs: &[f32]| {
+                let mut open = vec![true; probs.len()];
+                for i in sample(&mut rng, probs.len(), n_closed) {
+                    open[i] = false;
+                }
+                open
+            };
+            let _ = model.forward_sparse_with(x, &mut decide).0.into_data();
+        });
+        let executed =
+            prep.macs.executed_nominal(&vec![true; gated.len()]) as f64 - closed * all_branches;
+        let rate = (batch * opts.iters) as f64 / secs;
+        lines.push(BenchLine {
+            model: format!("cosinegate{}-{}", opts.depth, m.as_str()),
+            mode: "infer-sparse".into(),
+            batch,
+            img_per_s: rate,
+            closed: Some(closed),
+            speedup: Some(rate / dense_rate),
+            theoretical_speedup: Some(prep.macs.full() as f64 / executed),
+            warmup_secs: warm.max(warm_s),
+        });
+    }
+    Ok(lines)
 }
 
 fn input<B: Backend>(

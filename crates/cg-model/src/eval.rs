@@ -1,6 +1,7 @@
 //! Evaluation with hard gates: accuracy, executed MACs and per-block gate statistics (open rate,
-//! mean CIR, routing share and open rate per class), and the wall-clock comparison of dense and
-//! sparse inference.
+//! mean CIR, routing share and open rate per class), the predictor's agreement with the CIR gate
+//! (gates with a predictor, which then decide), and the wall-clock comparison of dense and sparse
+//! inference on one fixed batch ([`measure_savings`]).
 
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use cg_core::BlockGateStats;
 
 use crate::data::{Batcher, Dataset};
 use crate::model::{CgResNet, GateCtx};
+use crate::predictor::Agreement;
 use crate::prepared::{Prepared, to_tensor};
 
 /// Result of one evaluation with hard gates.
@@ -20,6 +22,9 @@ pub struct Evaluation {
     pub macs_actual: f64,
     pub gates: Vec<BlockGateStats>,
     pub img_per_s: f64,
+    /// Share of (block, input) decisions where the predictor and the CIR gate agree (gates with a
+    /// predictor only).
+    pub predictor_agreement: Option<f64>,
 }
 
 pub(crate) fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
@@ -82,7 +87,8 @@ impl GateCounts {
         self.open.iter().map(|o| *o as f64 / n).collect()
     }
 
-    /// The statistics of the gated blocks `blocks` over `n` samples. `class_open_rates` is set
+    /// The statistics of the gated blocks (`blocks`: their indices in the full block list) over `n`
+    /// samples. `class_open_rates` is set
     /// only when every class has at least one sample (a rate per class, index = label; JSON has
     /// no NaN for a class without one).
     fn stats(&self, blocks: &[usize], n: f64) -> Vec<BlockGateStats> {
@@ -125,9 +131,10 @@ pub fn evaluate<B: Backend>(
     let ctx = GateCtx::Eval {
         p_threshold: prep.config.gate.p_threshold,
     };
-    let gated = prep.macs.gated_blocks();
+    let gated = prep.macs.gated_indices();
     let mut correct = 0usize;
     let mut counts = GateCounts::new(gated.len(), data.classes);
+    let mut agreement = Agreement::default();
     let start = Instant::now();
     let all: Vec<usize> = (0..data.len()).collect();
     for idx in all.chunks(batch_size.max(1)) {
@@ -141,6 +148,7 @@ pub fn evaluate<B: Backend>(
             .filter(|(p, l)| **p == i64::from(**l))
             .count();
         counts.add(&batch.labels, out.gates, out.cirs);
+        agreement.add(out.predictions, prep.config.gate.p_threshold);
     }
     let secs = start.elapsed().as_secs_f64();
     let n = data.len().max(1) as f64;
@@ -153,52 +161,80 @@ pub fn evaluate<B: Backend>(
             .mean_executed_actual(&open_rate, prep.config.gate.mode),
         gates: counts.stats(&gated, n),
         img_per_s: n / secs.max(1e-9),
+        predictor_agreement: agreement.share(),
     }
 }
 
-/// Wall-clock inference of the full backbone (every block) vs real skipping (`ctrl` mode), over the
-/// same images. Returns (dense img/s, sparse img/s).
-pub fn measure_sparse<B: Backend>(
+/// Images timed by [`measure_savings`] (fewer when the data set is smaller).
+pub const MEASURE_BATCH: usize = 256;
+/// Timings of each path in [`measure_savings`], after one warm-up; the median is kept.
+pub const MEASURE_TIMINGS: usize = 5;
+
+/// Wall-clock of dense and sparse inference of the same weights on one fixed batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// Median seconds of the backbone with every block executed and no gates.
+    pub dense_secs: f64,
+    /// Median seconds of real skipping ([`CgResNet::forward_sparse`]).
+    pub sparse_secs: f64,
+    /// Images in the batch.
+    pub images: usize,
+}
+
+impl Measured {
+    /// `1 − t_sparse / t_dense`.
+    pub fn savings(&self) -> f64 {
+        1.0 - self.sparse_secs / self.dense_secs.max(1e-12)
+    }
+
+    /// Images per second of sparse inference.
+    pub fn sparse_img_per_s(&self) -> f64 {
+        self.images as f64 / self.sparse_secs.max(1e-12)
+    }
+}
+
+/// Times dense inference of the backbone (every block, no gates) against sparse inference of the
+/// same weights, on the first [`MEASURE_BATCH`] images of `data` as one batch: one warm-up each,
+/// then the median of [`MEASURE_TIMINGS`] timings each. Needs gates that decide without F(x)
+/// (`ctrl`, or a predictor).
+pub fn measure_savings<B: Backend>(
     model: &CgResNet<B>,
     prep: &Prepared,
     data: &Dataset,
-    batch_size: usize,
     device: &B::Device,
-) -> (f64, f64) {
+) -> Measured {
     let batcher = Batcher {
         data,
         norm: &prep.norm,
         augment: false,
     };
+    let idx: Vec<usize> = (0..data.len().min(MEASURE_BATCH)).collect();
+    let x = to_tensor::<B>(&mut batcher.batch(&idx, None), device);
     let backbone = model.clone().without_gates();
-    let all: Vec<usize> = (0..data.len()).collect();
-    let batches: Vec<_> = all
-        .chunks(batch_size.max(1))
-        .map(|idx| to_tensor::<B>(&mut batcher.batch(idx, None), device))
+    let p = prep.config.gate.p_threshold;
+    let dense_secs = median_secs(|| {
+        host_f32(backbone.forward(x.clone(), &GateCtx::Open).logits);
+    });
+    let sparse_secs = median_secs(|| {
+        host_f32(model.forward_sparse(x.clone(), p).0);
+    });
+    Measured {
+        dense_secs,
+        sparse_secs,
+        images: idx.len(),
+    }
+}
+
+/// The median of [`MEASURE_TIMINGS`] timings of `f` after one untimed call.
+fn median_secs(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut secs: Vec<f64> = (0..MEASURE_TIMINGS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
         .collect();
-    // Warm up both paths once.
-    if let Some(x) = batches.first() {
-        let _ = host_f32(backbone.forward(x.clone(), &GateCtx::Open).logits);
-        let _ = host_f32(
-            model
-                .forward_sparse(x.clone(), prep.config.gate.p_threshold)
-                .0,
-        );
-    }
-    let t = Instant::now();
-    for x in &batches {
-        let _ = host_f32(backbone.forward(x.clone(), &GateCtx::Open).logits);
-    }
-    let dense = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    for x in &batches {
-        let _ = host_f32(
-            model
-                .forward_sparse(x.clone(), prep.config.gate.p_threshold)
-                .0,
-        );
-    }
-    let sparse = t.elapsed().as_secs_f64();
-    let n = data.len() as f64;
-    (n / dense.max(1e-9), n / sparse.max(1e-9))
+    secs.sort_by(f64::total_cmp);
+    secs[secs.len() / 2]
 }

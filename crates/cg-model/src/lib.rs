@@ -14,6 +14,7 @@ pub mod libtorch;
 pub mod macs;
 pub mod model;
 mod norm;
+pub mod predictor;
 mod prepared;
 pub mod schedule;
 pub mod train;

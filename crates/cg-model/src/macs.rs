@@ -1,13 +1,24 @@
 //! Analytic multiply-accumulate counts per sample: the backbone, each block, and the gates' own cost.
 //! Conv and linear layers only (FLOPs = 2·MACs); batch norm, ReLU, adds and pooling are not counted in
 //! the backbone. Gate overhead counts the cosine (3 MACs per element: dot product and two norms), the
-//! global average pool (1 per element) and the controller MLP.
+//! global average pool (1 per element) and the controller MLP; a predictor (`gate.predictor`) costs
+//! what a controller of hidden width [`PREDICTOR_HIDDEN`] does, and replaces the cosine and the
+//! controller at inference (nothing computed to decide: body = nominal, as in `ctrl`).
+//!
+//! Blocks listed in `model.removed_blocks` are not part of the network: [`block_shapes`] leaves them
+//! out, so every table built from it (and `full()`) is the smaller network's. Each shape keeps its
+//! index in the full block list ([`BlockShape::index`]), the index results report gates by.
 
 use cg_core::{GateMode, ModelSpec, Shortcut};
+
+/// Hidden width of a gate's predictor (GAP → Linear(C, 16) → ReLU → Linear(16, 1)).
+pub const PREDICTOR_HIDDEN: usize = 16;
 
 /// Shape of one residual block, enough to count its cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockShape {
+    /// Index in the full block list of the depth (removed blocks included), as `gates[].block_idx`.
+    pub index: usize,
     pub in_channels: usize,
     pub out_channels: usize,
     pub stride: usize,
@@ -32,8 +43,11 @@ pub struct MacsTable {
     pub shortcut: Vec<u64>,
     pub head: u64,
     pub blocks: Vec<BlockShape>,
-    /// Gate cost of each block when its decision needs F(x) (cosine + pool + controller), else pool + controller.
+    /// Gate cost of each block when its decision needs F(x) (cosine + pool + controller), else pool +
+    /// controller; with a predictor, pool + predictor.
     pub gate_overhead: Vec<u64>,
+    /// The gates decide with a predictor at inference ([`MacsTable::with_predictor`]).
+    pub predictor: bool,
 }
 
 fn conv_macs(cin: usize, cout: usize, k: usize, out_side: usize) -> u64 {
@@ -54,7 +68,8 @@ fn sum<'a>(values: impl IntoIterator<Item = &'a u64>) -> u64 {
     values.into_iter().fold(0u64, |a, &b| a.saturating_add(b))
 }
 
-/// The blocks of a CIFAR ResNet of the given depth and width on `side × side` inputs.
+/// The blocks of a CIFAR ResNet of the given depth and width on `side × side` inputs, without
+/// those of `spec.removed_blocks` (which keep their shape: removing one changes no other block).
 pub fn block_shapes(spec: &ModelSpec, side: usize, gate_downsample: bool) -> Vec<BlockShape> {
     let n = (spec.depth.saturating_sub(2)) / 6;
     let mut blocks = Vec::with_capacity(3 * n);
@@ -65,7 +80,12 @@ pub fn block_shapes(spec: &ModelSpec, side: usize, gate_downsample: bool) -> Vec
         for i in 0..n {
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
             cur_side = cur_side.div_ceil(stride);
+            let index = stage * n + i;
+            if spec.removed_blocks.contains(&index) {
+                continue;
+            }
             let shape = BlockShape {
+                index,
                 in_channels: in_ch,
                 out_channels: out_ch,
                 stride,
@@ -137,7 +157,36 @@ impl MacsTable {
             head,
             blocks,
             gate_overhead,
+            predictor: false,
         }
+    }
+
+    /// The table of a network whose gates decide with a predictor at inference: each gated block
+    /// pays the pool and a controller-shaped MLP of hidden width [`PREDICTOR_HIDDEN`], and no
+    /// cosine or controller.
+    pub fn with_predictor(mut self) -> Self {
+        for (b, overhead) in self.blocks.iter().zip(&mut self.gate_overhead) {
+            if b.gated {
+                *overhead = product(&[b.out_channels, b.out_side, b.out_side])
+                    .saturating_add(product(&[b.out_channels, PREDICTOR_HIDDEN]))
+                    .saturating_add(PREDICTOR_HIDDEN as u64);
+            }
+        }
+        self.predictor = true;
+        self
+    }
+
+    /// Whether deciding a gate needs its branch F(x) computed (the CIR modes without predictor).
+    pub fn decision_needs_branch(&self, mode: GateMode) -> bool {
+        mode.needs_branch() && !self.predictor
+    }
+
+    /// The index in the full block list ([`BlockShape::index`]) of each gated block, in order.
+    pub fn gated_indices(&self) -> Vec<usize> {
+        self.gated_blocks()
+            .iter()
+            .map(|b| self.blocks[*b].index)
+            .collect()
     }
 
     /// The backbone alone, every block executed, no gate heads.
@@ -161,7 +210,7 @@ impl MacsTable {
         sum([&self.stem, &sum(&self.shortcut), &ungated, &self.head])
     }
 
-    /// Indices of the gated blocks, in order.
+    /// Positions of the gated blocks in `blocks` (and `branch`, `shortcut`), in order.
     pub fn gated_blocks(&self) -> Vec<usize> {
         self.blocks
             .iter()
@@ -177,8 +226,8 @@ impl MacsTable {
         self.mean_executed_nominal(&rates(open)) as u64
     }
 
-    /// MACs really computed for one sample: in the CIR modes every gated branch runs to decide, and each
-    /// gate adds its own cost.
+    /// MACs really computed for one sample: in the CIR modes (without predictor) every gated branch
+    /// runs to decide, and each gate adds its own cost.
     pub fn executed_actual(&self, open: &[bool], mode: GateMode) -> u64 {
         self.mean_executed_actual(&rates(open), mode) as u64
     }
@@ -198,7 +247,7 @@ impl MacsTable {
     /// Mean MACs really computed per sample given each gated block's open rate.
     pub fn mean_executed_actual(&self, open_rate: &[f64], mode: GateMode) -> f64 {
         let overhead = sum(self.gated_blocks().iter().map(|b| &self.gate_overhead[*b]));
-        let body = if mode.needs_branch() {
+        let body = if self.decision_needs_branch(mode) {
             self.full() as f64
         } else {
             self.mean_executed_nominal(open_rate)
@@ -269,6 +318,48 @@ mod tests {
         assert_eq!(t.branch[3], 3_538_944);
         assert_eq!(t.head, 640);
         assert_eq!(t.gated_blocks(), [0, 1, 2, 4, 5, 7, 8]);
+    }
+
+    #[test]
+    fn removed_blocks_leave_the_table_and_keep_their_indices() {
+        let full = MacsTable::new(
+            &spec(ModelKind::Cosinegate, Shortcut::A),
+            3,
+            32,
+            false,
+            GateMode::CirCtrl,
+            16,
+        );
+        let mut m = spec(ModelKind::Cosinegate, Shortcut::A);
+        m.removed_blocks = vec![1, 5];
+        let t = MacsTable::new(&m, 3, 32, false, GateMode::CirCtrl, 16);
+        assert_eq!(t.blocks.len(), 7);
+        assert_eq!(t.full(), full.full() - full.branch[1] - full.branch[5]);
+        assert_eq!(t.gated_indices(), [0, 2, 4, 7, 8]);
+        assert_eq!(t.gated_blocks(), [0, 1, 3, 5, 6]);
+    }
+
+    #[test]
+    fn a_predictor_costs_a_controller_of_hidden_16_and_no_branch() {
+        let cir = MacsTable::new(
+            &spec(ModelKind::Cosinegate, Shortcut::A),
+            3,
+            32,
+            false,
+            GateMode::Cir,
+            64,
+        );
+        let t = cir.clone().with_predictor();
+        assert_eq!(t.full(), cir.full(), "the backbone is unchanged");
+        // Stage-1 gate: pool over 16·32·32 elements + predictor 16·16+16.
+        assert_eq!(t.gate_overhead[0], 16_384 + 272);
+        let none = [false; 7];
+        let overhead: u64 = t.gate_overhead.iter().sum();
+        assert_eq!(
+            t.executed_actual(&none, GateMode::Cir),
+            t.executed_nominal(&none) + overhead
+        );
+        assert!(cir.executed_actual(&none, GateMode::Cir) > cir.full());
     }
 
     #[test]

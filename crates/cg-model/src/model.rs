@@ -5,6 +5,13 @@
 //! per-sample gate from the Cosine Incompatibility Ratio `CIR = 1 − cos(s(x), F(x))` and/or a small
 //! controller on the pooled input (see `METHOD.md`). This module does no IO and holds no randomness:
 //! Gumbel noise comes in from the caller so that training is reproducible from a seed.
+//!
+//! With `gate.predictor` (CIR modes), each gate also carries a predictor with the controller's shape
+//! on the same pooled input: during training it is fed the detached input and its logit is returned
+//! beside the CIR gate's hard decision (its target, [`Prediction`]); at inference (`GateCtx::Eval`
+//! and [`CgResNet::forward_sparse_with`]) it alone decides, open iff σ(pred) ≥ p_threshold, and the
+//! CIR gate's decision is still computed on the dense path so that the two can be compared.
+//! Blocks of `model.removed_blocks` are not built ([`NetSpec::blocks`]).
 
 use burn::module::{Initializer, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -14,7 +21,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 use cg_core::{GateMode, GateSpec, ModelKind, ModelSpec, Shortcut};
 
-use crate::macs::{BlockShape, block_shapes};
+use crate::macs::{BlockShape, PREDICTOR_HIDDEN, block_shapes};
 pub use crate::norm::{BatchNorm, Stage};
 
 /// Everything needed to build a network: the model and gate sections of a run file and the input shape.
@@ -104,7 +111,7 @@ pub enum GateCtx<B: Backend> {
         hard: bool,
         noise: Tensor<B, 2>,
     },
-    /// Inference: open iff σ(z) ≥ p_threshold.
+    /// Inference: open iff σ(z) ≥ p_threshold (σ(pred) ≥ p_threshold for a gate with a predictor).
     Eval { p_threshold: f64 },
     /// Every gate open (g = 1).
     Open,
@@ -118,10 +125,36 @@ pub struct Gate<B: Backend> {
     pub ctrl_out: Option<Linear<B>>,
     /// Learned bias instead of the controller (mode `cir`).
     pub bias: Option<Param<Tensor<B, 1>>>,
+    /// Predictor `P2·ReLU(P1·GAP(x) + c1) + c2` of the CIR decision (`gate.predictor`).
+    pub pred_in: Option<Linear<B>>,
+    pub pred_out: Option<Linear<B>>,
     #[module(skip)]
     pub mode: GateMode,
     pub threshold: f64,
     pub cir_scale: f64,
+    /// `gate.p_threshold`: the hard decision (and the predictor's target) is σ(z) ≥ p_threshold.
+    pub p_threshold: f64,
+}
+
+/// GAP then a two-layer MLP to one logit. Shapes: x [batch, channels, h, w] -> [batch].
+fn pooled_mlp<B: Backend>(
+    x: &Tensor<B, 4>,
+    lin_in: &Linear<B>,
+    lin_out: &Linear<B>,
+) -> Tensor<B, 1> {
+    let [batch, channels, _, _] = x.dims();
+    let pooled = x.clone().mean_dims(&[2, 3]).reshape([batch, channels]);
+    lin_out
+        .forward(relu(lin_in.forward(pooled)))
+        .reshape([batch])
+}
+
+/// A predictor's logit and what it is compared with: the CIR gate's hard decision on the same
+/// input (1 or 0, detached). Each [batch].
+#[derive(Debug, Clone)]
+pub struct Prediction<B: Backend> {
+    pub logit: Tensor<B, 1>,
+    pub cir_open: Tensor<B, 1>,
 }
 
 impl<B: Backend> Gate<B> {
@@ -148,26 +181,65 @@ impl<B: Backend> Gate<B> {
                 ))),
             )
         };
+        let (pred_in, pred_out) = if spec.predictor {
+            (
+                Some(LinearConfig::new(channels, PREDICTOR_HIDDEN).init(device)),
+                Some(LinearConfig::new(PREDICTOR_HIDDEN, 1).init(device)),
+            )
+        } else {
+            (None, None)
+        };
         Self {
             ctrl_in,
             ctrl_out,
             bias,
+            pred_in,
+            pred_out,
             mode: spec.mode,
             threshold: spec.threshold,
             cir_scale: spec.cir_scale,
+            p_threshold: spec.p_threshold,
         }
     }
 
     /// Controller output from the block input. Shapes: x [batch, channels, h, w] -> [batch].
     fn controller(&self, x: &Tensor<B, 4>) -> Option<Tensor<B, 1>> {
-        let (ctrl_in, ctrl_out) = (self.ctrl_in.as_ref()?, self.ctrl_out.as_ref()?);
-        let [batch, channels, _, _] = x.dims();
-        let pooled = x.clone().mean_dims(&[2, 3]).reshape([batch, channels]);
-        Some(
-            ctrl_out
-                .forward(relu(ctrl_in.forward(pooled)))
-                .reshape([batch]),
-        )
+        Some(pooled_mlp(
+            x,
+            self.ctrl_in.as_ref()?,
+            self.ctrl_out.as_ref()?,
+        ))
+    }
+
+    /// The predictor's logit from the block input, when the gate has one. Shapes as the controller.
+    pub fn predictor(&self, x: &Tensor<B, 4>) -> Option<Tensor<B, 1>> {
+        Some(pooled_mlp(
+            x,
+            self.pred_in.as_ref()?,
+            self.pred_out.as_ref()?,
+        ))
+    }
+
+    /// Whether the gate decides without F(x) at inference (mode `ctrl`, or a predictor).
+    pub fn decides_without_branch(&self) -> bool {
+        !self.mode.needs_branch() || self.pred_in.is_some()
+    }
+
+    /// The logit that decides at inference, from the block input: the predictor's when there is
+    /// one, else the controller's (mode `ctrl`). Shapes: x [batch, c, h, w] -> [batch].
+    pub fn inference_logit(&self, x: &Tensor<B, 4>) -> Tensor<B, 1> {
+        self.predictor(x).unwrap_or_else(|| {
+            assert!(
+                !self.mode.needs_branch(),
+                "sparse inference needs gate mode `ctrl` or a predictor"
+            );
+            self.logit(x, None)
+        })
+    }
+
+    /// The hard decision 1[σ(z) ≥ p_threshold] as 1.0 or 0.0. Shapes [batch] -> [batch].
+    fn hard(&self, z: Tensor<B, 1>, p_threshold: f64) -> Tensor<B, 1> {
+        sigmoid(z).greater_equal_elem(p_threshold).float()
     }
 
     /// Gate logit z. `cir` is needed in the CIR modes. Shapes: x [batch, c, h, w], cir [batch] -> [batch].
@@ -275,6 +347,8 @@ pub struct BlockOut<B: Backend> {
     pub gate: Option<Tensor<B, 1>>,
     /// CIR of each sample, where computed. Shape [batch].
     pub cir: Option<Tensor<B, 1>>,
+    /// The predictor's logit and its target, for a gate with a predictor (training and `Eval`).
+    pub prediction: Option<Prediction<B>>,
 }
 
 impl<B: Backend> BasicBlock<B> {
@@ -371,28 +445,41 @@ impl<B: Backend> BasicBlock<B> {
                 y: residual(short, f, None),
                 gate: None,
                 cir: None,
+                prediction: None,
             };
         };
         let cir = cosine_incompatibility(&short, &f);
-        let g = match ctx {
-            GateCtx::Open => Tensor::ones([f.dims()[0]], &f.device()),
-            GateCtx::Eval { p_threshold } => sigmoid(gate.logit(&short, Some(&cir)))
-                .greater_equal_elem(*p_threshold)
-                .float(),
+        let (g, prediction) = match ctx {
+            GateCtx::Open => (Tensor::ones([f.dims()[0]], &f.device()), None),
+            GateCtx::Eval { p_threshold } => {
+                let cir_open = gate.hard(gate.logit(&short, Some(&cir)), *p_threshold);
+                match gate.predictor(&short) {
+                    Some(logit) => (
+                        gate.hard(logit.clone(), *p_threshold),
+                        Some(Prediction { logit, cir_open }),
+                    ),
+                    None => (cir_open, None),
+                }
+            }
             GateCtx::Train { tau, hard, .. } => {
                 let z = gate.logit(&short, Some(&cir));
-                relaxed_gate(
-                    z,
-                    noise.expect("training noise for a gated block"),
-                    *tau,
-                    *hard,
-                )
+                // The predictor imitates the gate on a detached input: it does not shape the
+                // backbone, and its target is the gate's hard decision, detached.
+                let prediction = gate
+                    .predictor(&short.clone().detach())
+                    .map(|logit| Prediction {
+                        logit,
+                        cir_open: gate.hard(z.clone().detach(), gate.p_threshold),
+                    });
+                let noise = noise.expect("training noise for a gated block");
+                (relaxed_gate(z, noise, *tau, *hard), prediction)
             }
         };
         BlockOut {
             y: residual(short, f, Some(g.clone())),
             gate: Some(g),
             cir: Some(cir),
+            prediction,
         }
     }
 }
@@ -415,6 +502,9 @@ pub struct NetOut<B: Backend> {
     pub gates: Vec<Tensor<B, 1>>,
     /// CIR of the gated blocks, in order; each [batch].
     pub cirs: Vec<Tensor<B, 1>>,
+    /// The predictors' logits and targets of the gated blocks, in order (gates with a predictor,
+    /// training and `Eval` only).
+    pub predictions: Vec<Prediction<B>>,
 }
 
 impl<B: Backend> CgResNet<B> {
@@ -444,6 +534,7 @@ impl<B: Backend> CgResNet<B> {
         let mut h = self.stem(x);
         let mut gates = Vec::new();
         let mut cirs = Vec::new();
+        let mut predictions = Vec::new();
         let mut k = 0;
         for block in &self.blocks {
             let noise = match (ctx, &block.gate) {
@@ -462,17 +553,20 @@ impl<B: Backend> CgResNet<B> {
             if let Some(c) = out.cir {
                 cirs.push(c);
             }
+            predictions.extend(out.prediction);
         }
         NetOut {
             logits: self.head(h),
             gates,
             cirs,
+            predictions,
         }
     }
 
     /// Inference that really skips: for each gated block, only the samples whose gate is open go through
-    /// the branch (gather, run, scatter back). Needs a decision that does not depend on F(x), so `ctrl`
-    /// mode only. Returns the logits and, per gated block, which samples executed it.
+    /// the branch (gather, run, scatter back). Needs a decision that does not depend on F(x): mode
+    /// `ctrl`, or a gate with a predictor (which then alone decides). Returns the logits and, per gated
+    /// block, which samples executed it.
     pub fn forward_sparse(
         &self,
         x: Tensor<B, 4>,
@@ -496,12 +590,8 @@ impl<B: Backend> CgResNet<B> {
                 h = block.forward(h, &GateCtx::Open, None).y;
                 continue;
             };
-            assert!(
-                !gate.mode.needs_branch(),
-                "sparse inference needs gate mode `ctrl`"
-            );
             let short = block.shortcut(h.clone());
-            let probs: Vec<f32> = sigmoid(gate.logit(&short, None))
+            let probs: Vec<f32> = sigmoid(gate.inference_logit(&short))
                 .into_data()
                 .iter::<f32>()
                 .collect();

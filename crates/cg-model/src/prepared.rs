@@ -1,6 +1,7 @@
 //! What a run fixes before its first step ([`Prepared`]): the configuration checked, the data
-//! loaded and split (validation held out, training and test subsets drawn), the network sized and
-//! its MACs counted, the normalisation measured; and how a batch of images becomes a tensor.
+//! loaded and split (validation held out, training and test subsets drawn), the network sized
+//! (without `model.removed_blocks`) and its MACs counted (a predictor's cost instead of the CIR
+//! gate's with `gate.predictor`), the normalisation measured; and how a batch of images becomes a tensor.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -99,6 +100,11 @@ impl Prepared {
             config.gate.mode,
             config.gate.controller_hidden,
         );
+        let macs = if config.gate.predictor {
+            macs.with_predictor()
+        } else {
+            macs
+        };
         let norm = Normalisation::of(&data.train);
         Ok(Self {
             config: config.clone(),

@@ -1,7 +1,13 @@
 //! Training and evaluation of one run configuration: SGD with momentum, L2 on conv/linear weights,
 //! warm-up + schedule, Gumbel gates with annealed temperature, progressive FLOPs loss, consistency loss,
-//! per-epoch evaluation with hard gates (on the test set, and on the validation split held out of the
-//! training split when `dataset.val_size` asks for one), a checkpoint every epoch and exact resume.
+//! the gate predictor's loss (`gate.predictor`, [`crate::predictor`]), per-epoch evaluation with hard
+//! gates (on the test set, and on the validation split held out of the training split when
+//! `dataset.val_size` asks for one), a checkpoint every epoch and exact resume.
+//!
+//! Accuracies are reported on both sets; gate statistics, executed MACs and savings (per epoch and
+//! final), and the predictor's agreement, on validation when the run has a split, else on the test
+//! set. A run whose gates decide without F(x) (`ctrl`, or a predictor) also measures
+//! `savings_measured` on one fixed batch of that set ([`measure_savings`]).
 //!
 //! All training-time randomness (shuffling, augmentation, Gumbel and input noise) comes from a generator
 //! seeded by (seed, epoch), so a run resumed from an epoch checkpoint replays the uninterrupted run.
@@ -19,7 +25,7 @@ use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use cg_core::{BlockGateStats, EpochRecord, GateMode, Provenance, RunResult};
+use cg_core::{EpochRecord, Provenance, RunResult};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -30,8 +36,9 @@ use crate::checkpoint::{
 };
 use crate::data::{Batcher, HeldOut};
 use crate::eval::host_f32;
-pub use crate::eval::{Evaluation, evaluate, measure_sparse};
+pub use crate::eval::{Evaluation, Measured, evaluate, measure_savings};
 use crate::model::{CgResNet, GateCtx, NetOut};
+use crate::predictor::predictor_loss;
 pub use crate::prepared::Prepared;
 use crate::prepared::to_tensor;
 use crate::schedule::{flops_weight, learning_rate, temperature};
@@ -172,7 +179,8 @@ fn l2_of_weights<B: Backend>(model: &CgResNet<B>) -> Tensor<B, 1> {
             terms.push(p.conv.weight.val().square().sum());
         }
         if let Some(g) = &b.gate {
-            for l in [&g.ctrl_in, &g.ctrl_out].into_iter().flatten() {
+            let layers = [&g.ctrl_in, &g.ctrl_out, &g.pred_in, &g.pred_out];
+            for l in layers.into_iter().flatten() {
                 terms.push(l.weight.val().square().sum());
             }
         }
@@ -535,8 +543,8 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
         StepInputs { x, y, n, noise }
     }
 
-    /// Cross-entropy on the first `n` samples, plus the FLOPs loss (weight `lam`) and the
-    /// consistency loss when they are on.
+    /// Cross-entropy on the first `n` samples, plus the FLOPs loss (weight `lam`), the predictor's
+    /// loss and the consistency loss when they are on.
     fn loss(
         &self,
         out: NetOut<B>,
@@ -563,6 +571,9 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
                 frac
             };
             loss = loss + lf.mul_scalar(lam);
+        }
+        if let Some(lp) = predictor_loss(&out.predictions, n) {
+            loss = loss + lp.mul_scalar(cfg.loss.predictor_weight);
         }
         if self.cons {
             let pa = softmax(out.logits.clone().narrow(0, 0, n), 1);
@@ -635,13 +646,13 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
             train_acc: stats.correct as f64 / seen.max(1) as f64,
             test_acc: eval.test.accuracy,
             val_acc: eval.val.as_ref().map(|v| v.accuracy),
-            savings_nominal: 1.0 - eval.test.macs_nominal / self.macs_full,
-            savings_actual: 1.0 - eval.test.macs_actual / self.macs_full,
+            savings_nominal: 1.0 - eval.chosen().macs_nominal / self.macs_full,
+            savings_actual: 1.0 - eval.chosen().macs_actual / self.macs_full,
             lr: schedule.lr,
             tau: schedule.tau,
             flops_weight: schedule.lam,
             wall_secs: start.elapsed().as_secs_f64(),
-            gates: eval.gates().to_vec(),
+            gates: eval.chosen().gates.clone(),
         };
         observer.on_epoch(&record);
         run.history.push(record);
@@ -683,20 +694,17 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
     ) -> Result<(RunResult, CgResNet<B::InnerBackend>)> {
         let (prep, cfg) = (self.prep, &self.prep.config);
         let valid = model.valid();
-        let inner_device = self.device.clone();
         let eval = match last_eval {
             Some(eval) => eval,
             None => self.evaluate(&valid),
         };
-        let (savings_measured, infer_img_per_s) = if self.gated && cfg.gate.mode == GateMode::Ctrl {
-            let (dense, sparse) = measure_sparse(&valid, prep, &prep.data.test, 256, &inner_device);
-            (Some(1.0 - dense / sparse), sparse)
-        } else {
-            (None, eval.test.img_per_s)
+        let (savings_measured, infer_img_per_s) = match self.measure(&valid) {
+            Some(m) => (Some(m.savings()), m.sparse_img_per_s()),
+            None => (None, eval.test.img_per_s),
         };
         let peak = peak(&run.history);
         let macs_full = self.macs_full;
-        let gates = eval.gates().to_vec();
+        let chosen = eval.chosen().clone();
         let EpochEval { test, val } = eval;
         let result = RunResult {
             config: cfg.clone(),
@@ -712,13 +720,13 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
             train_images: Some(prep.data.train.len()),
             val_images: prep.data.val.as_ref().map(|v| v.data.len()),
             macs_full: prep.macs.full(),
-            macs_executed_nominal: test.macs_nominal,
-            macs_executed_actual: test.macs_actual,
-            savings_nominal: 1.0 - test.macs_nominal / macs_full,
-            savings_actual: 1.0 - test.macs_actual / macs_full,
+            macs_executed_nominal: chosen.macs_nominal,
+            macs_executed_actual: chosen.macs_actual,
+            savings_nominal: 1.0 - chosen.macs_nominal / macs_full,
+            savings_actual: 1.0 - chosen.macs_actual / macs_full,
             savings_measured,
-            predictor_agreement: None,
-            gates,
+            predictor_agreement: chosen.predictor_agreement,
+            gates: chosen.gates,
             train_img_per_s: run.train_images as f64 / run.train_secs.max(1e-9),
             infer_img_per_s,
             wall_secs: run.train_secs,
@@ -732,6 +740,15 @@ impl<'a, B: AutodiffBackend> Setup<'a, B> {
         }
         Ok((result, valid))
     }
+
+    /// Dense against sparse inference of the final weights ([`measure_savings`]), on validation
+    /// when the run has a split, else on the test set; only when the gates decide without F(x).
+    fn measure(&self, model: &CgResNet<B::InnerBackend>) -> Option<Measured> {
+        let data = &self.prep.data;
+        let set = data.val.as_ref().map_or(&data.test, |v| &v.data);
+        let skips = self.gated && !self.prep.config.gate.decision_needs_branch();
+        skips.then(|| measure_savings(model, self.prep, set, self.device))
+    }
 }
 
 /// Both evaluations after an epoch.
@@ -742,10 +759,10 @@ struct EpochEval {
 }
 
 impl EpochEval {
-    /// The gate statistics a record reports: over the validation split when the run has one,
-    /// else over the test set.
-    fn gates(&self) -> &[BlockGateStats] {
-        &self.val.as_ref().unwrap_or(&self.test).gates
+    /// The evaluation whose gate statistics, executed MACs, savings and predictor agreement a
+    /// record reports: on the validation split when the run has one, else on the test set.
+    fn chosen(&self) -> &Evaluation {
+        self.val.as_ref().unwrap_or(&self.test)
     }
 }
 
@@ -868,6 +885,33 @@ mod tests {
                 .collect();
             assert_eq!(peak(&history), expected, "{accs:?}");
         }
+    }
+
+    fn evaluation(accuracy: f64, macs: f64) -> Evaluation {
+        Evaluation {
+            accuracy,
+            macs_nominal: macs,
+            macs_actual: macs,
+            gates: Vec::new(),
+            img_per_s: 1.0,
+            predictor_agreement: Some(accuracy),
+        }
+    }
+
+    #[test]
+    fn gates_macs_and_agreement_are_reported_on_validation_when_there_is_one() {
+        let test = evaluation(0.5, 10.0);
+        let val = evaluation(0.7, 20.0);
+        let both = EpochEval {
+            test: test.clone(),
+            val: Some(val.clone()),
+        };
+        assert_eq!(both.chosen(), &val);
+        let test_only = EpochEval {
+            test: test.clone(),
+            val: None,
+        };
+        assert_eq!(test_only.chosen(), &test);
     }
 
     #[test]
