@@ -12,7 +12,7 @@ use cg_core::BlockGateStats;
 use crate::data::{Batcher, Dataset};
 use crate::model::{CgResNet, GateCtx};
 use crate::predictor::Agreement;
-use crate::prepared::{Prepared, to_tensor};
+use crate::prepared::{Prepared, host_f32, to_tensor};
 
 /// Result of one evaluation with hard gates.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,10 +25,6 @@ pub struct Evaluation {
     /// Share of (block, input) decisions where the predictor and the CIR gate agree (gates with a
     /// predictor only).
     pub predictor_agreement: Option<f64>,
-}
-
-pub(crate) fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().iter::<f32>().collect()
 }
 
 /// Gate decisions counted over an evaluation: per gated block, the samples it opened for (in all

@@ -10,8 +10,8 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 
-use crate::eval::host_f32;
 use crate::model::Prediction;
+use crate::prepared::host_f32;
 
 /// Mean binary cross-entropy with logits over the first `n` samples of every prediction:
 /// `max(l, 0) − l·t + log(1 + e^−|l|)`. Shape `[1]`; `None` without predictions.

@@ -130,3 +130,8 @@ pub(crate) fn to_tensor<B: Backend>(batch: &mut Batch, device: &B::Device) -> Te
         device,
     )
 }
+
+/// A tensor's values on the host, as f32.
+pub(crate) fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().iter::<f32>().collect()
+}

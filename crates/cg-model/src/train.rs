@@ -35,11 +35,11 @@ use crate::checkpoint::{
     CheckpointState, finish_checkpoints, load_checkpoint, load_state, save_checkpoint,
 };
 use crate::data::{Batcher, HeldOut};
-use crate::eval::host_f32;
 pub use crate::eval::{Evaluation, Measured, evaluate, measure_savings};
 use crate::model::{CgResNet, GateCtx, NetOut};
 use crate::predictor::predictor_loss;
 pub use crate::prepared::Prepared;
+use crate::prepared::host_f32;
 use crate::prepared::to_tensor;
 use crate::schedule::{flops_weight, learning_rate, temperature};
 use crate::{Error, Result};

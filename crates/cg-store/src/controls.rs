@@ -21,14 +21,7 @@ impl Store {
         let max_attempts = SubmitOptions::default().max_attempts;
         let jobs: Vec<(&JobSpec, i64)> = jobs.iter().map(|j| (j, 0)).collect();
         let added = in_write_tx!(self, |tx, pg, DB| {
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT name FROM sweeps WHERE name = $1")
-                    .bind(sweep)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if exists.is_none() {
-                return Err(crate::Error::UnknownSweep(sweep.to_string()));
-            }
+            require_sweep!(tx, sweep);
             let added = insert_jobs!(tx, pg, DB, sweep, &jobs, max_attempts, now, false).len();
             sqlx::query(
                 "UPDATE sweeps SET controls_pending = 0, updated_at_ms = $2 WHERE name = $1",

@@ -176,3 +176,17 @@ macro_rules! end_attempt {
             .await?
     };
 }
+
+/// Fails with [`Error::UnknownSweep`](crate::Error::UnknownSweep) unless the sweep `$name` exists,
+/// inside the caller's write transaction `$tx` (of [`in_write_tx!`]), so what follows sees it.
+macro_rules! require_sweep {
+    ($tx:ident, $name:expr) => {{
+        let exists: Option<String> = sqlx::query_scalar("SELECT name FROM sweeps WHERE name = $1")
+            .bind($name)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        if exists.is_none() {
+            return Err($crate::Error::UnknownSweep($name.to_string()));
+        }
+    }};
+}

@@ -2,7 +2,7 @@
 //! Slurm itself is cg-slurm's business; this only keeps the job ids with the sweep.
 
 use crate::store::now_ms;
-use crate::{Error, Result, Store};
+use crate::{Result, Store};
 
 /// One Slurm array that runs workers for a sweep.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -26,14 +26,7 @@ impl Store {
         let now = now_ms();
         let workers = i64::try_from(workers).unwrap_or(i64::MAX);
         in_write_tx!(self, |tx, pg, DB| {
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT name FROM sweeps WHERE name = $1")
-                    .bind(sweep)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if exists.is_none() {
-                return Err(Error::UnknownSweep(sweep.to_string()));
-            }
+            require_sweep!(tx, sweep);
             sqlx::query(
                 "INSERT INTO slurm_jobs (sweep, slurm_job, workers, script, submitted_at_ms) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sweep, slurm_job) DO NOTHING",

@@ -148,14 +148,7 @@ impl Store {
     /// Returns the number of jobs deleted.
     pub async fn delete_sweep(&self, name: &str) -> Result<usize> {
         let deleted = in_write_tx!(self, |tx, pg, DB| {
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT name FROM sweeps WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if exists.is_none() {
-                return Err(Error::UnknownSweep(name.to_string()));
-            }
+            require_sweep!(tx, name);
             sqlx::query(
                 "UPDATE jobs SET sweep = (SELECT MIN(o.sweep) FROM sweep_jobs o \
                                           WHERE o.job_id = jobs.id AND o.sweep <> $1) \
