@@ -3,7 +3,7 @@
 //! the final gate statistics per block ([`BlockGateMean::routes`], cg-core's rule), and a figure
 //! of the front's open rate per block and class when the runs recorded it.
 
-use cg_core::{DatasetKind, ROUTING_SHARE};
+use cg_core::{DatasetKind, ROUTING_SHARE, STATIC_CLOSED};
 
 use super::fronts::sorted_front;
 use super::model::{Report, ReportOptions};
@@ -84,22 +84,42 @@ fn routing_text(g: &BlockGateMean, names: Option<&[&str]>) -> String {
     text
 }
 
-/// The blocks open, and those closed, for nearly every input.
+/// The blocks closed, and those open, for nearly every input (mean open rate over the seeds at
+/// most 1 − [`STATIC_CLOSED`], or at least it: the rule of the `static` control), then those that
+/// each seed keeps static but not the same way (open for every input in some seeds, closed in
+/// others).
 fn static_text(gates: &[&BlockGateMean]) -> String {
-    let pick = |open: bool| -> Vec<usize> {
+    let side = |g: &BlockGateMean| -> u8 {
+        if g.gate_open_rate <= 1.0 - STATIC_CLOSED {
+            0
+        } else if g.gate_open_rate >= STATIC_CLOSED {
+            1
+        } else {
+            2
+        }
+    };
+    let pick = |which: u8| -> Vec<usize> {
         gates
             .iter()
-            .filter(|g| (g.gate_open_rate >= 0.5) == open)
+            .filter(|g| side(g) == which)
             .map(|g| g.block_idx)
             .collect()
     };
-    let parts: Vec<String> = [(false, "closed"), (true, "open")]
+    let mut parts: Vec<String> = [(0, "closed"), (1, "open")]
         .into_iter()
-        .filter_map(|(open, what)| {
-            let blocks = pick(open);
+        .filter_map(|(which, what)| {
+            let blocks = pick(which);
             (!blocks.is_empty()).then(|| format!("{} {what} for every input", blocks_text(&blocks)))
         })
         .collect();
+    parts.extend(gates.iter().filter(|g| side(g) == 2).map(|g| {
+        format!(
+            "block {} open for every input in some seeds and closed in others ({} open over \
+             the seeds)",
+            g.block_idx,
+            percent(g.gate_open_rate)
+        )
+    }));
     parts.join(", ")
 }
 
@@ -112,7 +132,7 @@ pub(super) fn routing_line(c: &Configuration, names: Option<&[&str]>) -> String 
     let (routing, fixed): (Vec<&BlockGateMean>, Vec<&BlockGateMean>) =
         c.gates.iter().partition(|g| g.routes());
     if routing.is_empty() {
-        if fixed.iter().all(|g| g.gate_open_rate >= 0.5) {
+        if fixed.iter().all(|g| g.gate_open_rate >= STATIC_CLOSED) {
             return format!("{head}: static: every block open for every input (the full network).");
         }
         return format!("{head}: static: {}.", static_text(&fixed));
@@ -247,6 +267,14 @@ mod tests {
         assert_eq!(
             routing_text(&gates[2], Some(&names)),
             "block 3 open for 34% of inputs, 81% of class 'coat', 2% of class 'bag'"
+        );
+        // Seeds that disagree on a static block are said to.
+        let split = [gate(0, 0.0, 0.0, None), gate(2, 1.0 / 3.0, 0.0, None)];
+        let refs: Vec<&BlockGateMean> = split.iter().collect();
+        assert_eq!(
+            static_text(&refs),
+            "block 0 closed for every input, block 2 open for every input in some seeds and \
+             closed in others (33% open over the seeds)"
         );
         // A block at 97% open has a routing share under 5%: static.
         assert!(!gate(2, 0.97, 0.03, None).routes());
