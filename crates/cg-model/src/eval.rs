@@ -46,13 +46,9 @@ impl GateCounts {
         }
     }
 
-    /// Adds one batch: its labels, each block's gate values (one per sample) and CIRs.
-    fn add<B: Backend>(
-        &mut self,
-        labels: &[i32],
-        gates: Vec<Tensor<B, 1>>,
-        cirs: Vec<Tensor<B, 1>>,
-    ) {
+    /// Adds one batch: its labels, each block's applied gate values (one per sample, read to the
+    /// host) and CIRs.
+    fn add<B: Backend>(&mut self, labels: &[i32], gate_rows: &[Vec<f32>], cirs: Vec<Tensor<B, 1>>) {
         let class = |l: &i32| usize::try_from(*l).unwrap_or(0);
         for l in labels {
             let c = class(l);
@@ -64,7 +60,6 @@ impl GateCounts {
             }
             self.class_n[c] += 1;
         }
-        let gate_rows: Vec<Vec<f32>> = gates.into_iter().map(host_f32).collect();
         for (k, c) in cirs.into_iter().enumerate() {
             self.cir_sum[k] += host_f32(c).iter().map(|v| f64::from(*v)).sum::<f64>();
         }
@@ -143,8 +138,10 @@ pub fn evaluate<B: Backend>(
             .zip(&batch.labels)
             .filter(|(p, l)| **p == i64::from(**l))
             .count();
-        counts.add(&batch.labels, out.gates, out.cirs);
-        agreement.add(out.predictions, prep.config.gate.p_threshold);
+        // Read once: the counts and the predictor's agreement both use the applied decisions.
+        let gate_rows: Vec<Vec<f32>> = out.gates.into_iter().map(host_f32).collect();
+        counts.add(&batch.labels, &gate_rows, out.cirs);
+        agreement.add(&gate_rows, out.predictions);
     }
     let secs = start.elapsed().as_secs_f64();
     let n = data.len().max(1) as f64;

@@ -4,7 +4,8 @@
 //! block's predictor logit and the CIR gate's hard decision on the same input (the target detached,
 //! the predictor's input detached), averaged over the gated blocks and the clean samples (the first
 //! `n` of a batch doubled by the consistency loss). Evaluation counts the (block, input) decisions
-//! where the predictor (σ(pred) ≥ p_threshold) and the CIR gate agree.
+//! where the predictor's applied decision (σ(pred) ≥ p_threshold, as the forward pass took it) and
+//! the CIR gate's agree.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
@@ -39,14 +40,17 @@ pub struct Agreement {
 }
 
 impl Agreement {
-    /// Adds one batch's predictions (each block's logits and the CIR gate's decisions).
-    pub(crate) fn add<B: Backend>(&mut self, predictions: Vec<Prediction<B>>, p_threshold: f64) {
-        for p in predictions {
-            let predicted = host_f32(p.logit);
+    /// Adds one batch: each gated block's applied decisions (`gate_rows`, read to the host by the
+    /// evaluation: with a predictor they are its decisions) against the CIR gate's (`cir_open`).
+    pub(crate) fn add<B: Backend>(
+        &mut self,
+        gate_rows: &[Vec<f32>],
+        predictions: Vec<Prediction<B>>,
+    ) {
+        for (row, p) in gate_rows.iter().zip(predictions) {
             let cir_open = host_f32(p.cir_open);
-            for (logit, open) in predicted.iter().zip(&cir_open) {
-                let says_open = sigmoid_of(*logit) >= p_threshold;
-                self.agreed += usize::from(says_open == (*open > 0.5));
+            for (gate, open) in row.iter().zip(&cir_open) {
+                self.agreed += usize::from((*gate > 0.5) == (*open > 0.5));
                 self.decisions += 1;
             }
         }
@@ -56,12 +60,6 @@ impl Agreement {
     pub fn share(&self) -> Option<f64> {
         (self.decisions > 0).then(|| self.agreed as f64 / self.decisions as f64)
     }
-}
-
-/// σ(x) in f64, as the tensor's `sigmoid` decides on the device (f32 logits).
-fn sigmoid_of(x: f32) -> f64 {
-    let p = 1.0 / (1.0 + (-x).exp());
-    f64::from(p)
 }
 
 #[cfg(test)]
@@ -94,12 +92,14 @@ mod tests {
     fn agreement_counts_matching_decisions() {
         let mut a = Agreement::default();
         assert_eq!(a.share(), None);
+        // The applied (predictor) decisions, as σ(3) σ(−3) and σ(−1) σ(0.5) at threshold 0.5.
+        let rows = [vec![1.0, 0.0], vec![0.0, 1.0]];
         a.add(
+            &rows,
             vec![
                 prediction(vec![3.0, -3.0], vec![1.0, 1.0]),
                 prediction(vec![-1.0, 0.5], vec![0.0, 1.0]),
             ],
-            0.5,
         );
         assert_eq!(
             a,
