@@ -36,21 +36,20 @@ use crate::Result;
 use crate::search::search_finished;
 
 /// Plans and submits the sweep's controls when they are pending, its search (if any) has finished
-/// and none of its other jobs is queued or running; returns the number of jobs added (0 when it
+/// and none of its jobs is queued or running (controls from before a merge included: they end
+/// first); returns the number of jobs added (0 when it
 /// did nothing, or when every control was stored already). Idempotent: the store clears the
 /// pending flag in the transaction that queues the jobs.
 pub async fn advance_controls(store: &Store, sweep: &str) -> Result<usize> {
     let summary = store.sweep(sweep).await?;
-    if !summary.controls_pending || !search_finished(store, sweep).await? {
+    // From the summary's counts, so a result that leaves jobs to run loads no records.
+    if !summary.controls_pending
+        || !summary.counts.is_finished()
+        || !search_finished(store, sweep).await?
+    {
         return Ok(0);
     }
     let records = store.job_records(sweep).await?;
-    let busy = records.iter().any(|r| {
-        r.control().is_none() && matches!(r.status, JobStatus::Queued | JobStatus::Running)
-    });
-    if busy {
-        return Ok(0);
-    }
     let jobs = plan_controls(&summary.info, &records);
     let added = store.submit_controls(sweep, &jobs).await?;
     if added > 0 {
