@@ -123,6 +123,15 @@ pub struct ModelSpec {
     pub removed_blocks: Vec<usize>,
 }
 
+impl ModelSpec {
+    /// Whether block `b` (an index into all blocks, as `gates[].block_idx`) halves the side: the
+    /// first block of the second and third stages. Such a block cannot be removed.
+    pub fn block_downsamples(&self, b: usize) -> bool {
+        let per_stage = self.depth.saturating_sub(2) / 6;
+        per_stage > 0 && b > 0 && b.is_multiple_of(per_stage)
+    }
+}
+
 impl Default for ModelSpec {
     fn default() -> Self {
         Self {
@@ -718,7 +727,7 @@ impl Problems {
                         m.depth
                     ),
                 );
-            } else if b > 0 && per_stage > 0 && b % per_stage == 0 {
+            } else if m.block_downsamples(b) {
                 self.bad(
                     "model.removed_blocks",
                     format!("block {b} downsamples (stride 2) and cannot be removed"),
@@ -970,6 +979,28 @@ mod tests {
 
     fn base() -> RunConfig {
         RunConfig::from_json(serde_json::json!({"dataset": {"kind": "synthetic"}})).unwrap()
+    }
+
+    #[test]
+    fn removed_blocks_must_exist_keep_their_shape_and_increase() {
+        // Depth 20: blocks 0–8, blocks 3 and 6 open stages 2 and 3 (stride 2).
+        let downsampling: Vec<usize> = (0..9)
+            .filter(|b| base().model.block_downsamples(*b))
+            .collect();
+        assert_eq!(downsampling, [3, 6]);
+        for (removed, bad) in [
+            (vec![1, 4], false),
+            (vec![0, 1, 2, 4, 5, 7, 8], false),
+            (vec![3], true),
+            (vec![9], true),
+            (vec![4, 1], true),
+            (vec![1, 1], true),
+        ] {
+            let mut c = base();
+            c.model.removed_blocks = removed.clone();
+            let found = c.problems().iter().any(|p| p.key == "model.removed_blocks");
+            assert_eq!(found, bad, "{removed:?}");
+        }
     }
 
     #[test]

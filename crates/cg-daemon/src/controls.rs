@@ -28,7 +28,7 @@ use cg_core::{
     CONTROL_KEY, CONTROL_OF_KEY, Control, DatasetKind, GateSpec, JobRecord, JobSpec, JobStatus,
     LossSpec, ModelKind, ModelSpec, RunConfig, RunResult, STATIC_CLOSED, SweepInfo,
 };
-use cg_model::macs::{MacsTable, block_shapes};
+use cg_model::macs::MacsTable;
 use cg_store::Store;
 use serde_json::{Map, Value as Json};
 
@@ -213,10 +213,6 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 /// open rate over its seeds' final gate statistics ≤ 1 − it), in increasing order, stride-2 blocks
 /// left out (a static control cannot remove them).
 pub fn closed_blocks(model: &ModelSpec, runs: &[&RunResult]) -> Vec<usize> {
-    let strides: Vec<usize> = block_shapes(model, 32, true)
-        .iter()
-        .map(|b| b.stride)
-        .collect();
     let mut rates: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for run in runs {
         for g in &run.gates {
@@ -225,7 +221,7 @@ pub fn closed_blocks(model: &ModelSpec, runs: &[&RunResult]) -> Vec<usize> {
     }
     rates
         .into_iter()
-        .filter(|(idx, _)| strides.get(*idx) == Some(&1))
+        .filter(|(idx, _)| !model.block_downsamples(*idx))
         .filter(|(_, r)| mean(r.iter().copied()) <= 1.0 - STATIC_CLOSED)
         .map(|(idx, _)| idx)
         .collect()
