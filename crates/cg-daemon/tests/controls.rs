@@ -5,9 +5,11 @@
 //! stopped rung job), one job per seed, and configurations whose control networks are the same
 //! share one job that lists both.
 
+mod common;
+
 use cg_core::{
     BlockGateStats, Control, DatasetKind, DatasetSpec, JobRecord, JobSpec, JobStatus, ModelKind,
-    Provenance, RunConfig, RunResult, SweepInfo, SyntheticSpec,
+    RunConfig, RunResult, SweepInfo, SyntheticSpec,
 };
 use cg_daemon::plan_controls;
 use cg_model::macs::MacsTable;
@@ -67,36 +69,13 @@ fn gates(open: [f64; 6]) -> Vec<BlockGateStats> {
 
 fn result(config: &RunConfig, acc: f64, savings: f64, nominal: f64, open: [f64; 6]) -> RunResult {
     RunResult {
-        config: config.clone(),
-        provenance: Provenance {
-            cg_version: "test".into(),
-            git_commit: None,
-            burn_version: "0.21.0".into(),
-            device: "cpu".into(),
-            backend: "flex".into(),
-            hostname: None,
-            finished_at: None,
-            val_split: None,
-        },
-        history: Vec::new(),
-        test_acc_final: acc,
-        test_acc_peak: acc,
-        peak_epoch: 0,
-        val_acc_final: None,
-        val_acc_peak: None,
-        train_images: None,
-        val_images: None,
         macs_full: plain_macs(config.model.width),
         macs_executed_nominal: nominal,
         macs_executed_actual: nominal,
         savings_nominal: savings,
         savings_actual: savings,
-        savings_measured: None,
-        predictor_agreement: None,
         gates: gates(open),
-        train_img_per_s: 1.0,
-        infer_img_per_s: 1.0,
-        wall_secs: 1.0,
+        ..common::result(config.clone(), acc)
     }
 }
 

@@ -2,10 +2,12 @@
 //! top-rung (full-budget) configurations, never seen by the search's decisions; the sweep
 //! finishes only once they have ended. Results are made up (no training).
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use cg_core::{BlockGateStats, Provenance, RunConfig, RunResult};
+use cg_core::{BlockGateStats, RunConfig, RunResult};
 use cg_store::{Store, SubmitOptions};
 use cg_sweep::LoadOptions;
 
@@ -29,32 +31,6 @@ controls: [static]
 fn result(config: RunConfig) -> RunResult {
     let t = config.gate.threshold;
     RunResult {
-        config,
-        provenance: Provenance {
-            cg_version: "test".into(),
-            git_commit: None,
-            burn_version: "0.21.0".into(),
-            device: "cpu".into(),
-            backend: "flex".into(),
-            hostname: None,
-            finished_at: None,
-            val_split: None,
-        },
-        history: Vec::new(),
-        test_acc_final: 0.5 + 0.2 * t,
-        test_acc_peak: 0.5 + 0.2 * t,
-        peak_epoch: 0,
-        val_acc_final: None,
-        val_acc_peak: None,
-        train_images: None,
-        val_images: None,
-        macs_full: 2_000_000,
-        macs_executed_nominal: 1.0e6,
-        macs_executed_actual: 1.0e6,
-        savings_nominal: 0.5,
-        savings_actual: 0.5,
-        savings_measured: None,
-        predictor_agreement: None,
         gates: vec![BlockGateStats {
             block_idx: 0,
             gate_open_rate: 0.0,
@@ -62,9 +38,7 @@ fn result(config: RunConfig) -> RunResult {
             routing_share: Some(0.0),
             class_open_rates: None,
         }],
-        train_img_per_s: 1.0,
-        infer_img_per_s: 1.0,
-        wall_secs: 1.0,
+        ..common::result(config, 0.5 + 0.2 * t)
     }
 }
 

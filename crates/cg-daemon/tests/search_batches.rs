@@ -6,12 +6,14 @@
 //! over the stored log (a restarted coordinator) changes nothing. On SQLite, and on PostgreSQL
 //! when `CG_TEST_PG_URL` is set (see `.ci/postgres.sh`).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cg_core::{DecisionKind, JobStatus, Provenance, RunResult};
+use cg_core::{DecisionKind, JobStatus, RunResult};
 use cg_search::{Observation, Search};
 use cg_store::{Store, SubmitOptions};
 use cg_sweep::{LoadOptions, Sweep};
@@ -67,36 +69,11 @@ fn result(config: cg_core::RunConfig, id: &str) -> RunResult {
     let acc = 0.5 + 0.4 * unit(id, 1);
     let macs = 1.0e6 * (1.0 + unit(id, 2));
     RunResult {
-        config,
-        provenance: Provenance {
-            cg_version: "test".into(),
-            git_commit: None,
-            burn_version: "0.21.0".into(),
-            device: "cpu".into(),
-            backend: "flex".into(),
-            hostname: None,
-            finished_at: None,
-            val_split: None,
-        },
-        history: Vec::new(),
-        test_acc_final: acc,
-        test_acc_peak: acc,
-        peak_epoch: 0,
-        val_acc_final: None,
-        val_acc_peak: None,
-        train_images: None,
-        val_images: None,
-        macs_full: 2_000_000,
         macs_executed_nominal: macs,
         macs_executed_actual: macs,
         savings_nominal: 1.0 - macs / 2.0e6,
         savings_actual: 1.0 - macs / 2.0e6,
-        savings_measured: None,
-        predictor_agreement: None,
-        gates: Vec::new(),
-        train_img_per_s: 1.0,
-        infer_img_per_s: 1.0,
-        wall_secs: 1.0,
+        ..common::result(config, acc)
     }
 }
 

@@ -3,6 +3,8 @@
 //! test and validation accuracies disagree are promoted by validation, never by test. Without a
 //! split, the same objective reads test accuracy.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,37 +31,16 @@ reference_point: [0.0]
 /// (when `val`) falls with it: the two disagree on every pair.
 fn result(config: RunConfig, val: bool) -> RunResult {
     let t = config.gate.threshold;
+    let base = common::result(config, 0.5 + 0.2 * t);
     RunResult {
-        config,
         provenance: Provenance {
-            cg_version: "test".into(),
-            git_commit: None,
-            burn_version: "0.21.0".into(),
-            device: "cpu".into(),
-            backend: "flex".into(),
-            hostname: None,
-            finished_at: None,
             val_split: val.then(|| "split".into()),
+            ..base.provenance.clone()
         },
-        history: Vec::new(),
-        test_acc_final: 0.5 + 0.2 * t,
-        test_acc_peak: 0.5 + 0.2 * t,
-        peak_epoch: 0,
         val_acc_final: val.then_some(0.9 - 0.2 * t),
         val_acc_peak: val.then_some(0.9 - 0.2 * t),
-        train_images: None,
         val_images: val.then_some(16),
-        macs_full: 2_000_000,
-        macs_executed_nominal: 1.0e6,
-        macs_executed_actual: 1.0e6,
-        savings_nominal: 0.5,
-        savings_actual: 0.5,
-        savings_measured: None,
-        predictor_agreement: None,
-        gates: Vec::new(),
-        train_img_per_s: 1.0,
-        infer_img_per_s: 1.0,
-        wall_secs: 1.0,
+        ..base
     }
 }
 
